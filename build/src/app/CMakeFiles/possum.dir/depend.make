@@ -1,0 +1,2 @@
+# Empty dependencies file for possum.
+# This may be replaced when dependencies are built.

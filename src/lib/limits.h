@@ -1,0 +1,38 @@
+/*
+ * limits.h: every limit possum enforces, in one place (after sqliteLimit.h).
+ * A limit is a ceiling on something an outsider can make us allocate or loop over.
+ */
+#ifndef PX_LIMITS_H
+#define PX_LIMITS_H
+
+/* lib */
+#define PX_ERRMSG_MAX            256      /* bytes in a px_error message, NUL included */
+#define PX_LOG_LINE_MAX          2048     /* one log line, after formatting */
+#define PX_CONFIG_ENTRIES_MAX    512      /* key = value pairs in one config file */
+#define PX_CONFIG_VALUE_MAX      1024     /* bytes in one config value */
+#define PX_CONFIG_NAME_MAX       64       /* bytes in a section or key name */
+#define PX_PATH_MAX              1024     /* bytes in a file path */
+
+/* network */
+#define PX_FRAME_MAX_DEFAULT     4096     /* default largest framed TCP message (bytes) */
+#define PX_FRAME_MAX_CEILING     65535    /* a 2-byte length cannot say more */
+#define PX_CONN_MAX_DEFAULT      1024     /* default open connections per listener */
+#define PX_IDLE_TIMEOUT_MS_DEFAULT 60000  /* default idle time before a connection closes */
+#define PX_OUTPUT_MAX_DEFAULT    (256 * 1024) /* unsent bytes queued per connection before reads pause */
+#define PX_HTTP_BODY_MAX_DEFAULT (64 * 1024)  /* default largest HTTP request body */
+#define PX_HTTP_HEADERS_MAX      (16 * 1024)  /* largest HTTP request header block */
+#define PX_HTTP_ROUTES_MAX       128      /* routes on one HTTP server */
+#define PX_METRICS_MAX           256      /* distinct metric series */
+#define PX_LISTENERS_MAX         16       /* listeners in one daemon */
+#define PX_SERVICES_MAX          16       /* services in one daemon */
+
+/* ISO 8583 */
+#define PX_ISO_FIELDS            128      /* fields 1..128 (1 is the secondary bitmap) */
+#define PX_ISO_FIELD_MAX         999      /* longest field value (LLLVAR) */
+#define PX_ISO_MSG_MAX           4096     /* longest packed message, framing included */
+
+/* store */
+#define PX_STORE_PARAMS_MAX      32       /* bound parameters in one statement */
+#define PX_STORE_STMT_CACHE      128      /* prepared statements cached per connection */
+
+#endif
