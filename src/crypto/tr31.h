@@ -53,7 +53,7 @@ int crypto_tr31_header_init(crypto_tr31_header *h, char version, const char *usa
 int crypto_tr31_header_add_opt(crypto_tr31_header *h, const char *id, const char *data,
                                size_t len, px_error *e);
 
-/* Find an optional block by ID: PX_OK with *data/*len, or PX_ENOTFOUND. */
+/* Find an optional block by ID: PX_OK with *data and *len, or PX_ENOTFOUND. */
 int crypto_tr31_header_find_opt(const crypto_tr31_header *h, const char *id,
                                 const char **data, size_t *len);
 
