@@ -34,5 +34,28 @@
 /* store */
 #define PX_STORE_PARAMS_MAX      32       /* bound parameters in one statement */
 #define PX_STORE_STMT_CACHE      128      /* prepared statements cached per connection */
+#define PX_STORE_VALUE_MAX       (16 * 1024 * 1024) /* bytes in one bound or read text/blob value */
+#define PX_STORE_SQL_MAX         (64 * 1024) /* bytes of SQL in one prepared statement */
+#define PX_STORE_CONNINFO_MAX    1024     /* bytes in a PostgreSQL conninfo, NUL included */
+#define PX_STORE_MIGRATIONS_MAX  9999     /* migrations in one list (NNNN_ file names) */
+#define PX_STORE_BUSY_MAX_MS     600000   /* longest configurable lock wait */
+
+/* net */
+#define PX_NET_ADDR_MAX          264      /* "host:port" text, [v6] brackets and NUL included */
+#define PX_NET_NAME_MAX          32       /* a listener's or link's name (metrics label) */
+#define PX_CONN_MAX_CEILING      100000   /* largest configurable max_connections */
+#define PX_OUTPUT_MAX_CEILING    (64 * 1024 * 1024) /* largest configurable max_output */
+#define PX_HTTP_BODY_MAX_CEILING (64 * 1024 * 1024) /* largest configurable HTTP max_body */
+#define PX_HTTP_HEADER_COUNT_MAX 64       /* header fields in one HTTP request */
+#define PX_HTTP_SEGMENTS_MAX     16       /* path segments in one HTTP request */
+#define PX_HTTP_REPLY_HEADERS_MAX 4096    /* extra header bytes a handler may add to a reply */
+#define PX_TLS_NAME_MAX          256      /* certificate subject CN or server name, NUL included */
+#define PX_LINK_BACKOFF_MAX_MS   60000    /* longest pause between reconnect attempts */
+
+/* iso8583 */
+#define PX_ISO_TPDU_MAX          8        /* TPDU bytes a dialect may frame (UnionPay: 5) */
+#define PX_ISO_HEADER_MAX        16       /* message-header bytes a dialect may frame (UnionPay: 6) */
+#define PX_ISO_DATA_MAX          (2 * PX_ISO_MSG_MAX + 256) /* decoded value bytes held by one iso8583_msg */
+#define PX_ISO_DUMP_MAX          (64 * 1024) /* bytes of one human-readable message dump */
 
 #endif
