@@ -58,4 +58,17 @@
 #define PX_ISO_DATA_MAX          (2 * PX_ISO_MSG_MAX + 256) /* decoded value bytes held by one iso8583_msg */
 #define PX_ISO_DUMP_MAX          (64 * 1024) /* bytes of one human-readable message dump */
 
+/* hsm */
+#define PX_HSM_LABEL_MAX         64       /* bytes in a key label, NUL included */
+#define PX_HSM_CALLER_MAX        64       /* bytes in an audit caller identifier, NUL included */
+#define PX_HSM_KEYBLOCK_MAX      1024     /* characters in a key block under the LMK, NUL included */
+#define PX_HSM_KCV_HEX_MAX       17       /* hex characters of a key check value, NUL included */
+#define PX_HSM_KEYS_LOADED_MAX   262144   /* key handles loaded at once in one hsm */
+#define PX_HSM_DATA_MAX          (64 * 1024) /* bytes MACed, encrypted or decrypted in one call */
+#define PX_HSM_SECRET_MAX        256      /* bytes in an LMK passphrase or token PIN, NUL included */
+#define PX_HSM_LMK_FILE_MAX      4096     /* bytes in a soft LMK file */
+#define PX_HSM_AUDIT_LINE_MAX    1024     /* bytes in one audit log line, newline included */
+#define PX_HSM_AUDIT_PENDING_MAX (256 * 1024) /* audit bytes buffered before a forced write */
+#define PX_HSM_AUDIT_FLUSH_MS_MAX 60000   /* longest configurable audit flush interval */
+
 #endif
