@@ -50,7 +50,7 @@ typedef struct store_migration {
 typedef struct store_config {
     store_backend backend;
     char path[PX_PATH_MAX];  /* sqlite: database file, e.g. var/possum.db */
-    char conninfo[1024];     /* postgres: libpq conninfo or URI */
+    char conninfo[PX_STORE_CONNINFO_MAX]; /* postgres: libpq conninfo or URI */
     int64_t busy_timeout_ms; /* longest wait for a lock before PX_ETIMEOUT */
     int synchronous_full;    /* 1: a returned commit survives power loss (default) */
     /* Migrations to apply; NULL = the set built into the library (store_migrations_builtin).
@@ -112,7 +112,9 @@ int store_step(store_stmt *st, px_error *e);
 static inline int store_is_retryable(int rc) { return rc == STORE_ERETRY; }
 
 /* Columns of the current row (0-based). Pointers stay valid until the next step or done.
- * NULL reads as 0 / NULL; an empty blob is a non-NULL pointer with *n == 0. */
+ * NULL reads as 0 / NULL; an empty blob is a non-NULL pointer with *n == 0.
+ * col_int64 of a value that is not a whole number reads as 0 on PostgreSQL (SQLite converts
+ * as it does); store_column_count is known once store_step has run. */
 int store_column_count(store_stmt *st);
 int64_t store_col_int64(store_stmt *st, int col);
 const char *store_col_text(store_stmt *st, int col);

@@ -25,7 +25,8 @@ typedef enum store_run { STORE_RUN_FRESH = 0, STORE_RUN_ROWS, STORE_RUN_DONE } s
 
 struct store_stmt {
     store *s;
-    char *sql;
+    char *sql;               /* as the caller wrote it: the cache key, quoted in errors */
+    char *exec_sql;          /* as the backend runs it (store_sql_for_backend) */
     uint64_t hash;           /* of sql, for the cache */
     int cached;              /* lives in s->cache (else freed by store_done) */
     int in_use;              /* handed out by store_prepare, not yet done */
@@ -33,6 +34,7 @@ struct store_stmt {
     store_value params[PX_STORE_PARAMS_MAX + 1]; /* index 1..PX_STORE_PARAMS_MAX */
     int nparams;             /* highest index bound */
     int bind_rc;             /* first bind error, returned by store_step */
+    int bind_idx;            /* ... and the parameter it concerned */
     store_run run;
     int64_t changes;
     void *impl;              /* backend statement state */
@@ -80,7 +82,8 @@ extern const store_ops store_pg_ops;
  * type word BLOB to BYTEA outside quotes and comments. */
 int store_sql_for_backend(const char *sql, store_backend b, px_buf *out, px_error *e);
 
-/* "INSERT INTO t (a, b) VALUES ($1..." cut to a short, single-line excerpt for messages. */
+/* "INSERT INTO t (a, b) VALUES ($1..." cut to a short, single-line excerpt for messages;
+ * the contents of string literals are shown as '?' (a literal could hold a PAN). */
 void store_sql_excerpt(const char *sql, char *out, size_t outsz);
 
 /* Apply pending migrations (store.c / migrate.c). */
