@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 #include "lib/buf.h"
+#include "lib/err.h"
 
 typedef struct net_metric net_metric;
 

@@ -116,7 +116,11 @@ int net_frame_server_close_conn(net_frame_server *srv, uint64_t conn_id);
 int net_frame_server_peer_cn(net_frame_server *srv, uint64_t conn_id, char *out,
                              size_t outsz);
 
+/* Connections open or closing. */
 size_t net_frame_server_conn_count(const net_frame_server *srv);
+
+/* Bytes queued for conn_id and not yet written to its socket. PX_ENOTFOUND if gone. */
+int net_frame_server_pending(net_frame_server *srv, uint64_t conn_id, size_t *bytes);
 
 /* ---- blocking framed client (CLI tools, simulators, tests) ------------------------ */
 
@@ -138,6 +142,11 @@ int net_client_send_raw(net_client *c, const void *data, size_t len, px_error *e
  * then unusable). */
 int net_client_recv_frame(net_client *c, uint8_t *buf, size_t cap, size_t *len,
                           int64_t timeout_ms, px_error *e);
+
+/* Receive whatever bytes arrive next (at most cap) within timeout_ms: raw protocols and
+ * tests. *len 0 with PX_OK never happens; end of stream is PX_ENET. */
+int net_client_recv_raw(net_client *c, uint8_t *buf, size_t cap, size_t *len,
+                        int64_t timeout_ms, px_error *e);
 
 /* Subject CN of the server's certificate (TLS only). */
 int net_client_peer_cn(net_client *c, char *out, size_t outsz);
