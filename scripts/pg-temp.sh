@@ -15,6 +15,7 @@
 # "postgres", which the postgresql package creates) and DIR is handed to that user; every
 # parent of DIR must let that user through (mktemp -d under /tmp does).
 # PostgreSQL binaries: $PGBIN, else the newest /usr/lib/postgresql/*/bin.
+# $PG_TEMP_OPTIONS adds server options, e.g. "-c fsync=on" for a durable benchmark.
 set -euo pipefail
 
 MARK=.possum-pg-temp
@@ -64,7 +65,7 @@ start() {
     p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
     port_is_free "$p" || continue
     if as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o \
-        "-c listen_addresses=127.0.0.1 -p $p -k $dir/sock -c fsync=off -c full_page_writes=off -c max_connections=50" \
+        "-c listen_addresses=127.0.0.1 -p $p -k $dir/sock -c fsync=off -c full_page_writes=off -c max_connections=50 ${PG_TEMP_OPTIONS:-}" \
         start >/dev/null 2>&1; then
       port=$p
       break

@@ -236,8 +236,8 @@ static void pg_finalize(store_stmt *st)
     store *s = st->s;
     pg_reset(st);
     pg_blobs_free(q, 1);
-    /* Dropped with the session anyway when the connection was lost since. */
-    if (q->name[0] != 0 && q->generation == s->generation && !s->broken) {
+    /* Dropped with the session anyway when the connection was lost or is closing. */
+    if (q->name[0] != 0 && q->generation == s->generation && !s->broken && !s->closing) {
         char sql[40];
         snprintf(sql, sizeof sql, "DEALLOCATE %s", q->name);
         (void)pg_exec(s, sql, NULL);

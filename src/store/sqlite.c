@@ -192,6 +192,22 @@ static int sq_map_params(store_stmt *st, sq_stmt *q, px_error *e)
     return PX_OK;
 }
 
+/* Is the text after the first statement empty of statements (blanks, ';', comments)? */
+static int sq_only_comments(store *s, const char *tail)
+{
+    sqlite3_stmt *h = NULL;
+    while (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';')
+        tail++;
+    if (*tail == 0)
+        return 1;
+    if (sqlite3_prepare_v2(s->db, tail, -1, &h, NULL) != SQLITE_OK) {
+        sqlite3_finalize(h);
+        return 0;
+    }
+    sqlite3_finalize(h);
+    return h == NULL;
+}
+
 static int sq_prepare(store_stmt *st, px_error *e)
 {
     store *s = st->s;
@@ -206,13 +222,9 @@ static int sq_prepare(store_stmt *st, px_error *e)
         rc = sq_error(s, rc, NULL, st->sql, e);
     else if (q->h == NULL)
         rc = sq_error(s, SQLITE_MISUSE, "no SQL statement", st->sql, e);
-    else {
-        while (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';')
-            tail++;
-        rc = *tail != 0 ? sq_error(s, SQLITE_ERROR, "more than one statement (use store_exec)",
-                                   st->sql, e)
-                        : sq_map_params(st, q, e);
-    }
+    else
+        rc = sq_only_comments(s, tail) ? sq_map_params(st, q, e)
+             : sq_error(s, SQLITE_ERROR, "more than one statement (use store_exec)", st->sql, e);
     if (rc != PX_OK) {
         sqlite3_finalize(q->h);
         free(q);

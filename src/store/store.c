@@ -142,6 +142,7 @@ void store_close(store *s)
     if (s == NULL)
         return;
     store_rollback(s);
+    s->closing = 1;
     for (size_t i = 0; i < s->ncache; i++) {
         /* A statement still handed out is a caller bug; it dangles either way. */
         (void)PX_BUG(s->cache[i]->in_use);
@@ -296,6 +297,8 @@ static int stmt_new(store *s, const char *sql, uint64_t h, store_stmt **out, px_
         return px_error_set(e, PX_ENOMEM, "store: out of memory");
     px_buf_init(&b, PX_STORE_SQL_MAX);
     rc = store_sql_for_backend(sql, s->backend, &b, e);
+    if (rc == PX_OK && b.data == NULL)
+        rc = px_buf_append(&b, "", 0); /* empty SQL: still a string */
     st->exec_sql = (char *)b.data; /* taken over from the buffer */
     st->sql = strdup(sql);
     if (rc == PX_OK && (st->sql == NULL || st->exec_sql == NULL))

@@ -65,6 +65,7 @@ struct store {
     int txn_failed;          /* a statement failed inside the transaction */
     char txn_error[PX_ERRMSG_MAX];
     int broken;              /* connection lost: reconnect before the next transaction */
+    int closing;             /* store_close: server-side cleanup is not worth a round trip */
     uint64_t tick;
     uint64_t stmt_seq;       /* names PostgreSQL prepared statements */
     uint64_t generation;     /* bumped on reconnect: server-side statements are gone */

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,6 +386,12 @@ static void t_returning_and_changes(void **state)
     assert_int_equal(store_changes(st), 1);
     store_done(st);
     assert_int_equal(query_int(s, "SELECT SUM(v) FROM kv"), 1 + 2 + 2 + 100);
+
+    /* Backend sections work in any SQL, e.g. a row lock only PostgreSQL needs. */
+    assert_int_equal(store_begin(s, &err), PX_OK);
+    assert_int_equal(query_int(s, "SELECT v FROM kv WHERE k = 'k9'\n-- @postgres\nFOR UPDATE"),
+                     100);
+    assert_int_equal(store_commit(s, &err), PX_OK);
     assert_int_equal(query_int(s, "SELECT SUM(v) FROM kv WHERE v > 1000"), 0); /* NULL */
     store_close(s);
 }
@@ -571,6 +579,63 @@ static void t_two_writers_one_key(void **state)
     store_close(s);
 }
 
+/* The child commits one row per transaction and reports each commit once store_commit has
+ * returned; it is killed at some point. Never returns. */
+static void commit_until_killed(const store_config *cfg, int fd)
+{
+    store *s = NULL;
+    if (store_open(cfg, &s, NULL) != PX_OK)
+        _exit(3);
+    for (int32_t i = 0; i < 1000000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", (int)i);
+        if (store_begin(s, NULL) != PX_OK || insert_kv(s, k, i, NULL) != STORE_DONE ||
+            store_commit(s, NULL) != PX_OK || write(fd, &i, sizeof i) != (ssize_t)sizeof i)
+            _exit(4);
+    }
+    _exit(5);
+}
+
+/* SIGKILL at any moment loses no commit that had returned, and leaves no half transaction. */
+static void t_sigkill_loses_nothing(void **state)
+{
+    store_config cfg;
+    int32_t i, last = -1;
+    int fd[2], status;
+    pid_t pid;
+    store *s = open_with_kv(&cfg);
+    (void)state;
+    store_close(s);
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        commit_until_killed(&cfg, fd[1]);
+    }
+    close(fd[1]);
+    while (last < 300 && read(fd[0], &i, sizeof i) == (ssize_t)sizeof i)
+        last = i;
+    kill(pid, SIGKILL);
+    while (read(fd[0], &i, sizeof i) == (ssize_t)sizeof i) /* acknowledged before the kill */
+        last = i;
+    close(fd[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    s = open_ok(&cfg);
+    assert_true(query_int(s, "SELECT COUNT(*) FROM kv") >= last + 1);
+    assert_int_equal(query_int(s, "SELECT MIN(v) FROM kv"), 0);
+    assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv") - 1, query_int(s, "SELECT MAX(v) FROM kv"));
+    if (backend == STORE_SQLITE) {
+        store_stmt *st;
+        assert_int_equal(store_prepare(s, "PRAGMA integrity_check", &st, NULL), PX_OK);
+        assert_int_equal(store_step(st, NULL), STORE_ROW);
+        assert_string_equal(store_col_text(st, 0), "ok");
+        store_done(st);
+    }
+    store_close(s);
+}
+
 /* ---- statements ------------------------------------------------------------------------- */
 
 static void t_statement_cache(void **state)
@@ -648,6 +713,7 @@ static void t_errors_name_the_problem(void **state)
     expect_error(s, "SELECT k FROM kv WHERE v = $1 OR v = $2", 1, 0, "WHERE v = $1 OR v = $2");
     expect_error(s, "SELECT k FROM kv WHERE v = ?", 0, 0, "SELECT k FROM kv WHERE v = ?");
     expect_error(s, "SELECT 1; SELECT 2", 0, 0, "SELECT 1; SELECT 2");
+    assert_int_equal(query_int(s, "SELECT 1; -- a comment after the statement"), 1);
     expect_error(s, "INSERT INTO kv (k, v) VALUES ($1, NULL)", 1, 0, "kv");
 
     /* Bind errors surface at step, with the parameter. */
@@ -873,6 +939,7 @@ int main(void)
         cmocka_unit_test(t_reader_during_writer),
         cmocka_unit_test(t_lock_wait_is_retryable),
         cmocka_unit_test(t_two_writers_one_key),
+        cmocka_unit_test(t_sigkill_loses_nothing),
         cmocka_unit_test(t_statement_cache),
         cmocka_unit_test(t_errors_name_the_problem),
         cmocka_unit_test(t_config_bind),
