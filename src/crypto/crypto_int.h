@@ -20,6 +20,11 @@ int crypto_int_expand_key(crypto_alg alg, const uint8_t *key, size_t keylen,
 /* Name of an alg for messages ("TDES", "AES", "DES"). */
 const char *crypto_int_alg_name(crypto_alg alg);
 
+/* CMAC (SP 800-38B) of d1 || d2 with TDES or AES; see crypto_cmac. */
+int crypto_int_cmac2(crypto_alg alg, const uint8_t *key, size_t keylen, const uint8_t *d1,
+                     size_t n1, const uint8_t *d2, size_t n2, uint8_t *mac, size_t maccap,
+                     size_t *maclen, px_error *e);
+
 /* XOR n bytes of b into a. */
 void crypto_int_xor(uint8_t *a, const uint8_t *b, size_t n);
 

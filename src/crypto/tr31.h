@@ -72,6 +72,12 @@ int crypto_tr31_wrap(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_head
                      const uint8_t *key, size_t keylen, char *out, size_t outcap,
                      px_error *e);
 
+/* Wrap with caller-chosen padding bytes instead of random ones (exactly as many as the
+ * block needs: PX_EINVAL otherwise): only to reproduce published examples in tests. */
+int crypto_tr31_wrap_padded(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_header *h,
+                            const uint8_t *key, size_t keylen, const uint8_t *pad,
+                            size_t padlen, char *out, size_t outcap, px_error *e);
+
 /* Same, with the header given as text (its 4-digit length field is ignored and filled in). */
 int crypto_tr31_wrap_str(const uint8_t *kbpk, size_t kbpklen, const char *header,
                          const uint8_t *key, size_t keylen, char *out, size_t outcap,
