@@ -362,10 +362,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)salen;
     if (s->nconns >= (size_t)s->cfg.max_conns || s->nfree == 0) {
-        evutil_closesocket(fd);
         net_metric_add(net_server_metric(s, &s->m_refused, "possum_net_connections_refused_total",
                                          "Connections refused", "reason=\"limit\"", 0),
                        1);
+        evutil_closesocket(fd);
         return;
     }
     c = conn_new(s, fd, sa);

@@ -47,6 +47,16 @@ int net_base_new(struct event_base **out, px_error *e)
     return PX_OK;
 }
 
+void net_base_free(struct event_base *base)
+{
+    if (base == NULL)
+        return;
+    /* a few passes: a finalizer may schedule another (bufferevent, then its SSL) */
+    for (int i = 0; i < 4; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+}
+
 typedef struct post_rec {
     void (*fn)(void *arg);
     void *arg;

@@ -26,8 +26,13 @@ struct event_base;
  * locking, SIGPIPE ignored. */
 int net_init(px_error *e);
 
-/* A new event base (net_init done first). Free with event_base_free(). */
+/* A new event base (net_init done first). Free with net_base_free(). */
 int net_base_new(struct event_base **out, px_error *e);
+
+/* Free a base whose loop has stopped, after every server and link on it was freed: runs
+ * the loop without blocking until libevent's deferred finalizers (closed TLS streams among
+ * them) have run, so nothing is left behind. NULL is fine. */
+void net_base_free(struct event_base *base);
 
 /* Run fn(arg) on base's thread soon; callable from any thread. PX_ENOMEM on failure (then
  * fn is never called). If base is freed first, fn is never called. */

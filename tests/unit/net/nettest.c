@@ -209,7 +209,7 @@ void nt_loop_free(nt_loop *l)
 {
     nt_loop_stop(l);
     event_free(l->keep);
-    event_base_free(l->base);
+    net_base_free(l->base);
 }
 
 typedef struct call_rec {
@@ -287,7 +287,9 @@ static long content_length(const char *head)
 int nt_http_exchange(net_client *c, const char *req, size_t reqlen, int head_only, nt_resp *r)
 {
     static char buf[sizeof r->head + sizeof r->body];
-    size_t have = 0, got, hl = 0;
+    static net_client *carry_for; /* bytes past the last response belong to the next one */
+    static size_t carry;
+    size_t have = carry_for == c ? carry : 0, got, hl = 0;
     long cl = 0;
     char *end;
     memset(r, 0, sizeof *r);
@@ -318,6 +320,9 @@ int nt_http_exchange(net_client *c, const char *req, size_t reqlen, int head_onl
     memcpy(r->body, buf + hl, (size_t)cl);
     r->body[cl] = 0;
     r->body_len = (size_t)cl;
+    carry_for = c;
+    carry = have - hl - (size_t)cl;
+    memmove(buf, buf + hl + cl, carry);
     return r->status;
 }
 
