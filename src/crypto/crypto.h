@@ -99,7 +99,7 @@ int crypto_kcv_verify(crypto_alg alg, const uint8_t *key, size_t keylen, const u
  * match its check value (kcvs[i] of kcvlen bytes; kcvs may be NULL to skip) or the call
  * fails with PX_EAUTH naming the component. 2..CRYPTO_COMPONENTS_MAX components.
  */
-#define CRYPTO_COMPONENTS_MAX 9
+#define CRYPTO_COMPONENTS_MAX PX_KEY_COMPONENTS_MAX
 int crypto_key_combine(crypto_alg alg, const uint8_t *const *components, size_t ncomponents,
                        size_t keylen, const uint8_t *const *kcvs, size_t kcvlen, uint8_t *out,
                        px_error *e);

@@ -16,8 +16,8 @@
 #include "lib/limits.h"
 
 #define CRYPTO_TR31_HEADER_FIXED 16    /* fixed part of the header */
-#define CRYPTO_TR31_OPT_MAX 16         /* optional blocks kept in a header */
-#define CRYPTO_TR31_OPTDATA_MAX 2048   /* characters of optional block data in a header */
+#define CRYPTO_TR31_OPT_MAX PX_TR31_OPT_BLOCKS_MAX  /* optional blocks kept in a header */
+#define CRYPTO_TR31_OPTDATA_MAX PX_TR31_OPTDATA_MAX /* optional block data in a header */
 #define CRYPTO_TR31_BLOCK_MAX 9999     /* the length field has 4 digits */
 #define CRYPTO_TR31_KEY_MAX 64         /* longest clear key carried (bytes) */
 

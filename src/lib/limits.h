@@ -71,4 +71,10 @@
 #define PX_HSM_AUDIT_PENDING_MAX (256 * 1024) /* audit bytes buffered before a forced write */
 #define PX_HSM_AUDIT_FLUSH_MS_MAX 60000   /* longest configurable audit flush interval */
 
+/* crypto */
+#define PX_TR31_OPT_BLOCKS_MAX   16       /* optional blocks kept from one TR-31 header */
+#define PX_TR31_OPTDATA_MAX      2048     /* characters of optional block data in one TR-31 header */
+#define PX_KEY_COMPONENTS_MAX    9        /* clear components combined into one key */
+#define PX_KEYTOOL_DATA_MAX      8192     /* bytes of --data the keytool MACs or enciphers */
+
 #endif
