@@ -69,6 +69,10 @@ void http_req_reset(net_http_req *req, net_conn *c);
 /* Count an error reply under possum_http_errors_total{code}. */
 void http_count_error(net_http_server *s, const char *code);
 
+/* The one error shape as compact JSON text (free() it), never NULL unless out of memory:
+ * msg is cut to printable ASCII first, since it may echo peer bytes. */
+char *http_error_body(int status, const char *code, const char *msg);
+
 /* Count a reply under possum_http_requests_total{class}. */
 void http_count_status(net_http_server *s, int status);
 

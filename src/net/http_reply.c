@@ -125,23 +125,33 @@ int net_http_reply_json(net_http_req *req, int status, json_t *body)
 static const char *const fallback_error =
     "{\"error\":{\"status\":500,\"code\":\"internal\",\"message\":\"internal error\"}}";
 
+char *http_error_body(int status, const char *code, const char *msg)
+{
+    char clean[512];
+    json_t *obj;
+    char *text;
+    size_t i;
+    for (i = 0; msg[i] != 0 && i + 1 < sizeof clean; i++)
+        clean[i] = (unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] > 0x7e ? '?' : msg[i];
+    clean[i] = 0;
+    obj = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message",
+                    clean);
+    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return text;
+}
+
 int net_http_reply_error(net_http_req *req, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
-    json_t *obj;
     char *text;
     int rc;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++) /* peer bytes may be echoed: keep it printable ASCII */
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
     http_count_error(req->srv, code);
-    obj = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message", msg);
-    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
+    text = http_error_body(status, code, msg);
     rc = net_http_reply(req, text ? status : 500, "application/json", text ? text : fallback_error,
                         strlen(text ? text : fallback_error));
     free(text);
