@@ -83,7 +83,7 @@ void crypto_des_set_odd_parity(uint8_t *key, size_t keylen);
 int crypto_des_has_odd_parity(const uint8_t *key, size_t keylen);
 
 /*
- * Key check values (X9.24-1:2017 Annex A / ASC X9 TR 39): TDES (and DES): the first 3 bytes
+ * Key check values (X9.24-1:2017 / ASC X9 TR 39): TDES (and DES): the first 3 bytes
  * of a zero block encrypted under the key; AES: the first 5 bytes of AES-CMAC over a zero
  * block (16 bytes of 00). out receives CRYPTO_KCV_TDES_LEN or CRYPTO_KCV_AES_LEN bytes.
  */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-/* X9.24-1:2009 A.6: the key XOR mask that separates the two halves of the derivations. */
+/* X9.24-1:2009 Annex A: the key XOR mask that separates the two halves of the derivations. */
 static const uint8_t key_mask[16] = {0xC0, 0xC0, 0xC0, 0xC0, 0, 0, 0, 0,
                                      0xC0, 0xC0, 0xC0, 0xC0, 0, 0, 0, 0};
 
@@ -31,7 +31,7 @@ static void ksn_set_counter(uint8_t *ksn_tail3, uint32_t c)
     ksn_tail3[2] = (uint8_t)c;
 }
 
-/* X9.24-1:2009 A.2 "Non-reversible Key Generation Process": new key from a key and the
+/* X9.24-1:2009 Annex A (A.2) "Non-reversible Key Generation Process": new key from a key and the
  * 64-bit crypto register (rightmost KSN bytes with the counter so far). */
 static int nrkgp(const uint8_t key[16], const uint8_t reg[8], uint8_t out[16], px_error *e)
 {
@@ -65,7 +65,7 @@ static void ksn_register(const uint8_t ksn[10], uint32_t c, uint8_t reg[8])
     ksn_set_counter(reg + 5, c);
 }
 
-/* X9.24-1:2009 A.6 "Calculate Initial Key" (IPEK). */
+/* X9.24-1:2009 Annex A (A.6): derivation of the Initial PIN Encryption Key (IPEK). */
 int crypto_dukpt_derive_ipek(const uint8_t bdk[16], const uint8_t ksn[10], uint8_t ipek[16],
                              px_error *e)
 {
@@ -81,7 +81,7 @@ int crypto_dukpt_derive_ipek(const uint8_t bdk[16], const uint8_t ksn[10], uint8
     return rc;
 }
 
-/* X9.24-1:2009 A.6 "Calculate DUKPT Key": one NRKGP per one-bit of the counter, high first. */
+/* X9.24-1:2009 Annex A, host derivation of the current key: one NRKGP per one-bit of the counter, high first. */
 int crypto_dukpt_derive_key(const uint8_t ipek[16], const uint8_t ksn[10], uint8_t key[16],
                             px_error *e)
 {
@@ -104,7 +104,7 @@ int crypto_dukpt_derive_key(const uint8_t ipek[16], const uint8_t ksn[10], uint8
     return rc;
 }
 
-/* X9.24-1:2009 A.4.1 table A-1 variants; the data variants are then encrypted under
+/* X9.24-1:2009 Annex A, table A-1 variants of the current key; the data variants are then encrypted under
  * themselves (each half, TDES-ECB), as the 2009 edition's data encryption key. */
 int crypto_dukpt_variant_key(const uint8_t key[16], crypto_dukpt_variant v, uint8_t out[16],
                              px_error *e)

@@ -1,10 +1,10 @@
 /*
  * dukpt.h: Derived Unique Key Per Transaction.
  *
- * TDES DUKPT, ANSI X9.24-1:2009 (clause A.6 host derivation, A.2-A.5 device):
+ * TDES DUKPT, ANSI X9.24-1:2009 Annex A (host derivation and the device algorithms):
  *   KSN 10 bytes = key set ID and TRSM ID (59 bits) + a 21-bit transaction counter.
  *   BDK and every key: double-length TDES, 16 bytes.
- * AES DUKPT, ANSI X9.24-3:2017 (clauses 6.1-6.6 and the reference code of its annex):
+ * AES DUKPT, ANSI X9.24-3:2017 (its algorithms and the published reference code):
  *   KSN 12 bytes = initial key ID (BDK ID 4 bytes + derivation ID 4 bytes) + 32-bit counter.
  *   BDK: AES-128/192/256; working keys: 2TDEA, 3TDEA, AES-128/192/256.
  *
@@ -32,7 +32,7 @@
 
 /* ---- TDES DUKPT, host side ---- */
 
-/* Key variants of X9.24-1:2009 A.6: the transaction key XOR a mask in both halves. */
+/* Key variants of X9.24-1:2009 Annex A table A-1: the transaction key XOR a mask in both halves. */
 typedef enum crypto_dukpt_variant {
     CRYPTO_DUKPT_NONE = 0,      /* the transaction key itself */
     CRYPTO_DUKPT_PIN = 1,       /* 00000000000000FF */
@@ -94,7 +94,7 @@ void crypto_dukpt_device_wipe(crypto_dukpt_device *d);
 
 /* ---- AES DUKPT (X9.24-3:2017) ---- */
 
-/* Key usage indicators of the derivation data (X9.24-3 6.3.2, table 2). */
+/* Key usage indicators of the X9.24-3 derivation data. */
 typedef enum crypto_dukpt_aes_usage {
     CRYPTO_DUKPT_AES_KEK = 0x0002,
     CRYPTO_DUKPT_AES_PIN = 0x1000,
@@ -108,7 +108,7 @@ typedef enum crypto_dukpt_aes_usage {
     CRYPTO_DUKPT_AES_KEY_DERIVATION_INITIAL = 0x8001
 } crypto_dukpt_aes_usage;
 
-/* Key types (algorithm indicators of the derivation data, 6.3.2 table 3). */
+/* Key types (algorithm indicators of the X9.24-3 derivation data). */
 typedef enum crypto_dukpt_aes_keytype {
     CRYPTO_DUKPT_AES_2TDEA = 0,
     CRYPTO_DUKPT_AES_3TDEA = 1,
@@ -120,17 +120,17 @@ typedef enum crypto_dukpt_aes_keytype {
 /* Length in bytes of a key type (16, 24, 16, 24, 32), 0 if unknown. */
 size_t crypto_dukpt_aes_keytype_len(crypto_dukpt_aes_keytype t);
 
-/* Initial key from the BDK (16/24/32 bytes) and the 8-byte initial key ID (6.3.3);
+/* Initial key from the BDK (16/24/32 bytes) and the 8-byte initial key ID;
  * ik receives bdklen bytes. */
 int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
                                         const uint8_t ikid[8], uint8_t *ik, px_error *e);
 
-/* Intermediate derivation key for the KSN's counter from the initial key (6.3.4 host
+/* Intermediate derivation key for the KSN's counter from the initial key (host
  * derivation). dk receives iklen bytes. PX_EINVAL for counter 0 or more than 16 ones. */
 int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12],
                                 uint8_t *dk, px_error *e);
 
-/* Working key of a usage and type from an intermediate derivation key (6.3.5, 6.6). */
+/* Working key of a usage and type from an intermediate derivation key. */
 int crypto_dukpt_aes_working_key(const uint8_t *dk, size_t dklen, const uint8_t ksn[12],
                                  crypto_dukpt_aes_usage usage, crypto_dukpt_aes_keytype type,
                                  uint8_t *out, size_t outcap, size_t *outlen, px_error *e);
@@ -142,7 +142,7 @@ int crypto_dukpt_aes_host_key(const uint8_t *bdk, size_t bdklen, const uint8_t k
 
 uint32_t crypto_dukpt_aes_ksn_counter(const uint8_t ksn[12]);
 
-/* Device side: intermediate derivation key registers (6.5). */
+/* Device side: intermediate derivation key registers. */
 typedef struct crypto_dukpt_aes_device {
     uint8_t reg[CRYPTO_DUKPT_AES_COUNTER_BITS][CRYPTO_DUKPT_AES_KEY_MAX];
     uint32_t valid;     /* bit b: reg[b] holds a key */

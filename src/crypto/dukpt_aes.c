@@ -48,7 +48,7 @@ static void put_counter(uint8_t *p, uint32_t c)
 }
 
 /*
- * X9.24-3:2017 6.3.2 "Create Derivation Data" and 6.3.1 "Derive Key": derivation data is
+ * X9.24-3:2017 "Create Derivation Data" and "Derive Key": derivation data is
  * 01 | block counter | usage(2) | algorithm(2) | length in bits(2) | 8 bytes of id/counter;
  * each 16-byte block of the new key is AES-ECB(derivation key, data with its counter).
  */
@@ -89,7 +89,7 @@ static void tail_for(const uint8_t ksn[12], uint32_t c, uint8_t tail[8])
     put_counter(tail + 4, c);
 }
 
-/* X9.24-3:2017 6.3.3 "Derive Initial Key" from the BDK and the initial key ID. */
+/* X9.24-3:2017 "Derive Initial Key" from the BDK and the initial key ID. */
 int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
                                         const uint8_t ikid[8], uint8_t *ik, px_error *e)
 {
@@ -100,7 +100,7 @@ int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
     return derive(bdk, bdklen, CRYPTO_DUKPT_AES_KEY_DERIVATION_INITIAL, t, ikid, ik, e);
 }
 
-/* X9.24-3:2017 6.3.4 host derivation: one step per one-bit of the counter, high first. */
+/* X9.24-3:2017 host (receiving side) derivation of the intermediate derivation key: one step per one-bit of the counter, high first. */
 int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12],
                                 uint8_t *dk, px_error *e)
 {
@@ -126,7 +126,7 @@ int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t k
     return rc;
 }
 
-/* X9.24-3:2017 6.3.5 / 6.6: a working key of a usage and type from the derivation key. */
+/* X9.24-3:2017 "Derive Working Key": a working key of a usage and type from the derivation key. */
 int crypto_dukpt_aes_working_key(const uint8_t *dk, size_t dklen, const uint8_t ksn[12],
                                  crypto_dukpt_aes_usage usage, crypto_dukpt_aes_keytype type,
                                  uint8_t *out, size_t outcap, size_t *outlen, px_error *e)
@@ -165,7 +165,7 @@ int crypto_dukpt_aes_host_key(const uint8_t *bdk, size_t bdklen, const uint8_t k
     return rc;
 }
 
-/* ---- device side (X9.24-3:2017 6.5) ---- */
+/* ---- device side (X9.24-3:2017 transaction-originating algorithm) ---- */
 
 void crypto_dukpt_aes_device_wipe(crypto_dukpt_aes_device *d)
 {
@@ -177,7 +177,7 @@ uint32_t crypto_dukpt_aes_device_counter(const crypto_dukpt_aes_device *d)
     return crypto_dukpt_aes_ksn_counter(d->ksn);
 }
 
-/* Intermediate derivation keys for counters c | 2^b, b below top, from key k (6.5.3). */
+/* Intermediate derivation keys for counters c | 2^b, b below top, from key k ("Update Derivation Keys"). */
 static int fill_below(crypto_dukpt_aes_device *d, const uint8_t *k, uint32_t c, int top,
                       px_error *e)
 {
@@ -194,7 +194,7 @@ static int fill_below(crypto_dukpt_aes_device *d, const uint8_t *k, uint32_t c, 
     return PX_OK;
 }
 
-/* 6.5.2 "Load Initial Key": registers for counters 2^0 .. 2^31 from the initial key. */
+/* X9.24-3:2017 "Load Initial Key": registers for counters 2^0 .. 2^31 from the initial key. */
 int crypto_dukpt_aes_device_load(crypto_dukpt_aes_device *d, const uint8_t *ik, size_t iklen,
                                  const uint8_t ikid[8], px_error *e)
 {
@@ -246,7 +246,7 @@ int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *i
     return rc;
 }
 
-/* 6.5.4-6.5.6: hand out the intermediate derivation key of the current counter, derive the
+/* X9.24-3:2017 "Generate Working Keys" and "Update State for Next Transaction": hand out the intermediate derivation key of the current counter, derive the
  * registers below it when the counter has fewer than 16 one-bits, erase it and advance. */
 int crypto_dukpt_aes_device_next(crypto_dukpt_aes_device *d, uint8_t *dk, size_t dkcap,
                                  size_t *dklen, uint8_t ksn[12], px_error *e)

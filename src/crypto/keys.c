@@ -8,7 +8,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-/* X9.24-1:2017 A.2 / TR 39: TDES KCV = E(K, 0^64), AES KCV = CMAC(K, 0^128). Full value out. */
+/* X9.24-1:2017 key check values / ASC X9 TR 39: TDES KCV = E(K, 0^64), AES KCV = CMAC(K, 0^128). Full value out. */
 static int kcv_full(crypto_alg alg, const uint8_t *key, size_t keylen, uint8_t out[16],
                     size_t *outlen, px_error *e)
 {

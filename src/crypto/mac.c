@@ -74,7 +74,8 @@ static int cbc_mac(crypto_alg alg, const uint8_t *key, size_t keylen, const uint
             memcpy(out, scratch + chunk - 8, 8);
     }
     if (ok && (rest > 0 || pad_method == 2 || n == 0)) {
-        memcpy(last, data + full, rest);
+        if (rest > 0)
+            memcpy(last, data + full, rest);
         if (pad_method == 2)
             last[rest] = 0x80;
         ok = EVP_EncryptUpdate(ctx, out, &outl, last, 8) == 1;

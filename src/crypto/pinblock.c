@@ -58,7 +58,7 @@ static int random_fill(char *out, size_t n, int a_to_f, px_error *e)
     return PX_OK;
 }
 
-/* ISO 9564-1 9.3.1.3: PAN field of formats 0 and 3: 0000 and the 12 rightmost PAN digits
+/* ISO 9564-1:2017 PAN field of formats 0 and 3: 0000 and the 12 rightmost PAN digits
  * excluding the check digit (zero-padded on the left if fewer). */
 static void pan_field_8(const char *pan, uint8_t out[8])
 {
@@ -108,7 +108,7 @@ int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *p
     if ((rc = pin_field(fmt, pin, out, e)) != PX_OK)
         return rc;
     if (fmt == CRYPTO_PIN_ISO4) {
-        rc = crypto_random(out + 8, 8, e); /* clause 9.4.2: 8 random bytes */
+        rc = crypto_random(out + 8, 8, e); /* format 4 PIN field: 8 random bytes */
     } else if (fmt != CRYPTO_PIN_ISO1) {
         pan_field_8(pan, panf);
         crypto_int_xor(out, panf, 8);
@@ -176,7 +176,7 @@ int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t l
     return rc;
 }
 
-/* ISO 9564-1 9.4.3: M (PAN length - 12, 0 if shorter), the PAN (left-padded with zeros to
+/* ISO 9564-1:2017 format 4 PAN field: M (PAN length - 12, 0 if shorter), the PAN (left-padded with zeros to
  * 12 digits), zeros to 32 nibbles. */
 int crypto_pinblock4_pan_field(const char *pan, uint8_t out[16], px_error *e)
 {
@@ -193,7 +193,7 @@ int crypto_pinblock4_pan_field(const char *pan, uint8_t out[16], px_error *e)
     return PX_OK;
 }
 
-/* ISO 9564-1 9.4.4: A = E(K, PIN field); B = A XOR PAN field; C = E(K, B). */
+/* ISO 9564-1:2017 format 4 encipherment: A = E(K, PIN field); B = A XOR PAN field; C = E(K, B). */
 int crypto_pinblock4_encipher(crypto_key *k, const uint8_t pin_field[16],
                               const uint8_t pan_field[16], uint8_t out[16])
 {
@@ -209,7 +209,7 @@ int crypto_pinblock4_encipher(crypto_key *k, const uint8_t pin_field[16],
     return rc;
 }
 
-/* ISO 9564-1 9.4.5: B = D(K, C); A = B XOR PAN field; PIN field = D(K, A). */
+/* ISO 9564-1:2017 format 4 decipherment: B = D(K, C); A = B XOR PAN field; PIN field = D(K, A). */
 int crypto_pinblock4_decipher(crypto_key *k, const uint8_t in[16],
                               const uint8_t pan_field[16], uint8_t pin_field[16])
 {

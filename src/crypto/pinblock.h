@@ -34,8 +34,8 @@ size_t crypto_pinblock_len(crypto_pin_format fmt);
 int crypto_pin_check(const char *pin, px_error *e);
 int crypto_pan_check(const char *pan, px_error *e);
 
-/* Build the clear PIN block of fmt (0, 1, 3: ISO 9564-1 clauses 9.3.1-9.3.4; for format 4
- * this is the plaintext PIN field, 16 bytes, clause 9.4.2) into out (outcap bytes). */
+/* Build the clear PIN block of fmt (0, 1, 3: ISO 9564-1:2017 formats 0, 1, 3; for format 4
+ * this is the plaintext PIN field, 16 bytes) into out (outcap bytes). */
 int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *pan,
                            uint8_t *out, size_t outcap, size_t *outlen, px_error *e);
 
@@ -45,10 +45,10 @@ int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *p
 int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t len,
                            const char *pan, char *pin, size_t pincap, px_error *e);
 
-/* The format 4 PAN field (clause 9.4.3): M nibble (PAN length - 12), PAN, zero fill. */
+/* The format 4 PAN field: M nibble (PAN length - 12), PAN, zero fill. */
 int crypto_pinblock4_pan_field(const char *pan, uint8_t out[16], px_error *e);
 
-/* Format 4 encipherment (clause 9.4.4): C = E(K, E(K, PIN field) XOR PAN field), with
+/* Format 4 encipherment: C = E(K, E(K, PIN field) XOR PAN field), with
  * an AES key (16/24/32 bytes). pin/pan as above; out receives 16 bytes. */
 int crypto_pinblock4_encrypt(const uint8_t *key, size_t keylen, const char *pin,
                              const char *pan, uint8_t out[16], px_error *e);

@@ -11,7 +11,7 @@
 
 #define KEYDATA_MAX (CRYPTO_TR31_BLOCK_MAX / 2) /* bytes of key data a block can carry */
 
-/* X9.143-2022 table 2 key usages (numeric pairs are reserved for proprietary use). */
+/* X9.143-2022 / TR-31:2018 key usages (numeric pairs are reserved for proprietary use). */
 static const char *const known_usages[] = {
     "B0", "B1", "B2", "B3", "C0", "D0", "D1", "D2", "D3", "E0", "E1", "E2", "E3", "E4",
     "E5", "E6", "E7", "I0", "K0", "K1", "K2", "K3", "K4", "M0", "M1", "M2", "M3", "M4",
@@ -40,7 +40,7 @@ int crypto_tr31_usage_is_known(const char *usage)
     return 0;
 }
 
-/* Check the fixed fields (X9.143 6.2 table 1) of h; each failure names its field. */
+/* Check the fixed header fields (X9.143 / TR-31 key block header) of h; each failure names its field. */
 static int check_fields(const crypto_tr31_header *h, px_error *e)
 {
     if (h->version != 'B' && h->version != 'D')
@@ -129,7 +129,7 @@ static int read_num(const char *s, size_t digits, int hex, size_t *out)
     return PX_OK;
 }
 
-/* X9.143 6.3: one optional block at s[0..n): ID, length (2 hex; or 00, then the length of
+/* X9.143 / TR-31 optional header block: one optional block at s[0..n): ID, length (2 hex; or 00, then the length of
  * the length in bytes as 2 hex, then the length), data. *used gets the block's length. */
 static int parse_opt(const char *s, size_t n, crypto_tr31_header *h, size_t *used, px_error *e)
 {
@@ -186,7 +186,7 @@ int crypto_tr31_header_parse(const char *s, size_t n, crypto_tr31_header *h, px_
     return PX_OK;
 }
 
-/* ---- key block binding (X9.143 7.3, TR-31:2018 5.3.2) ---- */
+/* ---- key derivation binding method (TR-31:2018 versions B and D, X9.143) ---- */
 
 typedef struct kb_params {
     crypto_alg alg; /* of the KBPK and its derived keys */
@@ -205,7 +205,7 @@ static int kb_params_for(char version, size_t kbpklen, kb_params *p, px_error *e
     return PX_OK;
 }
 
-/* X9.143 7.3.2 / TR-31 5.3.2.1-2: KBEK and KBAK by the CMAC counter-mode KDF of SP 800-108:
+/* TR-31:2018 / X9.143 key derivation binding: KBEK and KBAK by the CMAC counter-mode KDF of SP 800-108:
  * input = counter | usage (0000 enc, 0001 MAC) | 00 | algorithm | length in bits. */
 static int derive_kb_keys(const kb_params *p, const uint8_t *kbpk, size_t kbpklen,
                           uint8_t kbek[32], uint8_t kbak[32], px_error *e)
@@ -309,7 +309,7 @@ static int check_strength(const crypto_tr31_header *h, size_t kbpklen, size_t ke
     return PX_OK;
 }
 
-/* X9.143 7.3.3 / TR-31 5.3.2.3: key data = bit length (2 bytes) | key | padding; MAC =
+/* TR-31:2018 / X9.143 key block wrapping: key data = bit length (2 bytes) | key | padding; MAC =
  * CMAC(KBAK, header | key data); encrypted key data = CBC(KBEK, IV = MAC). */
 static int wrap_core(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_header *h,
                      const uint8_t *key, size_t keylen, const uint8_t *pad, size_t padlen,
@@ -402,7 +402,7 @@ static int split_body(const char *s, size_t n, const kb_params *p, uint8_t *kd, 
     return PX_OK;
 }
 
-/* X9.143 7.3.4: decrypt with IV = MAC, recompute the MAC over header | key data, compare in
+/* TR-31:2018 / X9.143 key block unwrapping: decrypt with IV = MAC, recompute the MAC over header | key data, compare in
  * constant time; only then read the key length and the key. */
 int crypto_tr31_unwrap(const uint8_t *kbpk, size_t kbpklen, const char *block, size_t n,
                        crypto_tr31_header *h, uint8_t *key, size_t keycap, size_t *keylen,

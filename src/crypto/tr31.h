@@ -3,7 +3,7 @@
  * protection key, CMAC-derived KBEK/KBAK, 8-byte MAC) and D (AES KBPK, 16-byte MAC).
  *
  * A key block is ASCII: a 16-character header, optional blocks, the encrypted key data in
- * hex and the MAC in hex. Parsing checks every header field (clause 6.2 / TR-31 A.5);
+ * hex and the MAC in hex. Parsing checks every header field (the X9.143 key block header);
  * unwrapping checks the MAC in constant time before anything else is trusted. The parsed
  * header is what the HSM enforces key usage, mode of use and exportability against.
  */

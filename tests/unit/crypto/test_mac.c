@@ -87,7 +87,7 @@ static void test_edge_cases(void **state)
     size_t ml = 0;
     px_error e = {0};
     px_hex_decode("0123456789ABCDEFFEDCBA9876543210", key, sizeof key, NULL);
-    /* empty data, padding method 1: one zero block (ISO 9797-1 6.1.2), so X9.19 of nothing
+    /* empty data, padding method 1: one zero block (ISO 9797-1:2011), so X9.19 of nothing
      * is the TDES encryption of zeros (independently computed). */
     assert_int_equal(crypto_mac(CRYPTO_MAC_X919, key, 16, NULL, 0, mac, 16, &ml, &e), PX_OK);
     assert_hex(mac, 8, "08D7B4FB629D0885", "x919 of empty data");
