@@ -75,11 +75,6 @@ struct evbuffer *net_conn_output(net_conn *c)
     return bufferevent_get_output(c->bev);
 }
 
-int net_conn_is_tls(const net_conn *c)
-{
-    return c->srv->tls != NULL;
-}
-
 int net_conn_peer_cn(net_conn *c, char *out, size_t outsz)
 {
     if (c->srv->tls == NULL)
@@ -449,6 +444,9 @@ static int server_alloc(net_server *s, px_error *e)
 
 static int check_limits(const net_listener_config *cfg, px_error *e)
 {
+    if (!net_name_is_valid(cfg->name))
+        return px_error_set(e, PX_ECONFIG, "listener name \"%.32s\": use A-Z a-z 0-9 _ . -",
+                            cfg->name);
     if (cfg->max_conns < 1 || cfg->max_conns > PX_CONN_MAX_CEILING)
         return px_error_set(e, PX_ECONFIG, "%s: max_connections %lld out of 1..%d", cfg->name,
                             (long long)cfg->max_conns, PX_CONN_MAX_CEILING);

@@ -89,7 +89,6 @@ void net_conn_touch(net_conn *c);
 struct evbuffer *net_conn_input(net_conn *c);
 struct evbuffer *net_conn_output(net_conn *c);
 int net_conn_peer_cn(net_conn *c, char *out, size_t outsz);
-int net_conn_is_tls(const net_conn *c);
 
 /* Count a close reason etc. in this listener's metrics (lazy registration). */
 net_metric *net_server_metric(net_server *s, net_metric **slot, const char *name,

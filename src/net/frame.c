@@ -80,13 +80,7 @@ static void frame_on_input(net_conn *c)
     }
 }
 
-static void frame_on_free(net_conn *c)
-{
-    (void)c;
-}
-
-static const net_proto frame_proto = {frame_on_open, frame_on_input, frame_on_close,
-                                      frame_on_free};
+static const net_proto frame_proto = {frame_on_open, frame_on_input, frame_on_close, NULL};
 
 int net_frame_server_new(struct event_base *base, const net_listener_config *cfg,
                          const net_frame_callbacks *cb, net_frame_server **out, px_error *e)

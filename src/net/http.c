@@ -92,6 +92,16 @@ static void early_error(net_http_server *s, net_conn *c, int status, const char 
     net_conn_close(c, NET_CLOSE_LOCAL, 1);
 }
 
+/* 1 if the ", "-separated list has the method. */
+static int list_has(const char *list, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = list; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 /* Route by method and decoded segments; 404 / 405 (with Allow) when nothing fits. */
 static const http_route *route_find(net_http_server *s, net_http_req *req, char *allow,
                                     size_t allowsz)
@@ -110,7 +120,7 @@ static const http_route *route_find(net_http_server *s, net_http_req *req, char 
         if (k < r->nsegs)
             continue;
         if (strcmp(r->method, req->method) != 0) {
-            if (strstr(allow, r->method) == NULL && used + strlen(r->method) + 8 < allowsz)
+            if (!list_has(allow, r->method) && used + strlen(r->method) + 8 < allowsz)
                 used += (size_t)snprintf(allow + used, allowsz - used, "%s%s%s",
                                          used ? ", " : "", r->method,
                                          strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
@@ -272,19 +282,13 @@ static void http_on_open(net_conn *c)
         net_conn_close(c, NET_CLOSE_ERROR, 0);
 }
 
-static void http_on_close(net_conn *c, int reason)
-{
-    (void)c;
-    (void)reason;
-}
-
 static void http_on_free(net_conn *c)
 {
     free(c->proto_data);
     c->proto_data = NULL;
 }
 
-static const net_proto http_proto = {http_on_open, http_on_input, http_on_close, http_on_free};
+static const net_proto http_proto = {http_on_open, http_on_input, NULL, http_on_free};
 
 /* ---- built-in routes ---------------------------------------------------------------- */
 

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#define LINK_WRITE_STALL_MS 30000 /* a peer that takes nothing for this long is dropped */
+
 struct net_link {
     struct event_base *base;
     net_link_config cfg;
@@ -105,6 +107,7 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         evtimer_del(l->timer);
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
         l->backoff_ms = l->cfg.reconnect_min_ms;
         net_metric_add(l->m_connects, 1);
         px_info("net", "%s: link to %s up%s", l->cfg.name, l->cfg.connect, l->tls ? " (TLS)" : "");
@@ -114,6 +117,8 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
     if (tls_err != 0) {
         snprintf(why, sizeof why, "TLS: ");
         ERR_error_string_n(tls_err, why + 5, sizeof why - 5);
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        snprintf(why, sizeof why, "peer took nothing for %d ms", LINK_WRITE_STALL_MS);
     } else if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof why, "peer closed the connection");
     } else {
@@ -158,6 +163,7 @@ static struct bufferevent *link_bev_new(net_link *l, px_error *e)
 /* One attempt: resolve, start a non-blocking connect, arm the deadline. */
 static void link_connect(net_link *l)
 {
+    const struct timeval stall = {LINK_WRITE_STALL_MS / 1000, 0};
     struct addrinfo hints, *ai = NULL;
     char portstr[8];
     px_error e = {0};
@@ -181,6 +187,7 @@ static void link_connect(net_link *l)
     }
     bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb, l);
     bufferevent_setwatermark(l->bev, EV_READ, 0, 2 * ((size_t)l->cfg.max_frame + 2) + 4096);
+    bufferevent_set_timeouts(l->bev, NULL, &stall);
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
     arm(l, l->cfg.connect_timeout_ms);
     if (bufferevent_socket_connect(l->bev, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
@@ -194,6 +201,9 @@ static void link_connect(net_link *l)
 static int link_check(const net_link_config *cfg, char *host, size_t hostsz, int *port,
                       px_error *e)
 {
+    if (!net_name_is_valid(cfg->name))
+        return px_error_set(e, PX_ECONFIG, "link name \"%.32s\": use A-Z a-z 0-9 _ . -",
+                            cfg->name);
     if (px_parse_hostport(cfg->connect, host, hostsz, port) != PX_OK || host[0] == 0 ||
         *port == 0)
         return px_error_set(e, PX_ECONFIG, "%s: connect: bad host:port \"%s\"", cfg->name,

@@ -95,6 +95,17 @@ const char *net_close_reason_name(int reason)
     return names[reason];
 }
 
+int net_name_is_valid(const char *name)
+{
+    if (name[0] == 0)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
 void net_listener_config_defaults(net_listener_config *cfg, const char *name)
 {
     memset(cfg, 0, sizeof *cfg);

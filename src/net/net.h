@@ -41,7 +41,7 @@ int net_post(struct event_base *base, void (*fn)(void *arg), void *arg);
 /* ---- listener configuration -------------------------------------------------------- */
 
 typedef struct net_listener_config {
-    char name[PX_NET_NAME_MAX];   /* label in metrics and logs ("switch") */
+    char name[PX_NET_NAME_MAX];   /* label in metrics and logs ("switch"): [A-Za-z0-9_.-] */
     char listen[PX_NET_ADDR_MAX]; /* "host:port", "[v6]:port" or ":port"; port 0 = ephemeral */
     int64_t max_frame;            /* framed: largest frame body, 1..65535 */
     int64_t idle_timeout_ms;      /* close after this long without a complete frame or
@@ -79,6 +79,9 @@ typedef enum net_close_reason {
 } net_close_reason;
 
 const char *net_close_reason_name(int reason);
+
+/* 1 if name is a usable listener or link name (non-empty, [A-Za-z0-9_.-]). */
+int net_name_is_valid(const char *name);
 
 typedef struct net_frame_server net_frame_server;
 
@@ -161,7 +164,7 @@ void net_client_close(net_client *c); /* NULL is fine */
 /* ---- asynchronous framed link (service to service) -------------------------------- */
 
 typedef struct net_link_config {
-    char name[PX_NET_NAME_MAX];       /* label in metrics and logs ("issuer") */
+    char name[PX_NET_NAME_MAX];       /* label in metrics and logs ("issuer"): [A-Za-z0-9_.-] */
     char connect[PX_NET_ADDR_MAX];    /* "host:port" of the peer */
     int64_t max_frame;                /* largest frame either way */
     int64_t connect_timeout_ms;       /* TCP connect + TLS handshake */
