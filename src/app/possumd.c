@@ -228,7 +228,7 @@ static void stop_all(possumd *p)
     net_http_server_free(p->d.http);
     store_close(p->d.st);
     if (p->d.base)
-        event_base_free(p->d.base);
+        net_base_free(p->d.base);
     px_config_free(p->d.cfg);
 }
 
