@@ -51,6 +51,7 @@ typedef struct possumd {
     struct event *sig_term, *sig_int, *drain_timer;
     int64_t drain_deadline_ms;
     int draining;
+    net_listener_config http;
 } possumd;
 
 static void usage(FILE *out)
@@ -117,7 +118,12 @@ static int load_core_config(possumd *p, const char *path, px_error *e)
         return rc;
     px_log_setup((px_log_level)p->cfg.log_level, (px_log_format)p->cfg.log_format, NULL);
     px_strlcpy(p->d.node, p->cfg.node, sizeof p->d.node);
-    return store_config_bind(p->d.cfg, "store", &p->d.store_cfg, e);
+    rc = store_config_bind(p->d.cfg, "store", &p->d.store_cfg, e);
+    if (rc != PX_OK)
+        return rc;
+    net_listener_config_defaults(&p->http, "http");
+    px_strlcpy(p->http.listen, "127.0.0.1:8080", sizeof p->http.listen);
+    return net_listener_config_bind(p->d.cfg, "http", NULL, &p->http, e);
 }
 
 /* Configure every service whose section says enabled = true. */
@@ -177,20 +183,13 @@ static int check_unused_keys(possumd *p, px_error *e)
 
 static int start_http(possumd *p, px_error *e)
 {
-    net_listener_config http;
-    int rc;
-    net_listener_config_defaults(&http, "http");
-    px_strlcpy(http.listen, "127.0.0.1:8080", sizeof http.listen);
-    rc = net_listener_config_bind(p->d.cfg, "http", NULL, &http, e);
-    if (rc != PX_OK)
-        return rc;
-    rc = net_http_server_new(p->d.base, &http, &p->d.http, e);
+    int rc = net_http_server_new(p->d.base, &p->http, &p->d.http, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "http: ");
     rc = px_ops_routes(&p->d, e);
     if (rc != PX_OK)
         return rc;
-    return px_daemon_announce(&p->d, "http", http.listen, net_http_server_port(p->d.http));
+    return px_daemon_announce(&p->d, "http", p->http.listen, net_http_server_port(p->d.http));
 }
 
 static int start_all(possumd *p, px_error *e)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -118,18 +119,21 @@ static void test_echo_from_the_cli(void **state)
     px_buf_free(&out);
 }
 
+/* The value of one series in /metrics (matched at the start of a line), 0 when absent. */
 static int64_t metric(const char *name_and_labels)
 {
     px_buf body;
     long status = 0;
     const char *p;
-    int64_t v = -1;
+    char needle[256];
+    int64_t v = 0;
     px_buf_init(&body, 1 << 20);
     assert_int_equal(e2e_http(D.http_port, "GET", "/metrics", NULL, &status, &body), 0);
     assert_int_equal(status, 200);
-    p = strstr(px_buf_str(&body), name_and_labels);
+    snprintf(needle, sizeof needle, "\n%s", name_and_labels);
+    p = strstr(px_buf_str(&body), needle);
     if (p != NULL)
-        v = strtoll(p + strlen(name_and_labels), NULL, 10);
+        v = strtoll(p + strlen(needle), NULL, 10);
     px_buf_free(&body);
     return v;
 }
@@ -139,10 +143,10 @@ static void test_oversize_frame_refused_others_served(void **state)
     const uint8_t huge[2] = {0xFF, 0xF0}; /* announces 65520 bytes; the limit is 4096 */
     net_client *bad = connect_switch(), *good = connect_switch();
     iso8583_msg rsp;
-    int64_t before = metric("possum_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} ");
+    int64_t before = metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} ");
     assert_int_not_equal(send_and_recv(bad, huge, sizeof huge, &rsp), 0); /* closed */
     expect_echo_works(good, "000003");
-    assert_int_equal(metric("possum_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} "),
+    assert_int_equal(metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} "),
                      before + 1);
     net_client_close(bad);
     net_client_close(good);
