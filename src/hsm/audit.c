@@ -79,7 +79,8 @@ void hsm_audit_close(hsm_audit *a)
     OPENSSL_cleanse(a->key, sizeof a->key);
 }
 
-int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, int sync, px_error *e)
+int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, hsm_audit_level level,
+                  px_error *e)
 {
     char ts[32];
     size_t mark = a->pending.len;
@@ -103,7 +104,7 @@ int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, i
         a->pending.len = mark;
         return px_error_set(e, rc, "audit log: entry too large");
     }
-    return sync ? hsm_audit_write(a, 1, e) : PX_OK;
+    return level == HSM_AUDIT_QUEUE ? PX_OK : hsm_audit_write(a, level == HSM_AUDIT_SYNC, e);
 }
 
 static void sha256_hex(const void *p, size_t n, char out[HSM_SHA256_HEX + 1])
@@ -333,15 +334,14 @@ static int verify_lines(FILE *f, const uint8_t *key, const head_anchor *hd, size
     return rc;
 }
 
-int hsm_audit_verify(const char *path, hsm *h, size_t *entries, px_error *e)
+/* Verify with the audit key (NULL: chain only). */
+static int verify_file(const char *path, const uint8_t *key, size_t *entries, px_error *e)
 {
-    const uint8_t *key = h != NULL ? h->lk.audit_key : NULL;
     char at_head[HSM_SHA256_HEX + 1] = "";
     head_anchor hd;
     size_t count = 0;
     FILE *f;
     int rc = read_head(path, key, &hd, e);
-    *entries = 0;
     if (rc != PX_OK)
         return rc;
     if ((f = fopen(path, "r")) == NULL)
@@ -360,4 +360,18 @@ int hsm_audit_verify(const char *path, hsm *h, size_t *entries, px_error *e)
         return px_error_set(e, PX_EAUTH, "audit log %s: entry %llu differs from the head anchor", path, hd.seq);
     *entries = count;
     return PX_OK;
+}
+
+int hsm_audit_verify(const char *path, const hsm_config *cfg, size_t *entries, px_error *e)
+{
+    hsm_lmk_keys lk;
+    int rc;
+    *entries = 0;
+    if (cfg == NULL)
+        return verify_file(path, NULL, entries, e);
+    if ((rc = hsm_unlock_lmk(cfg, &lk, e)) != PX_OK)
+        return rc;
+    rc = verify_file(path, lk.audit_key, entries, e);
+    OPENSSL_cleanse(&lk, sizeof lk);
+    return rc;
 }

@@ -71,8 +71,7 @@ static int make_parent(const char *path, px_error *e)
     return PX_OK;
 }
 
-/* Unlock the configured LMK and derive the working keys; the backend is closed again. */
-static int unlock_lmk(const hsm_config *cfg, hsm_lmk_keys *lk, px_error *e)
+int hsm_unlock_lmk(const hsm_config *cfg, hsm_lmk_keys *lk, px_error *e)
 {
     hsm_lmk l;
     int rc;
@@ -113,7 +112,7 @@ static int open_with_keys(const hsm_config *cfg, store *st, hsm_lmk_keys *lk, hs
     snprintf(detail, sizeof detail, "backend=%s lmk=%s", cfg->backend == HSM_BACKEND_PKCS11 ? "pkcs11" : "soft",
              h->lk.lmk_check);
     if ((rc = hsm_audit_open(&h->audit, cfg->audit_file, h->lk.audit_key, e)) == PX_OK)
-        rc = hsm_audit_event(h, "hsm.open", NULL, NULL, NULL, PX_OK, detail, 1, e);
+        rc = hsm_audit_event(h, "hsm.open", NULL, NULL, NULL, PX_OK, detail, HSM_AUDIT_SYNC, e);
     if (rc != PX_OK) {
         hsm_audit_close(&h->audit);
         OPENSSL_cleanse(h, sizeof *h);
@@ -131,7 +130,7 @@ int hsm_open(const hsm_config *cfg, store *st, hsm **out, px_error *e)
     int rc;
     *out = NULL;
     if ((rc = check_config(cfg, e)) != PX_OK || (rc = make_parent(cfg->audit_file, e)) != PX_OK ||
-        (rc = unlock_lmk(cfg, &lk, e)) != PX_OK)
+        (rc = hsm_unlock_lmk(cfg, &lk, e)) != PX_OK)
         return rc;
     return open_with_keys(cfg, st, &lk, out, e);
 }
@@ -144,7 +143,7 @@ static void agg_queue(hsm *h, hsm_key *k)
             if (k->agg[op][r] == 0)
                 continue;
             hsm_audit_entry en = {agg_names[op], k->label, k->kcv, r ? "fail" : "ok", k->agg[op][r], "aggregated"};
-            hsm_audit_add(&h->audit, h->cfg.caller, &en, 0, NULL);
+            hsm_audit_add(&h->audit, h->cfg.caller, &en, HSM_AUDIT_QUEUE, NULL);
             k->agg[op][r] = 0;
         }
 }
@@ -180,12 +179,14 @@ int hsm_audit_ok(hsm *h, px_error *e)
 }
 
 int hsm_audit_event(hsm *h, const char *op, const hsm_key *k, const char *label, const char *kcv,
-                    int rc, const char *detail, int sync, px_error *e)
+                    int rc, const char *detail, hsm_audit_level level, px_error *e)
 {
     hsm_audit_entry en = {op, k ? k->label : label, k ? k->kcv : kcv,
                           rc == PX_OK ? "ok" : rc == PX_EPERM ? "refused" : rc == PX_EAUTH ? "fail" : "error",
                           1, detail};
-    int arc = hsm_audit_add(&h->audit, h->cfg.caller, &en, sync || rc != PX_OK, rc == PX_OK ? e : NULL);
+    if (rc != PX_OK && level < HSM_AUDIT_WRITE)
+        level = HSM_AUDIT_WRITE;
+    int arc = hsm_audit_add(&h->audit, h->cfg.caller, &en, level, rc == PX_OK ? e : NULL);
     return rc != PX_OK ? rc : arc;
 }
 
@@ -227,7 +228,7 @@ void hsm_close(hsm *h)
         return;
     while (h->loaded != NULL)
         hsm_key_free(h, h->loaded);
-    hsm_audit_event(h, "hsm.close", NULL, NULL, NULL, PX_OK, NULL, 1, NULL);
+    hsm_audit_event(h, "hsm.close", NULL, NULL, NULL, PX_OK, NULL, HSM_AUDIT_SYNC, NULL);
     hsm_audit_close(&h->audit);
     OPENSSL_cleanse(h, sizeof *h);
     free(h);
@@ -243,6 +244,9 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
     memset(&l, 0, sizeof l);
     if ((rc = check_config(cfg, e)) != PX_OK || (rc = make_parent(cfg->audit_file, e)) != PX_OK)
         return rc;
+    if (cfg->backend == HSM_BACKEND_SOFT && stat(cfg->lmk_file, &st) == 0)
+        return px_error_set(e, PX_EEXIST, "LMK file %s: already exists (an LMK is never overwritten)",
+                            cfg->lmk_file);
     if (stat(cfg->audit_file, &st) == 0 && st.st_size > 0)
         return px_error_set(e, PX_EEXIST, "audit log %s belongs to the current LMK: archive it (and its .head) "
                             "before creating a new LMK", cfg->audit_file);
@@ -256,7 +260,7 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
         return rc;
     px_strlcpy(check, h->lk.lmk_check, PX_HSM_KCV_HEX_MAX);
     rc = hsm_audit_event(h, "lmk.init", NULL, NULL, h->lk.lmk_check, PX_OK,
-                         cfg->backend == HSM_BACKEND_PKCS11 ? "backend=pkcs11" : "backend=soft", 1, e);
+                         cfg->backend == HSM_BACKEND_PKCS11 ? "backend=pkcs11" : "backend=soft", HSM_AUDIT_SYNC, e);
     hsm_close(h);
     return rc;
 }

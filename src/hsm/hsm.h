@@ -268,9 +268,9 @@ int hsm_data_decrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv,
 
 /* ---- audit ---- */
 
-/* Verify the audit file at path: chain, sequence, hashes and the head anchor; with h also
- * every entry's MAC under the LMK's audit key. PX_OK and *entries, or PX_EAUTH with a
- * message naming the first bad line. */
-int hsm_audit_verify(const char *path, hsm *h, size_t *entries, px_error *e);
+/* Verify the audit file at path: sequence, hash chain and the head anchor; with cfg, also
+ * unlock that LMK (without writing to any log) and check every entry's MAC and the anchor's.
+ * PX_OK and *entries, or PX_EAUTH with a message naming the first bad line. */
+int hsm_audit_verify(const char *path, const hsm_config *cfg, size_t *entries, px_error *e);
 
 #endif

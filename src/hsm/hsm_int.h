@@ -43,6 +43,8 @@ typedef struct hsm_lmk_keys {
 } hsm_lmk_keys;
 
 int hsm_lmk_derive_keys(hsm_lmk *l, hsm_lmk_keys *out, px_error *e);
+/* Unlock the configured LMK and derive its keys; the backend is closed again at once. */
+int hsm_unlock_lmk(const hsm_config *cfg, hsm_lmk_keys *out, px_error *e);
 
 /* ---- audit ---- */
 
@@ -81,9 +83,16 @@ typedef struct hsm_audit_entry {
 int hsm_audit_open(hsm_audit *a, const char *path, const uint8_t key[HSM_AUDIT_KEY_LEN],
                    px_error *e);
 void hsm_audit_close(hsm_audit *a);
-/* Queue an entry by caller; sync: write now and fsync (key management), else queued. */
-int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, int sync,
-                  px_error *e);
+/* How soon an entry reaches the disk. */
+typedef enum hsm_audit_level {
+    HSM_AUDIT_QUEUE = 0, /* with the next write (aggregated hot-path counts) */
+    HSM_AUDIT_WRITE = 1, /* written now, fsynced with the next SYNC (loads, refusals) */
+    HSM_AUDIT_SYNC = 2   /* written and fsynced before the call returns (key management) */
+} hsm_audit_level;
+
+/* Add an entry by caller at level. */
+int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en,
+                  hsm_audit_level level, px_error *e);
 /* Chain and write what is queued; fsync when sync. */
 int hsm_audit_write(hsm_audit *a, int sync, px_error *e);
 
@@ -113,10 +122,11 @@ struct hsm {
 
 /* Aggregate one hot-path result on k (and flush on schedule). Returns rc unchanged. */
 int hsm_agg(hsm *h, hsm_key *k, hsm_agg_op op, int rc);
-/* Record a policy refusal or key-management event at once; returns rc (the refusal code)
- * unless writing the audit failed. */
+/* Record one event (a refusal is written at least at HSM_AUDIT_WRITE); returns rc when it
+ * is an error, else the result of writing the audit entry. */
 int hsm_audit_event(hsm *h, const char *op, const hsm_key *k, const char *label,
-                    const char *kcv, int rc, const char *detail, int sync, px_error *e);
+                    const char *kcv, int rc, const char *detail, hsm_audit_level level,
+                    px_error *e);
 /* PX_EIO while the audit log cannot be written (fail closed). */
 int hsm_audit_ok(hsm *h, px_error *e);
 
@@ -150,7 +160,7 @@ int hsm_key_is_degenerate(char algorithm, const uint8_t *key, size_t keylen);
 /* Wrap a clear key with attributes a (and label, may be NULL) into out. */
 int hsm_block_wrap(hsm *h, const hsm_key_attrs *a, const char *label, const uint8_t *key,
                    size_t keylen, hsm_keyblock *out, px_error *e);
-/* Make a new key from clear material: wrap, optionally store under label, audit (sync)
+/* Make a new key from clear material: wrap, optionally store under label, audit (SYNC)
  * with its attributes and extra (may be NULL) as detail. */
 int hsm_key_emit(hsm *h, const char *op, const hsm_key_attrs *a, const char *label,
                  const uint8_t *key, size_t keylen, const char *extra, hsm_keyblock *out,

@@ -77,11 +77,11 @@ int hsm_key_emit(hsm *h, const char *op, const hsm_key_attrs *a, const char *lab
     if (rc == PX_OK && label != NULL)
         rc = hsm_store_insert(h, label, a, out, e);
     if (rc != PX_OK) {
-        hsm_audit_event(h, op, NULL, label, NULL, rc, e ? px_error_text(e) : NULL, 1, NULL);
+        hsm_audit_event(h, op, NULL, label, NULL, rc, e ? px_error_text(e) : NULL, HSM_AUDIT_SYNC, NULL);
         memset(out, 0, sizeof *out);
         return rc;
     }
-    rc = hsm_audit_event(h, op, NULL, label, out->kcv, PX_OK, detail, 1, e);
+    rc = hsm_audit_event(h, op, NULL, label, out->kcv, PX_OK, detail, HSM_AUDIT_SYNC, e);
     if (rc != PX_OK) { /* fail closed: a key nobody can account for is not handed out */
         if (label != NULL)
             hsm_store_delete(h, label, NULL);
@@ -176,10 +176,10 @@ int hsm_key_load(hsm *h, const char *block, hsm_key **out, px_error *e)
     if (h->nloaded >= PX_HSM_KEYS_LOADED_MAX)
         return px_error_set(e, PX_ELIMIT, "key load: %d keys already loaded", PX_HSM_KEYS_LOADED_MAX);
     if ((rc = key_from_block(h, block, &k, e)) != PX_OK) {
-        hsm_audit_event(h, "key.load", NULL, NULL, NULL, rc, px_error_text(e), 1, NULL);
+        hsm_audit_event(h, "key.load", NULL, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC, NULL);
         return rc;
     }
-    if ((rc = hsm_audit_event(h, "key.load", k, NULL, NULL, PX_OK, k->attrs.usage, 0, e)) != PX_OK) {
+    if ((rc = hsm_audit_event(h, "key.load", k, NULL, NULL, PX_OK, k->attrs.usage, HSM_AUDIT_WRITE, e)) != PX_OK) {
         crypto_key_free(k->sched);
         OPENSSL_cleanse(k, sizeof *k);
         free(k);

@@ -17,7 +17,7 @@
 /* Record a refusal or failure of op and return rc (e is never NULL here). */
 static int refuse(hsm *h, const char *op, const hsm_key *k, const char *label, int rc, px_error *e)
 {
-    hsm_audit_event(h, op, k, label, NULL, rc, px_error_text(e), 1, NULL);
+    hsm_audit_event(h, op, k, label, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC, NULL);
     return rc;
 }
 
@@ -268,7 +268,7 @@ int hsm_key_export(hsm *h, hsm_key *kek, hsm_key *key, hsm_export_format fmt, ch
     }
     snprintf(detail, sizeof detail, "format=%s kek=%s kek_kcv=%s", fmt == HSM_EXPORT_TR31 ? "tr31" : "ecb",
              kek->label[0] ? kek->label : "-", kek->kcv);
-    if ((rc = hsm_audit_event(h, "key.export", key, NULL, NULL, PX_OK, detail, 1, e)) != PX_OK) {
+    if ((rc = hsm_audit_event(h, "key.export", key, NULL, NULL, PX_OK, detail, HSM_AUDIT_SYNC, e)) != PX_OK) {
         out[0] = 0;
         return rc;
     }
@@ -374,5 +374,5 @@ int hsm_key_delete(hsm *h, const char *label, px_error *e)
     rc = hsm_store_delete(h, label, e);
     if (rc != PX_OK)
         return refuse(h, "key.delete", NULL, label, rc, e);
-    return hsm_audit_event(h, "key.delete", NULL, label, NULL, PX_OK, NULL, 1, e);
+    return hsm_audit_event(h, "key.delete", NULL, label, NULL, PX_OK, NULL, HSM_AUDIT_SYNC, e);
 }

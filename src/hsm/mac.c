@@ -42,7 +42,7 @@ static int mac_allowed(hsm *h, hsm_key *k, crypto_mac_alg alg, size_t n, hsm_nee
              (alg == CRYPTO_MAC_AES_CMAC) != (k->attrs.algorithm == 'A'))
         rc = px_error_set(e, PX_EPERM, "MAC: key algorithm %c does not suit this MAC", k->attrs.algorithm);
     if (rc == PX_EPERM)
-        hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), 0, NULL);
+        hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_WRITE, NULL);
     return rc;
 }
 
@@ -85,7 +85,7 @@ static int data_crypt(hsm *h, hsm_key *k, int enc, crypto_mode mode, const uint8
         k->sched == NULL)
         rc = px_error_set(e, PX_EPERM, "data: a single-DES key may not encrypt data");
     if (rc != PX_OK) {
-        hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), 0, NULL);
+        hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_WRITE, NULL);
         return rc;
     }
     if (n > PX_HSM_DATA_MAX || n % crypto_key_block_size(k->sched) != 0 || (mode == CRYPTO_CBC && iv == NULL))

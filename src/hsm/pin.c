@@ -20,7 +20,7 @@ static const char *const pvv_usages[] = {"V2", NULL};
 /* Record a policy refusal at once (and return rc); other failures are aggregated. */
 static int refuse(hsm *h, const char *op, const hsm_key *k, int rc, px_error *e)
 {
-    hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), 0, NULL);
+    hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_WRITE, NULL);
     return rc;
 }
 

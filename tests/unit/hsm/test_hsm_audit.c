@@ -62,7 +62,7 @@ static void free_lines(char **l, size_t n)
 }
 
 /* Verify a scratch copy of the log (and its head) after mutate() ran on its lines. */
-static int verify_copy(hsm_fixture *f, hsm *h, void (*mutate)(char **l, size_t *n, int *cut), px_error *e)
+static int verify_copy(hsm_fixture *f, const hsm_config *cfg, void (*mutate)(char **l, size_t *n, int *cut), px_error *e)
 {
     char copy[PX_PATH_MAX], head[PX_PATH_MAX + 8], src_head[PX_PATH_MAX + 8];
     size_t n = 0, entries = 0, hl = 0;
@@ -77,7 +77,7 @@ static int verify_copy(hsm_fixture *f, hsm *h, void (*mutate)(char **l, size_t *
     mutate(l, &n, &cut);
     put_lines(copy, l, n, cut);
     free_lines(l, n);
-    return hsm_audit_verify(copy, h, &entries, e);
+    return hsm_audit_verify(copy, cfg, &entries, e);
 }
 
 static void nothing(char **l, size_t *n, int *cut) { (void)l, (void)n, (void)cut; }
@@ -147,10 +147,10 @@ static void test_chain_detects_tampering(void **state)
     px_error e = {0};
     size_t entries = 0;
     assert_int_equal(hsm_audit_flush(f->h, &e), PX_OK);
-    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, f->h, &entries, &e), PX_OK);
+    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, &f->cfg, &entries, &e), PX_OK);
     assert_true(entries >= 6);
     assert_int_equal(hsm_audit_verify(f->cfg.audit_file, NULL, &entries, &e), PX_OK);
-    assert_int_equal(verify_copy(f, f->h, nothing, &e), PX_OK);
+    assert_int_equal(verify_copy(f, &f->cfg, nothing, &e), PX_OK);
 
     assert_int_equal(verify_copy(f, NULL, edit, &e), PX_EAUTH);
     assert_non_null(strstr(e.msg, "line 3: hash does not match"));
@@ -164,8 +164,13 @@ static void test_chain_detects_tampering(void **state)
     assert_int_equal(verify_copy(f, NULL, cut_mid_line, &e), PX_EAUTH);
     assert_non_null(strstr(e.msg, "incomplete"));
     /* a forger who recomputes the SHA-256 chain passes the chain check, not the MACs */
-    assert_int_equal(verify_copy(f, f->h, forge, &e), PX_EAUTH);
+    assert_int_equal(verify_copy(f, &f->cfg, forge, &e), PX_EAUTH);
     assert_non_null(strstr(e.msg, "line 3: MAC does not verify"));
+    /* a log is checked against its own LMK only */
+    hsm_fixture other;
+    fx_setup(&other, "hsmaudit2");
+    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, &other.cfg, &entries, &e), PX_EAUTH);
+    fx_teardown(&other);
 }
 
 static void test_entries_are_recorded(void **state)
@@ -220,7 +225,7 @@ static void test_two_writers_share_a_log(void **state)
         assert_int_equal(hsm_key_generate(h2, &a, NULL, &kb, &e), PX_OK);
     }
     hsm_close(h2);
-    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, f->h, &entries, &e), PX_OK);
+    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, &f->cfg, &entries, &e), PX_OK);
     assert_true(entries >= 18);
 }
 

@@ -96,7 +96,7 @@ static void test_lmk_in_token_works(void **state)
     assert_int_equal(hsm_open(&fx.cfg, NULL, &h, &e), PX_OK);
     assert_int_equal(hsm_key_load(h, kb.block, &zpk, &e), PX_OK);
     assert_string_equal(hsm_key_kcv(zpk), kb.kcv);
-    assert_int_equal(hsm_audit_verify(fx.cfg.audit_file, h, &entries, &e), PX_OK);
+    assert_int_equal(hsm_audit_verify(fx.cfg.audit_file, &fx.cfg, &entries, &e), PX_OK);
     assert_true(entries > 8);
     hsm_close(h);
 }
