@@ -7,10 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Declared here too: the generated command table (src/app/CMakeLists.txt) has no header. */
-int cmd_iso8583(int argc, char **argv);
-extern const char cmd_iso8583_summary[];
-
 const char cmd_iso8583_summary[] = "ISO 8583 tools: dump a packed message field by field";
 
 #define HEX_TEXT_MAX (4 * PX_ISO_MSG_MAX) /* hex digits plus room for spaces and newlines */
