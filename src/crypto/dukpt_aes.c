@@ -183,7 +183,8 @@ static int fill_below(crypto_dukpt_aes_device *d, const uint8_t *k, uint32_t c, 
 {
     crypto_dukpt_aes_keytype t;
     uint8_t tail[8];
-    aes_type_for(d->keylen, &t);
+    if (aes_type_for(d->keylen, &t) != PX_OK)
+        return px_error_set(e, PX_EINVAL, "AES DUKPT: key length %zu is not 16, 24 or 32", d->keylen);
     for (int b = top - 1; b >= 0; b--) {
         tail_for(d->ksn, c | 1u << b, tail);
         int rc = derive(k, d->keylen, CRYPTO_DUKPT_AES_KEY_DERIVATION, t, tail, d->reg[b], e);
