@@ -99,7 +99,8 @@ int hsm_audit_flush(hsm *h, px_error *e);    /* write aggregated entries now (no
 /* What a key block binds (TR-31 header fields) and the key length in bytes. */
 typedef struct hsm_key_attrs {
     char usage[3];      /* "P0", "M3", "K0", ... */
-    char algorithm;     /* 'T' TDES (16, 24), 'A' AES (16, 24, 32), 'D' DES (8, derived only) */
+    char algorithm;     /* 'T' TDES (16, 24), 'A' AES (16, 24, 32), 'D' DES (8: derived or
+                         * imported only), 'E' P-256 private key (32, hsm_ec_generate only) */
     char mode;          /* 'B' 'C' 'D' 'E' 'G' 'N' 'V' 'X' */
     char exportability; /* 'E' exportable under a key block, 'S' also as a legacy
                          * cryptogram (ECB), 'N' never */
@@ -183,6 +184,23 @@ typedef struct hsm_derive_params {
  * master's); algorithm and length follow from the method. */
 int hsm_key_derive(hsm *h, hsm_key *master, const hsm_derive_params *p,
                    const hsm_key_attrs *a, const char *label, hsm_keyblock *out, px_error *e);
+
+/* ---- keys sent to us under our public key (ECDH P-256; docs/hsm.md "Receiving a key") ---- */
+
+#define HSM_EC_PUB_LEN 65 /* uncompressed P-256 point: 04 || X || Y */
+
+/* A receiving key pair: the private key as a block (K3, algorithm E, mode D, non-exportable;
+ * KCV = first 5 bytes of SHA-256 of the public point), optionally named; pub = public point. */
+int hsm_ec_generate(hsm *h, const char *label, hsm_keyblock *out, uint8_t pub[HSM_EC_PUB_LEN],
+                    px_error *e);
+/* The public point of a loaded EC key. */
+int hsm_ec_public(const hsm_key *k, uint8_t pub[HSM_EC_PUB_LEN], px_error *e);
+/* Import a key the sender wrapped to priv's public point: eph = its ephemeral point, wrapped
+ * = RFC 3394 AES key wrap under HKDF-SHA-256(ECDH). a gives the attributes (length from the
+ * data); at most 128 bits of strength; kcv (may be NULL) is checked. */
+int hsm_key_import_ecdh(hsm *h, hsm_key *priv, const uint8_t eph[HSM_EC_PUB_LEN],
+                        const uint8_t *wrapped, size_t n, const hsm_key_attrs *a, const char *kcv,
+                        const char *label, hsm_keyblock *out, px_error *e);
 
 /* Delete a named key (PX_ENOTFOUND if absent). */
 int hsm_key_delete(hsm *h, const char *label, px_error *e);

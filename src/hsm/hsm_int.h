@@ -103,7 +103,7 @@ struct hsm_key {
     hsm_key_attrs attrs;
     char key_version[3];
     uint8_t key[CRYPTO_KEY_MAX];
-    crypto_key *sched;                /* key schedule for ECB/CBC (NULL for 'D' keys) */
+    crypto_key *sched;                /* key schedule for ECB/CBC (NULL for 'D' and 'E' keys) */
     char kcv[PX_HSM_KCV_HEX_MAX];
     char label[PX_HSM_LABEL_MAX];
     uint64_t agg[HSM_AGG_N][2];       /* [op][0 ok, 1 fail]: not yet written */
@@ -145,13 +145,15 @@ int hsm_attrs_check(const hsm_key_attrs *a, px_error *e);
 /* k has usage among the NULL-terminated list and its mode permits need. */
 int hsm_policy_check(const hsm_key *k, const char *const *usages, hsm_need need,
                      const char *role, px_error *e);
-/* Effective strength in bits (SP 800-57): 2TDEA 80, 3TDEA 112, AES n*8, DES 56. */
+/* Effective strength in bits (SP 800-57): 2TDEA 80, 3TDEA 112, AES n*8, DES 56, P-256 128. */
 int hsm_key_strength(char algorithm, size_t length);
 /* crypto_alg of a TR-31 algorithm letter (0 if none). */
 crypto_alg hsm_crypto_alg(char algorithm);
 /* KCV of a clear key as hex (TDES/DES 6, AES 10). */
 int hsm_kcv_hex(char algorithm, const uint8_t *key, size_t keylen,
                 char out[PX_HSM_KCV_HEX_MAX], px_error *e);
+/* KCV of a P-256 private key: the first 5 bytes of SHA-256 of its public point, as hex. */
+int hsm_ec_kcv_hex(const uint8_t d[32], char out[PX_HSM_KCV_HEX_MAX], px_error *e);
 /* 1 for a TDES key with K1 = K2 or K2 = K3: single DES in disguise. */
 int hsm_key_is_degenerate(char algorithm, const uint8_t *key, size_t keylen);
 

@@ -1,7 +1,7 @@
 /*
  * keyblock.c: keys under the LMK. A key block is TR-31 version D under the KBPK derived
  * from the LMK, with optional blocks (X9.143 6.3):
- *   KC  the key's check value ("00" + TDES KCV, "01" + AES CMAC KCV)
+ *   KC  the key's check value ("00" + TDES KCV, "01" + AES CMAC KCV; none for EC keys)
  *   KP  the check value of the KBPK ("01" + CMAC KCV): tells which LMK made the block
  *   TS  creation time ("00" + YYYYMMDDhhmmssZ)
  *   LB  the label of a named key (so a swapped row in the store is caught at load)
@@ -39,11 +39,11 @@ static int build_header(hsm *h, const hsm_key_attrs *a, const char *label, const
     int rc = crypto_tr31_header_init(hd, 'D', a->usage, a->algorithm, a->mode, "00", a->exportability, e);
     if (rc != PX_OK)
         return rc;
-    snprintf(kc, sizeof kc, "%s%s", a->algorithm == 'A' ? "01" : "00", kcv);
+    snprintf(kc, sizeof kc, "%s%s", a->algorithm == 'T' || a->algorithm == 'D' ? "00" : "01", kcv);
     snprintf(kp, sizeof kp, "01%s", h->lk.kbpk_check);
     px_strlcpy(ts, "00", sizeof ts);
     px_time_format_utc(px_now_ms(), "%Y%m%d%H%M%SZ", ts + 2, sizeof ts - 2);
-    if ((rc = crypto_tr31_header_add_opt(hd, "KC", kc, strlen(kc), e)) != PX_OK ||
+    if ((a->algorithm != 'E' && (rc = crypto_tr31_header_add_opt(hd, "KC", kc, strlen(kc), e)) != PX_OK) ||
         (rc = crypto_tr31_header_add_opt(hd, "KP", kp, strlen(kp), e)) != PX_OK ||
         (rc = crypto_tr31_header_add_opt(hd, "TS", ts, strlen(ts), e)) != PX_OK)
         return rc;
@@ -150,7 +150,7 @@ static int key_from_block(hsm *h, const char *block, hsm_key **out, px_error *e)
     *out = NULL;
     if (rc == PX_OK)
         rc = unwrap_into(h, block, k, hd, e);
-    if (rc == PX_OK && k->attrs.algorithm != 'D')
+    if (rc == PX_OK && k->attrs.algorithm != 'D' && k->attrs.algorithm != 'E')
         rc = crypto_key_new(hsm_crypto_alg(k->attrs.algorithm), k->key, k->attrs.length, &k->sched, e);
     free(hd);
     if (rc != PX_OK) {

@@ -184,6 +184,8 @@ int hsm_key_import(hsm *h, hsm_key *kek, const char *cryptogram, const hsm_key_a
         rc = is_tr31 ? (a != NULL ? px_error_set(e, PX_EINVAL, "import: a TR-31 block carries its own attributes")
                                   : import_tr31(h, kek, cryptogram, &got, key, e))
                      : import_ecb(kek, cryptogram, a, &got, key, e);
+    if (rc == PX_OK && strchr("TAD", got.algorithm) == NULL)
+        rc = px_error_set(e, PX_EINVAL, "import: only TDES, AES and DES keys are imported under a KEK");
     if (rc == PX_OK && (rc = hsm_attrs_check(&got, e)) == PX_OK && (rc = check_strength(kek, &got, e)) == PX_OK &&
         hsm_key_is_degenerate(got.algorithm, key, got.length))
         rc = px_error_set(e, PX_EINVAL, "import: the TDES key has equal halves (single DES)");

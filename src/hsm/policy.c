@@ -30,6 +30,7 @@ static const usage_rule rules[] = {
     {"E6", "BCDEGVXN", "TAD"},  /* ... other (PBOC purse load and purchase keys) */
     {"K0", "BDEXN", "TA"},      /* key encryption key (TMK, TK, ZMK; X: a DMK master) */
     {"K1", "BDEXN", "TA"},      /* TR-31 key block protection key */
+    {"K3", "DN", "E"},          /* key agreement / wrapping key pair (ECDH P-256, private) */
     {"M0", "CGVN", "T"},        /* ISO 16609 MAC algorithm 1 (TDES) */
     {"M1", "CGVN", "TD"},       /* ISO 9797-1 MAC algorithm 1 */
     {"M3", "CGVN", "T"},        /* ISO 9797-1 MAC algorithm 3 (X9.19 retail MAC) */
@@ -67,7 +68,8 @@ int hsm_attrs_check(const hsm_key_attrs *a, px_error *e)
                             r->usage, a->mode ? a->mode : '?', r->modes);
     if (a->exportability == 0 || strchr("ENS", a->exportability) == NULL)
         return px_error_set(e, PX_EINVAL, "exportability must be E, N or S");
-    if (!crypto_key_len_is_valid(alg, a->length) || (alg == CRYPTO_TDES && a->length == 8))
+    if (a->algorithm == 'E' ? a->length != 32
+                            : !crypto_key_len_is_valid(alg, a->length) || (alg == CRYPTO_TDES && a->length == 8))
         return px_error_set(e, PX_EINVAL, "key length %zu is not valid for algorithm '%c'",
                             a->length, a->algorithm);
     return PX_OK;
@@ -114,7 +116,7 @@ int hsm_key_strength(char algorithm, size_t length)
         return length == 16 ? 80 : 112;
     if (algorithm == 'A')
         return (int)length * 8;
-    return algorithm == 'D' ? 56 : 0;
+    return algorithm == 'D' ? 56 : algorithm == 'E' ? 128 : 0;
 }
 
 int hsm_kcv_hex(char algorithm, const uint8_t *key, size_t keylen, char out[PX_HSM_KCV_HEX_MAX],
@@ -122,6 +124,8 @@ int hsm_kcv_hex(char algorithm, const uint8_t *key, size_t keylen, char out[PX_H
 {
     uint8_t kcv[CRYPTO_KCV_MAX];
     size_t n = 0;
+    if (algorithm == 'E')
+        return hsm_ec_kcv_hex(key, out, e);
     int rc = crypto_kcv(hsm_crypto_alg(algorithm), key, keylen, kcv, sizeof kcv, &n, e);
     if (rc != PX_OK)
         return rc;
