@@ -77,4 +77,17 @@
 #define PX_KEY_COMPONENTS_MAX    9        /* clear components combined into one key */
 #define PX_KEYTOOL_DATA_MAX      8192     /* bytes of --data the keytool MACs or enciphers */
 
+/* phonepay */
+#define PX_PHONEPAY_URL_MAX      512      /* bytes in an SMS gateway or webhook URL, NUL included */
+#define PX_PHONEPAY_CRED_MAX     64       /* bytes in a gateway user name, sender or env name, NUL included */
+#define PX_PHONEPAY_NAME_CHARS   32       /* code points in a payee name */
+#define PX_PHONEPAY_SMS_MAX      480      /* bytes of UTF-8 in one notification text */
+#define PX_PHONEPAY_OUTBOX_BATCH 32       /* outbox items claimed in one delivery pass */
+#define PX_PHONEPAY_REPLY_MAX    4096     /* bytes of a gateway's answer kept for the log */
+#define PX_PHONEPAY_TXN_RETRIES  5        /* tries of one store transaction (lock timeouts) */
+#define PX_PHONEPAY_SWEEP_ROWS   1000     /* expired rows deleted per table per sweep */
+#define PX_PHONEPAY_CLEARING_LINE_MAX 1024 /* bytes in one clearing-file line */
+#define PX_PHONEPAY_CLEARING_LINES_MAX 1000000 /* lines in one clearing file */
+#define PX_PHONEPAY_CLEARING_FIELDS 13    /* columns of the clearing file (contract section 3) */
+
 #endif
