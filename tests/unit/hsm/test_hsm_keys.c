@@ -317,6 +317,13 @@ static void test_export_refusals(void **state)
     assert_memory_equal(kb.block + 5, "P0TB00E", 7);
     hsm_key_attrs a = fx_attrs("P0", 'T', 'B', 'E', 16);
     assert_int_equal(hsm_key_import(f->h, kbpk, out, &a, NULL, NULL, &kb, &e), PX_EINVAL);
+    /* a KEK that only sends (mode E) cannot take a cryptogram back in with other attributes */
+    hsm_key *send_only = fx_key(f->h, "K0", 'T', 'E', 'S', TMK_CUP, NULL, NULL);
+    hsm_key_attrs d0 = fx_attrs("D0", 'T', 'B', 'S', 16);
+    char ct[64];
+    assert_int_equal(hsm_key_export(f->h, send_only, mac, HSM_EXPORT_ECB, ct, sizeof ct, kcv, &e), PX_OK);
+    assert_int_equal(hsm_key_import(f->h, send_only, ct, &d0, NULL, NULL, &kb, &e), PX_EPERM);
+    hsm_key_free(f->h, send_only);
     /* a MAC key cannot act as an import KEK either */
     assert_int_equal(hsm_key_import(f->h, mac, "96D605EA176B7E9E96D605EA176B7E9E", &a, NULL, NULL, &kb, &e),
                      PX_EPERM);
