@@ -18,10 +18,12 @@
  * POSSUM_LMK_PASSPHRASE / POSSUM_PKCS11_PIN or a prompt, never from the config file.
  *
  * Audit: every operation is recorded in a hash-chained, MACed JSON-lines file. Key management
- * (LMK init, generate, form, import, export, derive, load, delete) is written and fsynced
- * before the call returns; PIN, MAC and data operations are counted per key and written as
- * one entry per (operation, key, result) every audit_flush_ms, on hsm_audit_flush,
- * hsm_key_free and hsm_close. Policy refusals are written at once.
+ * (LMK init, generate, form, import, export, derive, delete, failed loads) is written and
+ * fsynced before the call returns; a successful load is written at once and fsynced with the
+ * next sync; PIN, MAC and data operations are counted per key and written as one entry per
+ * (operation, key, result) every audit_flush_ms, on hsm_audit_flush, hsm_set_caller,
+ * hsm_key_free and hsm_close. Policy refusals are written at once. If the log cannot be
+ * written, operations fail with PX_EIO until it can.
  *
  * Threads: an hsm is used by one thread at a time (loaded keys hold reusable cipher state).
  * Several processes may share one audit file (appends are serialised with flock).
