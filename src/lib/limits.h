@@ -90,4 +90,12 @@
 #define PX_PHONEPAY_CLEARING_LINES_MAX 1000000 /* lines in one clearing file */
 #define PX_PHONEPAY_CLEARING_FIELDS 13    /* columns of the clearing file (contract section 3) */
 
+/* issuer */
+#define PX_ISSUER_BIN_RANGES_MAX 10000    /* BIN ranges scanned for one card */
+#define PX_ISSUER_PVK_CACHE      16       /* PIN verification keys kept loaded at once */
+#define PX_ISSUER_PENDING_MAX    10000    /* responses held back by the latency setting */
+#define PX_ISSUER_PAGE_ROWS      1000     /* journal rows read per query (clearing, lists) */
+#define PX_ISSUER_TXN_RETRIES    5        /* tries of one store transaction (lock timeouts) */
+#define PX_ISSUER_LATENCY_MAX_MS 600000   /* largest configurable simulated latency */
+
 #endif
