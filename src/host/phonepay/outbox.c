@@ -122,6 +122,7 @@ int phonepay_webhook_body(const char *id, const char *event, const char *to,
 
 typedef struct delivery {
     struct phonepay_outbox *ob;
+    struct delivery *next_reap;
     struct evhttp_connection *conn;
     char id[128];
     char channel[8];
@@ -137,6 +138,8 @@ struct phonepay_outbox {
     SSL_CTX *tls;
     delivery *inflight[PX_PHONEPAY_OUTBOX_BATCH];
     size_t ninflight;
+    delivery *reap;        /* finished: connection freed from the loop, not its callback */
+    struct event *reaper;
     int draining;
     int64_t last_sweep_ms;
     net_metric *m_sent[2], *m_retry[2], *m_failed[2];
@@ -201,6 +204,8 @@ static void record(phonepay_outbox *ob, const delivery *d, int ok, const char *w
                 (long long)d->attempts, why, final ? " (giving up)" : "");
 }
 
+/* Take d out of the in-flight set; its connection is freed by the reaper (libevent still
+ * uses it when our response callback returns). */
 static void forget(phonepay_outbox *ob, delivery *d)
 {
     for (size_t i = 0; i < ob->ninflight; i++) {
@@ -209,7 +214,26 @@ static void forget(phonepay_outbox *ob, delivery *d)
             break;
         }
     }
-    free(d);
+    d->next_reap = ob->reap;
+    ob->reap = d;
+    if (ob->reaper != NULL)
+        event_active(ob->reaper, EV_TIMEOUT, 0);
+}
+
+static void reap_all(phonepay_outbox *ob)
+{
+    while (ob->reap != NULL) {
+        delivery *d = ob->reap;
+        ob->reap = d->next_reap;
+        if (d->conn != NULL)
+            evhttp_connection_free(d->conn);
+        free(d);
+    }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    reap_all(arg);
 }
 
 static void on_response(struct evhttp_request *req, void *arg)
@@ -226,7 +250,7 @@ static void on_response(struct evhttp_request *req, void *arg)
     else
         snprintf(why, sizeof why, "HTTP %d", code);
     record(ob, d, code >= 200 && code < 300, why);
-    forget(ob, d); /* the connection frees itself (free_on_completion) */
+    forget(ob, d);
 }
 
 /* Connection to the URL's host and port (TLS for https, with notify_tls_ca). */
@@ -333,8 +357,6 @@ static int start_delivery(phonepay_outbox *ob, const due_item *it, delivery *d, 
             if (evhttp_make_request(d->conn, req, post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET,
                                     target) != 0)
                 rc = px_error_set(e, PX_ENET, "request not sent");
-            else
-                evhttp_connection_free_on_completion(d->conn);
         }
     }
     if (u != NULL)
@@ -425,8 +447,6 @@ static void outbox_pass(phonepay_outbox *ob)
         px_strlcpy(d->event, items[i].event, sizeof d->event);
         ob->inflight[ob->ninflight++] = d;
         if (start_delivery(ob, &items[i], d, &e) != PX_OK) {
-            if (d->conn != NULL)
-                evhttp_connection_free(d->conn);
             d->done = 1;
             record(ob, d, 0, px_error_text(&e));
             forget(ob, d);
@@ -473,7 +493,8 @@ int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox *
     }
     if (net_tls_is_enabled(&pp->cfg.notify_tls))
         rc = net_tls_client_ctx(&pp->cfg.notify_tls, &ob->tls, e);
-    if (rc == PX_OK && (ob->timer = event_new(base, -1, EV_PERSIST, on_timer, ob)) == NULL)
+    if (rc == PX_OK && ((ob->timer = event_new(base, -1, EV_PERSIST, on_timer, ob)) == NULL ||
+                        (ob->reaper = event_new(base, -1, 0, on_reap, ob)) == NULL))
         rc = px_error_set(e, PX_ENOMEM, "phonepay: no outbox timer");
     if (rc != PX_OK) {
         phonepay_outbox_free(ob);
@@ -510,13 +531,15 @@ void phonepay_outbox_free(phonepay_outbox *ob)
         return;
     if (ob->timer != NULL)
         event_free(ob->timer);
+    if (ob->reaper != NULL)
+        event_free(ob->reaper);
+    ob->reaper = NULL;
     while (ob->ninflight > 0) { /* still pending in the store: sent again after the lease */
         delivery *d = ob->inflight[ob->ninflight - 1];
         d->done = 1;
-        if (d->conn != NULL)
-            evhttp_connection_free(d->conn);
         forget(ob, d);
     }
+    reap_all(ob);
     net_tls_ctx_free(ob->tls);
     free(ob);
 }

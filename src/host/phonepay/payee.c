@@ -107,7 +107,10 @@ static int send_challenge(phonepay *pp, payee_ctx *c, const phonepay_card_sealed
              pp->cfg.sms_signature, code, (long long)(pp->cfg.otp_ttl_ms / 60000),
              c->purpose == PHONEPAY_OTP_REGISTER ? "注册" : c->purpose == PHONEPAY_OTP_CARD
                                                                 ? "换卡" : "登录");
-    snprintf(key, sizeof key, "otp:%s:%lld", c->mobile, (long long)c->now_ms);
+    if (rc >= 0 && (rc = crypto_random(salt, 6, e)) == PX_OK) { /* an id that names nobody */
+        memcpy(key, "otp:", 4);
+        px_hex_encode(salt, 6, key + 4);
+    }
     if (rc >= 0)
         rc = phonepay_notify(pp, key, PHONEPAY_EV_OTP, c->mobile, text, c->now_ms, e);
     OPENSSL_cleanse(code, sizeof code);
