@@ -77,6 +77,17 @@
 #define PX_KEY_COMPONENTS_MAX    9        /* clear components combined into one key */
 #define PX_KEYTOOL_DATA_MAX      8192     /* bytes of --data the keytool MACs or enciphers */
 
+/* switch */
+#define PX_SWITCH_ROUTES_MAX     64       /* BIN prefixes in [switch] route_bins */
+#define PX_SWITCH_GROUP_MAX      4096     /* jobs in one group commit */
+#define PX_SWITCH_WRITERS_MAX    16       /* writer threads (store connections) */
+#define PX_SWITCH_IN_FLIGHT_MAX  100000   /* provider requests outstanding at once */
+#define PX_SWITCH_CACHE_MAX      1000000  /* terminals kept in memory */
+#define PX_SWITCH_OUTBOX_BATCH   200      /* reversals resent per outbox poll */
+#define PX_SWITCH_RRN_BLOCK      10000    /* retrieval reference numbers taken at once */
+#define PX_SWITCH_LEDGER_LEGS    8        /* entries in one ledger transaction */
+#define PX_SWITCH_REPORT_ROWS    100000   /* rows one ledger report prints */
+
 /* phonepay */
 #define PX_PHONEPAY_URL_MAX      512      /* bytes in an SMS gateway or webhook URL, NUL included */
 #define PX_PHONEPAY_CRED_MAX     64       /* bytes in a gateway user name, sender or env name, NUL included */

@@ -1,191 +1,364 @@
 /*
- * switch.c: the transaction platform (`switch` service): terminals speak the UnionPay POS
- * dialect of ISO 8583 over 2-byte framed TCP (docs/iso8583-unionpay.md).
- * Implemented so far: the network-management echo (0800/0820 with field 60.3 = 301) and the
- * answer to malformed messages (response code 30 when the MTI can be read, else the
- * connection is closed). Everything else gets response code 40, "function not supported".
+ * switch.c: the transaction platform (`switch` service, docs/switch.md): terminals speak the
+ * UnionPay POS dialect of ISO 8583 over 2-byte framed TCP (TLS optional), the provider
+ * ISO 8583:1987 (docs/switch-protocol.md). This file is the service: configuration, start,
+ * drain, the frame callback (unpack, code 30 for what does not parse) and metrics. The
+ * flows are in sw_flow.c, the store in sw_writer.c / sw_jobs.c, the provider link in
+ * sw_provider.c, the terminal cache in sw_term.c.
  */
-#include "host/service.h"
-#include "host/switch/switch.h"
-#include "iso8583/iso8583.h"
+#include "host/switch/sw_int.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/time.h"
-#include "net/metrics.h"
-#include "net/net.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-typedef struct switch_svc {
-    net_listener_config listen;
-    net_frame_server *srv;
-    px_daemon *d;
-    net_metric *m_rx, *m_tx, *m_format_err, *m_closed_unreadable, *m_unsupported;
-} switch_svc;
+static const px_config_field sw_fields[] = {
+    PX_CFG_STR(sw_config, acquirer_id, "acquirer_id", "01020000"),
+    PX_CFG_INT_(sw_config, provider_timeout_ms, "provider_timeout_ms", 50, 300000, "10000"),
+    PX_CFG_INT_(sw_config, max_amount_minor, "max_amount_minor", 1, 999999999999LL, "100000000"),
+    PX_CFG_STR(sw_config, route_bins, "route_bins", ""),
+    PX_CFG_STR(sw_config, zpk, "zpk", "demo.zpk"),
+    PX_CFG_STR(sw_config, dek_label, "dek_label", "switch.dek"),
+    PX_CFG_INT_(sw_config, group_commit_max, "group_commit_max", 1, PX_SWITCH_GROUP_MAX, "1000"),
+    PX_CFG_INT_(sw_config, writers, "writers", 0, PX_SWITCH_WRITERS_MAX, "0"),
+    PX_CFG_INT_(sw_config, cache_ttl_ms, "cache_ttl_ms", 0, 3600000, "1000"),
+    PX_CFG_INT_(sw_config, cache_terminals, "cache_terminals", 16, PX_SWITCH_CACHE_MAX, "65536"),
+    PX_CFG_INT_(sw_config, reversal_retry_ms, "reversal_retry_ms", 100, 3600000, "5000"),
+    PX_CFG_INT_(sw_config, orphan_after_ms, "orphan_after_ms", 1000, 86400000, "60000"),
+    PX_CFG_INT_(sw_config, echo_interval_ms, "echo_interval_ms", 0, 3600000, "30000"),
+    PX_CFG_INT_(sw_config, max_in_flight, "max_in_flight", 1, PX_SWITCH_IN_FLIGHT_MAX, "10000"),
+    PX_CFG_INT_(sw_config, fee_bp, "fee_bp", 0, 10000, "0"),
+    PX_CFG_INT_(sw_config, duplicate_wait_ms, "duplicate_wait_ms", 0, 600000, "15000"),
+};
+
+/* The running instance, for switch_terminal_set_update_waiting called in-process. */
+static switch_svc *sw_running;
+static pthread_t sw_loop_thread;
+
+/* route_bins: comma-separated prefixes of 1 to 11 digits. */
+static int parse_bins(switch_svc *s, px_config *c, px_error *e)
+{
+    const char *p = s->cfg.route_bins;
+    s->nbins = 0;
+    while (*p) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0) {
+            if (n > 11 || !px_is_digits(p, n) || s->nbins >= PX_SWITCH_ROUTES_MAX)
+                return px_error_set(e, PX_ECONFIG,
+                                    "%s:%d: [switch] route_bins: expected up to %d BIN prefixes "
+                                    "of 1 to 11 digits, comma-separated",
+                                    px_config_path(c), px_config_line(c, "switch", "route_bins"),
+                                    PX_SWITCH_ROUTES_MAX);
+            memcpy(s->bins[s->nbins], p, n);
+            s->bins[s->nbins++][n] = 0;
+        }
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return PX_OK;
+}
+
+static void register_metrics(sw_metrics *m)
+{
+    static const char fmt[] = "Messages that did not parse (answered with code 30)";
+    m->rx = net_metric_counter("possum_switch_messages_received_total",
+                               "ISO 8583 messages received from terminals", NULL);
+    m->tx = net_metric_counter("possum_switch_messages_sent_total",
+                               "ISO 8583 messages sent to terminals", NULL);
+    m->format_err = net_metric_counter("possum_switch_format_errors_total", fmt,
+                                       "action=\"code30\"");
+    m->closed_unreadable = net_metric_counter("possum_switch_format_errors_total", fmt,
+                                              "action=\"closed\"");
+    m->unsupported = net_metric_counter("possum_switch_unsupported_total",
+                                        "Requests answered with code 40 (not supported)", NULL);
+    m->security = net_metric_counter("possum_switch_security_events_total",
+                                     "Requests whose MAC was missing or wrong (answered A0)",
+                                     "reason=\"mac\"");
+    m->dup_replayed = net_metric_counter("possum_switch_duplicates_total",
+                                         "Retransmissions of a request already seen",
+                                         "action=\"replayed\"");
+    m->dup_refused = net_metric_counter("possum_switch_duplicates_total",
+                                        "Retransmissions of a request already seen",
+                                        "action=\"refused94\"");
+    m->dup_waiting = net_metric_counter("possum_switch_duplicates_total",
+                                        "Retransmissions of a request already seen",
+                                        "action=\"waited\"");
+    m->approved = net_metric_counter("possum_switch_transactions_total",
+                                     "Financial requests decided", "result=\"approved\"");
+    m->declined = net_metric_counter("possum_switch_transactions_total",
+                                     "Financial requests decided", "result=\"declined\"");
+    m->prov_sent = net_metric_counter("possum_switch_provider_requests_total",
+                                      "Requests sent to the provider", NULL);
+    m->prov_timeout = net_metric_counter("possum_switch_provider_timeouts_total",
+                                         "Provider requests not answered in time (91)", NULL);
+    m->prov_late = net_metric_counter("possum_switch_provider_late_total",
+                                      "Provider answers that matched nothing in flight", NULL);
+    m->prov_up = net_metric_gauge("possum_switch_provider_up", "1 when the provider link is up",
+                                  NULL);
+    m->rev_sent = net_metric_counter("possum_switch_provider_reversals_total",
+                                     "Reversals (0420/0421) sent to the provider",
+                                     "state=\"sent\"");
+    m->rev_done = net_metric_counter("possum_switch_provider_reversals_total",
+                                     "Reversals (0420/0421) sent to the provider",
+                                     "state=\"confirmed\"");
+    m->gc_commits = net_metric_counter("possum_switch_group_commits_total",
+                                       "Store transactions run by the group-commit writers", NULL);
+    m->gc_jobs = net_metric_counter("possum_switch_group_jobs_total",
+                                    "Jobs committed by the group-commit writers", NULL);
+    m->gc_failures = net_metric_counter("possum_switch_store_failures_total",
+                                        "Jobs whose store transaction failed (answered 96)", NULL);
+    m->gc_queue = net_metric_gauge("possum_switch_writer_queue",
+                                   "Jobs waiting for a group-commit writer", NULL);
+    m->store_errors = net_metric_counter("possum_switch_store_errors_total",
+                                         "Store errors seen by the switch", NULL);
+    m->signons = net_metric_counter("possum_switch_signons_total", "Terminal sign-ons", NULL);
+    m->in_flight = net_metric_gauge("possum_switch_provider_in_flight",
+                                    "Requests waiting for the provider", NULL);
+}
 
 static int switch_configure(px_daemon *d, void **state, px_error *e)
 {
     switch_svc *s = calloc(1, sizeof *s);
+    sw_config *c;
     int rc;
     if (s == NULL)
         return px_error_set(e, PX_ENOMEM, "switch: out of memory");
-    net_listener_config_defaults(&s->listen, "switch");
-    px_strlcpy(s->listen.listen, "127.0.0.1:5000", sizeof s->listen.listen);
-    rc = net_listener_config_bind(d->cfg, "switch", NULL, &s->listen, e);
+    c = &s->cfg;
+    net_listener_config_defaults(&c->listen, "switch");
+    px_strlcpy(c->listen.listen, "127.0.0.1:5000", sizeof c->listen.listen);
+    rc = net_listener_config_bind(d->cfg, "switch", NULL, &c->listen, e);
+    if (rc == PX_OK)
+        rc = px_config_bind(d->cfg, "switch", sw_fields, sizeof sw_fields / sizeof sw_fields[0], c,
+                            e);
+    if (rc == PX_OK && px_config_get(d->cfg, "switch", "provider_connect") != NULL) {
+        net_link_config_defaults(&c->provider, "provider");
+        rc = net_link_config_bind(d->cfg, "switch", "provider_", &c->provider, e);
+        c->has_provider = rc == PX_OK;
+    }
+    if (rc == PX_OK)
+        rc = switch_hsm_config_bind(d->cfg, &c->hsm, e);
+    if (rc == PX_OK)
+        rc = parse_bins(s, d->cfg, e);
+    if (rc == PX_OK && (strlen(c->acquirer_id) == 0 || strlen(c->acquirer_id) > 11 ||
+                        !px_is_digits(c->acquirer_id, strlen(c->acquirer_id))))
+        rc = px_error_set(e, PX_ECONFIG, "%s:%d: [switch] acquirer_id: expected 1 to 11 digits",
+                          px_config_path(d->cfg), px_config_line(d->cfg, "switch", "acquirer_id"));
     if (rc != PX_OK) {
         free(s);
         return rc;
     }
     s->d = d;
-    s->m_rx = net_metric_counter("possum_switch_messages_received_total",
-                                 "ISO 8583 messages received from terminals", NULL);
-    s->m_tx = net_metric_counter("possum_switch_messages_sent_total",
-                                 "ISO 8583 messages sent to terminals", NULL);
-    s->m_format_err = net_metric_counter("possum_switch_format_errors_total",
-                                         "Messages that did not parse (answered with code 30)",
-                                         "action=\"code30\"");
-    s->m_closed_unreadable = net_metric_counter("possum_switch_format_errors_total",
-                                                "Messages that did not parse (answered with code 30)",
-                                                "action=\"closed\"");
-    s->m_unsupported = net_metric_counter("possum_switch_unsupported_total",
-                                          "Requests answered with code 40 (not supported)", NULL);
+    register_metrics(&s->m);
     *state = s;
     return PX_OK;
 }
 
-static void send_msg(switch_svc *s, uint64_t conn, const iso8583_msg *rsp)
+void sw_owner_token(switch_svc *s, char out[64])
 {
-    uint8_t out[PX_ISO_MSG_MAX];
-    size_t n;
-    px_error e = {0};
-    if (iso8583_pack(&iso8583_unionpay_pos, rsp, out, sizeof out, &n, &e) != PX_OK) {
-        px_errorlog("switch", "cannot pack %s response: %s", rsp->mti, px_error_text(&e));
-        net_frame_server_close_conn(s->srv, conn);
-        return;
-    }
-    if (net_frame_server_send(s->srv, conn, out, n) == PX_OK)
-        net_metric_add(s->m_tx, 1);
-}
-
-/* Copy the fields a response echoes back (UnionPay POS: 11, 41, 42 and 60 when present). */
-static void copy_echoed_fields(const iso8583_msg *req, iso8583_msg *rsp)
-{
-    static const int echoed[] = {3, 4, 11, 41, 42, 60};
-    for (size_t i = 0; i < sizeof echoed / sizeof echoed[0]; i++) {
-        const uint8_t *p;
-        size_t n;
-        if (iso8583_get(req, echoed[i], &p, &n) == PX_OK)
-            (void)iso8583_set(rsp, echoed[i], (const char *)p, NULL);
-    }
-}
-
-/* Begin a response carrying code rc and the local time and date (fields 12, 13). */
-static int start_response(const iso8583_msg *req, iso8583_msg *rsp, const char *rc)
-{
-    char hhmmss[8], mmdd[8];
-    px_error e = {0};
-    int64_t now = px_now_ms();
-    if (iso8583_msg_response(req, rsp, &e) != PX_OK)
-        return e.code;
-    copy_echoed_fields(req, rsp);
-    px_time_format_utc(now, "%H%M%S", hhmmss, sizeof hhmmss);
-    px_time_format_utc(now, "%m%d", mmdd, sizeof mmdd);
-    (void)iso8583_set(rsp, 12, hhmmss, NULL);
-    (void)iso8583_set(rsp, 13, mmdd, NULL);
-    return iso8583_set(rsp, 39, rc, &e);
+    snprintf(out, 64, "%s:%llu", s->owner_prefix, (unsigned long long)++s->owner_seq);
 }
 
 /* A message that did not parse: code 30 when its MTI is a readable request, else close. */
 static void answer_format_error(switch_svc *s, uint64_t conn, const iso8583_msg *req,
                                 const px_error *why)
 {
-    iso8583_msg rsp;
     char rmti[5];
     if (req->mti_valid && iso8583_response_mti(req->mti, rmti) == PX_OK) {
-        iso8583_msg bare;
-        /* Only the framing and MTI of a broken message are trusted in the answer. */
-        iso8583_msg_init(&bare, &iso8583_unionpay_pos);
-        (void)iso8583_set_tpdu(&bare, req->tpdu, req->tpdu_len, NULL);
-        (void)iso8583_set_header(&bare, req->header, req->header_len, NULL);
-        (void)iso8583_set_mti(&bare, req->mti, NULL);
-        px_warn("switch", "conn %llu: format error in %s: %s (answered 30)",
-                (unsigned long long)conn, req->mti, px_error_text(why));
-        net_metric_add(s->m_format_err, 1);
-        if (start_response(&bare, &rsp, SWITCH_RC_FORMAT_ERROR) == PX_OK) {
-            send_msg(s, conn, &rsp);
+        sw_req *bare = calloc(1, sizeof *bare);
+        if (bare != NULL) {
+            /* Only the framing and MTI of a broken message are trusted in the answer. */
+            iso8583_msg_init(&bare->msg, &iso8583_unionpay_pos);
+            (void)iso8583_set_tpdu(&bare->msg, req->tpdu, req->tpdu_len, NULL);
+            (void)iso8583_set_header(&bare->msg, req->header, req->header_len, NULL);
+            (void)iso8583_set_mti(&bare->msg, req->mti, NULL);
+            px_warn("switch", "conn %llu: format error in %s: %s (answered 30)",
+                    (unsigned long long)conn, req->mti, px_error_text(why));
+            net_metric_add(s->m.format_err, 1);
+            sw_answer(s, conn, bare, NULL, SWITCH_RC_FORMAT_ERROR);
+            free(bare);
             return;
         }
     }
     px_warn("switch", "conn %llu: unreadable message: %s (closing)", (unsigned long long)conn,
             px_error_text(why));
-    net_metric_add(s->m_closed_unreadable, 1);
+    net_metric_add(s->m.closed_unreadable, 1);
     net_frame_server_close_conn(s->srv, conn);
-}
-
-/* Field 60.3, the network management information code, or "" (60 = 60.1 n2, 60.2 n6, 60.3 n3). */
-static void field60_nmi(const iso8583_msg *m, char out[4])
-{
-    const uint8_t *p;
-    size_t n;
-    out[0] = 0;
-    if (iso8583_get(m, 60, &p, &n) == PX_OK && n >= 11) {
-        memcpy(out, p + 8, 3);
-        out[3] = 0;
-    }
-}
-
-static void handle_request(switch_svc *s, uint64_t conn, const iso8583_msg *req)
-{
-    iso8583_msg rsp;
-    char nmi[4];
-    const char *rc = SWITCH_RC_NOT_SUPPORTED;
-    field60_nmi(req, nmi);
-    if ((strcmp(req->mti, "0800") == 0 || strcmp(req->mti, "0820") == 0) &&
-        strcmp(nmi, SWITCH_NMI_ECHO) == 0) {
-        rc = SWITCH_RC_APPROVED;
-        px_info("switch", "conn %llu: echo %s answered", (unsigned long long)conn, req->mti);
-    } else {
-        net_metric_add(s->m_unsupported, 1);
-        px_info("switch", "conn %llu: %s (60.3 %s) not supported yet: code 40",
-                (unsigned long long)conn, req->mti, nmi[0] ? nmi : "-");
-    }
-    if (start_response(req, &rsp, rc) != PX_OK) {
-        net_frame_server_close_conn(s->srv, conn);
-        return;
-    }
-    send_msg(s, conn, &rsp);
 }
 
 static void on_frame(net_frame_server *srv, uint64_t conn, const uint8_t *data, size_t len,
                      void *user)
 {
     switch_svc *s = user;
-    iso8583_msg req;
+    sw_req *r = malloc(sizeof *r);
     char rmti[5];
     px_error e = {0};
-    net_metric_add(s->m_rx, 1);
-    if (iso8583_unpack(&iso8583_unionpay_pos, data, len, &req, &e) != PX_OK) {
-        answer_format_error(s, conn, &req, &e);
+    (void)srv;
+    net_metric_add(s->m.rx, 1);
+    if (r == NULL) {
+        net_frame_server_close_conn(s->srv, conn);
         return;
     }
-    if (iso8583_response_mti(req.mti, rmti) != PX_OK) {
+    memset((char *)r + offsetof(sw_req, raw), 0, sizeof *r - offsetof(sw_req, raw));
+    if (iso8583_unpack(&iso8583_unionpay_pos, data, len, &r->msg, &e) != PX_OK) {
+        answer_format_error(s, conn, &r->msg, &e);
+        free(r);
+        return;
+    }
+    if (iso8583_response_mti(r->msg.mti, rmti) != PX_OK) {
         px_warn("switch", "conn %llu: unexpected %s from a terminal (ignored)",
-                (unsigned long long)conn, req.mti);
+                (unsigned long long)conn, r->msg.mti);
+        iso8583_msg_cleanse(&r->msg);
+        free(r);
         return;
     }
-    handle_request(s, conn, &req);
-    iso8583_msg_cleanse(&req);
+    r->raw = data;
+    r->rawlen = len;
+    if (sw_req_parse(r, &e) != PX_OK)
+        answer_format_error(s, conn, &r->msg, &e);
+    else
+        sw_flow_request(s, conn, r);
+    iso8583_msg_cleanse(&r->msg);
+    crypto_cleanse(r->pin_block, sizeof r->pin_block);
+    free(r);
+}
+
+/* The HSM and the keys the switch needs beside the terminals': the zone PIN key and the
+ * data key that seals provider messages at rest (made on first start). Without an HSM the
+ * switch still runs (echo, and 96 for anything that needs a key) and says why. */
+static void open_hsm(switch_svc *s)
+{
+    px_error e = {0};
+    hsm_keyblock kb;
+    static const hsm_key_attrs dek_attrs = {"D0", 'T', 'B', 'N', 16};
+    int rc = hsm_open(&s->cfg.hsm, s->d->st, &s->hsm, &e);
+    if (rc != PX_OK) {
+        px_strlcpy(s->hsm_error, px_error_text(&e), sizeof s->hsm_error);
+        px_errorlog("switch", "HSM unavailable: %s; sign-on and transactions answer 96",
+                    s->hsm_error);
+        s->hsm = NULL;
+        return;
+    }
+    rc = hsm_key_load_named(s->hsm, s->cfg.dek_label, &s->dek, &e);
+    if (rc == PX_ENOTFOUND) {
+        rc = hsm_key_generate(s->hsm, &dek_attrs, s->cfg.dek_label, &kb, &e);
+        if (rc == PX_OK || rc == PX_EEXIST) /* another node made it first */
+            rc = hsm_key_load_named(s->hsm, s->cfg.dek_label, &s->dek, &e);
+    }
+    if (rc != PX_OK)
+        px_errorlog("switch", "data key %s: %s; transactions answer 96", s->cfg.dek_label,
+                    px_error_text(&e));
+    if (strlen(s->cfg.zpk) < PX_HSM_LABEL_MAX && hsm_label_is_valid(s->cfg.zpk))
+        rc = hsm_key_load_named(s->hsm, s->cfg.zpk, &s->zpk, &e);
+    else
+        rc = hsm_key_load(s->hsm, s->cfg.zpk, &s->zpk, &e);
+    if (rc != PX_OK)
+        px_warn("switch", "zone PIN key %s: %s; purchases with a PIN answer 96",
+                strlen(s->cfg.zpk) < PX_HSM_LABEL_MAX ? s->cfg.zpk : "(key block)",
+                px_error_text(&e));
+}
+
+/* A first block of retrieval reference numbers, before anything is served. */
+static int first_rrn_block(switch_svc *s, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_begin(s->d->st, e);
+    if (rc == PX_OK)
+        rc = store_prepare(s->d->st,
+                           "UPDATE switch_counter SET next = next + $1 WHERE name = 'rrn' "
+                           "RETURNING next",
+                           &q, e);
+    if (rc == PX_OK) {
+        store_bind_int64(q, 1, PX_SWITCH_RRN_BLOCK);
+        rc = store_step(q, e);
+        if (rc == STORE_ROW) {
+            s->rrn_end = store_col_int64(q, 0);
+            s->rrn_next = s->rrn_end - PX_SWITCH_RRN_BLOCK;
+            rc = PX_OK;
+        } else if (rc == STORE_DONE) {
+            rc = px_error_set(e, PX_ESTATE, "switch_counter: no rrn row");
+        }
+        store_done(q);
+    }
+    if (rc == PX_OK)
+        rc = store_commit(s->d->st, e);
+    if (rc != PX_OK)
+        store_rollback(s->d->st);
+    return rc;
+}
+
+static void recover_done(switch_svc *s, sw_job *j)
+{
+    (void)s;
+    if (j->status != PX_OK)
+        px_errorlog("switch", "start-up recovery failed: %s", j->errmsg);
+    else if (j->out.recovered > 0)
+        px_warn("switch", "start-up: %lld requests were at the provider when this node stopped: "
+                "marked unanswered, reversals owed to the provider",
+                (long long)j->out.recovered);
 }
 
 static int switch_start(void *state, px_daemon *d, px_error *e)
 {
     switch_svc *s = state;
     net_frame_callbacks cb = {.on_frame = on_frame, .user = s};
-    int rc = net_frame_server_new(d->base, &s->listen, &cb, &s->srv, e);
+    int writers = (int)s->cfg.writers;
+    int rc;
+    sw_job *j;
+    snprintf(s->owner_prefix, sizeof s->owner_prefix, "%.24s:%d:%lld", d->node, (int)getpid(),
+             (long long)px_now_ms());
+    rc = sw_cache_init(&s->cache, (size_t)s->cfg.cache_terminals, e);
+    if (rc != PX_OK)
+        return rc;
+    open_hsm(s);
+    rc = first_rrn_block(s, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "switch: ");
-    return px_daemon_announce(d, "switch", s->listen.listen, net_frame_server_port(s->srv));
+    if (writers == 0)
+        writers = store_get_backend(d->st) == STORE_POSTGRES ? 4 : 1;
+    rc = sw_writer_start(s, &d->store_cfg, writers, (size_t)s->cfg.group_commit_max, &s->writer,
+                         e);
+    if (rc != PX_OK)
+        return rc;
+    j = sw_job_new(SW_J_RECOVER, recover_done);
+    if (j != NULL) {
+        px_strlcpy(j->node, d->node, sizeof j->node);
+        j->cutoff_ms = px_now_ms() - s->cfg.orphan_after_ms;
+        s->pending_jobs++;
+        sw_writer_submit(s->writer, j);
+    }
+    rc = sw_provider_start(s, e);
+    if (rc != PX_OK)
+        return rc;
+    rc = sw_ops_routes(s, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "switch: operator endpoints: ");
+    rc = net_frame_server_new(d->base, &s->cfg.listen, &cb, &s->srv, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "switch: ");
+    sw_running = s;
+    sw_loop_thread = pthread_self();
+    px_info("switch", "%d store writer%s, group commit up to %lld jobs, provider %s",
+            writers, writers == 1 ? "" : "s", (long long)s->cfg.group_commit_max,
+            s->cfg.has_provider ? s->cfg.provider.connect : "(none configured)");
+    return px_daemon_announce(d, "switch", s->cfg.listen.listen, net_frame_server_port(s->srv));
+}
+
+static void switch_drain(void *state)
+{
+    switch_svc *s = state;
+    s->draining = 1;
+}
+
+static size_t switch_busy(void *state)
+{
+    switch_svc *s = state;
+    return s->pending_jobs + sw_provider_in_flight(s);
 }
 
 static void switch_free(void *state)
@@ -193,15 +366,35 @@ static void switch_free(void *state)
     switch_svc *s = state;
     if (s == NULL)
         return;
+    if (sw_running == s)
+        sw_running = NULL;
     net_frame_server_free(s->srv);
+    sw_writer_stop(s->writer);
+    sw_provider_stop(s);
+    sw_cache_free(&s->cache, s->hsm);
+    hsm_key_free(s->hsm, s->zpk);
+    hsm_key_free(s->hsm, s->dek);
+    hsm_close(s->hsm);
     free(s);
+}
+
+/* Called by switch_terminal_set_update_waiting after the store was updated. */
+void sw_note_update_flag(const char *tid, int on);
+void sw_note_update_flag(const char *tid, int on)
+{
+    sw_term *t;
+    px_error e = {0};
+    if (sw_running == NULL || !pthread_equal(pthread_self(), sw_loop_thread))
+        return;
+    if (sw_term_get(sw_running, tid, 0, &t, &e) == PX_OK && t != NULL)
+        t->update_waiting = on != 0;
 }
 
 const px_service px_service_switch = {
     .name = "switch",
     .configure = switch_configure,
     .start = switch_start,
-    .drain = NULL,
-    .busy = NULL,
+    .drain = switch_drain,
+    .busy = switch_busy,
     .free = switch_free,
 };

@@ -1,0 +1,241 @@
+/*
+ * registry.c: terminals and merchants (switch.h): TID, MID, merchant name, the TMK as a key
+ * block under the LMK; and the "update waiting" flag the TMS sets.
+ */
+#include "host/switch/switch.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "lib/time.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <string.h>
+
+void sw_note_update_flag(const char *tid, int on); /* switch.c */
+
+/* [switch] hsm_* keys override [hsm] (or the HSM defaults), as for the other services. */
+int switch_hsm_config_bind(px_config *c, hsm_config *h, px_error *e)
+{
+    static const struct { const char *key; size_t off, size; } keys[] = {
+        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
+        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
+        {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
+        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
+         sizeof h->pkcs11_token_label},
+        {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
+    const char *v;
+    int rc = PX_OK;
+    hsm_config_default(h);
+    if (px_config_has_section(c, "hsm"))
+        rc = hsm_config_bind(c, "hsm", h, e);
+    if (rc != PX_OK)
+        return rc;
+    v = px_config_get(c, "switch", "hsm_backend");
+    if (v != NULL && strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0)
+        return px_error_set(e, PX_ECONFIG, "%s:%d: [switch] hsm_backend: expected soft or pkcs11",
+                            px_config_path(c), px_config_line(c, "switch", "hsm_backend"));
+    if (v != NULL)
+        h->backend = strcmp(v, "soft") == 0 ? HSM_BACKEND_SOFT : HSM_BACKEND_PKCS11;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        v = px_config_get(c, "switch", keys[i].key);
+        if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
+            return px_error_set(e, PX_ECONFIG, "%s:%d: [switch] %s: too long", px_config_path(c),
+                                px_config_line(c, "switch", keys[i].key), keys[i].key);
+    }
+    px_strlcpy(h->caller, "switch", sizeof h->caller);
+    return PX_OK;
+}
+
+static int id_is_valid(const char *s, size_t len)
+{
+    if (s == NULL || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+int switch_tid_is_valid(const char *tid)
+{
+    return id_is_valid(tid, 8);
+}
+
+int switch_mid_is_valid(const char *mid)
+{
+    return id_is_valid(mid, 15);
+}
+
+static int check_ids(const char *tid, const char *mid, const char *name, px_error *e)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (!switch_tid_is_valid(tid))
+        return px_error_set(e, PX_EINVAL, "terminal id: expected 8 letters or digits");
+    if (!switch_mid_is_valid(mid))
+        return px_error_set(e, PX_EINVAL, "merchant id: expected 15 letters or digits");
+    if (n < 1 || n > 64)
+        return px_error_set(e, PX_EINVAL, "merchant name: 1 to 64 bytes");
+    return PX_OK;
+}
+
+int switch_terminal_add(store *st, hsm *h, const char *tid, const char *mid, const char *name,
+                        const char *tmk_block, px_error *e)
+{
+    hsm_key *k = NULL;
+    hsm_key_attrs a;
+    store_stmt *q;
+    int64_t now = px_now_ms();
+    int rc = check_ids(tid, mid, name, e);
+    if (rc != PX_OK)
+        return rc;
+    /* The block must be ours (this LMK) and a key-encryption key. */
+    rc = hsm_key_load(h, tmk_block, &k, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "TMK: ");
+    hsm_key_get_attrs(k, &a);
+    if (strcmp(a.usage, "K0") != 0 || a.algorithm != 'T' || a.length < 16) {
+        hsm_key_free(h, k);
+        return px_error_set(e, PX_EPERM, "TMK: expected a TDES key-encryption key (K0), got %s",
+                            a.usage);
+    }
+    rc = store_prepare(st,
+                       "INSERT INTO switch_terminal (tid, mid, name, tmk_block, tmk_kcv, status, "
+                       "created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) "
+                       "ON CONFLICT DO NOTHING RETURNING tid",
+                       &q, e);
+    if (rc == PX_OK) {
+        store_bind_text(q, 1, tid);
+        store_bind_text(q, 2, mid);
+        store_bind_text(q, 3, name);
+        store_bind_text(q, 4, tmk_block);
+        store_bind_text(q, 5, hsm_key_kcv(k));
+        store_bind_int64(q, 6, now);
+        rc = store_step(q, e);
+        if (rc == STORE_DONE)
+            rc = px_error_set(e, PX_EEXIST, "terminal %s is already registered", tid);
+        else if (rc == STORE_ROW)
+            rc = PX_OK;
+        store_done(q);
+    }
+    hsm_key_free(h, k);
+    return rc;
+}
+
+int switch_terminal_add_components(store *st, hsm *h, const char *tid, const char *mid,
+                                   const char *name, const hsm_component *c, size_t n,
+                                   char kcv[PX_HSM_KCV_HEX_MAX], px_error *e)
+{
+    hsm_keyblock kb;
+    int rc = check_ids(tid, mid, name, e);
+    if (rc != PX_OK)
+        return rc;
+    rc = hsm_key_form(h, &switch_tmk_attrs, c, n, NULL, &kb, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "TMK: ");
+    rc = switch_terminal_add(st, h, tid, mid, name, kb.block, e);
+    if (rc == PX_OK)
+        px_strlcpy(kcv, kb.kcv, PX_HSM_KCV_HEX_MAX);
+    return rc;
+}
+
+static const char sql_cols[] =
+    "SELECT tid, mid, name, tmk_kcv, status, update_waiting, signed_on, batch_no, batch_open, "
+    "batch_date, key_version, signon_ms, created_ms FROM switch_terminal";
+
+static void read_row(store_stmt *q, switch_terminal_info *t)
+{
+    memset(t, 0, sizeof *t);
+#define COL(i) (store_col_text(q, i) ? store_col_text(q, i) : "")
+    px_strlcpy(t->tid, COL(0), sizeof t->tid);
+    px_strlcpy(t->mid, COL(1), sizeof t->mid);
+    px_strlcpy(t->name, COL(2), sizeof t->name);
+    px_strlcpy(t->tmk_kcv, COL(3), sizeof t->tmk_kcv);
+    px_strlcpy(t->status, COL(4), sizeof t->status);
+    t->update_waiting = store_col_int64(q, 5) != 0;
+    t->signed_on = store_col_int64(q, 6) != 0;
+    t->batch_no = store_col_int64(q, 7);
+    t->batch_open = store_col_int64(q, 8) != 0;
+    px_strlcpy(t->batch_date, COL(9), sizeof t->batch_date);
+    t->key_version = store_col_int64(q, 10);
+    t->signon_ms = store_col_int64(q, 11);
+    t->created_ms = store_col_int64(q, 12);
+#undef COL
+}
+
+int switch_terminal_get(store *st, const char *tid, switch_terminal_info *out, px_error *e)
+{
+    char sql[sizeof sql_cols + 32];
+    store_stmt *q;
+    int rc;
+    snprintf(sql, sizeof sql, "%s WHERE tid = $1", sql_cols);
+    rc = store_prepare(st, sql, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, tid);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        read_row(q, out);
+        rc = PX_OK;
+    } else if (rc == STORE_DONE) {
+        rc = px_error_set(e, PX_ENOTFOUND, "terminal %s is not registered", tid);
+    }
+    store_done(q);
+    return rc;
+}
+
+int switch_terminal_list(store *st, int (*fn)(void *ud, const switch_terminal_info *t),
+                         void *ud, px_error *e)
+{
+    char sql[sizeof sql_cols + 64];
+    char after[9] = "";
+    int rc;
+    snprintf(sql, sizeof sql, "%s WHERE tid > $1 ORDER BY tid LIMIT 500", sql_cols);
+    for (;;) { /* keyset pagination: results stay bounded */
+        store_stmt *q;
+        int rows = 0, stop = 0;
+        rc = store_prepare(st, sql, &q, e);
+        if (rc != PX_OK)
+            return rc;
+        store_bind_text(q, 1, after);
+        while ((rc = store_step(q, e)) == STORE_ROW) {
+            switch_terminal_info t;
+            read_row(q, &t);
+            rows++;
+            px_strlcpy(after, t.tid, sizeof after);
+            if ((stop = fn(ud, &t)) != 0)
+                break;
+        }
+        store_done(q);
+        if (stop)
+            return stop;
+        if (rc < 0)
+            return rc;
+        if (rows < 500)
+            return PX_OK;
+    }
+}
+
+int switch_terminal_set_update_waiting(store *st, const char *tid, int on, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "UPDATE switch_terminal SET update_waiting = $2, updated_ms = $3 WHERE "
+                           "tid = $1",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, tid);
+    store_bind_int64(q, 2, on ? 1 : 0);
+    store_bind_int64(q, 3, px_now_ms());
+    rc = store_step(q, e);
+    if (rc >= 0 && store_changes(q) == 0)
+        rc = px_error_set(e, PX_ENOTFOUND, "terminal %s is not registered", tid);
+    else if (rc >= 0)
+        rc = PX_OK;
+    store_done(q);
+    if (rc == PX_OK) {
+        px_info("switch", "terminal %s: update waiting flag %s", tid, on ? "set" : "cleared");
+        sw_note_update_flag(tid, on);
+    }
+    return rc;
+}

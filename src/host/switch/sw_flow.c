@@ -1,0 +1,1036 @@
+/*
+ * sw_flow.c: what the switch does with each terminal request (docs/switch-protocol.md
+ * section 1; docs/switch.md "Flows"). Common checks first, in this order: the terminal is
+ * registered (97), signed on (77), the MAC verifies (A0), the merchant matches (03), the
+ * batch is the open one (77). Then per type:
+ *   sign-on   fresh work keys from the HSM, exported under the TMK, new batch -> 0810 + 62
+ *   purchase, balance, void
+ *             amount (13, 61), route by BIN (15), PIN translated PIK -> ZPK, the request
+ *             claimed in the store (duplicates answered here), sent to the provider; its
+ *             answer recorded with the ledger postings in one transaction, then answered
+ *   reversal  undone exactly once, 00 always
+ *   settlement, batch upload
+ * Every answer that records something is sent only after the commit that records it.
+ */
+#include "host/switch/sw_int.h"
+#include "lib/hex.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "lib/time.h"
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The key attributes of the keys the switch makes (docs/switch.md, "Keys"). */
+const hsm_key_attrs switch_tmk_attrs = {"K0", 'T', 'E', 'N', 16};
+static const hsm_key_attrs pik_attrs = {"P0", 'T', 'B', 'S', 16};
+static const hsm_key_attrs mak_attrs = {"M1", 'T', 'C', 'S', 16};
+static const hsm_key_attrs tdk_attrs = {"D0", 'T', 'B', 'S', 16};
+
+static const char no_issuer_text[] =
+    "\xE4\xBB\x98\xE6\xAC\xBE\xE5\x8D\xA1\xE6\x89\x80\xE5\xB1\x9E\xE9\x93\xB6\xE8\xA1\x8C"
+    "\xE4\xB8\x8D\xE6\x98\xAF\xE7\xAD\xBE\xE7\xBA\xA6\xE9\x93\xB6\xE8\xA1\x8C / card's bank "
+    "is not a contracted bank"; /* 付款卡所属银行不是签约银行 */
+
+static void submit(switch_svc *s, sw_job *j)
+{
+    s->pending_jobs++;
+    j->t0_mono_ms = px_mono_ms();
+    sw_writer_submit(s->writer, j);
+}
+
+void sw_flow_job_done(switch_svc *s, sw_job *j)
+{
+    if (s->pending_jobs > 0)
+        s->pending_jobs--;
+    if (j->done != NULL)
+        j->done(s, j);
+    sw_job_free(j);
+}
+
+static void today(char out[9])
+{
+    px_time_format_utc(px_now_ms(), "%Y%m%d", out, 9);
+}
+
+/* Re-parse a terminal request kept as bytes (in a job or a flight). */
+static int reparse(const uint8_t *raw, size_t len, sw_req *r)
+{
+    px_error e = {0};
+    memset((char *)r + offsetof(sw_req, raw), 0, sizeof *r - offsetof(sw_req, raw));
+    if (iso8583_unpack(&iso8583_unionpay_pos, raw, len, &r->msg, &e) != PX_OK)
+        return PX_EFORMAT;
+    r->raw = raw;
+    r->rawlen = len;
+    return sw_req_parse(r, &e);
+}
+
+static int copy_bytes(uint8_t **dst, size_t *dlen, const uint8_t *src, size_t n)
+{
+    *dst = malloc(n ? n : 1);
+    if (*dst == NULL)
+        return PX_ENOMEM;
+    memcpy(*dst, src, n);
+    *dlen = n;
+    return PX_OK;
+}
+
+/* Fill a job's identity from a request (rkey of kind k). */
+static void job_identity(sw_job *j, const sw_req *r, const sw_term *t, char k, const char *ttype)
+{
+    px_strlcpy(j->tid, r->tid, sizeof j->tid);
+    px_strlcpy(j->mid, r->mid, sizeof j->mid);
+    px_strlcpy(j->stan, r->stan, sizeof j->stan);
+    j->batch = r->batch;
+    px_strlcpy(j->batch_date, t->batch_date, sizeof j->batch_date);
+    j->kind_c = k;
+    sw_rkey(j->rkey, r->tid, r->mid, r->stan, r->batch, t->batch_date, k);
+    px_strlcpy(j->ttype, ttype, sizeof j->ttype);
+    memcpy(j->hash, r->hash, sizeof j->hash);
+    j->has_hash = 1;
+    j->amount = r->has_amount ? r->amount : 0;
+    px_strlcpy(j->pan_masked, r->pan_masked, sizeof j->pan_masked);
+}
+
+/* Build and pack a response with code rc (MACed when the request was), *out malloc'd. */
+static int build(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc,
+                 iso8583_msg *rsp, uint8_t **out, size_t *outlen)
+{
+    px_error e = {0};
+    int mac = r->maced && t != NULL && t->mak != NULL;
+    int code = sw_rsp_pack(s, rsp, t, mac, out, outlen, &e);
+    if (code != PX_OK)
+        px_errorlog("switch", "%s %s: cannot build the %s response: %s", r->tid, r->stan, rc,
+                    px_error_text(&e));
+    return code;
+}
+
+/* ---- duplicates ---- */
+
+typedef struct dup_wait {
+    switch_svc *s;
+    struct event *ev;
+    uint64_t conn;
+    char rkey[SW_RKEY_MAX];
+    int64_t deadline_ms;
+} dup_wait;
+
+static void dup_check(evutil_socket_t fd, short what, void *arg)
+{
+    dup_wait *w = arg;
+    switch_svc *s = w->s;
+    store_stmt *q;
+    px_error e = {0};
+    int sent = 0;
+    (void)fd;
+    (void)what;
+    if (store_prepare(s->d->st,
+                      "SELECT rsp FROM switch_request WHERE rkey = $1 AND state = 'done'", &q,
+                      &e) == PX_OK) {
+        store_bind_text(q, 1, w->rkey);
+        if (store_step(q, &e) == STORE_ROW) {
+            size_t n = 0;
+            const void *rsp = store_col_blob(q, 0, &n);
+            if (rsp != NULL && n > 0) {
+                sw_send(s, w->conn, rsp, n);
+                net_metric_add(s->m.dup_replayed, 1);
+                sent = 1;
+            }
+        }
+        store_done(q);
+    }
+    if (!sent && px_mono_ms() < w->deadline_ms) {
+        struct timeval tv = {0, 100000};
+        event_add(w->ev, &tv);
+        return;
+    }
+    if (!sent)
+        px_info("switch", "retransmission of %s: the original has no answer yet; none sent",
+                w->rkey);
+    event_free(w->ev);
+    free(w);
+}
+
+/* A retransmission: replay, refuse (94), or wait for the original's answer. */
+static void answer_duplicate(switch_svc *s, sw_job *j, const sw_req *r, const sw_term *t)
+{
+    switch (j->out.outcome) {
+    case SW_O_REPLAY:
+        px_info("switch", "%s: retransmission, original answer replayed", j->rkey);
+        net_metric_add(s->m.dup_replayed, 1);
+        sw_send(s, j->conn, j->out.rsp, j->out.rsplen);
+        return;
+    case SW_O_CONFLICT:
+        px_warn("switch", "%s: same identifier, different content: 94", j->rkey);
+        net_metric_add(s->m.dup_refused, 1);
+        sw_answer(s, j->conn, r, t, SWITCH_RC_DUPLICATE);
+        return;
+    case SW_O_PENDING: {
+        dup_wait *w = calloc(1, sizeof *w);
+        struct timeval tv = {0, 100000};
+        net_metric_add(s->m.dup_waiting, 1);
+        if (w == NULL)
+            return;
+        w->s = s;
+        w->conn = j->conn;
+        px_strlcpy(w->rkey, j->rkey, sizeof w->rkey);
+        w->deadline_ms = px_mono_ms() + s->cfg.duplicate_wait_ms;
+        w->ev = evtimer_new(s->d->base, dup_check, w);
+        if (w->ev == NULL || evtimer_add(w->ev, &tv) != 0) {
+            if (w->ev)
+                event_free(w->ev);
+            free(w);
+        }
+        return;
+    }
+    default:
+        px_info("switch", "%s: retransmission of a request that was never answered: none sent",
+                j->rkey);
+        return;
+    }
+}
+
+/* ---- sign-on, sign-off ---- */
+
+/* The first 4 bytes of each work key's encryption of a zero block (field 62 check values). */
+static int work_key_cv(switch_svc *s, hsm_key *k, const hsm_key_attrs *a, const char *kcv_hex,
+                       uint8_t cv[4], px_error *e)
+{
+    static const uint8_t zero[8] = {0};
+    uint8_t full[CRYPTO_MAC_MAX];
+    size_t n = 0;
+    int rc;
+    if (a->usage[0] == 'M') {
+        rc = hsm_mac_generate(s->hsm, k, CRYPTO_MAC_ISO9797_1, zero, 8, full, sizeof full, &n, e);
+        if (rc == PX_OK)
+            memcpy(cv, full, 4);
+        return rc;
+    }
+    if (a->usage[0] == 'D') {
+        rc = hsm_data_encrypt(s->hsm, k, CRYPTO_ECB, NULL, zero, 8, full, e);
+        if (rc == PX_OK)
+            memcpy(cv, full, 4);
+        return rc;
+    }
+    /* A PIN key can encrypt nothing but PIN blocks: the HSM reports 3 bytes of its check
+     * value (X9.24-1); the fourth needs hsm support (see docs/switch.md, "Keys"). */
+    memset(cv, 0, 4);
+    if (px_hex_decode_n(kcv_hex, strlen(kcv_hex) > 8 ? 8 : strlen(kcv_hex), cv, 4, &n) != PX_OK)
+        return px_error_set(e, PX_ECRYPTO, "bad check value from the HSM");
+    return PX_OK;
+}
+
+/* Generate one work key, export it under the TMK: 16 bytes of cryptogram + 4 of CV. */
+static int make_work_key(switch_svc *s, hsm_key *tmk, const hsm_key_attrs *a, char *block,
+                         uint8_t out62[20], px_error *e)
+{
+    hsm_keyblock kb;
+    hsm_key *k = NULL;
+    char crypt[2 * CRYPTO_KEY_MAX + 1], kcv[PX_HSM_KCV_HEX_MAX];
+    size_t n = 0;
+    int rc = hsm_key_generate(s->hsm, a, NULL, &kb, e);
+    if (rc == PX_OK)
+        rc = hsm_key_load(s->hsm, kb.block, &k, e);
+    if (rc == PX_OK)
+        rc = hsm_key_export(s->hsm, tmk, k, HSM_EXPORT_ECB, crypt, sizeof crypt, kcv, e);
+    if (rc == PX_OK && (px_hex_decode(crypt, out62, 16, &n) != PX_OK || n != 16))
+        rc = px_error_set(e, PX_ECRYPTO, "work key cryptogram: unexpected length");
+    if (rc == PX_OK)
+        rc = work_key_cv(s, k, a, kcv, out62 + 16, e);
+    if (rc == PX_OK)
+        px_strlcpy(block, kb.block, PX_HSM_KEYBLOCK_MAX);
+    hsm_key_free(s->hsm, k);
+    return rc;
+}
+
+static int load_tmk(switch_svc *s, const char *tid, hsm_key **tmk, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(s->d->st, "SELECT tmk_block FROM switch_terminal WHERE tid = $1", &q,
+                           e);
+    *tmk = NULL;
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, tid);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
+        rc = hsm_key_load(s->hsm, store_col_text(q, 0), tmk, e);
+    else if (rc >= 0)
+        rc = px_error_set(e, PX_ENOTFOUND, "terminal %s has no TMK", tid);
+    store_done(q);
+    return rc;
+}
+
+static void signon_done(switch_svc *s, sw_job *j)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    iso8583_msg rsp;
+    char f60[16], rrn[13], stan[7];
+    uint8_t *out = NULL;
+    size_t n = 0;
+    px_error e = {0};
+    int ok = j->status == PX_OK;
+    if (reparse(j->treq, j->treqlen, &r) != PX_OK)
+        return;
+    if (sw_term_get(s, j->tid, 0, &t, &e) != PX_OK || t == NULL) {
+        sw_answer(s, j->conn, &r, NULL, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    t->busy = 0;
+    if (!ok) {
+        px_errorlog("switch", "terminal %s: sign-on not recorded: %s", j->tid, j->errmsg);
+        sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    /* The new session, keys loaded from the blocks just stored. */
+    sw_term_drop_keys(s, t);
+    if (hsm_key_load(s->hsm, j->pik, &t->pik, &e) != PX_OK ||
+        hsm_key_load(s->hsm, j->mak, &t->mak, &e) != PX_OK) {
+        px_errorlog("switch", "terminal %s: cannot load its new keys: %s", j->tid,
+                    px_error_text(&e));
+        sw_term_drop_keys(s, t);
+    }
+    t->signed_on = 1;
+    t->batch = j->out.batch;
+    t->batch_open = 1;
+    px_strlcpy(t->batch_date, j->out.batch_date, sizeof t->batch_date);
+    t->key_version = j->out.key_version;
+    t->loaded_mono_ms = px_mono_ms();
+    net_metric_add(s->m.signons, 1);
+    snprintf(f60, sizeof f60, "00%06lld%s", (long long)t->batch, SWITCH_NMI_SIGNON);
+    if (sw_rsp_begin(s, &r, t, SWITCH_RC_APPROVED, &rsp, &e) != PX_OK)
+        return;
+    (void)iso8583_set(&rsp, 60, f60, NULL);
+    (void)iso8583_set(&rsp, 32, s->cfg.acquirer_id, NULL);
+    if (sw_next_rrn(s, rrn, stan) == PX_OK)
+        (void)iso8583_set(&rsp, 37, rrn, NULL);
+    (void)iso8583_set_bin(&rsp, 62, j->f62, sizeof j->f62, NULL);
+    if (build(s, &r, t, SWITCH_RC_APPROVED, &rsp, &out, &n) == PX_OK) {
+        px_info("switch", "terminal %s signed on: batch %06lld, keys version %lld", j->tid,
+                (long long)t->batch, (long long)t->key_version);
+        sw_count_rc(s, SWITCH_RC_APPROVED);
+        sw_send(s, j->conn, out, n);
+    }
+    iso8583_msg_cleanse(&rsp);
+    free(out);
+}
+
+static void flow_signon(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    hsm_key *tmk = NULL;
+    uint8_t f62[60];
+    px_error e = {0};
+    sw_job *j;
+    int rc;
+    if (s->hsm == NULL) {
+        px_errorlog("switch", "terminal %s: sign-on refused: HSM unavailable (%s)", r->tid,
+                    s->hsm_error);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    if (t->busy)
+        return; /* a sign-on of this terminal is being written: its answer will come */
+    j = sw_job_new(SW_J_SIGNON, signon_done);
+    if (j == NULL) {
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    rc = load_tmk(s, r->tid, &tmk, &e);
+    if (rc == PX_OK)
+        rc = make_work_key(s, tmk, &pik_attrs, j->pik, f62, &e);
+    if (rc == PX_OK)
+        rc = make_work_key(s, tmk, &mak_attrs, j->mak, f62 + 20, &e);
+    if (rc == PX_OK)
+        rc = make_work_key(s, tmk, &tdk_attrs, j->tdk, f62 + 40, &e);
+    hsm_key_free(s->hsm, tmk);
+    if (rc == PX_OK)
+        memcpy(j->f62, f62, sizeof f62);
+    if (rc == PX_OK)
+        rc = copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen);
+    crypto_cleanse(f62, sizeof f62);
+    if (rc != PX_OK) {
+        px_errorlog("switch", "terminal %s: sign-on failed: %s", r->tid, px_error_text(&e));
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    px_strlcpy(j->tid, r->tid, sizeof j->tid);
+    px_strlcpy(j->mid, r->mid, sizeof j->mid);
+    today(j->batch_date);
+    j->conn = conn;
+    t->busy = 1;
+    submit(s, j);
+}
+
+static void signoff_done(switch_svc *s, sw_job *j)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    px_error e = {0};
+    if (reparse(j->treq, j->treqlen, &r) != PX_OK)
+        return;
+    (void)sw_term_get(s, j->tid, 0, &t, &e);
+    if (j->status != PX_OK) {
+        sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    if (t != NULL) {
+        sw_term_drop_keys(s, t);
+        t->signed_on = 0;
+    }
+    px_info("switch", "terminal %s signed off", j->tid);
+    sw_answer(s, j->conn, &r, t, SWITCH_RC_APPROVED);
+}
+
+static void flow_signoff(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    sw_job *j = sw_job_new(SW_J_SIGNOFF, signoff_done);
+    if (j == NULL || copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    px_strlcpy(j->tid, r->tid, sizeof j->tid);
+    j->conn = conn;
+    submit(s, j);
+}
+
+/* ---- answers recorded before they are sent ---- */
+
+/* A response decided here (no provider): record it with the request, then send it. */
+static void final_done(switch_svc *s, sw_job *j)
+{
+    if (j->status != PX_OK) {
+        sw_req r;
+        sw_term *t = NULL;
+        px_error e = {0};
+        if (reparse(j->treq, j->treqlen, &r) == PX_OK) {
+            (void)sw_term_get(s, r.tid, 0, &t, &e);
+            sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        }
+        return;
+    }
+    if (j->out.outcome != SW_O_NEW) {
+        sw_req r;
+        sw_term *t = NULL;
+        px_error e = {0};
+        if (reparse(j->treq, j->treqlen, &r) == PX_OK) {
+            (void)sw_term_get(s, r.tid, 0, &t, &e);
+            answer_duplicate(s, j, &r, t);
+        }
+        return;
+    }
+    sw_count_rc(s, j->rc);
+    sw_send(s, j->conn, j->rsp, j->rsplen);
+}
+
+/* Record (rkey kind k) and send a response already built in rsp. */
+static void record_and_send(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t,
+                            char k, const char *ttype, const char *rc, iso8583_msg *rsp,
+                            int jobkind)
+{
+    sw_job *j = sw_job_new(jobkind, final_done);
+    if (j == NULL || build(s, r, t, rc, rsp, &j->rsp, &j->rsplen) != PX_OK ||
+        copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    job_identity(j, r, t, k, ttype);
+    px_strlcpy(j->rc, rc, sizeof j->rc);
+    sw_owner_token(s, j->owner);
+    j->conn = conn;
+    if (jobkind == SW_J_UPLOAD) {
+        j->nupload = r->nupload;
+        memcpy(j->upload, r->upload, sizeof j->upload);
+    }
+    submit(s, j);
+}
+
+static void decline(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t,
+                    const char *ttype, const char *rc, const char *text)
+{
+    iso8583_msg rsp;
+    px_error e = {0};
+    if (sw_rsp_begin(s, r, t, rc, &rsp, &e) != PX_OK)
+        return;
+    if (text != NULL)
+        (void)iso8583_set(&rsp, 63, text, NULL);
+    px_info("switch", "%s %s %s: %s declined %s", r->tid, r->stan, sw_mtype_name(r->type),
+            r->pan_masked[0] ? r->pan_masked : "", rc);
+    net_metric_add(s->m.declined, 1);
+    record_and_send(s, conn, r, t, 'F', ttype, rc, &rsp, SW_J_FINAL);
+    iso8583_msg_cleanse(&rsp);
+}
+
+/* ---- purchase, balance, void ---- */
+
+static int bin_is_routed(switch_svc *s, const char *pan)
+{
+    if (s->nbins == 0)
+        return 1;
+    for (size_t i = 0; i < s->nbins; i++)
+        if (strncmp(pan, s->bins[i], strlen(s->bins[i])) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *ttype_of(int type)
+{
+    switch (type) {
+    case SW_T_PURCHASE: return "purchase";
+    case SW_T_BALANCE: return "balance";
+    case SW_T_VOID: return "void";
+    default: return "other";
+    }
+}
+
+/* The original of a void: its provider STAN and time (for field 90). */
+static int void_original(switch_svc *s, const sw_req *r, const sw_term *t, char *orig_rkey,
+                         char pstan[7], char ptime[11])
+{
+    store_stmt *q;
+    px_error e = {0};
+    int rc;
+    sw_rkey(orig_rkey, r->tid, r->mid, r->orig_stan, r->orig_batch, t->batch_date, 'F');
+    pstan[0] = ptime[0] = 0;
+    rc = store_prepare(s->d->st,
+                       "SELECT prov_stan, prov_time FROM switch_request WHERE rkey = $1", &q, &e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, orig_rkey);
+    rc = store_step(q, &e);
+    if (rc == STORE_ROW) {
+        px_strlcpy(pstan, store_col_text(q, 0) ? store_col_text(q, 0) : "", 7);
+        px_strlcpy(ptime, store_col_text(q, 1) ? store_col_text(q, 1) : "", 11);
+    }
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* The 1987 request to the provider (docs/switch-protocol.md section 2). Without the secret
+ * fields (35, 52, 14) it is what is sealed and kept for a reversal. */
+static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *pin,
+                          const sw_job *j, const char *orig_pstan, const char *orig_ptime,
+                          int secret, iso8583_msg *m, px_error *e)
+{
+    const uint8_t *p;
+    size_t n;
+    char hhmmss[8], mmdd[8], f90[48], amount[13];
+    int rc = PX_OK;
+    iso8583_msg_init(m, &iso8583_1987_ascii);
+    (void)iso8583_set_mti(m, "0200", NULL);
+    rc = iso8583_set(m, 2, r->pan, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 3, r->proc, e);
+    if (rc == PX_OK && r->has_amount && r->type != SW_T_BALANCE) {
+        snprintf(amount, sizeof amount, "%012lld", (long long)r->amount);
+        rc = iso8583_set(m, 4, amount, e);
+    }
+    memcpy(hhmmss, j->prov_time + 4, 6);
+    hhmmss[6] = 0;
+    memcpy(mmdd, j->prov_time, 4);
+    mmdd[4] = 0;
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 7, j->prov_time, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 11, j->prov_stan, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 12, hhmmss, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 13, mmdd, e);
+    if (rc == PX_OK && secret && iso8583_get(&r->msg, 14, &p, &n) == PX_OK)
+        rc = iso8583_set(m, 14, (const char *)p, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 22,
+                         iso8583_get(&r->msg, 22, &p, &n) == PX_OK ? (const char *)p : "021", e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 25,
+                         iso8583_get(&r->msg, 25, &p, &n) == PX_OK ? (const char *)p : "00", e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 32, s->cfg.acquirer_id, e);
+    if (rc == PX_OK && secret && iso8583_get(&r->msg, 35, &p, &n) == PX_OK)
+        rc = iso8583_set(m, 35, (const char *)p, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 37, j->rrn, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 41, r->tid, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 42, r->mid, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(m, 49, "156", e);
+    if (rc == PX_OK && secret && pin != NULL)
+        rc = iso8583_set_bin(m, 52, pin->data, 8, e);
+    if (rc == PX_OK && r->type == SW_T_VOID) {
+        snprintf(f90, sizeof f90, "0200%6.6s%10.10s%011lld%011d",
+                 orig_pstan[0] ? orig_pstan : "000000", orig_ptime[0] ? orig_ptime : "0000000000",
+                 (long long)strtoll(s->cfg.acquirer_id, NULL, 10), 0);
+        rc = iso8583_set(m, 90, f90, e);
+    }
+    return rc;
+}
+
+static void complete_done(switch_svc *s, sw_job *j);
+
+/* Record the answer (and postings) of a claimed request, then send it. */
+static void complete(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t,
+                     const char *rkey, const char *ttype, const char *rc, iso8583_msg *rsp,
+                     const char *rrn, const char *auth, int outbox, const uint8_t *preq,
+                     size_t preqlen)
+{
+    sw_job *j = sw_job_new(SW_J_COMPLETE, complete_done);
+    if (j == NULL || build(s, r, t, rc, rsp, &j->rsp, &j->rsplen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    px_strlcpy(j->rkey, rkey, sizeof j->rkey);
+    px_strlcpy(j->tid, r->tid, sizeof j->tid);
+    px_strlcpy(j->mid, r->mid, sizeof j->mid);
+    px_strlcpy(j->stan, r->stan, sizeof j->stan);
+    px_strlcpy(j->ttype, ttype, sizeof j->ttype);
+    px_strlcpy(j->rc, rc, sizeof j->rc);
+    px_strlcpy(j->rrn, rrn ? rrn : "", sizeof j->rrn);
+    px_strlcpy(j->auth, auth ? auth : "", sizeof j->auth);
+    j->amount = r->has_amount ? r->amount : 0;
+    j->fee_bp = s->cfg.fee_bp;
+    j->outbox = outbox;
+    px_strlcpy(j->reason, "98", sizeof j->reason);
+    j->conn = conn;
+    if (preq != NULL && copy_bytes(&j->preq, &j->preqlen, preq, preqlen) != PX_OK)
+        j->preq = NULL;
+    submit(s, j);
+}
+
+static void complete_done(switch_svc *s, sw_job *j)
+{
+    int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
+    if (j->status != PX_OK) {
+        /* Nothing was recorded: the terminal must not see an approval. */
+        px_errorlog("switch", "%s: answer not recorded (%s): no answer sent", j->rkey,
+                    j->errmsg);
+        if (approved && j->preq != NULL) {
+            iso8583_msg m;
+            px_error e = {0};
+            if (iso8583_unpack(&iso8583_1987_ascii, j->preq, j->preqlen, &m, &e) == PX_OK)
+                sw_provider_send_reversal(s, j->rkey, &m, "96", 0);
+            iso8583_msg_cleanse(&m);
+        }
+        return;
+    }
+    if (j->out.outcome == SW_O_UNDONE) {
+        px_info("switch", "%s: reversed by the terminal while at the provider: not posted",
+                j->rkey);
+        return;
+    }
+    if (j->out.outcome == SW_O_LOST) {
+        px_warn("switch", "%s: no longer pending (recovered): answer not sent", j->rkey);
+        return;
+    }
+    net_metric_add(approved ? s->m.approved : s->m.declined, 1);
+    sw_count_rc(s, j->rc);
+    sw_send(s, j->conn, j->rsp, j->rsplen);
+}
+
+/* Provider codes that pass through to the terminal; anything else is 05. */
+static const char *map_provider_rc(const char *rc)
+{
+    static const char *const pass[] = {"00", "14", "15", "51", "54", "55", "61", "75", "91",
+                                       NULL};
+    for (size_t i = 0; pass[i]; i++)
+        if (strcmp(rc, pass[i]) == 0)
+            return pass[i];
+    return SWITCH_RC_DO_NOT_HONOUR;
+}
+
+void sw_flow_provider_answer(switch_svc *s, uint64_t conn, const uint8_t *treq, size_t treqlen,
+                             const char *rkey, const iso8583_msg *prsp, const uint8_t *preq,
+                             size_t preqlen)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    iso8583_msg rsp, pm;
+    px_error e = {0};
+    const uint8_t *p;
+    size_t n;
+    char rc[3] = SWITCH_RC_PROVIDER_DOWN, rrn[13] = "", auth[7] = "", mmdd[8];
+    if (reparse(treq, treqlen, &r) != PX_OK)
+        return;
+    (void)sw_term_get(s, r.tid, 0, &t, &e);
+    if (iso8583_unpack(&iso8583_1987_ascii, preq, preqlen, &pm, &e) == PX_OK &&
+        iso8583_get(&pm, 37, &p, &n) == PX_OK)
+        px_strlcpy(rrn, (const char *)p, sizeof rrn);
+    if (prsp != NULL && iso8583_get(prsp, 39, &p, &n) == PX_OK && n == 2)
+        px_strlcpy(rc, map_provider_rc((const char *)p), sizeof rc);
+    else if (prsp != NULL)
+        px_strlcpy(rc, SWITCH_RC_DO_NOT_HONOUR, sizeof rc);
+    if (prsp == NULL) {
+        px_warn("switch", "%s: no answer from the provider in %lld ms: 91, reversal sent", rkey,
+                (long long)s->cfg.provider_timeout_ms);
+        sw_provider_send_reversal(s, rkey, &pm, "98", 0);
+    }
+    iso8583_msg_cleanse(&pm);
+    if (sw_rsp_begin(s, &r, t, rc, &rsp, &e) != PX_OK)
+        return;
+    px_time_format_utc(px_now_ms(), "%m%d", mmdd, sizeof mmdd);
+    (void)iso8583_set(&rsp, 15, mmdd, NULL);
+    (void)iso8583_set(&rsp, 32, s->cfg.acquirer_id, NULL);
+    if (rrn[0])
+        (void)iso8583_set(&rsp, 37, rrn, NULL);
+    if (prsp != NULL && strcmp(rc, "00") == 0 && iso8583_get(prsp, 38, &p, &n) == PX_OK) {
+        px_strlcpy(auth, (const char *)p, sizeof auth);
+        (void)iso8583_set(&rsp, 38, auth, NULL);
+    }
+    if (prsp != NULL && r.type == SW_T_BALANCE && iso8583_get(prsp, 54, &p, &n) == PX_OK &&
+        n >= 20) {
+        char f54[21];
+        memcpy(f54, p, 20);
+        f54[20] = 0;
+        (void)iso8583_set(&rsp, 54, f54, NULL);
+    }
+    if (strcmp(rc, SWITCH_RC_NO_ISSUER) == 0)
+        (void)iso8583_set(&rsp, 63, no_issuer_text, NULL);
+    if (r.type == SW_T_BALANCE) /* nothing to keep or undo: the amount is not in field 4 */
+        r.has_amount = 0;
+    complete(s, conn, &r, t, rkey, ttype_of(r.type), rc, &rsp, rrn, auth, prsp == NULL, preq,
+             preqlen);
+    iso8583_msg_cleanse(&rsp);
+}
+
+static void claim_done(switch_svc *s, sw_job *j)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    px_error e = {0};
+    if (reparse(j->treq, j->treqlen, &r) != PX_OK)
+        return;
+    (void)sw_term_get(s, r.tid, 0, &t, &e);
+    if (j->status != PX_OK) {
+        sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    if (j->out.outcome == SW_O_REFUSED) {
+        iso8583_msg rsp;
+        if (sw_rsp_begin(s, &r, t, j->out.rc, &rsp, &e) == PX_OK)
+            complete(s, j->conn, &r, t, j->rkey, j->ttype, j->out.rc, &rsp, j->rrn, NULL, 0,
+                     NULL, 0);
+        return;
+    }
+    if (j->out.outcome != SW_O_NEW) {
+        answer_duplicate(s, j, &r, t);
+        return;
+    }
+    if (sw_provider_send(s, j, &e) != PX_OK) {
+        iso8583_msg rsp;
+        px_warn("switch", "%s: not sent to the provider (%s): 91", j->rkey, px_error_text(&e));
+        if (sw_rsp_begin(s, &r, t, SWITCH_RC_PROVIDER_DOWN, &rsp, &e) == PX_OK)
+            complete(s, j->conn, &r, t, j->rkey, j->ttype, SWITCH_RC_PROVIDER_DOWN, &rsp, j->rrn,
+                     NULL, 0, NULL, 0);
+    }
+}
+
+static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    const char *ttype = ttype_of(r->type);
+    hsm_pin_block pin_in, pin_out;
+    hsm_pin_block *pin = NULL;
+    iso8583_msg pm;
+    char orig_rkey[SW_RKEY_MAX] = "", opstan[7] = "", optime[11] = "";
+    uint8_t pbytes[PX_ISO_MSG_MAX];
+    size_t pn = 0;
+    px_error e = {0};
+    sw_job *j;
+    int rc;
+    if (r->type != SW_T_BALANCE) {
+        if (r->amount <= 0) {
+            decline(s, conn, r, t, ttype, SWITCH_RC_INVALID_AMOUNT, NULL);
+            return;
+        }
+        if (r->amount > s->cfg.max_amount_minor) {
+            decline(s, conn, r, t, ttype, SWITCH_RC_AMOUNT_LIMIT, NULL);
+            return;
+        }
+    }
+    if (!bin_is_routed(s, r->pan)) {
+        decline(s, conn, r, t, ttype, SWITCH_RC_NO_ISSUER, no_issuer_text);
+        return;
+    }
+    if (r->has_pin) {
+        memset(&pin_in, 0, sizeof pin_in);
+        memcpy(pin_in.data, r->pin_block, 8);
+        pin_in.len = 8;
+        pin_in.format = CRYPTO_PIN_ISO0;
+        if (s->zpk == NULL || t->pik == NULL) {
+            px_errorlog("switch", "%s %s: no PIN keys (%s)", r->tid, r->stan,
+                        s->zpk == NULL ? "zone PIN key not loaded" : "terminal PIK not loaded");
+            sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+            return;
+        }
+        if (hsm_pin_translate(s->hsm, t->pik, &pin_in, s->zpk, CRYPTO_PIN_ISO0, r->pan, &pin_out,
+                              &e) != PX_OK) {
+            px_warn("switch", "%s %s: PIN block does not translate: %s", r->tid, r->stan,
+                    px_error_text(&e));
+            crypto_cleanse(&pin_in, sizeof pin_in);
+            decline(s, conn, r, t, ttype, SWITCH_RC_INCORRECT_PIN, NULL);
+            return;
+        }
+        crypto_cleanse(&pin_in, sizeof pin_in);
+        pin = &pin_out;
+    }
+    if (r->type == SW_T_VOID && void_original(s, r, t, orig_rkey, opstan, optime) != PX_OK) {
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    j = sw_job_new(SW_J_CLAIM, claim_done);
+    if (j == NULL) {
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    job_identity(j, r, t, 'F', ttype);
+    if (r->type == SW_T_BALANCE)
+        j->amount = 0;
+    px_strlcpy(j->orig_rkey, orig_rkey, sizeof j->orig_rkey);
+    px_strlcpy(j->orig_rrn, r->orig_rrn, sizeof j->orig_rrn);
+    sw_owner_token(s, j->owner);
+    j->conn = conn;
+    px_time_format_utc(px_now_ms(), "%m%d%H%M%S", j->prov_time, sizeof j->prov_time);
+    rc = sw_next_rrn(s, j->rrn, j->prov_stan);
+    if (rc != PX_OK)
+        px_error_set(&e, rc, "no retrieval reference number available");
+    /* Sealed copy (no track, PIN or expiry) for a reversal after a crash. */
+    if (rc == PX_OK)
+        rc = build_provider(s, r, NULL, j, opstan, optime, 0, &pm, &e);
+    if (rc == PX_OK)
+        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
+    if (rc == PX_OK)
+        rc = sw_seal(s, pbytes, pn, &j->prov_blob, &j->prov_bloblen, &e);
+    if (rc == PX_OK)
+        rc = build_provider(s, r, pin, j, opstan, optime, 1, &pm, &e);
+    if (rc == PX_OK)
+        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
+    if (rc == PX_OK)
+        rc = copy_bytes(&j->preq, &j->preqlen, pbytes, pn);
+    if (rc == PX_OK)
+        rc = copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen);
+    crypto_cleanse(pbytes, sizeof pbytes);
+    iso8583_msg_cleanse(&pm);
+    if (pin != NULL)
+        crypto_cleanse(&pin_out, sizeof pin_out);
+    if (rc != PX_OK) {
+        px_errorlog("switch", "%s %s: %s", r->tid, r->stan, px_error_text(&e));
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    submit(s, j);
+}
+
+/* ---- reversal, settlement, batch upload ---- */
+
+static void flow_reversal(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    iso8583_msg rsp;
+    px_error e = {0};
+    sw_job *j = sw_job_new(SW_J_REVERSAL, final_done);
+    if (j == NULL || sw_rsp_begin(s, r, t, SWITCH_RC_APPROVED, &rsp, &e) != PX_OK ||
+        build(s, r, t, SWITCH_RC_APPROVED, &rsp, &j->rsp, &j->rsplen) != PX_OK ||
+        copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    job_identity(j, r, t, 'R', "reversal");
+    if (r->batch != t->batch)
+        j->batch_date[0] = 0; /* another batch's: the writer looks its date up */
+    px_strlcpy(j->rc, SWITCH_RC_APPROVED, sizeof j->rc);
+    px_strlcpy(j->reason, r->rev_reason, sizeof j->reason);
+    sw_owner_token(s, j->owner);
+    j->conn = conn;
+    px_info("switch", "%s %s: reversal (reason %s)", r->tid, r->stan, r->rev_reason);
+    submit(s, j);
+}
+
+static void format_totals(const sw_totals *t, int result, char out[32])
+{
+    snprintf(out, 32, "%03lld%012lld%03lld%012lld%d", (long long)t->debit_count % 1000,
+             (long long)t->debit_amount % 1000000000000LL, (long long)t->credit_count % 1000,
+             (long long)t->credit_amount % 1000000000000LL, result);
+}
+
+static void settle_done(switch_svc *s, sw_job *j)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    iso8583_msg rsp;
+    px_error e = {0};
+    char f48[64], dom[32], fo[32];
+    if (reparse(j->treq, j->treqlen, &r) != PX_OK)
+        return;
+    (void)sw_term_get(s, r.tid, 0, &t, &e);
+    if (j->status != PX_OK) {
+        sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    if (j->out.outcome != SW_O_NEW) {
+        answer_duplicate(s, j, &r, t);
+        return;
+    }
+    if (t != NULL && t->batch == r.batch)
+        t->batch_open = 0;
+    px_info("switch", "terminal %s batch %06lld settled: %s (switch %lld/%lld, terminal %lld/%lld)",
+            r.tid, (long long)r.batch, j->out.settle_result == 1 ? "balanced" : "NOT balanced",
+            (long long)j->out.sw_dom.debit_count, (long long)j->out.sw_dom.debit_amount,
+            (long long)r.settle_dom.debit_count, (long long)r.settle_dom.debit_amount);
+    if (sw_rsp_begin(s, &r, t, SWITCH_RC_APPROVED, &rsp, &e) != PX_OK)
+        return;
+    format_totals(&r.settle_dom, j->out.settle_result, dom);
+    format_totals(&r.settle_for, j->out.settle_result, fo);
+    snprintf(f48, sizeof f48, "%s%s", dom, fo);
+    (void)iso8583_set(&rsp, 48, f48, NULL);
+    complete(s, j->conn, &r, t, j->rkey, "settle", SWITCH_RC_APPROVED, &rsp, NULL, NULL, 0, NULL,
+             0);
+    iso8583_msg_cleanse(&rsp);
+}
+
+static void flow_settle(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    sw_job *j = sw_job_new(SW_J_SETTLE, settle_done);
+    if (j == NULL || copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    job_identity(j, r, t, 'S', "settle");
+    j->term_dom = r->settle_dom;
+    j->term_for = r->settle_for;
+    sw_owner_token(s, j->owner);
+    j->conn = conn;
+    submit(s, j);
+}
+
+static void flow_upload(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    iso8583_msg rsp;
+    px_error e = {0};
+    if (sw_rsp_begin(s, r, t, SWITCH_RC_APPROVED, &rsp, &e) != PX_OK)
+        return;
+    record_and_send(s, conn, r, t, 'U', "upload", SWITCH_RC_APPROVED, &rsp, SW_J_UPLOAD);
+    iso8583_msg_cleanse(&rsp);
+}
+
+/* ---- the common checks ---- */
+
+static int verify_mac(switch_svc *s, const sw_req *r, sw_term *t)
+{
+    px_error e = {0};
+    if (!iso8583_has(&r->msg, 64) || t->mak == NULL || s->hsm == NULL)
+        return PX_EAUTH;
+    return hsm_mac_verify(s->hsm, t->mak, CRYPTO_MAC_CUP_ECB, r->raw + r->mac_off, r->mac_len,
+                          r->raw + r->mac_off + r->mac_len, 8, &e);
+}
+
+static int needs_open_batch(int type)
+{
+    return type == SW_T_PURCHASE || type == SW_T_BALANCE || type == SW_T_VOID ||
+           type == SW_T_SETTLE || type == SW_T_LOOKUP || type == SW_T_PHONEPAY;
+}
+
+void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
+{
+    sw_term *t = NULL;
+    px_error e = {0};
+    int rc;
+    if (r->type == SW_T_ECHO) {
+        px_debug("switch", "conn %llu: echo %s answered", (unsigned long long)conn, r->msg.mti);
+        sw_answer(s, conn, r, NULL, SWITCH_RC_APPROVED);
+        return;
+    }
+    if (r->type == SW_T_OTHER) {
+        net_metric_add(s->m.unsupported, 1);
+        px_info("switch", "conn %llu: %s (3 %s, 60.3 %s) not supported: code 40",
+                (unsigned long long)conn, r->msg.mti, r->proc[0] ? r->proc : "-",
+                r->nmi[0] ? r->nmi : "-");
+        sw_answer(s, conn, r, NULL, SWITCH_RC_NOT_SUPPORTED);
+        return;
+    }
+    if (s->draining) { /* no new work: the terminal goes to another node */
+        net_frame_server_close_conn(s->srv, conn);
+        return;
+    }
+    rc = sw_term_get(s, r->tid, 0, &t, &e);
+    if (rc == PX_ENOTFOUND || (rc == PX_OK && !t->active)) {
+        px_warn("switch", "conn %llu: terminal %s is not registered: 97",
+                (unsigned long long)conn, r->tid);
+        r->maced = 0;
+        sw_answer(s, conn, r, NULL, SWITCH_RC_UNKNOWN_TERMINAL);
+        return;
+    }
+    if (rc != PX_OK) {
+        px_errorlog("switch", "terminal %s: store: %s", r->tid, px_error_text(&e));
+        r->maced = 0;
+        sw_answer(s, conn, r, NULL, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    if (r->maced) {
+        if ((!t->signed_on || t->mak == NULL) &&
+            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || !t->signed_on || t->mak == NULL)) {
+            r->maced = 0;
+            sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
+            return;
+        }
+        if (verify_mac(s, r, t) != PX_OK &&
+            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || t->mak == NULL ||
+             verify_mac(s, r, t) != PX_OK)) {
+            net_metric_add(s->m.security, 1);
+            px_warn("switch", "terminal %s STAN %s: MAC %s: A0 (security event)", r->tid,
+                    r->stan, iso8583_has(&r->msg, 64) ? "wrong" : "missing");
+            sw_answer(s, conn, r, t, SWITCH_RC_MAC_ERROR);
+            return;
+        }
+    }
+    if (strcmp(t->mid, r->mid) != 0) {
+        px_warn("switch", "terminal %s: merchant %s is not its merchant: 03", r->tid, r->mid);
+        sw_answer(s, conn, r, t, SWITCH_RC_INVALID_MERCHANT);
+        return;
+    }
+    if ((needs_open_batch(r->type) && (r->batch != t->batch || !t->batch_open)) ||
+        (r->type == SW_T_UPLOAD && r->batch != t->batch)) {
+        if (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || r->batch != t->batch ||
+            (needs_open_batch(r->type) && !t->batch_open)) {
+            px_info("switch", "terminal %s: batch %06lld is not its open batch: 77", r->tid,
+                    (long long)r->batch);
+            sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
+            return;
+        }
+    }
+    switch (r->type) {
+    case SW_T_SIGNON:
+        flow_signon(s, conn, r, t);
+        return;
+    case SW_T_SIGNOFF:
+        flow_signoff(s, conn, r, t);
+        return;
+    case SW_T_PURCHASE:
+    case SW_T_BALANCE:
+    case SW_T_VOID:
+        flow_financial(s, conn, r, t);
+        return;
+    case SW_T_REVERSAL:
+        flow_reversal(s, conn, r, t);
+        return;
+    case SW_T_SETTLE:
+        flow_settle(s, conn, r, t);
+        return;
+    case SW_T_UPLOAD:
+        flow_upload(s, conn, r, t);
+        return;
+    default: /* mobile-number payment: until the phonepay service is there */
+        net_metric_add(s->m.unsupported, 1);
+        sw_answer(s, conn, r, t, SWITCH_RC_NOT_SUPPORTED);
+        return;
+    }
+}

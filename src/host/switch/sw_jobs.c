@@ -1,0 +1,860 @@
+/*
+ * sw_jobs.c: what each writer job does inside its group's transaction (writer threads).
+ * Every job is written so that running it again after an uncertain commit (PostgreSQL
+ * connection lost in COMMIT) is safe: inserts are ON CONFLICT DO NOTHING and recognise our
+ * own earlier row by its owner token, updates are conditional on the state they expect.
+ * Statements are constant SQL (prepared once per connection by the store's cache).
+ */
+#include "host/switch/ledger.h"
+#include "host/switch/sw_int.h"
+#include "lib/log.h"
+#include "lib/str.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- requests ---- */
+
+static const char sql_insert_request[] =
+    "INSERT INTO switch_request (rkey, tid, mid, stan, batch_no, batch_date, kind, ttype, "
+    "state, req_hash, amount, rc, rsp, rrn, auth_code, pan_masked, orig_rkey, undone_by, "
+    "prov_stan, prov_time, prov_blob, owner, node, created_ms, updated_ms) VALUES ($1, $2, "
+    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
+    "$22, $23, $24, $24) ON CONFLICT DO NOTHING RETURNING rkey";
+
+static void bind_text_or_null(store_stmt *q, int i, const char *v)
+{
+    store_bind_text(q, i, v != NULL && v[0] ? v : NULL);
+}
+
+/* Insert j's request row in state; 1 inserted, 0 a row with that key exists. */
+static int insert_request(store *st, sw_group *g, sw_job *j, const char *state,
+                          const char *undone_by, px_error *e)
+{
+    store_stmt *q;
+    char kind[2] = {j->kind_c, 0};
+    int rc = store_prepare(st, sql_insert_request, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_text(q, 2, j->tid);
+    store_bind_text(q, 3, j->mid);
+    store_bind_text(q, 4, j->stan);
+    store_bind_int64(q, 5, j->batch);
+    store_bind_text(q, 6, j->batch_date);
+    store_bind_text(q, 7, kind);
+    store_bind_text(q, 8, j->ttype);
+    store_bind_text(q, 9, state);
+    if (j->has_hash)
+        store_bind_blob(q, 10, j->hash, sizeof j->hash);
+    else
+        store_bind_null(q, 10);
+    store_bind_int64(q, 11, j->amount);
+    bind_text_or_null(q, 12, j->rc);
+    if (j->rsp != NULL)
+        store_bind_blob(q, 13, j->rsp, j->rsplen);
+    else
+        store_bind_null(q, 13);
+    bind_text_or_null(q, 14, j->rrn);
+    bind_text_or_null(q, 15, j->auth);
+    bind_text_or_null(q, 16, j->pan_masked);
+    bind_text_or_null(q, 17, j->orig_rkey);
+    bind_text_or_null(q, 18, undone_by);
+    bind_text_or_null(q, 19, j->prov_stan);
+    bind_text_or_null(q, 20, j->prov_time);
+    if (j->prov_blob != NULL)
+        store_bind_blob(q, 21, j->prov_blob, j->prov_bloblen);
+    else
+        store_bind_null(q, 21);
+    store_bind_text(q, 22, j->owner);
+    store_bind_text(q, 23, sw_group_node(g));
+    store_bind_int64(q, 24, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    return rc == STORE_ROW ? 1 : 0;
+}
+
+/* The row with j's key exists: what is it to j? (Our own earlier insert counts as new.) */
+static int existing_outcome(store *st, sw_job *j, int *outcome, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT state, req_hash, rsp, owner FROM switch_request "
+                           "WHERE rkey = $1",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        const char *state = store_col_text(q, 0);
+        size_t hn = 0, rn = 0;
+        const void *hash = store_col_blob(q, 1, &hn);
+        const void *rsp = store_col_blob(q, 2, &rn);
+        const char *owner = store_col_text(q, 3);
+        state = state ? state : "";
+        if (owner != NULL && strcmp(owner, j->owner) == 0) {
+            *outcome = SW_O_NEW;
+        } else if (hash == NULL || hn != sizeof j->hash || !j->has_hash ||
+                   memcmp(hash, j->hash, hn) != 0) {
+            /* A tombstone (reversed before it came) has no hash: refuse it as well. */
+            *outcome = strcmp(state, "void") == 0 ? SW_O_FAILED : SW_O_CONFLICT;
+        } else if (strcmp(state, "done") == 0 && rsp != NULL && rn > 0) {
+            *outcome = SW_O_REPLAY;
+            j->out.rsp = malloc(rn);
+            if (j->out.rsp == NULL)
+                rc = px_error_set(e, PX_ENOMEM, "out of memory");
+            else {
+                memcpy(j->out.rsp, rsp, rn);
+                j->out.rsplen = rn;
+            }
+        } else if (strcmp(state, "pending") == 0 ||
+                   (strcmp(state, "done") == 0 && (rsp == NULL || rn == 0))) {
+            *outcome = SW_O_PENDING;
+        } else {
+            *outcome = SW_O_FAILED;
+        }
+        if (rc == STORE_ROW)
+            rc = PX_OK;
+    } else if (rc == STORE_DONE) {
+        rc = px_error_set(e, PX_ESTATE, "request %s vanished", j->rkey);
+    }
+    store_done(q);
+    return rc;
+}
+
+/* Insert, or find out what the existing row means. *is_new = 1 when j's row is there now. */
+static int insert_or_outcome(store *st, sw_group *g, sw_job *j, const char *state, int *is_new,
+                             px_error *e)
+{
+    int rc = insert_request(st, g, j, state, NULL, e);
+    *is_new = 0;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        *is_new = 1;
+        j->out.outcome = SW_O_NEW;
+        return PX_OK;
+    }
+    rc = existing_outcome(st, j, &j->out.outcome, e);
+    if (rc == PX_OK && j->out.outcome == SW_O_NEW)
+        *is_new = 1;
+    return rc;
+}
+
+static int exec_text(store *st, const char *sql, const char *a, const char *b, int64_t n,
+                     int64_t *changes, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st, sql, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    if (a)
+        store_bind_text(q, 1, a);
+    if (b)
+        store_bind_text(q, 2, b);
+    if (n >= 0)
+        store_bind_int64(q, b ? 3 : 2, n);
+    rc = store_step(q, e);
+    if (changes)
+        *changes = rc >= 0 ? store_changes(q) : 0;
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int add_outbox(store *st, sw_group *g, const char *rkey, const char *reason, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "INSERT INTO switch_outbox (rkey, reason, attempts, next_ms, "
+                           "created_ms) VALUES ($1, $2, 0, $3, $3) ON CONFLICT DO NOTHING",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, rkey);
+    store_bind_text(q, 2, reason && reason[0] ? reason : "98");
+    store_bind_int64(q, 3, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* ---- postings ---- */
+
+static int insert_entry(store *st, sw_group *g, const char *txn, int leg, const char *account,
+                        int64_t amount, const char *ttype, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, "
+                           "created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, txn);
+    store_bind_int64(q, 2, leg);
+    store_bind_text(q, 3, account);
+    store_bind_int64(q, 4, amount);
+    store_bind_text(q, 5, ttype);
+    store_bind_int64(q, 6, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+typedef struct sw_leg {
+    char account[SWITCH_ACCOUNT_MAX];
+    const char *kind;
+    int64_t amount;
+} sw_leg;
+
+/* Post legs as one balanced transaction txn. */
+static int post(store *st, sw_group *g, const char *txn, const char *ttype, const sw_leg *legs,
+                size_t n, px_error *e)
+{
+    int64_t sum = 0;
+    int leg = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += legs[i].amount;
+    if (PX_BUG(sum != 0 || n > PX_SWITCH_LEDGER_LEGS))
+        return px_error_set(e, PX_EINTERNAL, "ledger: transaction %s does not balance", txn);
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (legs[i].amount == 0)
+            continue;
+        rc = sw_group_ensure_account(st, g, legs[i].account, legs[i].kind, e);
+        if (rc == PX_OK)
+            rc = insert_entry(st, g, txn, leg++, legs[i].account, legs[i].amount, ttype, e);
+        if (rc == PX_OK)
+            rc = sw_group_add_delta(g, legs[i].account, legs[i].kind, legs[i].amount);
+        if (rc != PX_OK)
+            return rc;
+    }
+    return PX_OK;
+}
+
+/* A purchase: the provider owes us the amount; we owe the merchant the amount less the fee. */
+static int post_sale(store *st, sw_group *g, const sw_job *j, px_error *e)
+{
+    sw_leg legs[3];
+    int64_t fee = j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
+    memset(legs, 0, sizeof legs);
+    px_strlcpy(legs[0].account, SWITCH_ACCOUNT_PROVIDER, sizeof legs[0].account);
+    legs[0].kind = "asset";
+    legs[0].amount = j->amount;
+    snprintf(legs[1].account, sizeof legs[1].account, "%s%s", SWITCH_ACCOUNT_MERCHANT, j->mid);
+    legs[1].kind = "liability";
+    legs[1].amount = -(j->amount - fee);
+    px_strlcpy(legs[2].account, SWITCH_ACCOUNT_FEES, sizeof legs[2].account);
+    legs[2].kind = "income";
+    legs[2].amount = -fee;
+    return post(st, g, j->rkey, j->ttype, legs, 3, e);
+}
+
+/* Undo transaction orig exactly: its entries negated, as transaction txn. */
+static int post_negation(store *st, sw_group *g, const char *txn, const char *ttype,
+                         const char *orig, px_error *e)
+{
+    sw_leg legs[PX_SWITCH_LEDGER_LEGS];
+    size_t n = 0;
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT e.account, e.amount, a.kind FROM ledger_entry e JOIN "
+                           "ledger_account a ON a.id = e.account WHERE e.txn = $1 ORDER BY e.leg",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, orig);
+    static const char *const kinds[] = {"asset", "liability", "income", "expense"};
+    while ((rc = store_step(q, e)) == STORE_ROW && n < PX_SWITCH_LEDGER_LEGS) {
+        const char *k = store_col_text(q, 2);
+        px_strlcpy(legs[n].account, store_col_text(q, 0) ? store_col_text(q, 0) : "",
+                   sizeof legs[n].account);
+        legs[n].amount = -store_col_int64(q, 1);
+        legs[n].kind = "asset";
+        for (size_t i = 0; k && i < 4; i++)
+            if (strcmp(k, kinds[i]) == 0)
+                legs[n].kind = kinds[i];
+        n++;
+    }
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    if (n == 0)
+        return px_error_set(e, PX_EINTERNAL, "ledger: %s has no entries to undo", orig);
+    return post(st, g, txn, ttype, legs, n, e);
+}
+
+/* ---- jobs ---- */
+
+static int job_final(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    int is_new;
+    int rc = insert_or_outcome(st, g, j, "done", &is_new, e);
+    if (rc != PX_OK || !is_new || j->kind != SW_J_UPLOAD)
+        return rc;
+    for (size_t i = 0; i < j->nupload && rc == PX_OK; i++) {
+        store_stmt *q;
+        rc = store_prepare(st,
+                           "INSERT INTO switch_upload (tid, batch_no, stan, amount, proc, "
+                           "created_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tid, "
+                           "batch_no, stan) DO UPDATE SET amount = excluded.amount, proc = "
+                           "excluded.proc",
+                           &q, e);
+        if (rc != PX_OK)
+            break;
+        store_bind_text(q, 1, j->tid);
+        store_bind_int64(q, 2, j->batch);
+        store_bind_text(q, 3, j->upload[i].stan);
+        store_bind_int64(q, 4, j->upload[i].amount);
+        store_bind_text(q, 5, j->upload[i].proc);
+        store_bind_int64(q, 6, sw_group_now_ms(g));
+        rc = store_step(q, e);
+        store_done(q);
+        rc = rc < 0 ? rc : PX_OK;
+    }
+    return rc;
+}
+
+/* A void claims its original: it must be an approved purchase of the same terminal, not
+ * undone, with the same RRN and amount. */
+static int claim_original(store *st, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT state, rc, ttype, undone_by, amount, rrn FROM switch_request "
+                           "WHERE rkey = $1\n-- @postgres\nFOR UPDATE",
+                           &q, e);
+    int ok = 0;
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->orig_rkey);
+    rc = store_step(q, e);
+    if (rc == STORE_DONE) {
+        px_strlcpy(j->out.rc, SWITCH_RC_ORIG_NOT_FOUND, sizeof j->out.rc);
+    } else if (rc == STORE_ROW) {
+        const char *state = store_col_text(q, 0), *orc = store_col_text(q, 1);
+        const char *tt = store_col_text(q, 2), *rrn = store_col_text(q, 5);
+        ok = state && strcmp(state, "done") == 0 && orc && strcmp(orc, "00") == 0 && tt &&
+             strcmp(tt, "purchase") == 0 && store_col_is_null(q, 3) &&
+             store_col_int64(q, 4) == j->amount && rrn && strcmp(rrn, j->orig_rrn) == 0;
+        if (!ok)
+            px_strlcpy(j->out.rc, SWITCH_RC_INVALID_TXN, sizeof j->out.rc);
+    }
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    if (!ok) {
+        j->out.outcome = SW_O_REFUSED;
+        return PX_OK;
+    }
+    int64_t ch = 0;
+    rc = exec_text(st,
+                   "UPDATE switch_request SET undone_by = $2 WHERE rkey = $1 AND undone_by IS NULL",
+                   j->orig_rkey, j->rkey, -1, &ch, e);
+    if (rc == PX_OK && ch != 1) {
+        j->out.outcome = SW_O_REFUSED;
+        px_strlcpy(j->out.rc, SWITCH_RC_INVALID_TXN, sizeof j->out.rc);
+    }
+    return rc;
+}
+
+static int job_claim(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    int is_new;
+    int rc = insert_or_outcome(st, g, j, "pending", &is_new, e);
+    if (rc != PX_OK || !is_new)
+        return rc;
+    if (strcmp(j->ttype, "void") == 0)
+        return claim_original(st, j, e);
+    return PX_OK;
+}
+
+static const char sql_complete[] =
+    "UPDATE switch_request SET state = 'done', rc = $2, rsp = $3, auth_code = $4, rrn = "
+    "COALESCE($5, rrn), updated_ms = $6, posted = CASE WHEN undone_by IS NULL AND "
+    "CAST($7 AS BIGINT) = 1 THEN 1 ELSE 0 END WHERE rkey = $1 AND state = 'pending' "
+    "RETURNING undone_by, orig_rkey, prov_blob IS NOT NULL";
+
+/* Completion found no pending row: is it our own earlier (uncertain) commit? */
+static int complete_lost(store *st, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st, "SELECT state, rsp FROM switch_request WHERE rkey = $1", &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    rc = store_step(q, e);
+    j->out.outcome = SW_O_LOST;
+    if (rc == STORE_ROW) {
+        size_t n = 0;
+        const void *rsp = store_col_blob(q, 1, &n);
+        const char *state = store_col_text(q, 0);
+        if (state && strcmp(state, "done") == 0 && rsp && j->rsp && n == j->rsplen &&
+            memcmp(rsp, j->rsp, n) == 0)
+            j->out.outcome = SW_O_NEW;
+    }
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
+    int is_void = strcmp(j->ttype, "void") == 0;
+    int postable = approved && (is_void || strcmp(j->ttype, "purchase") == 0);
+    char undone[SW_RKEY_MAX] = "", orig[SW_RKEY_MAX] = "";
+    int has_prov = 0;
+    int rc = store_prepare(st, sql_complete, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_text(q, 2, j->rc);
+    if (j->rsp)
+        store_bind_blob(q, 3, j->rsp, j->rsplen);
+    else
+        store_bind_null(q, 3);
+    bind_text_or_null(q, 4, j->auth);
+    bind_text_or_null(q, 5, j->rrn);
+    store_bind_int64(q, 6, sw_group_now_ms(g));
+    store_bind_int64(q, 7, postable);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
+        px_strlcpy(orig, store_col_text(q, 1) ? store_col_text(q, 1) : "", sizeof orig);
+        has_prov = store_col_int64(q, 2) != 0;
+    }
+    store_done(q);
+    if (rc == STORE_DONE)
+        return complete_lost(st, j, e);
+    if (rc < 0)
+        return rc;
+    j->out.outcome = SW_O_NEW;
+    if (undone[0]) {
+        /* The terminal reversed it while it was at the provider: post nothing, and take back
+         * at the provider what it approved. */
+        j->out.outcome = SW_O_UNDONE;
+        if (approved && has_prov)
+            rc = add_outbox(st, g, j->rkey, "98", e);
+        if (rc == PX_OK && is_void && orig[0])
+            rc = exec_text(st,
+                           "UPDATE switch_request SET undone_by = NULL WHERE rkey = $1 AND "
+                           "undone_by = $2",
+                           orig, j->rkey, -1, NULL, e);
+        return rc;
+    }
+    if (postable && !is_void)
+        rc = post_sale(st, g, j, e);
+    else if (postable && is_void)
+        rc = post_negation(st, g, j->rkey, "void", orig, e);
+    else if (is_void && orig[0])
+        rc = exec_text(st,
+                       "UPDATE switch_request SET undone_by = NULL WHERE rkey = $1 AND "
+                       "undone_by = $2",
+                       orig, j->rkey, -1, NULL, e);
+    if (rc == PX_OK && j->outbox)
+        rc = add_outbox(st, g, j->rkey, j->reason, e);
+    return rc;
+}
+
+/* The batch date of (tid, batch), for a reversal of a batch other than the open one. */
+static int batch_date_of(store *st, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT batch_date FROM switch_batch WHERE tid = $1 AND batch_no = $2",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, j->batch);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW)
+        px_strlcpy(j->batch_date, store_col_text(q, 0) ? store_col_text(q, 0) : "",
+                   sizeof j->batch_date);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Undo an original found done: post its negation as the reversal's transaction, mark it
+ * undone, owe the provider a reversal, and for a void give its purchase back. */
+static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
+                        const char *oorig, px_error *e)
+{
+    int64_t ch = 0;
+    int rc = exec_text(st,
+                       "UPDATE switch_request SET undone_by = $2 WHERE rkey = $1 AND undone_by "
+                       "IS NULL",
+                       j->orig_rkey, j->rkey, -1, &ch, e);
+    if (rc != PX_OK || ch != 1)
+        return rc;
+    rc = post_negation(st, g, j->rkey, "reversal", j->orig_rkey, e);
+    if (rc == PX_OK)
+        rc = exec_text(st, "UPDATE switch_request SET posted = 1 WHERE rkey = $1", j->rkey,
+                       NULL, -1, NULL, e);
+    if (rc == PX_OK)
+        rc = add_outbox(st, g, j->orig_rkey, j->reason, e);
+    if (rc == PX_OK && strcmp(ottype, "void") == 0 && oorig[0])
+        rc = exec_text(st,
+                       "UPDATE switch_request SET undone_by = NULL WHERE rkey = $1 AND "
+                       "undone_by = $2",
+                       oorig, j->orig_rkey, -1, NULL, e);
+    return rc;
+}
+
+static int job_reversal(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    int is_new, rc = PX_OK;
+    if (j->batch_date[0] == 0)
+        rc = batch_date_of(st, j, e);
+    if (rc != PX_OK)
+        return rc;
+    sw_rkey(j->rkey, j->tid, j->mid, j->stan, j->batch, j->batch_date, 'R');
+    sw_rkey(j->orig_rkey, j->tid, j->mid, j->stan, j->batch, j->batch_date, 'F');
+    rc = insert_or_outcome(st, g, j, "done", &is_new, e);
+    if (rc != PX_OK || !is_new)
+        return rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        store_stmt *q;
+        char state[12] = "", orc[3] = "", ottype[12] = "", oorig[SW_RKEY_MAX] = "";
+        int undone = 0, posted = 0;
+        rc = store_prepare(st,
+                           "SELECT state, rc, ttype, undone_by, posted, orig_rkey FROM "
+                           "switch_request WHERE rkey = $1\n-- @postgres\nFOR UPDATE",
+                           &q, e);
+        if (rc != PX_OK)
+            return rc;
+        store_bind_text(q, 1, j->orig_rkey);
+        rc = store_step(q, e);
+        if (rc == STORE_ROW) {
+            px_strlcpy(state, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof state);
+            px_strlcpy(orc, store_col_text(q, 1) ? store_col_text(q, 1) : "", sizeof orc);
+            px_strlcpy(ottype, store_col_text(q, 2) ? store_col_text(q, 2) : "", sizeof ottype);
+            undone = !store_col_is_null(q, 3);
+            posted = store_col_int64(q, 4) != 0;
+            px_strlcpy(oorig, store_col_text(q, 5) ? store_col_text(q, 5) : "", sizeof oorig);
+        }
+        store_done(q);
+        if (rc < 0)
+            return rc;
+        if (rc == STORE_DONE) {
+            /* Never seen: a tombstone makes sure it is refused if it arrives late. */
+            sw_job tomb = *j;
+            tomb.prov_blob = NULL;
+            tomb.rsp = NULL;
+            tomb.has_hash = 0;
+            tomb.kind_c = 'F';
+            px_strlcpy(tomb.rkey, j->orig_rkey, sizeof tomb.rkey);
+            px_strlcpy(tomb.ttype, "tombstone", sizeof tomb.ttype);
+            tomb.rc[0] = 0;
+            tomb.orig_rkey[0] = 0;
+            rc = insert_request(st, g, &tomb, "void", j->rkey, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1)
+                return PX_OK;
+            continue; /* it was claimed just now: look again */
+        }
+        if (strcmp(state, "pending") == 0)
+            return exec_text(st,
+                             "UPDATE switch_request SET undone_by = $2 WHERE rkey = $1 AND "
+                             "undone_by IS NULL",
+                             j->orig_rkey, j->rkey, -1, NULL, e);
+        if (strcmp(state, "done") == 0 && strcmp(orc, "00") == 0 && !undone && posted)
+            return reverse_done(st, g, j, ottype, oorig, e);
+        return PX_OK; /* declined, failed, already undone or a balance inquiry: nothing */
+    }
+    return PX_OK;
+}
+
+static int totals(store *st, const sw_job *j, const char *ttype, int64_t *count,
+                  int64_t *amount, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE "
+                           "tid = $1 AND batch_no = $2 AND batch_date = $3 AND kind = 'F' AND "
+                           "ttype = $4 AND state = 'done' AND rc = '00' AND (undone_by IS NULL "
+                           "OR undone_by NOT LIKE '%|R')",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, j->batch);
+    store_bind_text(q, 3, j->batch_date);
+    store_bind_text(q, 4, ttype);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        *count = store_col_int64(q, 0);
+        *amount = store_col_int64(q, 1);
+    }
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int job_settle(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    int is_new;
+    sw_totals *sw = &j->out.sw_dom;
+    store_stmt *q;
+    int rc = insert_or_outcome(st, g, j, "pending", &is_new, e);
+    if (rc != PX_OK || !is_new)
+        return rc;
+    rc = totals(st, j, "purchase", &sw->debit_count, &sw->debit_amount, e);
+    if (rc == PX_OK)
+        rc = totals(st, j, "void", &sw->credit_count, &sw->credit_amount, e);
+    if (rc != PX_OK)
+        return rc;
+    j->out.settle_result =
+        (sw->debit_count == j->term_dom.debit_count && sw->debit_amount == j->term_dom.debit_amount &&
+         sw->credit_count == j->term_dom.credit_count &&
+         sw->credit_amount == j->term_dom.credit_amount && j->term_for.debit_count == 0 &&
+         j->term_for.debit_amount == 0 && j->term_for.credit_count == 0 &&
+         j->term_for.credit_amount == 0)
+            ? 1
+            : 2;
+    rc = store_prepare(st,
+                       "UPDATE switch_batch SET state = 'settled', closed_ms = $3, result = $4, "
+                       "term_debit_count = $5, term_debit_amount = $6, term_credit_count = $7, "
+                       "term_credit_amount = $8, sw_debit_count = $9, sw_debit_amount = $10, "
+                       "sw_credit_count = $11, sw_credit_amount = $12 WHERE tid = $1 AND "
+                       "batch_no = $2",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, j->batch);
+    store_bind_int64(q, 3, sw_group_now_ms(g));
+    store_bind_int64(q, 4, j->out.settle_result);
+    store_bind_int64(q, 5, j->term_dom.debit_count);
+    store_bind_int64(q, 6, j->term_dom.debit_amount);
+    store_bind_int64(q, 7, j->term_dom.credit_count);
+    store_bind_int64(q, 8, j->term_dom.credit_amount);
+    store_bind_int64(q, 9, sw->debit_count);
+    store_bind_int64(q, 10, sw->debit_amount);
+    store_bind_int64(q, 11, sw->credit_count);
+    store_bind_int64(q, 12, sw->credit_amount);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    rc = store_prepare(st,
+                       "UPDATE switch_terminal SET batch_open = 0, updated_ms = $2 WHERE tid = $1 "
+                       "AND batch_no = $3",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, sw_group_now_ms(g));
+    store_bind_int64(q, 3, j->batch);
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int job_signon(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int64_t old_batch = 0, kv = 0, nb;
+    int64_t now = sw_group_now_ms(g);
+    int rc = store_prepare(st,
+                           "SELECT batch_no, key_version FROM switch_terminal WHERE tid = $1"
+                           "\n-- @postgres\nFOR UPDATE",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        old_batch = store_col_int64(q, 0);
+        kv = store_col_int64(q, 1);
+    }
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    if (rc == STORE_DONE)
+        return px_error_set(e, PX_ENOTFOUND, "terminal %s vanished", j->tid);
+    nb = old_batch % 999999 + 1;
+    rc = store_prepare(st,
+                       "UPDATE switch_batch SET state = 'closed', closed_ms = $3 WHERE tid = $1 "
+                       "AND batch_no = $2 AND state = 'open'",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, old_batch);
+    store_bind_int64(q, 3, now);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    rc = store_prepare(st,
+                       "INSERT INTO switch_batch (tid, batch_no, mid, batch_date, state, "
+                       "opened_ms) VALUES ($1, $2, $3, $4, 'open', $5) ON CONFLICT (tid, "
+                       "batch_no) DO UPDATE SET mid = excluded.mid, batch_date = "
+                       "excluded.batch_date, state = 'open', opened_ms = excluded.opened_ms, "
+                       "closed_ms = 0, result = 0, term_debit_count = 0, term_debit_amount = 0, "
+                       "term_credit_count = 0, term_credit_amount = 0, sw_debit_count = 0, "
+                       "sw_debit_amount = 0, sw_credit_count = 0, sw_credit_amount = 0",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, nb);
+    store_bind_text(q, 3, j->mid);
+    store_bind_text(q, 4, j->batch_date);
+    store_bind_int64(q, 5, now);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    rc = store_prepare(st,
+                       "UPDATE switch_terminal SET signed_on = 1, batch_no = $2, batch_date = "
+                       "$3, batch_open = 1, key_version = $4, pik_block = $5, mak_block = $6, "
+                       "tdk_block = $7, signon_ms = $8, updated_ms = $8 WHERE tid = $1",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, nb);
+    store_bind_text(q, 3, j->batch_date);
+    store_bind_int64(q, 4, kv + 1);
+    store_bind_text(q, 5, j->pik);
+    store_bind_text(q, 6, j->mak);
+    store_bind_text(q, 7, j->tdk);
+    store_bind_int64(q, 8, now);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    j->out.batch = nb;
+    j->out.key_version = kv + 1;
+    px_strlcpy(j->out.batch_date, j->batch_date, sizeof j->out.batch_date);
+    return PX_OK;
+}
+
+static int job_signoff(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "UPDATE switch_terminal SET signed_on = 0, pik_block = NULL, "
+                           "mak_block = NULL, tdk_block = NULL, key_version = key_version + 1, "
+                           "updated_ms = $2 WHERE tid = $1",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->tid);
+    store_bind_int64(q, 2, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int job_outbox(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc;
+    if (j->kind == SW_J_OUTBOX_DONE)
+        return exec_text(st, "DELETE FROM switch_outbox WHERE rkey = $1", j->rkey, NULL, -1,
+                         NULL, e);
+    rc = store_prepare(st,
+                       "UPDATE switch_outbox SET attempts = attempts + 1, next_ms = $2 WHERE "
+                       "rkey = $1",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_int64(q, 2, j->cutoff_ms);
+    rc = store_step(q, e);
+    store_done(q);
+    (void)g;
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Pending requests of a node that died (node = us at start-up), or older than the cutoff:
+ * never answered; what the provider may have approved is reversed through the outbox. */
+static int job_recover(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    static const char sql_outbox[] =
+        "INSERT INTO switch_outbox (rkey, reason, attempts, next_ms, created_ms) SELECT rkey, "
+        "'98', 0, $1, $1 FROM switch_request WHERE state = 'pending' AND (node = $2 OR "
+        "updated_ms < $3) AND prov_blob IS NOT NULL AND ttype <> 'balance' ON CONFLICT DO "
+        "NOTHING";
+    static const char sql_voids[] =
+        "UPDATE switch_request SET undone_by = NULL WHERE undone_by IN (SELECT rkey FROM "
+        "switch_request WHERE state = 'pending' AND ttype = 'void' AND (node = $2 OR "
+        "updated_ms < $3) AND CAST($1 AS BIGINT) > 0)";
+    static const char sql_fail[] =
+        "UPDATE switch_request SET state = 'failed', updated_ms = $1 WHERE state = 'pending' "
+        "AND (node = $2 OR updated_ms < $3)";
+    static const char *const sql[] = {sql_outbox, sql_voids, sql_fail};
+    for (size_t i = 0; i < 3; i++) {
+        store_stmt *q;
+        int rc = store_prepare(st, sql[i], &q, e);
+        if (rc != PX_OK)
+            return rc;
+        store_bind_int64(q, 1, sw_group_now_ms(g));
+        store_bind_text(q, 2, j->node);
+        store_bind_int64(q, 3, j->cutoff_ms);
+        rc = store_step(q, e);
+        if (rc >= 0 && i == 2)
+            j->out.recovered = store_changes(q);
+        store_done(q);
+        if (rc < 0)
+            return rc;
+    }
+    return PX_OK;
+}
+
+static int job_rrn_block(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "UPDATE switch_counter SET next = next + $1 WHERE name = 'rrn' "
+                           "RETURNING next",
+                           &q, e);
+    (void)g;
+    if (rc != PX_OK)
+        return rc;
+    store_bind_int64(q, 1, j->count);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW)
+        j->out.rrn_next = store_col_int64(q, 0) - j->count;
+    store_done(q);
+    if (rc == STORE_DONE)
+        return px_error_set(e, PX_ESTATE, "switch_counter rrn missing");
+    return rc < 0 ? rc : PX_OK;
+}
+
+int sw_job_run(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    switch (j->kind) {
+    case SW_J_SIGNON:
+        return job_signon(st, g, j, e);
+    case SW_J_SIGNOFF:
+        return job_signoff(st, g, j, e);
+    case SW_J_FINAL:
+    case SW_J_UPLOAD:
+        return job_final(st, g, j, e);
+    case SW_J_CLAIM:
+        return job_claim(st, g, j, e);
+    case SW_J_COMPLETE:
+        return job_complete(st, g, j, e);
+    case SW_J_REVERSAL:
+        return job_reversal(st, g, j, e);
+    case SW_J_SETTLE:
+        return job_settle(st, g, j, e);
+    case SW_J_OUTBOX_DONE:
+    case SW_J_OUTBOX_TOUCH:
+        return job_outbox(st, g, j, e);
+    case SW_J_RECOVER:
+        return job_recover(st, g, j, e);
+    case SW_J_RRN_BLOCK:
+        return job_rrn_block(st, g, j, e);
+    default:
+        return px_error_set(e, PX_EINTERNAL, "unknown job kind %d", j->kind);
+    }
+}

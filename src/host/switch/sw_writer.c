@@ -1,0 +1,472 @@
+/*
+ * sw_writer.c: group commit. The event loop never writes to the store: it queues jobs here.
+ * Each writer thread (its own store connection) takes every job queued while its previous
+ * commit was in flight (up to group_commit_max), runs them all in one transaction, applies
+ * the group's balance changes once per account (in account order, so two writers or two
+ * nodes never deadlock on them), commits, and only then hands the jobs back to the loop,
+ * which answers the terminals. One fsync (SQLite) or one WAL flush (PostgreSQL) covers the
+ * whole group: durability is unchanged, the cost is shared.
+ *
+ * A job that fails makes its group roll back; the group is then run again one job per
+ * transaction, so only the failing job is answered 96 and nothing is half-posted. Lock
+ * timeouts and serialization failures are retried.
+ */
+#include "host/switch/sw_int.h"
+#include "host/switch/ledger.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "lib/time.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SW_RETRIES 5
+
+typedef struct sw_delta {
+    char account[SWITCH_ACCOUNT_MAX];
+    char kind[12];
+    int64_t delta;
+} sw_delta;
+
+/* A set of account ids known to exist (per thread; grown by commits). */
+typedef struct sw_known {
+    char (*ids)[SWITCH_ACCOUNT_MAX];
+    size_t n, cap;
+} sw_known;
+
+struct sw_group {
+    int64_t now_ms;
+    const char *node;
+    sw_delta *deltas;
+    size_t ndeltas, capdeltas;
+    sw_known *known;
+    char (*created)[SWITCH_ACCOUNT_MAX];
+    size_t ncreated, capcreated;
+};
+
+typedef struct sw_wthread {
+    pthread_t th;
+    int started;
+    store *st;
+    struct sw_writer *w;
+    sw_known known;
+} sw_wthread;
+
+struct sw_writer {
+    switch_svc *s;
+    struct event_base *base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sw_job *head, *tail;
+    size_t queued;
+    int stopping;
+    size_t max_group;
+    int nthreads;
+    sw_wthread th[PX_SWITCH_WRITERS_MAX];
+    pthread_mutex_t dmu;
+    sw_job *dhead, *dtail;
+    int posted;
+};
+
+sw_job *sw_job_new(int kind, sw_job_done_fn done)
+{
+    sw_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    j->kind = kind;
+    j->done = done;
+    return j;
+}
+
+void sw_job_free(sw_job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->prov_blob);
+    free(j->rsp);
+    free(j->treq);
+    if (j->preq != NULL) {
+        crypto_cleanse(j->preq, j->preqlen);
+        free(j->preq);
+    }
+    free(j->out.rsp);
+    crypto_cleanse(j->f62, sizeof j->f62);
+    free(j);
+}
+
+/* ---- the group's aggregation ---- */
+
+static int known_has(const sw_known *k, const char *id)
+{
+    for (size_t i = 0; i < k->n; i++) /* few accounts: merchants of one node's terminals */
+        if (strcmp(k->ids[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+static int known_add(sw_known *k, const char *id)
+{
+    if (known_has(k, id))
+        return PX_OK;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 64;
+        void *p = realloc(k->ids, cap * sizeof *k->ids);
+        if (p == NULL)
+            return PX_ENOMEM;
+        k->ids = p;
+        k->cap = cap;
+    }
+    px_strlcpy(k->ids[k->n++], id, SWITCH_ACCOUNT_MAX);
+    return PX_OK;
+}
+
+int64_t sw_group_now_ms(const sw_group *g)
+{
+    return g->now_ms;
+}
+
+const char *sw_group_node(const sw_group *g)
+{
+    return g->node;
+}
+
+int sw_group_add_delta(sw_group *g, const char *account, const char *kind, int64_t delta)
+{
+    for (size_t i = 0; i < g->ndeltas; i++)
+        if (strcmp(g->deltas[i].account, account) == 0) {
+            g->deltas[i].delta += delta;
+            return PX_OK;
+        }
+    if (g->ndeltas == g->capdeltas) {
+        size_t cap = g->capdeltas ? g->capdeltas * 2 : 16;
+        void *p = realloc(g->deltas, cap * sizeof *g->deltas);
+        if (p == NULL)
+            return PX_ENOMEM;
+        g->deltas = p;
+        g->capdeltas = cap;
+    }
+    sw_delta *d = &g->deltas[g->ndeltas++];
+    px_strlcpy(d->account, account, sizeof d->account);
+    px_strlcpy(d->kind, kind, sizeof d->kind);
+    d->delta = delta;
+    return PX_OK;
+}
+
+/* Make sure the account row exists before an entry refers to it. */
+int sw_group_ensure_account(store *st, sw_group *g, const char *account, const char *kind,
+                            px_error *e)
+{
+    store_stmt *q;
+    int rc;
+    if (known_has(g->known, account))
+        return PX_OK;
+    for (size_t i = 0; i < g->ncreated; i++)
+        if (strcmp(g->created[i], account) == 0)
+            return PX_OK;
+    rc = store_prepare(st,
+                       "INSERT INTO ledger_account (id, kind, balance, currency, created_ms, "
+                       "updated_ms) VALUES ($1, $2, 0, '156', $3, $3) ON CONFLICT DO NOTHING",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, account);
+    store_bind_text(q, 2, kind);
+    store_bind_int64(q, 3, g->now_ms);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc < 0)
+        return rc;
+    if (g->ncreated == g->capcreated) {
+        size_t cap = g->capcreated ? g->capcreated * 2 : 8;
+        void *p = realloc(g->created, cap * sizeof *g->created);
+        if (p == NULL)
+            return px_error_set(e, PX_ENOMEM, "out of memory");
+        g->created = p;
+        g->capcreated = cap;
+    }
+    px_strlcpy(g->created[g->ncreated++], account, SWITCH_ACCOUNT_MAX);
+    return PX_OK;
+}
+
+static int cmp_delta(const void *a, const void *b)
+{
+    return strcmp(((const sw_delta *)a)->account, ((const sw_delta *)b)->account);
+}
+
+/* One UPDATE per account the group touched, in account order. */
+static int apply_deltas(store *st, sw_group *g, px_error *e)
+{
+    if (g->ndeltas > 1)
+        qsort(g->deltas, g->ndeltas, sizeof *g->deltas, cmp_delta);
+    for (size_t i = 0; i < g->ndeltas; i++) {
+        store_stmt *q;
+        int rc;
+        if (g->deltas[i].delta == 0)
+            continue;
+        rc = store_prepare(st,
+                           "UPDATE ledger_account SET balance = balance + $1, updated_ms = $2 "
+                           "WHERE id = $3",
+                           &q, e);
+        if (rc != PX_OK)
+            return rc;
+        store_bind_int64(q, 1, g->deltas[i].delta);
+        store_bind_int64(q, 2, g->now_ms);
+        store_bind_text(q, 3, g->deltas[i].account);
+        rc = store_step(q, e);
+        if (rc >= 0 && store_changes(q) != 1)
+            rc = px_error_set(e, PX_EINTERNAL, "ledger account %s missing",
+                              g->deltas[i].account);
+        store_done(q);
+        if (rc < 0)
+            return rc;
+    }
+    return PX_OK;
+}
+
+static void reset_job(sw_job *j)
+{
+    free(j->out.rsp);
+    memset(&j->out, 0, sizeof j->out);
+    j->status = PX_OK;
+    j->errmsg[0] = 0;
+}
+
+/* Run jobs[0..n) in one transaction; PX_OK when committed. */
+static int run_once(sw_wthread *wt, sw_job **jobs, size_t n, px_error *e)
+{
+    sw_group g = {0};
+    int rc;
+    g.now_ms = px_now_ms();
+    g.node = wt->w->s->d->node;
+    g.known = &wt->known;
+    rc = store_begin(wt->st, e);
+    for (size_t i = 0; rc == PX_OK && i < n; i++) {
+        reset_job(jobs[i]);
+        rc = sw_job_run(wt->st, &g, jobs[i], e);
+        if (rc > 0)
+            rc = PX_OK;
+    }
+    if (rc == PX_OK)
+        rc = apply_deltas(wt->st, &g, e);
+    if (rc == PX_OK)
+        rc = store_commit(wt->st, e);
+    if (rc != PX_OK)
+        store_rollback(wt->st);
+    else
+        for (size_t i = 0; i < g.ncreated; i++)
+            (void)known_add(&wt->known, g.created[i]);
+    free(g.deltas);
+    free(g.created);
+    return rc;
+}
+
+static int run_retrying(sw_wthread *wt, sw_job **jobs, size_t n, px_error *e)
+{
+    int rc = PX_OK;
+    for (int attempt = 0; attempt < SW_RETRIES; attempt++) {
+        px_error tmp = {0};
+        rc = run_once(wt, jobs, n, &tmp);
+        if (rc == PX_OK)
+            return PX_OK;
+        if (e)
+            *e = tmp;
+        if (rc != PX_ETIMEOUT && rc != PX_ENET)
+            return rc;
+    }
+    return rc;
+}
+
+static void deliver(void *arg);
+
+static void hand_back(sw_writer *w, sw_job **jobs, size_t n)
+{
+    int post = 0;
+    pthread_mutex_lock(&w->dmu);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->next = NULL;
+        if (w->dtail)
+            w->dtail->next = jobs[i];
+        else
+            w->dhead = jobs[i];
+        w->dtail = jobs[i];
+    }
+    if (!w->posted) {
+        w->posted = 1;
+        post = 1;
+    }
+    pthread_mutex_unlock(&w->dmu);
+    if (post && net_post(w->base, deliver, w) != PX_OK) {
+        px_errorlog("switch", "cannot hand committed jobs back to the event loop");
+        pthread_mutex_lock(&w->dmu);
+        w->posted = 0;
+        pthread_mutex_unlock(&w->dmu);
+    }
+}
+
+static void run_group(sw_wthread *wt, sw_job **jobs, size_t n)
+{
+    switch_svc *s = wt->w->s;
+    px_error e = {0};
+    int rc = run_retrying(wt, jobs, n, &e);
+    net_metric_add(s->m.gc_commits, 1);
+    net_metric_add(s->m.gc_jobs, (int64_t)n);
+    if (rc != PX_OK && n > 1) {
+        /* Isolate the failing job: each on its own. */
+        px_warn("switch", "group of %zu jobs failed (%s): running them one by one", n,
+                px_error_text(&e));
+        for (size_t i = 0; i < n; i++)
+            run_group(wt, &jobs[i], 1);
+        return;
+    }
+    if (rc != PX_OK) {
+        net_metric_add(s->m.gc_failures, 1);
+        net_metric_add(s->m.store_errors, 1);
+        jobs[0]->status = rc;
+        px_strlcpy(jobs[0]->errmsg, px_error_text(&e), sizeof jobs[0]->errmsg);
+        px_errorlog("switch", "store: job %d (%s) failed: %s", jobs[0]->kind, jobs[0]->rkey,
+                    px_error_text(&e));
+    }
+    hand_back(wt->w, jobs, n);
+}
+
+static void *writer_main(void *arg)
+{
+    sw_wthread *wt = arg;
+    sw_writer *w = wt->w;
+    sw_job **batch = calloc(w->max_group, sizeof *batch);
+    if (batch == NULL)
+        return NULL;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&w->mu);
+        while (w->head == NULL && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->head == NULL && w->stopping) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        while (w->head != NULL && n < w->max_group) {
+            batch[n++] = w->head;
+            w->head = w->head->next;
+            w->queued--;
+        }
+        if (w->head == NULL)
+            w->tail = NULL;
+        net_metric_set(w->s->m.gc_queue, (int64_t)w->queued);
+        pthread_mutex_unlock(&w->mu);
+        run_group(wt, batch, n);
+    }
+    free(batch);
+    return NULL;
+}
+
+static void deliver(void *arg)
+{
+    sw_writer *w = arg;
+    sw_job *list;
+    pthread_mutex_lock(&w->dmu);
+    list = w->dhead;
+    w->dhead = w->dtail = NULL;
+    w->posted = 0;
+    pthread_mutex_unlock(&w->dmu);
+    while (list != NULL) {
+        sw_job *j = list;
+        list = list->next;
+        j->next = NULL;
+        sw_flow_job_done(w->s, j);
+    }
+}
+
+int sw_writer_start(switch_svc *s, const store_config *cfg, int nthreads, size_t max_group,
+                    sw_writer **out, px_error *e)
+{
+    sw_writer *w = calloc(1, sizeof *w);
+    int rc = PX_OK;
+    *out = NULL;
+    if (w == NULL)
+        return px_error_set(e, PX_ENOMEM, "switch: out of memory");
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > PX_SWITCH_WRITERS_MAX)
+        nthreads = PX_SWITCH_WRITERS_MAX;
+    w->s = s;
+    w->base = s->d->base;
+    w->max_group = max_group;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->dmu, NULL);
+    for (int i = 0; i < nthreads && rc == PX_OK; i++) {
+        rc = store_open(cfg, &w->th[i].st, e);
+        if (rc != PX_OK)
+            break;
+        w->th[i].w = w;
+        if (pthread_create(&w->th[i].th, NULL, writer_main, &w->th[i]) != 0) {
+            store_close(w->th[i].st);
+            w->th[i].st = NULL;
+            rc = px_error_set(e, PX_ENOMEM, "switch: cannot start a writer thread");
+            break;
+        }
+        w->th[i].started = 1;
+        w->nthreads = i + 1;
+    }
+    if (rc != PX_OK) {
+        sw_writer_stop(w);
+        return px_error_prefix(e, "switch: writer: ");
+    }
+    *out = w;
+    return PX_OK;
+}
+
+void sw_writer_submit(sw_writer *w, sw_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    w->queued++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+size_t sw_writer_queued(sw_writer *w)
+{
+    size_t n;
+    pthread_mutex_lock(&w->mu);
+    n = w->queued;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+void sw_writer_stop(sw_writer *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < PX_SWITCH_WRITERS_MAX; i++) {
+        if (w->th[i].started)
+            pthread_join(w->th[i].th, NULL);
+        store_close(w->th[i].st);
+        free(w->th[i].known.ids);
+    }
+    while (w->head) { /* only when a thread could not start */
+        sw_job *j = w->head;
+        w->head = j->next;
+        sw_job_free(j);
+    }
+    while (w->dhead) {
+        sw_job *j = w->dhead;
+        w->dhead = j->next;
+        sw_job_free(j);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->dmu);
+    free(w);
+}

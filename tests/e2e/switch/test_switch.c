@@ -1,0 +1,576 @@
+/*
+ * End to end, the transaction platform: possumd running the switch and the issuer simulator
+ * (the provider) over real sockets, terminals registered with `possum terminal add`, a
+ * simulated UnionPay terminal (termsim) signing on, paying, reversing, voiding, settling.
+ * Bad input of every kind is answered with its documented code while others are served.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "crypto/crypto.h"
+#include "harness.h"
+#include "lib/str.h"
+#include "swfix.h"
+#include "termsim.h"
+
+static swfix F;
+static swfix_node N;
+
+#define MID "898100000000001"
+
+static int setup(void **state)
+{
+    char sw[4096], is[4096], all[8192];
+    px_error e = {0};
+    int port = swfix_free_port();
+    (void)state;
+    if (net_init(&e) != PX_OK || swfix_init(&F, NULL) != 0)
+        return -1;
+    swfix_switch_section(&F, sw, sizeof sw, port,
+                         "provider_timeout_ms = 2000\nreversal_retry_ms = 500\n"
+                         "max_amount_minor = 500000\ncache_ttl_ms = 200\n");
+    swfix_issuer_section(&F, is, sizeof is, port, NULL);
+    snprintf(all, sizeof all, "%s\n%s", sw, is);
+    /* Registered before the node starts: while it runs, no other process opens its SQLite
+     * file (docs/switch.md, "Operating on SQLite"); the tests read through its endpoints. */
+    if (swfix_add_terminal(&F, "10000001", MID, "Possum Coffee") != 0 ||
+        swfix_add_terminal(&F, "10000002", MID, "Possum Coffee") != 0 ||
+        swfix_add_terminal(&F, "10000003", "898100000000002", "Possum Tea") != 0)
+        return -1;
+    return swfix_start(&F, &N, "node1", NULL, all);
+}
+
+static int teardown(void **state)
+{
+    px_buf out;
+    int status, check;
+    (void)state;
+    status = swfix_stop(&N, SIGTERM, 15000);
+    if (status != 0)
+        swfix_dump_log(&N);
+    /* The node has stopped: the operator's CLI checks the ledger it left. */
+    px_buf_init(&out, 1 << 20);
+    check = swfix_cli(&F, &out, "ledger check");
+    if (check != 0 || strstr(px_buf_str(&out), "ledger check OK") == NULL) {
+        fprintf(stderr, "%s", px_buf_str(&out));
+        check = 1;
+    }
+    px_buf_free(&out);
+    swfix_cleanup(&F);
+    return status == 0 && check == 0 ? 0 : -1;
+}
+
+static void term(termsim *t, const char *tid, const char *mid)
+{
+    px_error e = {0};
+    assert_int_equal(termsim_init(t, tid, mid, SWFIX_TMK_C1, SWFIX_TMK_C2, &e), 0);
+    if (termsim_connect(t, N.switch_port, &e) != 0)
+        fail_msg("connect: %s", e.msg);
+}
+
+static void signon(termsim *t)
+{
+    iso8583_msg rsp;
+    px_error e = {0};
+    if (termsim_signon(t, &rsp, &e) != 0)
+        fail_msg("sign-on: %s", px_error_text(&e));
+}
+
+static const char *field(const iso8583_msg *m, int f)
+{
+    const uint8_t *p;
+    size_t n;
+    return iso8583_get(m, f, &p, &n) == 0 ? (const char *)p : "";
+}
+
+/* A purchase (MACed) and its answer; returns field 39. */
+static const char *purchase(termsim *t, const char *pan, const char *pin, int64_t amount,
+                            char stan[7], iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    px_error e = {0};
+    termsim_next_stan(t, stan);
+    termsim_begin(t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(t, &m, "000000", pan, amount, pin, &e), 0);
+    if (termsim_exchange(t, &m, 1, rsp, 10000, &e) != 0)
+        fail_msg("purchase: %s", px_error_text(&e));
+    return termsim_rc(rsp);
+}
+
+/* GET a node's endpoint as JSON (NULL unless 200). */
+static json_t *get_json(const char *path)
+{
+    px_buf out;
+    long status = 0;
+    json_t *j = NULL;
+    px_buf_init(&out, 1 << 22);
+    if (e2e_http(N.http_port, "GET", path, NULL, &status, &out) == 0 && status == 200)
+        j = json_loads(px_buf_str(&out), 0, NULL);
+    else
+        fprintf(stderr, "GET %s: %ld %s\n", path, status, px_buf_str(&out));
+    px_buf_free(&out);
+    return j;
+}
+
+static int ledger_check_ok(void)
+{
+    json_t *j = get_json("/v1/switch/ledger/check");
+    int ok = j != NULL && json_is_true(json_object_get(j, "ok"));
+    if (!ok && j != NULL) {
+        char *d = json_dumps(j, 0);
+        fprintf(stderr, "ledger check: %s\n", d);
+        free(d);
+    }
+    json_decref(j);
+    return ok;
+}
+
+static long long account_balance(const char *id)
+{
+    json_t *j = get_json("/v1/switch/ledger/balances"), *a;
+    size_t i;
+    long long v = 0;
+    assert_non_null(j);
+    json_array_foreach(json_object_get(j, "accounts"), i, a)
+        if (strcmp(json_string_value(json_object_get(a, "id")), id) == 0)
+            v = json_integer_value(json_object_get(a, "balance_minor"));
+    json_decref(j);
+    return v;
+}
+
+static long long merchant_balance(const char *mid)
+{
+    char id[64];
+    snprintf(id, sizeof id, "merchant:%s", mid);
+    return account_balance(id);
+}
+
+/* ---- registry, sign-on, MAC ---- */
+
+static void test_unknown_terminal_97(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    px_error e = {0};
+    (void)state;
+    term(&t, "99999999", MID);
+    assert_int_not_equal(termsim_signon(&t, &rsp, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "97");
+    termsim_close(&t);
+}
+
+static void test_registry(void **state)
+{
+    json_t *j = get_json("/v1/switch/terminals/10000003");
+    (void)state;
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "mid")), "898100000000002");
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Possum Tea");
+    assert_int_equal(strlen(json_string_value(json_object_get(j, "tmk_kcv"))), 6);
+    json_decref(j);
+}
+
+static void test_signon_delivers_keys(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    px_error e = {0};
+    uint8_t clear[16], cv[8];
+    const uint8_t *f62;
+    size_t n, cn = 0;
+    (void)state;
+    term(&t, "10000001", MID);
+    signon(&t);
+    assert_true(t.batch >= 1);
+    /* sign on again: a new batch and new keys */
+    int64_t first = t.batch;
+    uint8_t old_mak[16];
+    memcpy(old_mak, t.mak, 16);
+    if (termsim_signon(&t, &rsp, &e) != 0)
+        fail_msg("second sign-on: %s", e.msg);
+    assert_int_equal(t.batch, first + 1);
+    assert_memory_not_equal(old_mak, t.mak, 16);
+    /* field 62: MAK and TDK check values are 4 bytes of E(K, 0) */
+    assert_int_equal(iso8583_get(&rsp, 62, &f62, &n), 0);
+    assert_int_equal(n, 60);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, t.tmk, 16, NULL, f62 + i * 20, 16,
+                                        clear, NULL),
+                         0);
+        assert_int_equal(crypto_kcv(CRYPTO_TDES, clear, 16, cv, sizeof cv, &cn, NULL), 0);
+        assert_int_equal(crypto_kcv_verify(CRYPTO_TDES, clear, 16, f62 + i * 20 + 16, 4, NULL), 0);
+    }
+    assert_string_equal(field(&rsp, 32), "01020000");
+    assert_int_equal(strlen(field(&rsp, 37)), 12);
+    termsim_close(&t);
+}
+
+static void test_mac_errors_a0(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp;
+    uint8_t out[PX_ISO_MSG_MAX];
+    size_t n = 0;
+    char stan[7];
+    px_error e = {0};
+    long long before = swfix_metric(&N, "possum_switch_security_events_total{reason=\"mac\"}");
+    (void)state;
+    term(&t, "10000002", MID);
+    signon(&t);
+    /* a wrong MAC: one byte flipped after packing */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 100, NULL, &e), 0);
+    assert_int_equal(termsim_pack(&t, &m, 1, out, sizeof out, &n, &e), 0);
+    out[n - 1] ^= 0x01;
+    assert_int_equal(termsim_exchange_raw(&t, out, n, &rsp, 5000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "A0");
+    /* no MAC at all */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 100, NULL, &e), 0);
+    assert_int_equal(termsim_exchange(&t, &m, 0, &rsp, 5000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "A0");
+    assert_int_equal(swfix_metric(&N, "possum_switch_security_events_total{reason=\"mac\"}"),
+                     before + 2);
+    /* the same connection goes on */
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 100, stan, &rsp), "00");
+    termsim_close(&t);
+}
+
+static void test_not_signed_on_77_and_signoff(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp;
+    char stan[7];
+    px_error e = {0};
+    (void)state;
+    term(&t, "10000003", "898100000000002");
+    /* keys of its own making: the switch has none for it yet */
+    memset(t.mak, 0x11, 16);
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 100, NULL, &e), 0);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 5000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "77");
+    assert_int_equal(t.header_flag, 3); /* "sign on again" */
+    signon(&t);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 250, stan, &rsp), "00");
+    /* sign-off forgets the keys */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0820", stan, "00", "002");
+    assert_int_equal(termsim_exchange(&t, &m, 0, &rsp, 5000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 250, stan, &rsp), "77");
+    termsim_close(&t);
+}
+
+static void test_wrong_merchant_03(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    char stan[7];
+    (void)state;
+    term(&t, "10000001", MID);
+    signon(&t);
+    px_strlcpy(t.mid, "898100000000099", sizeof t.mid);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 100, stan, &rsp), "03");
+    termsim_close(&t);
+}
+
+/* ---- purchases ---- */
+
+static void test_purchase_approved_and_posted(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    char stan[7];
+    (void)state;
+    term(&t, "10000001", MID);
+    signon(&t);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 1234, stan, &rsp), "00");
+    assert_string_equal(field(&rsp, 11), stan);
+    assert_string_equal(field(&rsp, 4), "000000001234");
+    assert_int_equal(strlen(field(&rsp, 37)), 12);
+    assert_int_equal(strlen(field(&rsp, 38)), 6);
+    assert_true(iso8583_has(&rsp, 64)); /* verified by termsim_unpack */
+    assert_true(ledger_check_ok());
+    assert_true(merchant_balance(MID) <= -1234);
+    assert_true(account_balance("provider:settlement") >= 1234);
+    termsim_close(&t);
+}
+
+static void test_purchase_refusals(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    char stan[7];
+    (void)state;
+    term(&t, "10000002", MID);
+    signon(&t);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 0, stan, &rsp), "13");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 500001, stan, &rsp), "61");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, "999999", 100, stan, &rsp), "55");
+    assert_string_equal(purchase(&t, SWFIX_CARD_POOR, "111111", 400000, stan, &rsp), "51");
+    assert_string_equal(purchase(&t, SWFIX_CARD_RURAL, "123456", 100, stan, &rsp), "15");
+    assert_non_null(strstr(field(&rsp, 63), "contracted bank"));
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
+}
+
+static void test_balance_inquiry(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp;
+    char stan[7];
+    px_error e = {0};
+    (void)state;
+    term(&t, "10000002", MID);
+    signon(&t);
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "01", "000");
+    assert_int_equal(termsim_card(&t, &m, "310000", SWFIX_CARD_OK, -1, SWFIX_CARD_OK_PIN, &e), 0);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    assert_int_equal(strlen(field(&rsp, 54)), 20);
+    assert_memory_equal(field(&rsp, 54), "1002156C", 8);
+    termsim_close(&t);
+}
+
+/* ---- duplicates ---- */
+
+static void test_duplicate_replayed_byte_for_byte(void **state)
+{
+    termsim t;
+    iso8583_msg m, r1, r2;
+    uint8_t out[PX_ISO_MSG_MAX], in1[PX_ISO_MSG_MAX], in2[PX_ISO_MSG_MAX];
+    size_t n = 0, n1 = 0, n2 = 0;
+    char stan[7];
+    px_error e = {0};
+    (void)state;
+    term(&t, "10000001", MID);
+    signon(&t);
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 777, SWFIX_CARD_OK_PIN, &e), 0);
+    assert_int_equal(termsim_pack(&t, &m, 1, out, sizeof out, &n, &e), 0);
+    assert_int_equal(net_client_send_raw(t.c, out, n, &e), 0);
+    assert_int_equal(net_client_recv_frame(t.c, in1, sizeof in1, &n1, 10000, &e), 0);
+    assert_int_equal(net_client_send_raw(t.c, out, n, &e), 0); /* the same bytes again */
+    assert_int_equal(net_client_recv_frame(t.c, in2, sizeof in2, &n2, 10000, &e), 0);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(in1, in2, n1);
+    assert_int_equal(termsim_unpack(&t, in1, n1, &r1, &e), 0);
+    assert_string_equal(termsim_rc(&r1), "00");
+    /* same identifier (STAN, batch), other content: 94 */
+    termsim_begin(&t, &m, "0200", stan, "22", "000");
+    assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 778, SWFIX_CARD_OK_PIN, &e), 0);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &r2, 10000, &e), 0);
+    assert_string_equal(termsim_rc(&r2), "94");
+    assert_true(swfix_metric(&N, "possum_switch_duplicates_total{action=\"replayed\"}") >= 1);
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
+}
+
+/* ---- reversal, void ---- */
+
+static void reversal(termsim *t, const char *stan, int64_t amount, iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    px_error e = {0};
+    termsim_begin(t, &m, "0400", stan, "22", "000");
+    assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, amount, NULL, &e), 0);
+    iso8583_clear(&m, 22);
+    (void)iso8583_set(&m, 22, "021", NULL);
+    (void)iso8583_set(&m, 39, "98", NULL);
+    assert_int_equal(termsim_exchange(t, &m, 1, rsp, 10000, &e), 0);
+}
+
+static void test_reversal_undoes_once(void **state)
+{
+    termsim t;
+    iso8583_msg rsp, r2;
+    char stan[7];
+    long long before, after;
+    (void)state;
+    term(&t, "10000003", "898100000000002");
+    signon(&t);
+    before = merchant_balance("898100000000002");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 5000, stan, &rsp), "00");
+    assert_int_equal(merchant_balance("898100000000002"), before - 5000);
+    reversal(&t, stan, 5000, &rsp);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    after = merchant_balance("898100000000002");
+    assert_int_equal(after, before);
+    reversal(&t, stan, 5000, &r2); /* repeated until answered: once only */
+    assert_string_equal(termsim_rc(&r2), "00");
+    assert_int_equal(merchant_balance("898100000000002"), before);
+    /* a reversal of something never seen is a success too */
+    termsim_next_stan(&t, stan);
+    reversal(&t, stan, 100, &rsp);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
+}
+
+static void test_void_once(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp;
+    char stan[7], ostan[7], rrn[13], f61[16];
+    px_error e = {0};
+    long long before;
+    (void)state;
+    term(&t, "10000003", "898100000000002");
+    signon(&t);
+    before = merchant_balance("898100000000002");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 3000, ostan, &rsp), "00");
+    px_strlcpy(rrn, field(&rsp, 37), sizeof rrn);
+    for (int i = 0; i < 2; i++) {
+        termsim_next_stan(&t, stan);
+        termsim_begin(&t, &m, "0200", stan, "23", "000");
+        assert_int_equal(termsim_card(&t, &m, "200000", SWFIX_CARD_OK, 3000, SWFIX_CARD_OK_PIN, &e),
+                         0);
+        (void)iso8583_set(&m, 37, rrn, NULL);
+        snprintf(f61, sizeof f61, "%06lld%s", (long long)t.batch, ostan);
+        (void)iso8583_set(&m, 61, f61, NULL);
+        assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
+        assert_string_equal(termsim_rc(&rsp), i == 0 ? "00" : "12");
+    }
+    assert_int_equal(merchant_balance("898100000000002"), before);
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
+}
+
+/* ---- settlement, batch upload ---- */
+
+static void settle(termsim *t, long long dc, long long da, long long cc, long long ca,
+                   iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    char stan[7], f48[80];
+    px_error e = {0};
+    termsim_next_stan(t, stan);
+    termsim_begin(t, &m, "0500", stan, "00", "201");
+    snprintf(f48, sizeof f48, "%03lld%012lld%03lld%012lld0%03d%012d%03d%012d0", dc, da, cc, ca, 0,
+             0, 0, 0);
+    (void)iso8583_set(&m, 48, f48, NULL);
+    assert_int_equal(termsim_exchange(t, &m, 1, rsp, 10000, &e), 0);
+    assert_string_equal(termsim_rc(rsp), "00");
+}
+
+static void test_settlement_and_upload(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp;
+    char stan[7], s1[7], s2[7], f48[80], tmp[64];
+    px_error e = {0};
+    json_t *j, *d;
+    (void)state;
+    term(&t, "10000002", MID);
+    signon(&t);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 1000, s1, &rsp), "00");
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 2000, s2, &rsp), "00");
+    settle(&t, 2, 3000, 0, 0, &rsp);
+    assert_int_equal(field(&rsp, 48)[30], '1'); /* balanced */
+    /* the batch is closed: a purchase now needs a new sign-on */
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 100, stan, &rsp), "77");
+    /* a new batch, settled with the wrong totals, then the upload */
+    signon(&t);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 1500, s1, &rsp), "00");
+    settle(&t, 2, 2500, 0, 0, &rsp);
+    assert_int_equal(field(&rsp, 48)[30], '2'); /* not balanced */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0320", stan, "00", "202");
+    snprintf(f48, sizeof f48, "02%s%012d000000%s%012d000000", s1, 1500, "999999", 1000);
+    (void)iso8583_set(&m, 48, f48, NULL);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    snprintf(tmp, sizeof tmp, "/v1/switch/batches/10000002/%lld", (long long)t.batch);
+    j = get_json(tmp);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "result")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "uploaded")), 2);
+    d = json_array_get(json_object_get(j, "differences"), 0);
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(d, "side")), "terminal-only");
+    assert_string_equal(json_string_value(json_object_get(d, "stan")), "999999");
+    assert_null(json_array_get(json_object_get(j, "differences"), 1));
+    json_decref(j);
+    termsim_close(&t);
+}
+
+/* ---- the TMS flag ---- */
+
+static long set_flag(const char *tid, int on)
+{
+    char path[128];
+    px_buf out;
+    long status = 0;
+    snprintf(path, sizeof path, "/v1/switch/terminals/%s/update-waiting", tid);
+    px_buf_init(&out, 1 << 16);
+    assert_int_equal(e2e_http(N.http_port, "PUT", path, on ? "{\"waiting\": true}"
+                                                             : "{\"waiting\": false}",
+                              &status, &out),
+                     0);
+    px_buf_free(&out);
+    return status;
+}
+
+static void test_update_flag_in_header(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    char stan[7];
+    (void)state;
+    term(&t, "10000001", MID);
+    signon(&t);
+    assert_int_equal(t.header_flag, 0);
+    assert_int_equal(set_flag("10000001", 1), 200);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 100, stan, &rsp), "00");
+    assert_int_equal(t.header_flag, 6);
+    assert_int_equal(set_flag("10000001", 0), 200);
+    assert_string_equal(purchase(&t, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 100, stan, &rsp), "00");
+    assert_int_equal(t.header_flag, 0);
+    termsim_close(&t);
+}
+
+static void test_ledger_check_at_the_end(void **state)
+{
+    (void)state;
+    assert_true(ledger_check_ok());
+    assert_true(swfix_log_contains(&N, "switch listening on"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unknown_terminal_97),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_signon_delivers_keys),
+        cmocka_unit_test(test_mac_errors_a0),
+        cmocka_unit_test(test_not_signed_on_77_and_signoff),
+        cmocka_unit_test(test_wrong_merchant_03),
+        cmocka_unit_test(test_purchase_approved_and_posted),
+        cmocka_unit_test(test_purchase_refusals),
+        cmocka_unit_test(test_balance_inquiry),
+        cmocka_unit_test(test_duplicate_replayed_byte_for_byte),
+        cmocka_unit_test(test_reversal_undoes_once),
+        cmocka_unit_test(test_void_once),
+        cmocka_unit_test(test_settlement_and_upload),
+        cmocka_unit_test(test_update_flag_in_header),
+        cmocka_unit_test(test_ledger_check_at_the_end),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
