@@ -27,6 +27,7 @@ static const px_config_field issuer_fields[] = {
                 "10000000"),
     PX_CFG_BOOL_(issuer_config, require_pin, "require_pin", "true"),
     PX_CFG_BOOL_(issuer_config, seed_demo, "seed_demo", "false"),
+    PX_CFG_BOOL_(issuer_config, clearing_at_day_end, "clearing_at_day_end", "true"),
 };
 
 void issuer_config_default(issuer_config *c)
@@ -41,6 +42,7 @@ void issuer_config_default(issuer_config *c)
     c->pin_tries_max = 3;
     c->amount_limit_minor = 10000000;
     c->require_pin = 1;
+    c->clearing_at_day_end = 1;
     hsm_config_default(&c->hsm);
 }
 

@@ -113,7 +113,9 @@ static int answer_stored(issuer_core *c, const iso8583_msg *req, const issuer_re
         return 0;
     if (rc != PX_OK)
         return rc;
-    if (strcmp(stored_mac, mac) != 0) {
+    /* A reversal is answered once whatever its repeats say (a later send may give another
+     * reason in 39): the stored answer stands. Anything else reusing a key is refused. */
+    if (strcmp(stored_mac, mac) != 0 && r->kind != ISSUER_K_REVERSAL) {
         px_warn("issuer", "%s STAN %s: same key as an earlier request, other content: 94",
                 r->mti, r->stan);
         answer_plain(c, req, ISSUER_RC_DUPLICATE, out);

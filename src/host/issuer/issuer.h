@@ -66,6 +66,7 @@ typedef struct issuer_config {
     int64_t amount_limit_minor;               /* largest debit (61 above it); 0 = none */
     int require_pin;                          /* debits without field 52 get 55 */
     int seed_demo;                            /* create the demo banks, cards and keys */
+    int clearing_at_day_end;                  /* the service writes each day's file itself */
     hsm_config hsm;                           /* [hsm] if present, then hsm_* keys here */
 } issuer_config;
 

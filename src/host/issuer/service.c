@@ -35,6 +35,7 @@ typedef struct issuer_svc {
     uint64_t n0200;           /* 0200 requests received: the every-n counters' clock */
     uint32_t rng;             /* xorshift32 for jitter and decline_rate */
     int draining;
+    struct event *day_end;    /* writes the day's clearing file just after 00:00 UTC */
     net_metric *m_rx, *m_tx, *m_dup, *m_dropped, *m_injected, *m_ignored;
 } issuer_svc;
 
@@ -194,6 +195,36 @@ static void on_frame(net_frame_server *srv, uint64_t conn, const uint8_t *data, 
     free(out);
 }
 
+#define DAY_MS 86400000LL
+
+/* Arm the day-end timer for one second past the next midnight UTC. */
+static void day_end_arm(issuer_svc *s)
+{
+    int64_t now = px_now_ms(), wait = (now / DAY_MS + 1) * DAY_MS + 1000 - now;
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+    if (evtimer_add(s->day_end, &tv) != 0)
+        px_errorlog("issuer", "cannot arm the day-end timer: no automatic clearing file");
+}
+
+/* The business day that just ended goes to clearing_dir (docs/switch-protocol.md §3). */
+static void on_day_end(evutil_socket_t fd, short what, void *arg)
+{
+    issuer_svc *s = arg;
+    char day[11], path[PX_PATH_MAX + 64];
+    size_t lines = 0;
+    px_error e = {0};
+    (void)fd;
+    (void)what;
+    px_time_format_utc(px_now_ms() - DAY_MS / 2, "%Y-%m-%d", day, sizeof day);
+    if (issuer_clearing_write(s->d->st, day, s->cfg.clearing_dir, path, sizeof path, &lines,
+                              &e) == PX_OK)
+        px_info("issuer", "clearing file %s written: %zu entries", path, lines);
+    else
+        px_errorlog("issuer", "clearing file for %s: %s (run possum issuer clearing)", day,
+                    px_error_text(&e));
+    day_end_arm(s);
+}
+
 static int issuer_start(void *state, px_daemon *d, px_error *e)
 {
     issuer_svc *s = state;
@@ -204,6 +235,11 @@ static int issuer_start(void *state, px_daemon *d, px_error *e)
     rc = net_frame_server_new(d->base, &s->cfg.listen, &cb, &s->srv, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "issuer: ");
+    if (s->cfg.clearing_at_day_end) {
+        if ((s->day_end = evtimer_new(d->base, on_day_end, s)) == NULL)
+            return px_error_set(e, PX_ENOMEM, "issuer: out of memory");
+        day_end_arm(s);
+    }
     px_info("issuer", "institution %s; latency %lld+%lld ms; decline every %lld / %lld%%; "
             "drop every %lld", s->cfg.institution_id, (long long)s->cfg.latency_ms,
             (long long)s->cfg.latency_jitter_ms, (long long)s->cfg.decline_every_n,
@@ -230,6 +266,8 @@ static void issuer_free(void *state)
         return;
     while (s->pending != NULL)
         pending_unlink(s, s->pending);
+    if (s->day_end != NULL)
+        event_free(s->day_end);
     net_frame_server_free(s->srv);
     issuer_core_close(s->core);
     free(s);

@@ -83,6 +83,7 @@ void fx_build(iso8583_msg *m, const fx_req *r)
     set(m, 37, fin ? (r->rrn ? r->rrn : "632600000001") : NULL);
     set(m, 41, fin ? "10000001" : NULL);
     set(m, 42, fin ? "898100000000001" : NULL);
+    set(m, 39, r->f39);
     set(m, 48, r->f48);
     set(m, 49, fin ? "156" : NULL);
     if (r->pin != NULL) {

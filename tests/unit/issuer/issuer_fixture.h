@@ -38,6 +38,7 @@ typedef struct fx_req {
     int64_t amount;
     const char *stan, *tx_time, *rrn, *pin;
     const char *f48, *f90, *f103, *f70;
+    const char *f39;          /* a reversal's reason */
 } fx_req;
 
 void fx_build(iso8583_msg *m, const fx_req *r);

@@ -265,6 +265,10 @@ static void t_reversal_exactly_once(void **state)
     exchange_raw(&rev, 0, &repeat, &rsp);
     assert_int_equal(repeat.duplicate, 1);
     assert_memory_equal(first.data, repeat.data, first.len);
+    rev.f39 = "06"; /* a repeat giving another reason is still the same reversal */
+    exchange_raw(&rev, 0, &repeat, &rsp);
+    assert_memory_equal(first.data, repeat.data, first.len);
+    rev.f39 = NULL;
     rev.mti = "0420", rev.stan = "000052"; /* a second reversal of it: 00, nothing moves */
     assert_string_equal(send_req(&rev, &rsp), "00");
     assert_int_equal(balance_of(CARD_ZHANG), 1000000);
