@@ -86,10 +86,15 @@ static int make_parent_dirs(const char *path, px_error *e)
     }
 }
 
-/* Create the file owner-only before SQLite does (its -wal and -shm files copy the mode). */
+/* Create the file owner-only before SQLite does (its -wal and -shm files copy the mode).
+ * An existing file is never opened here: closing any descriptor of a file drops every POSIX
+ * lock this process holds on it (fcntl(2)), which would let another process delete the WAL
+ * of a live connection. O_EXCL makes the open touch only a file that did not exist. */
 static int create_private(const char *path, px_error *e)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return PX_OK;
     if (fd < 0)
         return px_error_set(e, PX_EIO, "sqlite: cannot open %s: %s", path, strerror(errno));
     close(fd);

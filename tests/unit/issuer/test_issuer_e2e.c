@@ -270,6 +270,28 @@ static void t_cli_clearing_and_list(void **state)
     px_buf_free(&file);
 }
 
+/* Approvals made after a CLI run are still seen by the next one (the CLI's store
+ * connection must not disturb the daemon's: SQLite WAL and POSIX locks). */
+static void t_cli_sees_later_approvals(void **state)
+{
+    char exe[512], cmd[2048], today[11], path[PX_PATH_MAX + 64];
+    px_buf out;
+    iso8583_msg rsp;
+    fx_req p = purchase(CARD_WANG, 777, "000050", "888888");
+    (void)state;
+    assert_string_equal(ask(&p, &rsp), "00");
+    px_buf_init(&out, 1 << 20);
+    e2e_binary("src/app/possum", exe, sizeof exe);
+    px_time_format_utc(px_now_ms(), "%Y-%m-%d", today, sizeof today);
+    snprintf(cmd, sizeof cmd, "%s issuer clearing --date %s --db %s/possum.db --out %s/out2 2>&1"
+             " && cat %s/out2/clearing-%.4s%.2s%.2s.csv", exe, today, S.d.dir, keydir, keydir,
+             today, today + 5, today + 8);
+    (void)path;
+    assert_int_equal(e2e_run(cmd, &out), 0);
+    assert_non_null(strstr(px_buf_str(&out), ",000050,purchase,621700******0006,777,"));
+    px_buf_free(&out);
+}
+
 /* latency_ms = 300 and drop_every_n = 2: the first 0200 is answered late, the second never;
  * its effect stands until the switch reverses it; its retransmission gets the stored answer. */
 static void t_latency_and_dropped_answer(void **state)
@@ -301,6 +323,7 @@ int main(void)
         cmocka_unit_test(t_refusals),
         cmocka_unit_test(t_duplicate_and_reversal),
         cmocka_unit_test(t_cli_clearing_and_list),
+        cmocka_unit_test(t_cli_sees_later_approvals),
     };
     const struct CMUnitTest faults[] = {cmocka_unit_test(t_latency_and_dropped_answer)};
     int failed = cmocka_run_group_tests_name("issuer_e2e", plain, setup_plain, teardown);
