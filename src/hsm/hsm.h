@@ -127,6 +127,11 @@ void hsm_key_free(hsm *h, hsm_key *k); /* NULL is fine */
 
 void hsm_key_get_attrs(const hsm_key *k, hsm_key_attrs *out);
 const char *hsm_key_kcv(const hsm_key *k);
+/* A longer check value than the KCV, for protocols that carry one: the first n bytes of the
+ * key's encryption of a zero block (TDES, n 1..8; UnionPay terminals check 4 bytes of each
+ * work key in the sign-on field 62) or of AES-CMAC over a zero block (AES, n 1..16). It
+ * reveals no more about the key than its KCV does. */
+int hsm_key_check_value(hsm *h, hsm_key *k, size_t n, uint8_t *out, px_error *e);
 const char *hsm_key_label(const hsm_key *k); /* "" when the block carries none */
 
 /* Random key with attributes a. label: NULL keeps it out of the store, else it is bound

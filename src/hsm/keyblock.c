@@ -226,6 +226,30 @@ const char *hsm_key_kcv(const hsm_key *k)
     return k->kcv;
 }
 
+int hsm_key_check_value(hsm *h, hsm_key *k, size_t n, uint8_t *out, px_error *e)
+{
+    static const uint8_t zero[16] = {0};
+    uint8_t full[CRYPTO_MAC_MAX];
+    size_t got = 0;
+    int rc;
+    (void)h;
+    if (k->attrs.algorithm == 'T' && k->sched != NULL && n >= 1 && n <= 8) {
+        rc = crypto_key_ecb_encrypt(k->sched, zero, 8, full);
+        if (rc != PX_OK)
+            return px_error_set(e, rc, "check value: TDES encryption failed");
+    } else if (k->attrs.algorithm == 'A' && n >= 1 && n <= 16) {
+        rc = crypto_cmac(CRYPTO_AES, k->key, k->attrs.length, zero, 16, full, sizeof full, &got, e);
+        if (rc != PX_OK)
+            return rc;
+    } else {
+        return px_error_set(e, PX_EINVAL, "check value: %zu bytes of a '%c' key is not defined",
+                            n, k->attrs.algorithm);
+    }
+    memcpy(out, full, n);
+    OPENSSL_cleanse(full, sizeof full);
+    return PX_OK;
+}
+
 const char *hsm_key_label(const hsm_key *k)
 {
     return k->label;

@@ -155,6 +155,30 @@ static void components(int three, char hex[3][33], char kcv[3][7])
     }
 }
 
+/* Four bytes of check value (UnionPay field 62): the prefix of TDES(key, zeros). */
+static void test_check_value_lengths(void **state)
+{
+    hsm_fixture *f = *state;
+    hsm_key_attrs a = fx_attrs("K0", 'T', 'B', 'S', 16);
+    char hex[3][33], kcv[3][7];
+    hsm_keyblock kb;
+    hsm_key *k = NULL;
+    uint8_t cv[16];
+    px_error e = {0};
+    static const uint8_t expect[8] = {0x08, 0xD7, 0xB4, 0xFB, 0x62, 0x9D, 0x08, 0x85};
+    components(0, hex, kcv);
+    hsm_component two[2] = {{hex[0], kcv[0]}, {hex[1], kcv[1]}};
+    assert_int_equal(hsm_key_form(f->h, &a, two, 2, NULL, &kb, &e), PX_OK);
+    assert_int_equal(hsm_key_load(f->h, kb.block, &k, &e), PX_OK);
+    assert_int_equal(hsm_key_check_value(f->h, k, 4, cv, &e), PX_OK);
+    assert_memory_equal(cv, expect, 4);
+    assert_int_equal(hsm_key_check_value(f->h, k, 8, cv, &e), PX_OK);
+    assert_memory_equal(cv, expect, 8);
+    assert_int_equal(hsm_key_check_value(f->h, k, 9, cv, &e), PX_EINVAL);
+    assert_int_equal(hsm_key_check_value(f->h, k, 0, cv, &e), PX_EINVAL);
+    hsm_key_free(f->h, k);
+}
+
 static void test_form_from_components(void **state)
 {
     hsm_fixture *f = *state;
@@ -523,6 +547,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unionpay_work_key_import_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_derive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_value_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_store, setup, teardown),
         cmocka_unit_test(test_config_bind),
