@@ -199,6 +199,32 @@ static void test_survives_restart(void **state)
     assert_int_equal(pp_int(&c->f, "SELECT attempts FROM phonepay_outbox WHERE channel = 'sms'"), 2);
 }
 
+/* A row another process queued (no kick here): the timer finds it. */
+static void test_timer_finds_foreign_rows(void **state)
+{
+    ctx *c = *state;
+    char sql[512];
+    snprintf(sql, sizeof sql, "INSERT INTO phonepay_outbox (id, channel, event, recipient, body, "
+                              "state, next_ms, created_ms) VALUES ('debit:1:sms', 'sms', 'debit', "
+                              "'" PAYEE "', 'paid', 'pending', %lld, %lld)",
+             (long long)px_now_ms() + 150, (long long)px_now_ms());
+    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox", 0);
+    {
+        struct timeval tv = {0, 300000};
+        event_base_loopexit(c->base, &tv);
+        event_base_dispatch(c->base); /* the first passes find nothing */
+    }
+    {
+        store *other = NULL; /* another node or process */
+        px_error e = {0};
+        assert_int_equal(store_open(&c->f.scfg, &other, &e), PX_OK);
+        assert_int_equal(store_exec(other, sql, &e), PX_OK);
+        store_close(other);
+    }
+    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE state = 'sent'", 1);
+    assert_string_equal(gw.text, "paid");
+}
+
 static void unreachable(phonepay_config *cfg)
 {
     tune(cfg);
@@ -238,6 +264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_finds_foreign_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
