@@ -4,6 +4,7 @@
  * daemon waits up to drain_timeout_ms for work in flight, then closes and exits 0.
  */
 #include "host/service.h"
+#include "hsm/hsm.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -52,6 +53,8 @@ typedef struct possumd {
     int64_t drain_deadline_ms;
     int draining;
     net_listener_config http;
+    int has_hsm;
+    hsm_config hsm_cfg;
 } possumd;
 
 static void usage(FILE *out)
@@ -123,7 +126,11 @@ static int load_core_config(possumd *p, const char *path, px_error *e)
         return rc;
     net_listener_config_defaults(&p->http, "http");
     px_strlcpy(p->http.listen, "127.0.0.1:8080", sizeof p->http.listen);
-    return net_listener_config_bind(p->d.cfg, "http", NULL, &p->http, e);
+    rc = net_listener_config_bind(p->d.cfg, "http", NULL, &p->http, e);
+    if (rc != PX_OK || !px_config_has_section(p->d.cfg, "hsm"))
+        return rc;
+    p->has_hsm = 1;
+    return hsm_config_bind(p->d.cfg, "hsm", &p->hsm_cfg, e);
 }
 
 /* Configure every service whose section says enabled = true. */
@@ -150,7 +157,7 @@ static int configure_services(possumd *p, px_error *e)
 /* Refuse a section that names no service (a typo would otherwise turn a service off). */
 static int check_sections(possumd *p, px_error *e)
 {
-    static const char *const core[] = {"possumd", "store", "http", NULL};
+    static const char *const core[] = {"possumd", "store", "http", "hsm", NULL};
     for (size_t i = 0; px_config_section_at(p->d.cfg, i) != NULL; i++) {
         const char *sec = px_config_section_at(p->d.cfg, i);
         int known = 0;
@@ -199,6 +206,8 @@ static int start_all(possumd *p, px_error *e)
         rc = net_base_new(&p->d.base, e);
     if (rc == PX_OK)
         rc = store_open(&p->d.store_cfg, &p->d.st, e);
+    if (rc == PX_OK && p->has_hsm)
+        rc = hsm_open(&p->hsm_cfg, p->d.st, &p->d.hsm, e);
     if (rc == PX_OK)
         rc = start_http(p, e);
     for (size_t i = 0; rc == PX_OK && i < p->nrun; i++)
@@ -225,6 +234,7 @@ static void stop_all(possumd *p)
     if (p->drain_timer)
         event_free(p->drain_timer);
     net_http_server_free(p->d.http);
+    hsm_close(p->d.hsm);
     store_close(p->d.st);
     if (p->d.base)
         net_base_free(p->d.base);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include "lib/config.h"
 #include "lib/err.h"
+#include "hsm/hsm.h"
 #include "net/http.h"
 #include "store/store.h"
 
@@ -22,6 +23,8 @@ typedef struct px_daemon {
     store *st;                 /* the node's store connection (loop thread only) */
     store_config store_cfg;    /* to open more connections (worker threads) */
     net_http_server *http;     /* the operator listener: services may add routes */
+    hsm *hsm;                  /* the node's HSM when [hsm] is configured, else NULL:
+                                  one key-management core shared by every service */
     char node[64];             /* node name, for logs and metrics */
     char ports_file[1024];     /* "" = none; see px_daemon_announce */
 } px_daemon;
