@@ -71,6 +71,18 @@
 #define PX_HSM_AUDIT_PENDING_MAX (256 * 1024) /* audit bytes buffered before a forced write */
 #define PX_HSM_AUDIT_FLUSH_MS_MAX 60000   /* longest configurable audit flush interval */
 
+/* device */
+#define PX_PINPAD_SECRET_LEN     32       /* bytes in a PIN pad's device secret */
+#define PX_PINPAD_SERIAL_MAX     33       /* PIN pad serial number, NUL included */
+#define PX_PINPAD_SEAL_MAX       256      /* bytes of card data sealed in one call */
+#define PX_POS_BATCH_MAX         500      /* transactions one terminal batch holds */
+#define PX_POS_STATE_FILE_MAX    (512 * 1024) /* bytes of a terminal's state file */
+#define PX_POS_TEXT_MAX          192      /* reason or payee text from the platform, NUL included */
+#define PX_POS_UPLOAD_PER_MSG    8        /* entries in one batch upload 0320 (contract: 1..8) */
+#define PX_POS_REVERSAL_SENDS    3        /* reversal sends per attempt before the terminal gives up for now */
+#define PX_POS_STALE_FRAMES_MAX  8        /* unmatched answers skipped while waiting for one */
+#define PX_POS_INPUT_MAX         128      /* one line typed at the POS screen */
+
 /* crypto */
 #define PX_TR31_OPT_BLOCKS_MAX   16       /* optional blocks kept from one TR-31 header */
 #define PX_TR31_OPTDATA_MAX      2048     /* characters of optional block data in one TR-31 header */
@@ -108,5 +120,63 @@
 #define PX_ISSUER_PAGE_ROWS      1000     /* journal rows read per query (clearing, lists) */
 #define PX_ISSUER_TXN_RETRIES    5        /* tries of one store transaction (lock timeouts) */
 #define PX_ISSUER_LATENCY_MAX_MS 600000   /* largest configurable simulated latency */
+
+/* keyload */
+#define PX_PKI_NAME_MAX          65       /* the name part of a certificate CN "role:name", NUL included */
+#define PX_PKI_CN_MAX            80       /* a certificate CN "role:name", NUL included */
+#define PX_PKI_SERIAL_HEX_MAX    41       /* certificate serial number in hex, NUL included */
+#define PX_PKI_SAN_MAX           8        /* subjectAltName entries in one certificate */
+#define PX_PKI_DAYS_MAX          7300     /* longest validity of a certificate or CRL */
+#define PX_PKI_PEM_MAX           (64 * 1024) /* bytes of one PEM certificate, key or request */
+#define PX_PKI_CRL_MAX           (8 * 1024 * 1024) /* bytes of a PEM CRL */
+#define PX_PKI_INDEX_LINE_MAX    512      /* one line of a CA's index */
+#define PX_PKI_INDEX_MAX         1000000  /* certificates one CA keeps in its index */
+#define PX_TKENV_MAX             2048     /* bytes of one TK envelope (device certificate included) */
+#define PX_TKENV_B64_MAX         2800     /* the same in base64, NUL included */
+#define PX_HTTPS_REPLY_MAX       (4 * 1024 * 1024) /* bytes of an HTTPS reply the client reads */
+#define PX_HTTPS_HEAD_MAX        (16 * 1024) /* bytes of an HTTPS reply head */
+#define PX_HTTPS_URL_MAX         256      /* an https:// URL of a peer, NUL included */
+#define PX_CUSTOMER_CODE_MAX     33       /* a customer code, NUL included */
+#define PX_CUSTOMER_NAME_MAX     129      /* a customer name in UTF-8, NUL included */
+#define PX_ORDER_NO_MAX          33       /* a production order number, NUL included */
+#define PX_MTMS_CSV_LINE_MAX     512      /* bytes in one line of a production-order CSV */
+#define PX_MTMS_CSV_ROWS_MAX     1000000  /* serial numbers in one CSV import */
+#define PX_MTMS_CSV_ERRORS_MAX   20       /* bad lines named in one refused import */
+#define PX_MTMS_OUTBOX_BATCH     200      /* TK envelopes sent to one KMS in one request */
+#define PX_MTMS_PAGE_ROWS        1000     /* rows one listing query returns */
+#define PX_KMS_BATCH_MAX         200      /* TK envelopes the KMS takes in one request */
+#define PX_KMS_NONCE_LEN         16       /* bytes of a key-download nonce */
+#define PX_KMS_CHALLENGE_TTL_MS_MAX 600000 /* longest configurable life of a download nonce */
+#define PX_KMS_SWEEP_ROWS        1000     /* expired challenges deleted per sweep */
+
+/* tms */
+#define PX_TMS_SERIAL_MAX        33       /* terminal serial number, NUL included */
+#define PX_TMS_NAME_MAX          65       /* package, campaign, model or group name, NUL included */
+#define PX_TMS_TID_MAX           9        /* the switch's terminal id (8), NUL included */
+#define PX_TMS_VERSION_MAX       24       /* "MAJOR.MINOR.PATCH" text, NUL included */
+#define PX_TMS_MODELS_MAX        32       /* models one package fits or a campaign selects */
+#define PX_TMS_GROUPS_MAX        16       /* groups of one terminal or selected by a campaign */
+#define PX_TMS_INSTALLED_MAX     16       /* packages one terminal reports as installed */
+#define PX_TMS_ROLE_KEYS_MAX     16       /* keys of one metadata role */
+#define PX_TMS_ROOT_KEYS_MAX     48       /* keys listed in one root record */
+#define PX_TMS_SIGS_MAX          32       /* signatures on one metadata record */
+#define PX_TMS_META_MAX          (1024 * 1024) /* bytes of one metadata record */
+#define PX_TMS_PACKAGE_MAX       (256LL * 1024 * 1024) /* bytes of one package file */
+#define PX_TMS_CHUNK             (1024 * 1024) /* bytes per stored chunk of a package */
+#define PX_TMS_TIMESTAMP_TARGETS_MAX 4096 /* releases listed in one timestamp record */
+#define PX_TMS_ROOT_CHAIN_MAX    64       /* root versions a terminal walks in one update */
+#define PX_TMS_WAVES_MAX         10       /* waves of one campaign */
+#define PX_TMS_CAMPAIGN_SERIALS_MAX 100000 /* serial numbers listed in one campaign */
+#define PX_TMS_CAMPAIGN_TARGETS_MAX 2000000 /* terminals one campaign reaches */
+#define PX_TMS_UPDATES_MAX       4        /* updates offered in one check-in answer */
+#define PX_TMS_WORKERS_MAX       16       /* check-in and download threads */
+#define PX_TMS_DOWNLOADERS_MAX   100000   /* terminals tracked as downloading at once */
+#define PX_TMS_FLAG_BATCH        1000     /* switch flags set per campaign tick */
+#define PX_TMS_WRITE_BATCH       1024     /* check-in contacts written per store transaction */
+#define PX_TMS_REASON_MAX        256      /* reason text in a report, NUL included */
+#define PX_TMS_HOOK_TIMEOUT_MS   30000    /* an application's stop, start or self-check */
+#define PX_TMS_HTTP_HEAD_MAX     (16 * 1024) /* terminal: bytes of a response head */
+#define PX_TMS_HTTP_BODY_MAX     (2 * 1024 * 1024) /* terminal: bytes of a JSON response */
+#define PX_TMS_PAGE_ROWS         1000     /* rows one listing query returns */
 
 #endif
