@@ -121,4 +121,32 @@
 #define PX_ISSUER_TXN_RETRIES    5        /* tries of one store transaction (lock timeouts) */
 #define PX_ISSUER_LATENCY_MAX_MS 600000   /* largest configurable simulated latency */
 
+/* keyload */
+#define PX_PKI_NAME_MAX          65       /* the name part of a certificate CN "role:name", NUL included */
+#define PX_PKI_CN_MAX            80       /* a certificate CN "role:name", NUL included */
+#define PX_PKI_SERIAL_HEX_MAX    41       /* certificate serial number in hex, NUL included */
+#define PX_PKI_SAN_MAX           8        /* subjectAltName entries in one certificate */
+#define PX_PKI_DAYS_MAX          7300     /* longest validity of a certificate or CRL */
+#define PX_PKI_PEM_MAX           (64 * 1024) /* bytes of one PEM certificate, key or request */
+#define PX_PKI_CRL_MAX           (8 * 1024 * 1024) /* bytes of a PEM CRL */
+#define PX_PKI_INDEX_LINE_MAX    512      /* one line of a CA's index */
+#define PX_PKI_INDEX_MAX         1000000  /* certificates one CA keeps in its index */
+#define PX_TKENV_MAX             2048     /* bytes of one TK envelope (device certificate included) */
+#define PX_TKENV_B64_MAX         2800     /* the same in base64, NUL included */
+#define PX_HTTPS_REPLY_MAX       (4 * 1024 * 1024) /* bytes of an HTTPS reply the client reads */
+#define PX_HTTPS_HEAD_MAX        (16 * 1024) /* bytes of an HTTPS reply head */
+#define PX_HTTPS_URL_MAX         256      /* an https:// URL of a peer, NUL included */
+#define PX_CUSTOMER_CODE_MAX     33       /* a customer code, NUL included */
+#define PX_CUSTOMER_NAME_MAX     129      /* a customer name in UTF-8, NUL included */
+#define PX_ORDER_NO_MAX          33       /* a production order number, NUL included */
+#define PX_MTMS_CSV_LINE_MAX     512      /* bytes in one line of a production-order CSV */
+#define PX_MTMS_CSV_ROWS_MAX     1000000  /* serial numbers in one CSV import */
+#define PX_MTMS_CSV_ERRORS_MAX   20       /* bad lines named in one refused import */
+#define PX_MTMS_OUTBOX_BATCH     200      /* TK envelopes sent to one KMS in one request */
+#define PX_MTMS_PAGE_ROWS        1000     /* rows one listing query returns */
+#define PX_KMS_BATCH_MAX         200      /* TK envelopes the KMS takes in one request */
+#define PX_KMS_NONCE_LEN         16       /* bytes of a key-download nonce */
+#define PX_KMS_CHALLENGE_TTL_MS_MAX 600000 /* longest configurable life of a download nonce */
+#define PX_KMS_SWEEP_ROWS        1000     /* expired challenges deleted per sweep */
+
 #endif

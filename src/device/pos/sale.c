@@ -158,12 +158,13 @@ int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block,
     return pos_msg_end(t, pos_state_save(t, e));
 }
 
-/* The purchase a void names: same STAN and RRN, in the open batch, not yet voided. */
+/* The purchase a void names: same STAN and RRN, in the open batch, not yet voided
+ * (contract, "Void": only a purchase of the open batch, once). */
 static int find_original(pos_terminal *t, const char *rrn, const char *stan, pos_result *res)
 {
     for (size_t i = 0; i < t->st.ntxn; i++) {
         const pos_txn *x = &t->st.txn[i];
-        if (x->kind == 'V' || strcmp(x->stan, stan) != 0 || strcmp(x->rrn, rrn) != 0)
+        if (x->kind != 'S' || strcmp(x->stan, stan) != 0 || strcmp(x->rrn, rrn) != 0)
             continue;
         if (x->voided) {
             pos_res_refused(res, "STAN %s was already voided", stan);

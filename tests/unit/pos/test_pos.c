@@ -479,6 +479,8 @@ static void test_mobile_number_payment(void **state)
     assert_string_equal(field(&req, 60), "82000001000");
     assert_int_equal(pos_batch_get(f->t, 0, &b), PX_OK);
     assert_int_equal(b.kind, 'M');
+    assert_int_equal(pos_void(f->t, r.rrn, r.stan, NULL, NULL, &r, NULL), PX_OK);
+    assert_int_equal(r.outcome, POS_REFUSED); /* only a purchase can be voided */
 }
 
 static void test_mobile_numbers_checked_on_the_terminal(void **state)
