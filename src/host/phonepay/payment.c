@@ -95,7 +95,8 @@ static int start_payment(phonepay *pp, begin_ctx *c, px_error *e)
                            "INSERT INTO phonepay_payment (reference, tid, payee_mobile, "
                            "payer_mobile, amount_minor, masked_name, card_enc, card_mac, "
                            "card_masked, state, created_ms, updated_ms) SELECT $1, $2, mobile, "
-                           "$3, $4, $5, card_enc, card_mac, card_masked, 'pending', $6, $6 FROM "
+                           "$3, CAST($4 AS BIGINT), $5, card_enc, card_mac, card_masked, "
+                           "'pending', CAST($6 AS BIGINT), CAST($6 AS BIGINT) FROM "
                            "phonepay_payee WHERE mobile = $7 AND status = 'active' "
                            "RETURNING card_enc, card_mac", &s, e);
     if (rc != PX_OK)

@@ -6,7 +6,30 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "pgtemp.h"
 #include "tmpdir.h"
+
+static pgtemp g_pg;
+static int g_use_pg, g_dbs;
+
+static void pg_stop(void)
+{
+    pgtemp_stop(&g_pg);
+}
+
+int pp_use_postgres(void)
+{
+    px_error e = {0};
+    if (!pgtemp_is_available() && getenv("POSSUM_SKIP_PG") != NULL)
+        return 77;
+    if (pgtemp_start(&g_pg, &e) != PX_OK) {
+        fprintf(stderr, "postgres: %s\n", px_error_text(&e));
+        return -1;
+    }
+    atexit(pg_stop);
+    g_use_pg = 1;
+    return 0;
+}
 
 void pp_setup(pp_fixture *f, const char *name, void (*tune)(phonepay_config *c))
 {
@@ -28,6 +51,13 @@ void pp_setup(pp_fixture *f, const char *name, void (*tune)(phonepay_config *c))
         fail_msg("lmk init: %s", px_error_text(&e));
     store_config_default(&f->scfg);
     snprintf(f->scfg.path, sizeof f->scfg.path, "%s/pp.db", f->dir);
+    if (g_use_pg) {
+        char db[32];
+        snprintf(db, sizeof db, "pp%d", ++g_dbs);
+        f->scfg.backend = STORE_POSTGRES;
+        if (pgtemp_create_db(&g_pg, db, f->scfg.conninfo, sizeof f->scfg.conninfo, &e) != PX_OK)
+            fail_msg("postgres db: %s", px_error_text(&e));
+    }
     f->scfg.synchronous_full = 0;
     if (store_open(&f->scfg, &f->st, &e) != PX_OK)
         fail_msg("store: %s", px_error_text(&e));

@@ -22,6 +22,11 @@ typedef struct pp_fixture {
     phonepay *pp;
 } pp_fixture;
 
+/* Run every later pp_setup on a fresh database of a throwaway PostgreSQL cluster (started
+ * now, stopped at exit). 0 ok, 77 when PostgreSQL is missing and POSSUM_SKIP_PG is set,
+ * -1 on failure. */
+int pp_use_postgres(void);
+
 /* Temp dir, LMK (scrypt 2^10), store, config defaults with an SMS URL (nothing listens
  * there unless a test does), then tune(cfg) if non-NULL, then phonepay_new. */
 void pp_setup(pp_fixture *f, const char *name, void (*tune)(phonepay_config *c));

@@ -312,6 +312,11 @@ static void test_payment_expired_and_declined(void **state)
 
 int main(void)
 {
+#ifdef PP_PG
+    int pg = pp_use_postgres();
+    if (pg != 0)
+        return pg == 77 ? 77 : 1;
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_card_seal_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_otp, setup, teardown),

@@ -325,6 +325,11 @@ static void test_bad_file_changes_nothing(void **state)
 
 int main(void)
 {
+#ifdef PP_PG
+    int pg = pp_use_postgres();
+    if (pg != 0)
+        return pg == 77 ? 77 : 1;
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recon_matches_and_credits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_refused_then_retried, setup, teardown),
