@@ -283,8 +283,11 @@ static int pos_status_cmd(int argc, char **argv)
     else
         printf("Pending reversal: none\n");
     pos_amount_format(s.debit_minor, amt, sizeof amt);
-    printf("Open batch: %zu transaction%s, %zu debit%s totalling %s CNY\n", s.batch_count,
+    printf("Open batch: %zu transaction%s, %zu debit%s totalling %s CNY", s.batch_count,
            s.batch_count == 1 ? "" : "s", s.debit_count, s.debit_count == 1 ? "" : "s", amt);
+    pos_amount_format(s.credit_minor, amt, sizeof amt);
+    printf(", %zu credit%s (voids) totalling %s CNY\n", s.credit_count,
+           s.credit_count == 1 ? "" : "s", amt);
     for (size_t i = 0; cli_has(opts, "list") && pos_batch_get(t, i, &b) == PX_OK; i++) {
         pos_amount_format(b.amount_minor, amt, sizeof amt);
         printf("  %c STAN %s RRN %-12s auth %-6s %s CNY card %s%s\n", b.kind, b.stan, b.rrn,

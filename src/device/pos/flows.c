@@ -139,17 +139,22 @@ int pos_echo(pos_terminal *t, pos_result *res, px_error *e)
 
 /* ---- settlement ------------------------------------------------------------------------ */
 
-/* Debits of the batch: purchases and mobile-number payments not voided (voids and the
- * purchases they cancel count on neither side; there are no credits yet). */
-static void batch_totals(const pos_state *st, size_t *count, int64_t *minor)
+/* The batch's totals as docs/switch-protocol.md defines them for 0500: debits are the
+ * approved purchases and mobile-number payments (voided or not), credits the approved voids. */
+static void batch_totals(const pos_state *st, size_t *count, int64_t *minor, size_t *ccount,
+                         int64_t *cminor)
 {
-    *count = 0;
-    *minor = 0;
-    for (size_t i = 0; i < st->ntxn; i++)
-        if (st->txn[i].kind != 'V' && !st->txn[i].voided) {
+    *count = *ccount = 0;
+    *minor = *cminor = 0;
+    for (size_t i = 0; i < st->ntxn; i++) {
+        if (st->txn[i].kind == 'V') {
+            (*ccount)++;
+            *cminor += st->txn[i].amount_minor;
+        } else {
             (*count)++;
             *minor += st->txn[i].amount_minor;
         }
+    }
 }
 
 /* 0320s of up to PX_POS_UPLOAD_PER_MSG entries: STAN n6, amount n12, processing code n6;
@@ -211,19 +216,19 @@ static int settle_close(pos_terminal *t, pos_result *res, size_t count, int64_t 
 
 int pos_settle(pos_terminal *t, pos_result *res, px_error *e)
 {
-    size_t count;
-    int64_t minor;
+    size_t count, ccount;
+    int64_t minor, cminor;
     int rc;
     res_begin(t, res);
     rc = pos_prepare_financial(t, res, e);
     if (rc <= 0)
         return pos_msg_end(t, rc);
-    batch_totals(&t->st, &count, &minor);
+    batch_totals(&t->st, &count, &minor, &ccount, &cminor);
     res->amount_minor = minor;
     rc = begin_req(t, "0500", "00", "201", res, e);
     if (rc == PX_OK) /* domestic then foreign: count n3, amount n12 each side, result n1 */
-        rc = pos_msg_setf(t, e, 48, "%03zu%012lld%03d%012lld0%03d%012lld%03d%012lld0", count,
-                          (long long)minor, 0, 0LL, 0, 0LL, 0, 0LL);
+        rc = pos_msg_setf(t, e, 48, "%03zu%012lld%03zu%012lld0%03d%012lld%03d%012lld0", count,
+                          (long long)minor, ccount, (long long)cminor, 0, 0LL, 0, 0LL);
     if (rc == PX_OK)
         rc = pos_msg_set(t, 49, "156", e);
     if (rc == PX_OK)

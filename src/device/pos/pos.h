@@ -184,8 +184,10 @@ typedef struct pos_status {
     int64_t reversal_amount_minor;
     int reversal_sends;
     size_t batch_count;      /* transactions in the open batch, voids included */
-    size_t debit_count;      /* purchases and mobile payments not voided */
+    size_t debit_count;      /* approved purchases and mobile payments (voided or not) */
     int64_t debit_minor;
+    size_t credit_count;     /* approved voids (docs/switch-protocol.md, settlement) */
+    int64_t credit_minor;
     pinpad_key_info keys[PINPAD_SLOTS];
 } pos_status;
 

@@ -269,11 +269,15 @@ void pos_status_get(const pos_terminal *t, pos_status *out)
         out->reversal_sends = r->sends;
     }
     out->batch_count = t->st.ntxn;
-    for (size_t i = 0; i < t->st.ntxn; i++)
-        if (t->st.txn[i].kind != 'V' && !t->st.txn[i].voided) {
+    for (size_t i = 0; i < t->st.ntxn; i++) {
+        if (t->st.txn[i].kind == 'V') {
+            out->credit_count++;
+            out->credit_minor += t->st.txn[i].amount_minor;
+        } else {
             out->debit_count++;
             out->debit_minor += t->st.txn[i].amount_minor;
         }
+    }
     for (int s = 0; s < PINPAD_SLOTS; s++)
         pinpad_key_info_get(t->pp, (pinpad_slot)s, &out->keys[s]);
 }

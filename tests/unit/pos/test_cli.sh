@@ -50,7 +50,7 @@ expect 0 "reconciliation" $P phonepay --payee 13800138000 --payer 13912345678 --
 expect 0 "APPROVED  amount 12.34 CNY" $P void --rrn 000000000001 --stan 000002
 expect 1 "already voided" $P void --rrn 000000000001 --stan 000002
 expect 0 "08D7B4" $P status --list
-expect 0 "3 transactions, 1 debit totalling 50.00 CNY" $P status
+expect 0 "3 transactions, 2 debits totalling 62.34 CNY, 1 credit (voids) totalling 12.34 CNY" $P status
 expect 0 "settled, balanced" $P settle
 expect 0 "answered 0810 with response code 00 (approved)" $P echo --stan 000123
 # the screen: sign on, a purchase with the PIN typed on the PIN pad, a bad choice, exit

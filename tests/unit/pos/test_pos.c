@@ -391,7 +391,8 @@ static void test_settle_balanced(void **state)
     assert_int_equal(r.outcome, POS_APPROVED);
     assert_true(r.settle_balanced);
     fs_last(&f->fs, FS_0500, &req);
-    assert_string_equal(field(&req, 48), "001000000000234000000000000000"
+    /* debits: both purchases (12.34 CNY); credits: the void (10.00 CNY) */
+    assert_string_equal(field(&req, 48), "002000000001234001000000001000"
                                          "00000000000000000000000000000000");
     assert_string_equal(field(&req, 60), "00000001201");
     assert_true(iso8583_has(&req, 64));
