@@ -167,13 +167,16 @@ int phonepay_lookup(phonepay *pp, const char *tid, const char *payee_mobile,
     else if (amount_minor <= 0 || amount_minor > 999999999999LL)
         answer(out->response_code, out->text, sizeof out->text, PHONEPAY_RC_INVALID_AMOUNT,
                TXT_BAD_AMOUNT);
-    if (out->response_code[0] != 0)
+    if (out->response_code[0] != 0) {
+        phonepay_count_answer("lookup", out->response_code);
         return PX_OK;
+    }
     rc = phonepay_txn(pp, lookup_txn, &c, e);
     if (rc != PX_OK) {
         memset(out, 0, sizeof *out);
         return rc;
     }
+    phonepay_count_answer("lookup", out->response_code);
     phonepay_mobile_mask(payee_mobile, m1);
     px_info(PHONEPAY_MOD, "lookup by %s for %s: %s", tid, m1, out->response_code);
     return PX_OK;

@@ -166,11 +166,13 @@ int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req,
     if (!phonepay_mobile_is_valid(req->payee_mobile, req->payee_mobile ? strlen(req->payee_mobile) : 0, NULL) ||
         !phonepay_mobile_is_valid(req->payer_mobile, req->payer_mobile ? strlen(req->payer_mobile) : 0, NULL)) {
         answer(out, PHONEPAY_RC_BAD_MOBILE, TXT_BAD_MOBILE);
+        phonepay_count_answer("payment", out->response_code);
         return PX_OK;
     }
     if (strlen(req->reference) != PHONEPAY_REF_LEN ||
         !px_is_digits(req->reference, PHONEPAY_REF_LEN)) {
         answer(out, PHONEPAY_RC_INVALID_TXN, TXT_REF_INVALID);
+        phonepay_count_answer("payment", out->response_code);
         return PX_OK;
     }
     rc = phonepay_txn(pp, begin_txn, &c, e);
@@ -180,6 +182,7 @@ int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req,
         memset(out, 0, sizeof *out);
         return rc;
     }
+    phonepay_count_answer("payment", out->response_code);
     px_info(PHONEPAY_MOD, "payment %s by %s: %s", req->reference, req->tid, out->response_code);
     return PX_OK;
 }

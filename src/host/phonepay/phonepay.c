@@ -6,8 +6,10 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/time.h"
+#include "net/metrics.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,4 +297,23 @@ int phonepay_sweep(phonepay *pp, int64_t now_ms, px_error *e)
     if (rc != PX_OK)
         store_rollback(pp->st);
     return rc;
+}
+
+void phonepay_count_answer(const char *step, const char *code)
+{
+    static const char *const codes[] = {"00", "12", "13", "15", "Q1", "Q2", "Q4", "other"};
+    enum { NCODES = sizeof codes / sizeof codes[0] };
+    static net_metric *m[2][NCODES]; /* loop thread only */
+    int s = strcmp(step, "lookup") == 0 ? 0 : 1;
+    size_t c = 0;
+    while (c < NCODES - 1 && strcmp(codes[c], code) != 0)
+        c++;
+    if (m[s][c] == NULL) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "step=\"%s\",code=\"%s\"", s ? "payment" : "lookup",
+                 codes[c]);
+        m[s][c] = net_metric_counter("possum_phonepay_answers_total",
+                                     "Answers to mobile-number lookups and payments by code", labels);
+    }
+    net_metric_add(m[s][c], 1);
 }

@@ -225,6 +225,11 @@ struct phonepay_recon_report;
 int phonepay_credit_all(phonepay *pp, const char (*refs)[PHONEPAY_REF_LEN + 1], size_t n,
                         FILE *out, struct phonepay_recon_report *rep, px_error *e);
 
+/* ---- metrics ---- */
+/* Count one answer: possum_phonepay_answers_total{step="lookup|payment",code="00"}. Known
+ * codes only (a bounded set of series); anything else counts as code="other". */
+void phonepay_count_answer(const char *step, const char *code);
+
 /* ---- housekeeping ---- */
 /* Delete expired lookups, challenges, sessions and stale rate counters (bounded). */
 int phonepay_sweep(phonepay *pp, int64_t now_ms, px_error *e);

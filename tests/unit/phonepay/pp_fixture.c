@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "pgtemp.h"
@@ -102,6 +103,7 @@ void pp_add_payee(pp_fixture *f, const char *name, const char *mobile, const cha
     if (phonepay_payee_confirm(f->pp, mobile, code, &v, token, &e) != PX_OK)
         fail_msg("confirm: %s", px_error_text(&e));
     assert_string_equal(v.status, "active");
+    usleep(2000); /* the next code's row is newer by created_ms (pp_last_code) */
 }
 
 void pp_exec(pp_fixture *f, const char *sql)

@@ -1,6 +1,7 @@
 /* test_phonepay_core.c: cards at rest, one-time codes, payee registration and card change,
  * sessions, the lookup with its rate limits, and the payment steps the switch drives. */
 #include "pp_fixture.h"
+#include "net/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,12 @@ static void test_lookup(void **state)
     assert_string_equal(r.masked_name, "");
     assert_int_equal(phonepay_lookup(f->pp, "T0000001", PAYEE, PAYER, 0, &r, &e), PX_OK);
     assert_string_equal(r.response_code, "13");
+    {
+        int64_t q2 = 0;
+        assert_int_equal(net_metrics_lookup("possum_phonepay_answers_total",
+                                            "step=\"lookup\",code=\"Q2\"", &q2), PX_OK);
+        assert_true(q2 >= 1);
+    }
 }
 
 static void tune_limits(phonepay_config *c)
