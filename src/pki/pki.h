@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "lib/err.h"
 #include "lib/limits.h"
 
@@ -178,6 +180,9 @@ int pki_cert_pem_to_der(const char *pem, size_t n, uint8_t **der, size_t *derlen
 int pki_cert_der_to_pem(const uint8_t *der, size_t n, char **pem, px_error *e);
 
 /* ---- small helpers ------------------------------------------------------------------- */
+
+/* A P-256 public key from an uncompressed point (checked to be on the curve), or NULL. */
+EVP_PKEY *pki_pkey_from_point(const uint8_t point[PKI_EC_POINT_LEN]);
 
 /* Read a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
 int pki_read_file(const char *path, size_t max, char **out, size_t *len, px_error *e);

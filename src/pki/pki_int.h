@@ -13,8 +13,6 @@ int pki_ossl_fail(px_error *e, int code, const char *what);
 /* ASN1_TIME -> ms since the epoch (0 when it does not convert). */
 int64_t pki_asn1_time_ms(const ASN1_TIME *t);
 
-/* A P-256 public key from an uncompressed point; NULL when it is not on the curve. */
-EVP_PKEY *pki_pkey_from_point(const uint8_t point[PKI_EC_POINT_LEN]);
 /* 1 if k is an EC key on P-256. */
 int pki_pkey_is_p256(const EVP_PKEY *k);
 /* The uncompressed point of an EC P-256 key. */

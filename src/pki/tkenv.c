@@ -206,3 +206,37 @@ int pki_tkenv_verify(const pki_trust *t, const uint8_t *in, size_t n, const pki_
         *device = ci;
     return PX_OK;
 }
+
+static int put_field(uint8_t *out, size_t cap, size_t *o, const void *p, size_t n, int counted)
+{
+    if (*o + (counted ? 1 : 0) + n > cap)
+        return PX_ETOOBIG;
+    if (counted)
+        out[(*o)++] = (uint8_t)n;
+    memcpy(out + *o, p, n);
+    *o += n;
+    return PX_OK;
+}
+
+int pki_keyload_mac_data(const char *label, const char *serial, const uint8_t *nonce,
+                         size_t nonce_len, const char *result, uint8_t *out, size_t cap,
+                         size_t *len, px_error *e)
+{
+    size_t o = 0;
+    int rc;
+    *len = 0;
+    if (label == NULL || strlen(label) > 64 || !pki_serial_is_valid(serial) || nonce == NULL ||
+        nonce_len == 0 || nonce_len > 64 || (result != NULL && strlen(result) > 32))
+        return px_error_set(e, PX_EINVAL, "key download: bad MAC input");
+    rc = put_field(out, cap, &o, label, strlen(label), 0);
+    if (rc == PX_OK)
+        rc = put_field(out, cap, &o, serial, strlen(serial), 1);
+    if (rc == PX_OK)
+        rc = put_field(out, cap, &o, nonce, nonce_len, 1);
+    if (rc == PX_OK && result != NULL)
+        rc = put_field(out, cap, &o, result, strlen(result), 1);
+    if (rc != PX_OK)
+        return px_error_set(e, rc, "key download: MAC input does not fit");
+    *len = o;
+    return PX_OK;
+}

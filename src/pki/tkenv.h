@@ -77,4 +77,15 @@ int pki_tkenv_append_sig(uint8_t *out, size_t cap, size_t bodylen, const uint8_t
 int pki_tkenv_verify(const pki_trust *t, const uint8_t *in, size_t n, const pki_tkenv *env,
                      int64_t now_ms, pki_cert_info *device, px_error *e);
 
+/* The bytes a key-download MAC covers (docs/kms.md "Key download"):
+ *   label || serial length (1) || serial || nonce length (1) || nonce
+ *   [|| result length (1) || result]             (result NULL: left out)
+ * out needs at most 64 + 1 + 32 + 1 + 64 + 1 + 32 bytes (PKI_KEYLOAD_DATA_MAX). */
+#define PKI_KEYLOAD_DATA_MAX 196
+#define PKI_KEYLOAD_PROOF_LABEL "possum.keyload.proof.v1"   /* the terminal holds TK */
+#define PKI_KEYLOAD_RESULT_LABEL "possum.keyload.result.v1" /* what the terminal did */
+int pki_keyload_mac_data(const char *label, const char *serial, const uint8_t *nonce,
+                         size_t nonce_len, const char *result, uint8_t *out, size_t cap,
+                         size_t *len, px_error *e);
+
 #endif
