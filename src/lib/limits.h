@@ -149,4 +149,34 @@
 #define PX_KMS_CHALLENGE_TTL_MS_MAX 600000 /* longest configurable life of a download nonce */
 #define PX_KMS_SWEEP_ROWS        1000     /* expired challenges deleted per sweep */
 
+/* tms */
+#define PX_TMS_SERIAL_MAX        33       /* terminal serial number, NUL included */
+#define PX_TMS_NAME_MAX          65       /* package, campaign, model or group name, NUL included */
+#define PX_TMS_TID_MAX           9        /* the switch's terminal id (8), NUL included */
+#define PX_TMS_VERSION_MAX       24       /* "MAJOR.MINOR.PATCH" text, NUL included */
+#define PX_TMS_MODELS_MAX        32       /* models one package fits or a campaign selects */
+#define PX_TMS_GROUPS_MAX        16       /* groups of one terminal or selected by a campaign */
+#define PX_TMS_INSTALLED_MAX     16       /* packages one terminal reports as installed */
+#define PX_TMS_ROLE_KEYS_MAX     16       /* keys of one metadata role */
+#define PX_TMS_ROOT_KEYS_MAX     48       /* keys listed in one root record */
+#define PX_TMS_SIGS_MAX          32       /* signatures on one metadata record */
+#define PX_TMS_META_MAX          (1024 * 1024) /* bytes of one metadata record */
+#define PX_TMS_PACKAGE_MAX       (256LL * 1024 * 1024) /* bytes of one package file */
+#define PX_TMS_CHUNK             (1024 * 1024) /* bytes per stored chunk of a package */
+#define PX_TMS_TIMESTAMP_TARGETS_MAX 4096 /* releases listed in one timestamp record */
+#define PX_TMS_ROOT_CHAIN_MAX    64       /* root versions a terminal walks in one update */
+#define PX_TMS_WAVES_MAX         10       /* waves of one campaign */
+#define PX_TMS_CAMPAIGN_SERIALS_MAX 100000 /* serial numbers listed in one campaign */
+#define PX_TMS_CAMPAIGN_TARGETS_MAX 2000000 /* terminals one campaign reaches */
+#define PX_TMS_UPDATES_MAX       4        /* updates offered in one check-in answer */
+#define PX_TMS_WORKERS_MAX       16       /* check-in and download threads */
+#define PX_TMS_DOWNLOADERS_MAX   100000   /* terminals tracked as downloading at once */
+#define PX_TMS_FLAG_BATCH        1000     /* switch flags set per campaign tick */
+#define PX_TMS_WRITE_BATCH       1024     /* check-in contacts written per store transaction */
+#define PX_TMS_REASON_MAX        256      /* reason text in a report, NUL included */
+#define PX_TMS_HOOK_TIMEOUT_MS   30000    /* an application's stop, start or self-check */
+#define PX_TMS_HTTP_HEAD_MAX     (16 * 1024) /* terminal: bytes of a response head */
+#define PX_TMS_HTTP_BODY_MAX     (2 * 1024 * 1024) /* terminal: bytes of a JSON response */
+#define PX_TMS_PAGE_ROWS         1000     /* rows one listing query returns */
+
 #endif
