@@ -5,7 +5,7 @@
  * 1 declined or failed, 2 usage.
  */
 #include "app/cli.h"
-#include "device/pos/mobile.h"
+#include "lib/mobile_cn.h"
 #include "device/pos/pos.h"
 #include "device/pos/screen.h"
 #include "iso8583/iso8583.h"
@@ -436,7 +436,7 @@ static int confirm(const char *question, int yes)
 static void show_payee(const pos_result *look, const char *payee, int64_t amount)
 {
     char masked[12], amt[32];
-    possum_mobile_cn_mask(payee, masked);
+    px_mobile_cn_mask(payee, masked);
     pos_amount_format(amount, amt, sizeof amt);
     printf("Payee %s  (mobile %s)  amount %s CNY\n", look->payee_name, masked, amt);
     fflush(stdout);

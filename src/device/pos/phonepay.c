@@ -4,7 +4,7 @@
  * returns the payee's masked name and a lookup reference, then, once the payer has
  * confirmed, the payment 0200 (3 = 480000, 60.1 = 82) with card and PIN.
  */
-#include "device/pos/mobile.h"
+#include "lib/mobile_cn.h"
 #include "device/pos/pos_int.h"
 #include "lib/str.h"
 
@@ -15,11 +15,11 @@
 static int numbers_are_valid(const char *payee, const char *payer, pos_result *res)
 {
     const char *why = NULL;
-    if (!possum_mobile_cn_is_valid(payee, &why)) {
+    if (!px_mobile_cn_is_valid(payee, payee ? strlen(payee) : 0, &why)) {
         pos_res_refused(res, "payee mobile number: %s", why);
         return 0;
     }
-    if (!possum_mobile_cn_is_valid(payer, &why)) {
+    if (!px_mobile_cn_is_valid(payer, payer ? strlen(payer) : 0, &why)) {
         pos_res_refused(res, "payer mobile number: %s", why);
         return 0;
     }

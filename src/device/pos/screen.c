@@ -4,7 +4,7 @@
  * the PIN itself is never seen here.
  */
 #include "device/pos/screen.h"
-#include "device/pos/mobile.h"
+#include "lib/mobile_cn.h"
 #include "lib/str.h"
 
 #include <errno.h>
@@ -171,7 +171,7 @@ static int ask_mobile(screen *s, const char *prompt, char out[16])
 {
     const char *why = NULL;
     while (ask(s, prompt, out, 16) == 0 && out[0] != 0) {
-        if (possum_mobile_cn_is_valid(out, &why))
+        if (px_mobile_cn_is_valid(out, out ? strlen(out) : 0, &why))
             return 1;
         say(s, "  not a valid mobile number: %s\n", why);
     }

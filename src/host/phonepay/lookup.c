@@ -3,6 +3,7 @@
  * name ([0047]-[0048]), payment start with the contracted-BIN check and the payee's card
  * ([0050]-[0053]), the provider's answer and the payer's notification ([0054]).
  */
+#include "lib/mobile_cn.h"
 #include "host/phonepay/phonepay_int.h"
 #include "crypto/crypto.h"
 #include "lib/log.h"
@@ -157,10 +158,10 @@ int phonepay_lookup(phonepay *pp, const char *tid, const char *payee_mobile,
     memset(out, 0, sizeof *out);
     if (pp == NULL || tid == NULL || tid[0] == 0 || strlen(tid) > 16)
         return px_error_set(e, PX_EINVAL, "lookup: no phonepay or no terminal id");
-    if (!phonepay_mobile_is_valid(payee_mobile, payee_mobile ? strlen(payee_mobile) : 0, NULL))
+    if (!px_mobile_cn_is_valid(payee_mobile, payee_mobile ? strlen(payee_mobile) : 0, NULL))
         answer(out->response_code, out->text, sizeof out->text, PHONEPAY_RC_BAD_MOBILE,
                TXT_BAD_PAYEE);
-    else if (!phonepay_mobile_is_valid(payer_mobile, payer_mobile ? strlen(payer_mobile) : 0,
+    else if (!px_mobile_cn_is_valid(payer_mobile, payer_mobile ? strlen(payer_mobile) : 0,
                                        NULL))
         answer(out->response_code, out->text, sizeof out->text, PHONEPAY_RC_BAD_MOBILE,
                TXT_BAD_PAYER);

@@ -4,6 +4,7 @@
  * each confirmed by a one-time code sent to that number; and the sessions a confirmed code
  * opens for the payee's own queries.
  */
+#include "lib/mobile_cn.h"
 #include "host/phonepay/phonepay_int.h"
 #include "crypto/crypto.h"
 #include "lib/hex.h"
@@ -32,7 +33,7 @@ typedef struct payee_ctx {
 static int check_inputs(const char *name, const char *mobile, const char *card, px_error *e)
 {
     const char *why = NULL;
-    if (!phonepay_mobile_is_valid(mobile, mobile ? strlen(mobile) : 0, &why))
+    if (!px_mobile_cn_is_valid(mobile, mobile ? strlen(mobile) : 0, &why))
         return px_error_set(e, PX_EINVAL, "mobile: %s", why);
     if (name != NULL && !phonepay_name_is_valid(name, &why))
         return px_error_set(e, PX_EINVAL, "name: %s", why);

@@ -3,6 +3,7 @@
  * ([0050]-[0053], claims 4 and 13), the provider's answer and the payer's notification
  * ([0054]), and the reversal of a debit.
  */
+#include "lib/mobile_cn.h"
 #include "host/phonepay/phonepay_int.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -163,8 +164,8 @@ int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req,
     memset(out, 0, sizeof *out);
     if (pp == NULL || req == NULL || req->tid == NULL || req->reference == NULL)
         return px_error_set(e, PX_EINVAL, "payment: no phonepay, request or reference");
-    if (!phonepay_mobile_is_valid(req->payee_mobile, req->payee_mobile ? strlen(req->payee_mobile) : 0, NULL) ||
-        !phonepay_mobile_is_valid(req->payer_mobile, req->payer_mobile ? strlen(req->payer_mobile) : 0, NULL)) {
+    if (!px_mobile_cn_is_valid(req->payee_mobile, req->payee_mobile ? strlen(req->payee_mobile) : 0, NULL) ||
+        !px_mobile_cn_is_valid(req->payer_mobile, req->payer_mobile ? strlen(req->payer_mobile) : 0, NULL)) {
         answer(out, PHONEPAY_RC_BAD_MOBILE, TXT_BAD_MOBILE);
         phonepay_count_answer("payment", out->response_code);
         return PX_OK;

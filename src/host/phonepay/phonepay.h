@@ -61,10 +61,8 @@ typedef struct phonepay phonepay;
 
 /* ---- mainland-China mobile numbers (seed claims 10, 12; [0039], [0048]-[0049]) ---- */
 
-/* 1 if s (len bytes, no NUL needed) is a mainland-China mobile number: 11 digits with a
- * prefix allowed by libphonenumber's CN mobile pattern (docs/phonepay.md). Otherwise 0 and,
- * if why is non-NULL, *why is a short English reason ("must be 11 digits", ...). */
-int phonepay_mobile_is_valid(const char *s, size_t len, const char **why);
+/* Mobile numbers are checked with px_mobile_cn_is_valid (lib/mobile_cn.h), the same rule
+ * the terminal applies. */
 
 /* ---- field 48 ---- */
 

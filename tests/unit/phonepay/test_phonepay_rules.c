@@ -1,5 +1,6 @@
 /* test_phonepay_rules.c: number rules, field 48, names and their masking, card numbers,
  * notification formats and the clearing-file parser (good files and every kind of bad line). */
+#include "lib/mobile_cn.h"
 #include "pp_fixture.h"
 
 #include <stdlib.h>
@@ -7,7 +8,7 @@
 
 static int valid(const char *s)
 {
-    return phonepay_mobile_is_valid(s, strlen(s), NULL);
+    return px_mobile_cn_is_valid(s, strlen(s), NULL);
 }
 
 /* libphonenumber CN mobile: 1740[0-5]\d{6} | 1(?:[38]\d|4[57]|[59][0-35-9]|6[25-7]|7[0-35-8])\d{8} */
@@ -41,16 +42,16 @@ static void test_mobile_shape(void **state)
 {
     const char *why = NULL;
     (void)state;
-    assert_false(phonepay_mobile_is_valid("1381234567", 10, &why));
+    assert_false(px_mobile_cn_is_valid("1381234567", 10, &why));
     assert_string_equal(why, "must be 11 digits");
-    assert_false(phonepay_mobile_is_valid("138123456789", 12, &why));
-    assert_false(phonepay_mobile_is_valid("138-1234567", 11, &why));
+    assert_false(px_mobile_cn_is_valid("138123456789", 12, &why));
+    assert_false(px_mobile_cn_is_valid("138-1234567", 11, &why));
     assert_string_equal(why, "must be digits only");
-    assert_false(phonepay_mobile_is_valid("+8613812345", 11, &why));
-    assert_false(phonepay_mobile_is_valid("12312345678", 11, &why));
+    assert_false(px_mobile_cn_is_valid("+8613812345", 11, &why));
+    assert_false(px_mobile_cn_is_valid("12312345678", 11, &why));
     assert_string_equal(why, "is not a mainland-China mobile number");
-    assert_false(phonepay_mobile_is_valid(NULL, 0, &why));
-    assert_true(phonepay_mobile_is_valid("13812345678", 11, &why));
+    assert_false(px_mobile_cn_is_valid(NULL, 0, &why));
+    assert_true(px_mobile_cn_is_valid("13812345678", 11, &why));
     assert_null(why);
 }
 

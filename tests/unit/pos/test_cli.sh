@@ -42,7 +42,7 @@ expect 0 "APPROVED  amount 12.34 CNY  auth A1B2C3  RRN 000000000001" $P purchase
 expect 2 "check digit" $P purchase --amount 100 --card 6222021234567890127
 expect 2 "amount" $P purchase --amount 0 --card $PAN
 expect 0 "balance 123.45 CNY" $P balance --card $PAN
-expect 1 "REFUSED: payee mobile number: not a mainland China mobile range" \
+expect 1 "REFUSED: payee mobile number: is not a mainland-China mobile number" \
     $P phonepay --payee 12345678901 --payer 13912345678 --amount 5000 --card $PAN --yes
 expect 1 "NOT CONFIRMED" $P phonepay --payee 13800138000 --payer 13912345678 --amount 5000 --card $PAN
 expect 0 "reconciliation" $P phonepay --payee 13800138000 --payer 13912345678 --amount 5000 \

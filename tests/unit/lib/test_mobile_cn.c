@@ -1,4 +1,5 @@
-/* test_mobile.c: the mainland-China mobile number rules (libphonenumber CN "mobile"). */
+/* test_mobile_cn.c: the mainland-China mobile number rule (libphonenumber CN "mobile"),
+ * shared by the terminal and the platform. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "device/pos/mobile.h"
+#include "lib/mobile_cn.h"
 
 static void test_valid_ranges(void **state)
 {
@@ -18,7 +19,7 @@ static void test_valid_ranges(void **state)
         "19912345678"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         const char *why = "x";
-        assert_true(possum_mobile_cn_is_valid(ok[i], &why));
+        assert_true(px_mobile_cn_is_valid(ok[i], ok[i] ? strlen(ok[i]) : 0, &why));
         assert_null(why);
     }
 }
@@ -31,34 +32,34 @@ static void test_invalid(void **state)
         {"1380013800", "must be 11 digits"},
         {"138001380001", "must be 11 digits"},
         {"", "must be 11 digits"},
-        {"1380013800a", "digits only"},
-        {"+8613800138", "digits only"},
-        {"138 0013 800", "digits only"},
-        {"23800138000", "a mobile number starts with 1"},
-        {"12012345678", "not a mainland China mobile range"},
-        {"14612345678", "not a mainland China mobile range"},
-        {"15412345678", "not a mainland China mobile range"},
-        {"16012345678", "not a mainland China mobile range"},
-        {"16812345678", "not a mainland China mobile range"},
-        {"17412345678", "not a mainland China mobile range"},
-        {"17406000000", "not a mainland China mobile range"},
-        {"17912345678", "not a mainland China mobile range"},
-        {"19412345678", "not a mainland China mobile range"},
+        {"1380013800a", "must be digits only"},
+        {"+8613800138", "must be digits only"},
+        {"138 0013 800", "must be 11 digits"},   /* the length is checked first */
+        {"23800138000", "is not a mainland-China mobile number"},
+        {"12012345678", "is not a mainland-China mobile number"},
+        {"14612345678", "is not a mainland-China mobile number"},
+        {"15412345678", "is not a mainland-China mobile number"},
+        {"16012345678", "is not a mainland-China mobile number"},
+        {"16812345678", "is not a mainland-China mobile number"},
+        {"17412345678", "is not a mainland-China mobile number"},
+        {"17406000000", "is not a mainland-China mobile number"},
+        {"17912345678", "is not a mainland-China mobile number"},
+        {"19412345678", "is not a mainland-China mobile number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *why = NULL;
-        assert_false(possum_mobile_cn_is_valid(bad[i].s, &why));
+        assert_false(px_mobile_cn_is_valid(bad[i].s, bad[i].s ? strlen(bad[i].s) : 0, &why));
         assert_string_equal(why, bad[i].why);
     }
-    assert_false(possum_mobile_cn_is_valid(NULL, NULL));
+    assert_false(px_mobile_cn_is_valid(NULL, 0, NULL));
 }
 
 static void test_mask(void **state)
 {
     char out[12];
-    possum_mobile_cn_mask("13800138000", out);
+    px_mobile_cn_mask("13800138000", out);
     assert_string_equal(out, "138****8000");
-    possum_mobile_cn_mask("12345", out);
+    px_mobile_cn_mask("12345", out);
     assert_string_equal(out, "***********");
 }
 
