@@ -3,10 +3,12 @@
  * only; the postings themselves are written by the switch's writers (sw_jobs.c).
  */
 #include "host/switch/ledger.h"
+#include "host/switch/sw_int.h"
 #include "lib/str.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void say(void (*problem)(void *, const char *), void *ud, const char *fmt, ...)
@@ -89,8 +91,9 @@ int switch_ledger_check(store *st, switch_ledger_check_result *r,
                       "transaction does not sum to zero (txn sum)", &r->bad_txns, problem, ud, e);
     if (rc == PX_OK)
         rc = problems(st,
-                      "SELECT r.rkey FROM switch_request r WHERE r.posted = 1 AND NOT EXISTS "
-                      "(SELECT 1 FROM ledger_entry e WHERE e.txn = r.rkey) ORDER BY r.rkey",
+                      "SELECT r.rkey FROM switch_request r LEFT JOIN (SELECT DISTINCT txn FROM "
+                      "ledger_entry) e ON e.txn = r.rkey WHERE r.posted = 1 AND e.txn IS NULL "
+                      "ORDER BY r.rkey",
                       "request marked posted has no entries", &r->unposted, problem, ud, e);
     if (rc == PX_OK)
         rc = problems(st,
@@ -110,9 +113,9 @@ int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_ac
 {
     store_stmt *q;
     int rc = store_prepare(st,
-                           "SELECT a.id, a.kind, a.balance, (SELECT COUNT(*) FROM ledger_entry e "
-                           "WHERE e.account = a.id) FROM ledger_account a ORDER BY a.id LIMIT "
-                           "100000",
+                           "SELECT a.id, a.kind, a.balance, COALESCE(c.n, 0) FROM ledger_account a "
+                           "LEFT JOIN (SELECT account, COUNT(*) AS n FROM ledger_entry GROUP BY "
+                           "account) c ON c.account = a.id ORDER BY a.id LIMIT 100000",
                            &q, e);
     int stop = 0;
     if (rc != PX_OK)
@@ -133,67 +136,123 @@ int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_ac
     return rc < 0 ? rc : PX_OK;
 }
 
+/* One side of a batch: STAN, amount, type, sorted by STAN. */
+typedef struct batch_item {
+    char stan[7];
+    int64_t amount;
+    char ttype[12];
+} batch_item;
+
+typedef struct batch_side {
+    batch_item *v;
+    size_t n, cap;
+} batch_side;
+
+static int side_push(batch_side *s, const char *stan, int64_t amount, const char *ttype)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        void *p;
+        if (cap > PX_SWITCH_REPORT_ROWS)
+            return PX_ETOOBIG;
+        p = realloc(s->v, cap * sizeof *s->v);
+        if (p == NULL)
+            return PX_ENOMEM;
+        s->v = p;
+        s->cap = cap;
+    }
+    px_strlcpy(s->v[s->n].stan, stan ? stan : "", sizeof s->v[0].stan);
+    s->v[s->n].amount = amount;
+    px_strlcpy(s->v[s->n].ttype, ttype ? ttype : "", sizeof s->v[0].ttype);
+    s->n++;
+    return PX_OK;
+}
+
+/* Ours (approved and not reversed, purchases and voids) and theirs (the upload), merged
+ * by STAN. */
 static int batch_diffs(store *st, const switch_batch_report *b, const char *date,
                        int (*fn)(void *ud, const switch_batch_diff *d), void *ud, px_error *e)
 {
-    /* Ours: approved and not reversed, purchases and voids, by STAN; theirs: the upload. */
-    static const char *const sql[] = {
-        "SELECT r.stan, r.amount, r.ttype FROM switch_request r WHERE r.tid = $1 AND "
-        "r.batch_no = $2 AND r.batch_date = $3 AND r.kind = 'F' AND r.state = 'done' AND r.rc = "
-        "'00' AND r.ttype IN ('purchase', 'void') AND (r.undone_by IS NULL OR r.undone_by NOT "
-        "LIKE '%|R') AND NOT EXISTS (SELECT 1 FROM switch_upload u WHERE u.tid = r.tid AND "
-        "u.batch_no = r.batch_no AND u.stan = r.stan) ORDER BY r.stan",
-        "SELECT u.stan, u.amount, u.proc FROM switch_upload u WHERE u.tid = $1 AND u.batch_no = "
-        "$2 AND NOT EXISTS (SELECT 1 FROM "
-        "switch_request r WHERE r.tid = u.tid AND r.batch_no = u.batch_no AND r.batch_date = $3 "
-        "AND r.stan = u.stan AND r.kind = 'F' AND r.state = 'done' AND r.rc = '00' AND "
-        "(r.undone_by IS NULL OR r.undone_by NOT LIKE '%|R')) ORDER BY u.stan",
-        "SELECT u.stan, r.amount, u.amount, r.ttype FROM switch_upload u JOIN switch_request r "
-        "ON r.tid = u.tid AND r.batch_no = u.batch_no AND r.stan = u.stan AND r.kind = 'F' "
-        "WHERE u.tid = $1 AND u.batch_no = $2 AND r.batch_date = $3 AND r.state = 'done' AND "
-        "r.rc = '00' AND u.amount <> r.amount ORDER BY u.stan",
-    };
-    static const char *const side[] = {"switch-only", "terminal-only", "amount-differs"};
-    int stop = 0;
-    for (size_t i = 0; i < 3 && !stop; i++) {
-        store_stmt *q;
-        int rc = store_prepare(st, sql[i], &q, e);
-        if (rc != PX_OK)
-            return rc;
-        store_bind_text(q, 1, b->tid);
-        store_bind_int64(q, 2, b->batch_no);
-        store_bind_text(q, 3, date);
-        while ((rc = store_step(q, e)) == STORE_ROW) {
-            switch_batch_diff d;
-            memset(&d, 0, sizeof d);
-            d.side = side[i];
-            px_strlcpy(d.stan, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof d.stan);
-            if (i == 0) {
-                d.amount_switch = store_col_int64(q, 1);
-                px_strlcpy(d.ttype, store_col_text(q, 2) ? store_col_text(q, 2) : "",
-                           sizeof d.ttype);
-            } else if (i == 1) {
-                const char *proc = store_col_text(q, 2);
-                d.amount_terminal = store_col_int64(q, 1);
-                px_strlcpy(d.ttype,
-                           proc && strcmp(proc, "200000") == 0   ? "void"
-                           : proc && strcmp(proc, "000000") == 0 ? "purchase"
-                                                                 : (proc ? proc : ""),
-                           sizeof d.ttype);
-            } else {
-                d.amount_switch = store_col_int64(q, 1);
-                d.amount_terminal = store_col_int64(q, 2);
-                px_strlcpy(d.ttype, store_col_text(q, 3) ? store_col_text(q, 3) : "",
-                           sizeof d.ttype);
-            }
-            if (fn != NULL && (stop = fn(ud, &d)) != 0)
-                break;
-        }
-        store_done(q);
-        if (rc < 0)
-            return rc;
+    batch_side ours = {0}, theirs = {0};
+    char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
+    store_stmt *q;
+    size_t i = 0, k = 0;
+    int rc, stop = 0;
+    sw_rkey_range(lo, hi, b->tid, b->batch_no, date, 'F');
+    rc = store_prepare(st,
+                       "SELECT stan, amount, ttype FROM switch_request WHERE rkey >= $1 AND rkey "
+                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'void') "
+                       "AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%') ORDER BY stan",
+                       &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, lo);
+    store_bind_text(q, 2, hi);
+    while (rc >= 0 && (rc = store_step(q, e)) == STORE_ROW)
+        rc = side_push(&ours, store_col_text(q, 0), store_col_int64(q, 1), store_col_text(q, 2)) ==
+                     PX_OK
+                 ? STORE_ROW
+                 : px_error_set(e, PX_ETOOBIG, "batch: too many rows");
+    store_done(q);
+    if (rc < 0)
+        goto out;
+    rc = store_prepare(st,
+                       "SELECT stan, amount, proc FROM switch_upload WHERE tid = $1 AND batch_no "
+                       "= $2 ORDER BY stan",
+                       &q, e);
+    if (rc != PX_OK)
+        goto out;
+    store_bind_text(q, 1, b->tid);
+    store_bind_int64(q, 2, b->batch_no);
+    while (rc >= 0 && (rc = store_step(q, e)) == STORE_ROW) {
+        const char *proc = store_col_text(q, 2);
+        rc = side_push(&theirs, store_col_text(q, 0), store_col_int64(q, 1),
+                       proc && strcmp(proc, "200000") == 0   ? "void"
+                       : proc && strcmp(proc, "000000") == 0 ? "purchase"
+                                                             : proc) == PX_OK
+                 ? STORE_ROW
+                 : px_error_set(e, PX_ETOOBIG, "batch: too many rows");
     }
-    return stop;
+    store_done(q);
+    if (rc < 0)
+        goto out;
+    rc = PX_OK;
+    while (!stop && (i < ours.n || k < theirs.n)) {
+        switch_batch_diff d;
+        int c = i >= ours.n ? 1 : k >= theirs.n ? -1 : strcmp(ours.v[i].stan, theirs.v[k].stan);
+        memset(&d, 0, sizeof d);
+        if (c < 0) {
+            d.side = "switch-only";
+            px_strlcpy(d.stan, ours.v[i].stan, sizeof d.stan);
+            d.amount_switch = ours.v[i].amount;
+            px_strlcpy(d.ttype, ours.v[i].ttype, sizeof d.ttype);
+            i++;
+        } else if (c > 0) {
+            d.side = "terminal-only";
+            px_strlcpy(d.stan, theirs.v[k].stan, sizeof d.stan);
+            d.amount_terminal = theirs.v[k].amount;
+            px_strlcpy(d.ttype, theirs.v[k].ttype, sizeof d.ttype);
+            k++;
+        } else {
+            int same = ours.v[i].amount == theirs.v[k].amount;
+            d.side = "amount-differs";
+            px_strlcpy(d.stan, ours.v[i].stan, sizeof d.stan);
+            d.amount_switch = ours.v[i].amount;
+            d.amount_terminal = theirs.v[k].amount;
+            px_strlcpy(d.ttype, ours.v[i].ttype, sizeof d.ttype);
+            i++;
+            k++;
+            if (same)
+                continue;
+        }
+        if (fn != NULL)
+            stop = fn(ud, &d);
+    }
+    rc = stop;
+out:
+    free(ours.v);
+    free(theirs.v);
+    return rc;
 }
 
 int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_batch_report *out,
@@ -241,17 +300,18 @@ int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_bat
         return rc;
     if (strcmp(out->state, "open") == 0) { /* not settled yet: our running totals */
         static const char sql[] =
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE tid = $1 AND "
-            "batch_no = $2 AND batch_date = $3 AND kind = 'F' AND ttype = $4 AND state = 'done' "
-            "AND rc = '00' AND (undone_by IS NULL OR undone_by NOT LIKE '%|R')";
+            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE rkey >= $1 AND "
+            "rkey < $2 AND ttype = $3 AND state = 'done' AND rc = '00' AND (undone_by IS NULL OR "
+            "undone_by NOT LIKE '%|R|%')";
+        char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
+        sw_rkey_range(lo, hi, tid, batch_no, date, 'F');
         for (int i = 0; i < 2 && rc == PX_OK; i++) {
             rc = store_prepare(st, sql, &q, e);
             if (rc != PX_OK)
                 break;
-            store_bind_text(q, 1, tid);
-            store_bind_int64(q, 2, batch_no);
-            store_bind_text(q, 3, date);
-            store_bind_text(q, 4, i == 0 ? "purchase" : "void");
+            store_bind_text(q, 1, lo);
+            store_bind_text(q, 2, hi);
+            store_bind_text(q, 3, i == 0 ? "purchase" : "void");
             rc = store_step(q, e);
             if (rc == STORE_ROW) {
                 *(i == 0 ? &out->sw_debit_count : &out->sw_credit_count) = store_col_int64(q, 0);

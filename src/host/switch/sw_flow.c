@@ -65,6 +65,7 @@ static int reparse(const uint8_t *raw, size_t len, sw_req *r)
         return PX_EFORMAT;
     r->raw = raw;
     r->rawlen = len;
+    r->no_hash = 1; /* the identity was fixed at the first parse */
     return sw_req_parse(r, &e);
 }
 

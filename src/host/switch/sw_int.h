@@ -85,7 +85,7 @@ typedef struct sw_totals {
     int64_t debit_count, debit_amount, credit_count, credit_amount;
 } sw_totals;
 
-#define SW_RKEY_MAX 64    /* "TID|MID|STAN|batch|date|K" */
+#define SW_RKEY_MAX 64    /* "TID|batch|date|K|STAN|MID" */
 #define SW_UPLOAD_MAX 8   /* entries in one 0320 (contract: 1..8) */
 
 typedef struct sw_upload_item {
@@ -117,6 +117,7 @@ typedef struct sw_req {
     size_t nupload;              /* batch upload: 48 */
     sw_upload_item upload[SW_UPLOAD_MAX];
     uint8_t hash[32];            /* SHA-256 of the MAC span (MTI to field 63) */
+    int no_hash;                 /* set before parsing again a request already hashed */
     size_t mac_off, mac_len;     /* span in raw (when a MAC is present) */
 } sw_req;
 
@@ -313,9 +314,12 @@ int sw_rsp_pack(switch_svc *s, const iso8583_msg *rsp, const sw_term *t, int mac
 void sw_send(switch_svc *s, uint64_t conn, const uint8_t *p, size_t n);
 /* Build, pack and send a response with only code rc (MACed when r->maced and t has keys). */
 void sw_answer(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t, const char *rc);
-/* rkey of (tid, mid, stan, batch, date, kind). */
+/* rkey of (tid, mid, stan, batch, date, kind): "TID|BATCH|DATE|KIND|STAN|MID". */
 void sw_rkey(char out[SW_RKEY_MAX], const char *tid, const char *mid, const char *stan,
              int64_t batch, const char *date, char kind);
+/* The rkeys of one batch's requests of one kind are exactly those in [lo, hi). */
+void sw_rkey_range(char lo[SW_RKEY_MAX], char hi[SW_RKEY_MAX], const char *tid, int64_t batch,
+                   const char *date, char kind);
 void sw_count_rc(switch_svc *s, const char *rc);
 
 /* ---- the service ---- */

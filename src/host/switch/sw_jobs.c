@@ -20,7 +20,7 @@ static const char sql_insert_request[] =
     "state, req_hash, amount, rc, rsp, rrn, auth_code, pan_masked, orig_rkey, undone_by, "
     "prov_stan, prov_time, prov_blob, owner, node, created_ms, updated_ms) VALUES ($1, $2, "
     "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-    "$22, $23, $24, $24) ON CONFLICT DO NOTHING RETURNING rkey";
+    "$22, $23, $24, $24) ON CONFLICT DO NOTHING";
 
 static void bind_text_or_null(store_stmt *q, int i, const char *v)
 {
@@ -70,10 +70,10 @@ static int insert_request(store *st, sw_group *g, sw_job *j, const char *state,
     store_bind_text(q, 23, sw_group_node(g));
     store_bind_int64(q, 24, sw_group_now_ms(g));
     rc = store_step(q, e);
+    if (rc >= 0)
+        rc = store_changes(q) == 1 ? 1 : 0;
     store_done(q);
-    if (rc < 0)
-        return rc;
-    return rc == STORE_ROW ? 1 : 0;
+    return rc;
 }
 
 /* The row with j's key exists: what is it to j? (Our own earlier insert counts as new.) */
@@ -183,22 +183,33 @@ static int add_outbox(store *st, sw_group *g, const char *rkey, const char *reas
 
 /* ---- postings ---- */
 
-static int insert_entry(store *st, sw_group *g, const char *txn, int leg, const char *account,
-                        int64_t amount, const char *ttype, px_error *e)
+/* The entries of one transaction in one statement (1 to 3 legs). */
+static int insert_entries(store *st, sw_group *g, const char *txn, const char *ttype,
+                          const char *const *accounts, const int64_t *amounts, size_t n,
+                          px_error *e)
 {
+    static const char *const sql[] = {
+        "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, created_ms) VALUES ($1, "
+        "0, $3, $4, $2, CAST($5 AS BIGINT))",
+        "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, created_ms) VALUES ($1, "
+        "0, $3, $4, $2, CAST($7 AS BIGINT)), ($1, 1, $5, $6, $2, CAST($7 AS BIGINT))",
+        "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, created_ms) VALUES ($1, "
+        "0, $3, $4, $2, CAST($9 AS BIGINT)), ($1, 1, $5, $6, $2, CAST($9 AS BIGINT)), ($1, 2, "
+        "$7, $8, $2, CAST($9 AS BIGINT))"};
     store_stmt *q;
-    int rc = store_prepare(st,
-                           "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, "
-                           "created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                           &q, e);
+    int rc;
+    if (PX_BUG(n < 1 || n > 3))
+        return PX_EINTERNAL;
+    rc = store_prepare(st, sql[n - 1], &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, txn);
-    store_bind_int64(q, 2, leg);
-    store_bind_text(q, 3, account);
-    store_bind_int64(q, 4, amount);
-    store_bind_text(q, 5, ttype);
-    store_bind_int64(q, 6, sw_group_now_ms(g));
+    store_bind_text(q, 2, ttype);
+    for (size_t i = 0; i < n; i++) {
+        store_bind_text(q, 3 + 2 * (int)i, accounts[i]);
+        store_bind_int64(q, 4 + 2 * (int)i, amounts[i]);
+    }
+    store_bind_int64(q, 3 + 2 * (int)n, sw_group_now_ms(g));
     rc = store_step(q, e);
     store_done(q);
     return rc < 0 ? rc : PX_OK;
@@ -214,11 +225,12 @@ typedef struct sw_leg {
 static int post(store *st, sw_group *g, const char *txn, const char *ttype, const sw_leg *legs,
                 size_t n, px_error *e)
 {
-    int64_t sum = 0;
-    int leg = 0;
+    const char *accounts[3];
+    int64_t amounts[3], sum = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++)
         sum += legs[i].amount;
-    if (PX_BUG(sum != 0 || n > PX_SWITCH_LEDGER_LEGS))
+    if (PX_BUG(sum != 0 || n > 3))
         return px_error_set(e, PX_EINTERNAL, "ledger: transaction %s does not balance", txn);
     for (size_t i = 0; i < n; i++) {
         int rc;
@@ -226,65 +238,83 @@ static int post(store *st, sw_group *g, const char *txn, const char *ttype, cons
             continue;
         rc = sw_group_ensure_account(st, g, legs[i].account, legs[i].kind, e);
         if (rc == PX_OK)
-            rc = insert_entry(st, g, txn, leg++, legs[i].account, legs[i].amount, ttype, e);
-        if (rc == PX_OK)
             rc = sw_group_add_delta(g, legs[i].account, legs[i].kind, legs[i].amount);
         if (rc != PX_OK)
             return rc;
+        accounts[k] = legs[i].account;
+        amounts[k++] = legs[i].amount;
     }
-    return PX_OK;
+    return k == 0 ? PX_OK : insert_entries(st, g, txn, ttype, accounts, amounts, k, e);
 }
 
-/* A purchase: the provider owes us the amount; we owe the merchant the amount less the fee. */
-static int post_sale(store *st, sw_group *g, const sw_job *j, px_error *e)
+/* The entries of a sale of amount with fee for merchant mid, times sign: +1 posts a
+ * purchase (the provider owes us the amount; we owe the merchant the amount less the fee),
+ * -1 undoes one (a void, a reversal). */
+static int post_sale(store *st, sw_group *g, const char *txn, const char *ttype,
+                     const char *mid, int64_t amount, int64_t fee, int sign, px_error *e)
 {
     sw_leg legs[3];
-    int64_t fee = j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
     memset(legs, 0, sizeof legs);
     px_strlcpy(legs[0].account, SWITCH_ACCOUNT_PROVIDER, sizeof legs[0].account);
     legs[0].kind = "asset";
-    legs[0].amount = j->amount;
-    snprintf(legs[1].account, sizeof legs[1].account, "%s%s", SWITCH_ACCOUNT_MERCHANT, j->mid);
+    legs[0].amount = sign * amount;
+    snprintf(legs[1].account, sizeof legs[1].account, "%s%s", SWITCH_ACCOUNT_MERCHANT, mid);
     legs[1].kind = "liability";
-    legs[1].amount = -(j->amount - fee);
+    legs[1].amount = -sign * (amount - fee);
     px_strlcpy(legs[2].account, SWITCH_ACCOUNT_FEES, sizeof legs[2].account);
     legs[2].kind = "income";
-    legs[2].amount = -fee;
-    return post(st, g, j->rkey, j->ttype, legs, 3, e);
+    legs[2].amount = -sign * fee;
+    return post(st, g, txn, ttype, legs, 3, e);
 }
 
-/* Undo transaction orig exactly: its entries negated, as transaction txn. */
-static int post_negation(store *st, sw_group *g, const char *txn, const char *ttype,
-                         const char *orig, px_error *e)
+/* What an original request posted: amount, fee, merchant, type. PX_ENOTFOUND if absent. */
+static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *fee,
+                        char mid[16], char ttype[12], px_error *e)
 {
-    sw_leg legs[PX_SWITCH_LEDGER_LEGS];
-    size_t n = 0;
     store_stmt *q;
     int rc = store_prepare(st,
-                           "SELECT e.account, e.amount, a.kind FROM ledger_entry e JOIN "
-                           "ledger_account a ON a.id = e.account WHERE e.txn = $1 ORDER BY e.leg",
+                           "SELECT amount, fee, mid, ttype FROM switch_request WHERE rkey = $1",
                            &q, e);
     if (rc != PX_OK)
         return rc;
-    store_bind_text(q, 1, orig);
-    static const char *const kinds[] = {"asset", "liability", "income", "expense"};
-    while ((rc = store_step(q, e)) == STORE_ROW && n < PX_SWITCH_LEDGER_LEGS) {
-        const char *k = store_col_text(q, 2);
-        px_strlcpy(legs[n].account, store_col_text(q, 0) ? store_col_text(q, 0) : "",
-                   sizeof legs[n].account);
-        legs[n].amount = -store_col_int64(q, 1);
-        legs[n].kind = "asset";
-        for (size_t i = 0; k && i < 4; i++)
-            if (strcmp(k, kinds[i]) == 0)
-                legs[n].kind = kinds[i];
-        n++;
+    store_bind_text(q, 1, rkey);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        *amount = store_col_int64(q, 0);
+        *fee = store_col_int64(q, 1);
+        px_strlcpy(mid, store_col_text(q, 2) ? store_col_text(q, 2) : "", 16);
+        px_strlcpy(ttype, store_col_text(q, 3) ? store_col_text(q, 3) : "", 12);
+        rc = PX_OK;
+    } else if (rc == STORE_DONE) {
+        rc = px_error_set(e, PX_ENOTFOUND, "ledger: original %s not found", rkey);
     }
     store_done(q);
-    if (rc < 0)
+    return rc;
+}
+
+/* Undo (or, for a void's reversal, redo) what orig posted, as transaction txn; the undoing
+ * request carries orig's fee. */
+static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype,
+                     const char *orig, px_error *e)
+{
+    int64_t amount = 0, fee = 0;
+    char mid[16], ottype[12];
+    store_stmt *q;
+    int rc = read_posting(st, orig, &amount, &fee, mid, ottype, e);
+    if (rc != PX_OK)
         return rc;
-    if (n == 0)
-        return px_error_set(e, PX_EINTERNAL, "ledger: %s has no entries to undo", orig);
-    return post(st, g, txn, ttype, legs, n, e);
+    rc = post_sale(st, g, txn, ttype, mid, amount, fee, strcmp(ottype, "void") == 0 ? 1 : -1, e);
+    if (rc != PX_OK)
+        return rc;
+    rc = store_prepare(st, "UPDATE switch_request SET fee = $2, posted = 1 WHERE rkey = $1", &q,
+                       e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, txn);
+    store_bind_int64(q, 2, fee);
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
 }
 
 /* ---- jobs ---- */
@@ -375,8 +405,8 @@ static int job_claim(store *st, sw_group *g, sw_job *j, px_error *e)
 static const char sql_complete[] =
     "UPDATE switch_request SET state = 'done', rc = $2, rsp = $3, auth_code = $4, rrn = "
     "COALESCE($5, rrn), updated_ms = $6, posted = CASE WHEN undone_by IS NULL AND "
-    "CAST($7 AS BIGINT) = 1 THEN 1 ELSE 0 END WHERE rkey = $1 AND state = 'pending' "
-    "RETURNING undone_by, orig_rkey, prov_blob IS NOT NULL";
+    "CAST($7 AS BIGINT) = 1 THEN 1 ELSE 0 END, fee = $8 WHERE rkey = $1 AND state = "
+    "'pending' RETURNING undone_by, orig_rkey, prov_blob IS NOT NULL";
 
 /* Completion found no pending row: is it our own earlier (uncertain) commit? */
 static int complete_lost(store *st, sw_job *j, px_error *e)
@@ -406,6 +436,7 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
     int is_void = strcmp(j->ttype, "void") == 0;
     int postable = approved && (is_void || strcmp(j->ttype, "purchase") == 0);
+    int64_t fee = postable && !is_void && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
     char undone[SW_RKEY_MAX] = "", orig[SW_RKEY_MAX] = "";
     int has_prov = 0;
     int rc = store_prepare(st, sql_complete, &q, e);
@@ -421,6 +452,7 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     bind_text_or_null(q, 5, j->rrn);
     store_bind_int64(q, 6, sw_group_now_ms(g));
     store_bind_int64(q, 7, postable);
+    store_bind_int64(q, 8, fee);
     rc = store_step(q, e);
     if (rc == STORE_ROW) {
         px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
@@ -447,9 +479,9 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
         return rc;
     }
     if (postable && !is_void)
-        rc = post_sale(st, g, j, e);
+        rc = post_sale(st, g, j->rkey, j->ttype, j->mid, j->amount, fee, 1, e);
     else if (postable && is_void)
-        rc = post_negation(st, g, j->rkey, "void", orig, e);
+        rc = post_undo(st, g, j->rkey, "void", orig, e);
     else if (is_void && orig[0])
         rc = exec_text(st,
                        "UPDATE switch_request SET undone_by = NULL WHERE rkey = $1 AND "
@@ -491,10 +523,7 @@ static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
                        j->orig_rkey, j->rkey, -1, &ch, e);
     if (rc != PX_OK || ch != 1)
         return rc;
-    rc = post_negation(st, g, j->rkey, "reversal", j->orig_rkey, e);
-    if (rc == PX_OK)
-        rc = exec_text(st, "UPDATE switch_request SET posted = 1 WHERE rkey = $1", j->rkey,
-                       NULL, -1, NULL, e);
+    rc = post_undo(st, g, j->rkey, "reversal", j->orig_rkey, e);
     if (rc == PX_OK)
         rc = add_outbox(st, g, j->orig_rkey, j->reason, e);
     if (rc == PX_OK && strcmp(ottype, "void") == 0 && oorig[0])
@@ -574,18 +603,18 @@ static int totals(store *st, const sw_job *j, const char *ttype, int64_t *count,
                   int64_t *amount, px_error *e)
 {
     store_stmt *q;
+    char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
     int rc = store_prepare(st,
                            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE "
-                           "tid = $1 AND batch_no = $2 AND batch_date = $3 AND kind = 'F' AND "
-                           "ttype = $4 AND state = 'done' AND rc = '00' AND (undone_by IS NULL "
-                           "OR undone_by NOT LIKE '%|R')",
+                           "rkey >= $1 AND rkey < $2 AND ttype = $3 AND state = 'done' AND rc = "
+                           "'00' AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%')",
                            &q, e);
     if (rc != PX_OK)
         return rc;
-    store_bind_text(q, 1, j->tid);
-    store_bind_int64(q, 2, j->batch);
-    store_bind_text(q, 3, j->batch_date);
-    store_bind_text(q, 4, ttype);
+    sw_rkey_range(lo, hi, j->tid, j->batch, j->batch_date, 'F');
+    store_bind_text(q, 1, lo);
+    store_bind_text(q, 2, hi);
+    store_bind_text(q, 3, ttype);
     rc = store_step(q, e);
     if (rc == STORE_ROW) {
         *count = store_col_int64(q, 0);

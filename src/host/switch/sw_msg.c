@@ -316,7 +316,7 @@ int sw_req_parse(sw_req *r, px_error *e)
     default:
         break;
     }
-    if (rc == PX_OK)
+    if (rc == PX_OK && !r->no_hash)
         rc = hash_request(r, e);
     return rc;
 }
@@ -324,8 +324,16 @@ int sw_req_parse(sw_req *r, px_error *e)
 void sw_rkey(char out[SW_RKEY_MAX], const char *tid, const char *mid, const char *stan,
              int64_t batch, const char *date, char kind)
 {
-    snprintf(out, SW_RKEY_MAX, "%s|%s|%s|%06lld|%s|%c", tid, mid, stan, (long long)batch, date,
-             kind);
+    snprintf(out, SW_RKEY_MAX, "%s|%06lld|%s|%c|%s|%s", tid, (long long)batch, date, kind, stan,
+             mid);
+}
+
+void sw_rkey_range(char lo[SW_RKEY_MAX], char hi[SW_RKEY_MAX], const char *tid, int64_t batch,
+                   const char *date, char kind)
+{
+    /* '}' follows '|' in ASCII: [lo, hi) holds exactly the keys with this prefix */
+    snprintf(lo, SW_RKEY_MAX, "%s|%06lld|%s|%c|", tid, (long long)batch, date, kind);
+    snprintf(hi, SW_RKEY_MAX, "%s|%06lld|%s|%c}", tid, (long long)batch, date, kind);
 }
 
 /* ---- responses ---- */

@@ -161,12 +161,20 @@ int sw_next_rrn(switch_svc *s, char rrn[13], char stan[7])
     return PX_ELIMIT;
 }
 
-/* ---- sealing provider messages at rest (DEK, TDES-CBC, random IV) ---- */
+/* ---- sealing provider messages at rest (the DEK: AES, or TDES for an older one; CBC,
+ * random IV; layout IV || E(len16 || message || zero fill)) ---- */
+
+static size_t dek_block(switch_svc *s)
+{
+    hsm_key_attrs a;
+    hsm_key_get_attrs(s->dek, &a);
+    return a.algorithm == 'A' ? 16 : 8;
+}
 
 int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *outlen,
             px_error *e)
 {
-    size_t body = (2 + n + 7) / 8 * 8;
+    size_t bs, body;
     uint8_t *buf, *res;
     int rc;
     *out = NULL;
@@ -174,8 +182,10 @@ int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *o
         return px_error_set(e, PX_ESTATE, "no data key (HSM unavailable)");
     if (n > PX_ISO_MSG_MAX)
         return px_error_set(e, PX_ETOOBIG, "message too long to seal");
+    bs = dek_block(s);
+    body = (2 + n + bs - 1) / bs * bs;
     buf = calloc(1, body);
-    res = malloc(8 + body);
+    res = malloc(bs + body);
     if (buf == NULL || res == NULL) {
         free(buf);
         free(res);
@@ -184,9 +194,9 @@ int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *o
     buf[0] = (uint8_t)(n >> 8);
     buf[1] = (uint8_t)n;
     memcpy(buf + 2, in, n);
-    rc = crypto_random(res, 8, e);
+    rc = crypto_random(res, bs, e);
     if (rc == PX_OK)
-        rc = hsm_data_encrypt(s->hsm, s->dek, CRYPTO_CBC, res, buf, body, res + 8, e);
+        rc = hsm_data_encrypt(s->hsm, s->dek, CRYPTO_CBC, res, buf, body, res + bs, e);
     crypto_cleanse(buf, body);
     free(buf);
     if (rc != PX_OK) {
@@ -194,25 +204,26 @@ int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *o
         return rc;
     }
     *out = res;
-    *outlen = 8 + body;
+    *outlen = bs + body;
     return PX_OK;
 }
 
 int sw_unseal(switch_svc *s, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
               size_t *outlen, px_error *e)
 {
-    uint8_t buf[PX_ISO_MSG_MAX + 16];
-    size_t len;
+    uint8_t buf[PX_ISO_MSG_MAX + 32];
+    size_t len, bs;
     int rc;
     if (s->hsm == NULL || s->dek == NULL)
         return px_error_set(e, PX_ESTATE, "no data key (HSM unavailable)");
-    if (n < 16 || (n - 8) % 8 != 0 || n - 8 > sizeof buf)
+    bs = dek_block(s);
+    if (n < 2 * bs || (n - bs) % bs != 0 || n - bs > sizeof buf)
         return px_error_set(e, PX_EFORMAT, "sealed message: bad length %zu", n);
-    rc = hsm_data_decrypt(s->hsm, s->dek, CRYPTO_CBC, in, in + 8, n - 8, buf, e);
+    rc = hsm_data_decrypt(s->hsm, s->dek, CRYPTO_CBC, in, in + bs, n - bs, buf, e);
     if (rc != PX_OK)
         return rc;
     len = (size_t)buf[0] << 8 | buf[1];
-    if (len + 2 > n - 8 || len > cap) {
+    if (len + 2 > n - bs || len > cap) {
         crypto_cleanse(buf, sizeof buf);
         return px_error_set(e, PX_EFORMAT, "sealed message: bad inner length");
     }

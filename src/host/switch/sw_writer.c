@@ -400,6 +400,10 @@ int sw_writer_start(switch_svc *s, const store_config *cfg, int nthreads, size_t
         rc = store_open(cfg, &w->th[i].st, e);
         if (rc != PX_OK)
             break;
+        /* SQLite: a page cache that holds the hot part of the journal and its indexes, so
+         * a group does not re-read pages from the OS at every statement. */
+        if (store_get_backend(w->th[i].st) == STORE_SQLITE)
+            (void)store_exec(w->th[i].st, "PRAGMA cache_size = -65536", NULL);
         w->th[i].w = w;
         if (pthread_create(&w->th[i].th, NULL, writer_main, &w->th[i]) != 0) {
             store_close(w->th[i].st);

@@ -235,7 +235,7 @@ static void open_hsm(switch_svc *s)
 {
     px_error e = {0};
     hsm_keyblock kb;
-    static const hsm_key_attrs dek_attrs = {"D0", 'T', 'B', 'N', 16};
+    static const hsm_key_attrs dek_attrs = {"D0", 'A', 'B', 'N', 16};
     int rc = hsm_open(&s->cfg.hsm, s->d->st, &s->hsm, &e);
     if (rc != PX_OK) {
         px_strlcpy(s->hsm_error, px_error_text(&e), sizeof s->hsm_error);
