@@ -143,7 +143,7 @@ static int parse_file(const char *text, size_t len, lmk_file *f)
         return PX_EFORMAT;
     if (take_line(&p, end, "kdf", v, sizeof v) != PX_OK ||
         sscanf(v, "scrypt %2" SCNd64 " %2" SCNd64 " %2" SCNd64, &f->log2n, &f->r, &f->p) != 3 ||
-        f->log2n < 10 || f->log2n > 22 || f->r < 1 || f->r > 32 || f->p < 1 || f->p > 16)
+        f->log2n < 10 || f->log2n > 22 || f->r != SCRYPT_R || f->p != SCRYPT_P)
         return PX_EFORMAT;
     if (take_hex(&p, end, "salt", f->salt, SALT_LEN) != PX_OK ||
         take_hex(&p, end, "nonce", f->nonce, NONCE_LEN) != PX_OK ||

@@ -6,6 +6,7 @@
 
 #include "host/phonepay/phonepay_int.h"
 #include "host/phonepay/phonepay_recon.h"
+#include "lib/mobile_cn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (phonepay_clearing_parse((const char *)data, size, "2026-03-01", &c, NULL) == PX_OK)
         phonepay_clearing_free(&c);
     (void)phonepay_field48_parse((const char *)data, size, size == 34, &f, NULL);
-    (void)phonepay_mobile_is_valid((const char *)data, size, NULL);
+    (void)px_mobile_cn_is_valid((const char *)data, size, NULL);
     if (size > 4096 || (s = malloc(size + 1)) == NULL)
         return 0;
     memcpy(s, data, size);
