@@ -12,6 +12,7 @@
  *   settlement, batch upload
  * Every answer that records something is sent only after the commit that records it.
  */
+#include "host/phonepay/phonepay.h"
 #include "host/switch/sw_int.h"
 #include "lib/hex.h"
 #include "lib/log.h"
@@ -29,6 +30,11 @@ const hsm_key_attrs switch_tmk_attrs = {"K0", 'T', 'E', 'N', 16};
 static const hsm_key_attrs pik_attrs = {"P0", 'T', 'B', 'S', 16};
 static const hsm_key_attrs mak_attrs = {"M1", 'T', 'C', 'S', 16};
 static const hsm_key_attrs tdk_attrs = {"D0", 'T', 'B', 'S', 16};
+
+static const char credited_later_text[] =
+    "\xE6\x94\xB6\xE6\xAC\xBE\xE4\xBA\xBA\xE5\xB0\x86\xE5\x9C\xA8\xE5\xAF\xB9"
+    "\xE8\xB4\xA6\xE5\x90\x8E\xE5\x85\xA5\xE8\xB4\xA6 / the payee will be credited "
+    "after reconciliation"; /* 收款人将在对账后入账 */
 
 static const char no_issuer_text[] =
     "\xE4\xBB\x98\xE6\xAC\xBE\xE5\x8D\xA1\xE6\x89\x80\xE5\xB1\x9E\xE9\x93\xB6\xE8\xA1\x8C"
@@ -486,6 +492,8 @@ static const char *ttype_of(int type)
     case SW_T_PURCHASE: return "purchase";
     case SW_T_BALANCE: return "balance";
     case SW_T_VOID: return "void";
+    case SW_T_PHONEPAY: return "phonepay";
+    case SW_T_LOOKUP: return "lookup";
     default: return "other";
     }
 }
@@ -516,8 +524,8 @@ static int void_original(switch_svc *s, const sw_req *r, const sw_term *t, char 
 /* The 1987 request to the provider (docs/switch-protocol.md section 2). Without the secret
  * fields (35, 52, 14) it is what is sealed and kept for a reversal. */
 static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *pin,
-                          const sw_job *j, const char *orig_pstan, const char *orig_ptime,
-                          int secret, iso8583_msg *m, px_error *e)
+                          const char *payee_card, const sw_job *j, const char *orig_pstan,
+                          const char *orig_ptime, int secret, iso8583_msg *m, px_error *e)
 {
     const uint8_t *p;
     size_t n;
@@ -526,8 +534,8 @@ static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *p
     iso8583_msg_init(m, &iso8583_1987_ascii);
     (void)iso8583_set_mti(m, "0200", NULL);
     rc = iso8583_set(m, 2, r->pan, e);
-    if (rc == PX_OK)
-        rc = iso8583_set(m, 3, r->proc, e);
+    if (rc == PX_OK) /* a mobile-number payment is a debit (400000) for the provider */
+        rc = iso8583_set(m, 3, r->type == SW_T_PHONEPAY ? "400000" : r->proc, e);
     if (rc == PX_OK && r->has_amount && r->type != SW_T_BALANCE) {
         snprintf(amount, sizeof amount, "%012lld", (long long)r->amount);
         rc = iso8583_set(m, 4, amount, e);
@@ -566,6 +574,14 @@ static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *p
         rc = iso8583_set(m, 49, "156", e);
     if (rc == PX_OK && secret && pin != NULL)
         rc = iso8583_set_bin(m, 52, pin->data, 8, e);
+    if (rc == PX_OK && r->type == SW_T_PHONEPAY) {
+        char mobiles[23];
+        memcpy(mobiles, r->f48, 22);
+        mobiles[22] = 0;
+        rc = iso8583_set(m, 48, mobiles, e);
+        if (rc == PX_OK && secret && payee_card != NULL)
+            rc = iso8583_set(m, 103, payee_card, e);
+    }
     if (rc == PX_OK && r->type == SW_T_VOID) {
         snprintf(f90, sizeof f90, "0200%6.6s%10.10s%011lld%011d",
                  orig_pstan[0] ? orig_pstan : "000000", orig_ptime[0] ? orig_ptime : "0000000000",
@@ -576,6 +592,19 @@ static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *p
 }
 
 static void complete_done(switch_svc *s, sw_job *j);
+
+/* Tell phonepay that a mobile-number debit was reversed (never to be credited). */
+static void phonepay_reversed(switch_svc *s, const char *ref)
+{
+    phonepay *pp = phonepay_instance();
+    px_error e = {0};
+    (void)s;
+    if (ref == NULL || ref[0] == 0 || pp == NULL)
+        return;
+    if (phonepay_payment_reverse(pp, ref, &e) != PX_OK)
+        px_errorlog("switch", "phonepay: reversal of payment %s not recorded: %s", ref,
+                    px_error_text(&e));
+}
 
 /* Record the answer (and postings) of a claimed request, then send it. */
 static void complete(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t,
@@ -601,6 +630,8 @@ static void complete(switch_svc *s, uint64_t conn, const sw_req *r, const sw_ter
     j->fee_bp = s->cfg.fee_bp;
     j->outbox = outbox;
     px_strlcpy(j->reason, "98", sizeof j->reason);
+    if (r->type == SW_T_PHONEPAY)
+        memcpy(j->ref, r->f48 + 22, 12);
     j->conn = conn;
     if (preq != NULL && copy_bytes(&j->preq, &j->preqlen, preq, preqlen) != PX_OK)
         j->preq = NULL;
@@ -626,6 +657,7 @@ static void complete_done(switch_svc *s, sw_job *j)
     if (j->out.outcome == SW_O_UNDONE) {
         px_info("switch", "%s: reversed by the terminal while at the provider: not posted",
                 j->rkey);
+        phonepay_reversed(s, j->ref);
         return;
     }
     if (j->out.outcome == SW_O_LOST) {
@@ -674,6 +706,19 @@ void sw_flow_provider_answer(switch_svc *s, uint64_t conn, const uint8_t *treq, 
                 (long long)s->cfg.provider_timeout_ms);
         sw_provider_send_reversal(s, rkey, &pm, "98", 0);
     }
+    if (r.type == SW_T_PHONEPAY) {
+        char ref[13], pstan[7] = "";
+        phonepay *pp = phonepay_instance();
+        memcpy(ref, r.f48 + 22, 12);
+        ref[12] = 0;
+        if (iso8583_get(&pm, 11, &p, &n) == PX_OK)
+            px_strlcpy(pstan, (const char *)p, sizeof pstan);
+        if (prsp == NULL)
+            phonepay_reversed(s, ref);
+        else if (pp != NULL && phonepay_payment_result(pp, ref, rrn, pstan, rc, &e) != PX_OK)
+            px_errorlog("switch", "phonepay: result of payment %s not recorded: %s", ref,
+                        px_error_text(&e));
+    }
     iso8583_msg_cleanse(&pm);
     if (sw_rsp_begin(s, &r, t, rc, &rsp, &e) != PX_OK)
         return;
@@ -695,12 +740,17 @@ void sw_flow_provider_answer(switch_svc *s, uint64_t conn, const uint8_t *treq, 
     }
     if (strcmp(rc, SWITCH_RC_NO_ISSUER) == 0)
         (void)iso8583_set(&rsp, 63, no_issuer_text, NULL);
+    else if (r.type == SW_T_PHONEPAY && strcmp(rc, SWITCH_RC_APPROVED) == 0)
+        (void)iso8583_set(&rsp, 63, credited_later_text, NULL);
     if (r.type == SW_T_BALANCE) /* nothing to keep or undo: the amount is not in field 4 */
         r.has_amount = 0;
     complete(s, conn, &r, t, rkey, ttype_of(r.type), rc, &rsp, rrn, auth, prsp == NULL, preq,
              preqlen);
     iso8583_msg_cleanse(&rsp);
 }
+
+static void phonepay_lookup_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *t);
+static void phonepay_payment_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *t);
 
 static void claim_done(switch_svc *s, sw_job *j)
 {
@@ -723,6 +773,14 @@ static void claim_done(switch_svc *s, sw_job *j)
     }
     if (j->out.outcome != SW_O_NEW) {
         answer_duplicate(s, j, &r, t);
+        return;
+    }
+    if (r.type == SW_T_LOOKUP) {
+        phonepay_lookup_step(s, j, &r, t);
+        return;
+    }
+    if (r.type == SW_T_PHONEPAY) {
+        phonepay_payment_step(s, j, &r, t);
         return;
     }
     if (sw_provider_send(s, j, &e) != PX_OK) {
@@ -804,13 +862,13 @@ static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
         px_error_set(&e, rc, "no retrieval reference number available");
     /* Sealed copy (no track, PIN or expiry) for a reversal after a crash. */
     if (rc == PX_OK)
-        rc = build_provider(s, r, NULL, j, opstan, optime, 0, &pm, &e);
+        rc = build_provider(s, r, NULL, NULL, j, opstan, optime, 0, &pm, &e);
     if (rc == PX_OK)
         rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
     if (rc == PX_OK)
         rc = sw_seal(s, pbytes, pn, &j->prov_blob, &j->prov_bloblen, &e);
     if (rc == PX_OK)
-        rc = build_provider(s, r, pin, j, opstan, optime, 1, &pm, &e);
+        rc = build_provider(s, r, pin, NULL, j, opstan, optime, 1, &pm, &e);
     if (rc == PX_OK)
         rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
     if (rc == PX_OK)
@@ -830,13 +888,220 @@ static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
     submit(s, j);
 }
 
+/* ---- mobile-number payment (seed 002; docs/switch-protocol.md section 1, phonepay.h) ---- */
+
+/* 0100 / 380000, claimed: phonepay looks the payee up; the answer is recorded and sent. */
+static void phonepay_lookup_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *t)
+{
+    phonepay *pp = phonepay_instance();
+    phonepay_field48 f;
+    phonepay_lookup_result lr;
+    iso8583_msg rsp;
+    px_error e = {0};
+    const char *rc = SWITCH_RC_SYSTEM_ERROR;
+    memset(&lr, 0, sizeof lr);
+    if (pp == NULL)
+        rc = SWITCH_RC_NOT_SUPPORTED;
+    else if (phonepay_field48_parse(r->f48, strlen(r->f48), 0, &f, &e) != PX_OK)
+        rc = SWITCH_RC_FORMAT_ERROR;
+    else if (phonepay_lookup(pp, r->tid, f.payee_mobile, f.payer_mobile, r->amount, &lr, &e) ==
+             PX_OK)
+        rc = lr.response_code;
+    else
+        px_errorlog("switch", "%s: payee lookup failed: %s", j->rkey, px_error_text(&e));
+    if (sw_rsp_begin(s, r, t, rc, &rsp, &e) != PX_OK)
+        return;
+    if (strcmp(rc, SWITCH_RC_APPROVED) == 0) {
+        (void)iso8583_set(&rsp, 37, lr.reference, NULL);
+        (void)iso8583_set(&rsp, 63, lr.masked_name, NULL);
+    } else if (lr.text[0]) {
+        (void)iso8583_set(&rsp, 63, lr.text, NULL);
+    }
+    complete(s, j->conn, r, t, j->rkey, "lookup", rc, &rsp, NULL, NULL, 0, NULL, 0);
+    iso8583_msg_cleanse(&rsp);
+}
+
+static void attach_done(switch_svc *s, sw_job *j)
+{
+    sw_req r;
+    sw_term *t = NULL;
+    iso8583_msg rsp;
+    px_error e = {0};
+    const char *rc = NULL;
+    if (reparse(j->treq, j->treqlen, &r) != PX_OK)
+        return;
+    (void)sw_term_get(s, r.tid, 0, &t, &e);
+    if (j->status != PX_OK) {
+        rc = SWITCH_RC_SYSTEM_ERROR;
+    } else if (j->out.outcome != SW_O_NEW) {
+        px_info("switch", "%s: reversed before it was sent: not sent", j->rkey);
+        phonepay_reversed(s, j->ref);
+        return;
+    } else if (sw_provider_send(s, j, &e) != PX_OK) {
+        px_warn("switch", "%s: not sent to the provider (%s): 91", j->rkey, px_error_text(&e));
+        rc = SWITCH_RC_PROVIDER_DOWN;
+    }
+    if (rc == NULL)
+        return; /* the provider's answer (or its timeout) completes it */
+    {
+        phonepay *pp = phonepay_instance();
+        if (pp != NULL)
+            (void)phonepay_payment_result(pp, j->ref, j->rrn, j->prov_stan, rc, &e);
+    }
+    if (sw_rsp_begin(s, &r, t, rc, &rsp, &e) == PX_OK)
+        complete(s, j->conn, &r, t, j->rkey, "phonepay", rc, &rsp, j->rrn, NULL, 0, NULL, 0);
+}
+
+/* 0200 / 480000, claimed: phonepay checks the reference and the payer card's bank and gives
+ * the payee's card; the debit's provider message is sealed into the claimed request before
+ * it is sent, as for a purchase. */
+static void phonepay_payment_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *t)
+{
+    phonepay *pp = phonepay_instance();
+    phonepay_field48 f;
+    phonepay_payment pay;
+    phonepay_payment_request pr;
+    hsm_pin_block pin_in, pin_out, *pin = NULL;
+    iso8583_msg rsp, pm;
+    uint8_t pbytes[PX_ISO_MSG_MAX];
+    size_t pn = 0;
+    px_error e = {0};
+    const char *rc = NULL, *text = NULL;
+    sw_job *a;
+    int code;
+    memset(&pay, 0, sizeof pay);
+    if (pp == NULL)
+        rc = SWITCH_RC_NOT_SUPPORTED;
+    else if (phonepay_field48_parse(r->f48, strlen(r->f48), 1, &f, &e) != PX_OK)
+        rc = SWITCH_RC_FORMAT_ERROR;
+    if (rc == NULL) {
+        pr.tid = r->tid;
+        pr.reference = f.reference;
+        pr.payee_mobile = f.payee_mobile;
+        pr.payer_mobile = f.payer_mobile;
+        pr.amount_minor = r->amount;
+        pr.payer_pan = r->pan;
+        if (phonepay_payment_begin(pp, &pr, &pay, &e) != PX_OK) {
+            px_errorlog("switch", "%s: payment check failed: %s", j->rkey, px_error_text(&e));
+            rc = SWITCH_RC_SYSTEM_ERROR;
+        } else if (strcmp(pay.response_code, PHONEPAY_RC_APPROVED) != 0) {
+            rc = pay.response_code;
+            text = pay.text[0] ? pay.text : NULL;
+        }
+    }
+    if (rc == NULL && r->has_pin) {
+        memset(&pin_in, 0, sizeof pin_in);
+        memcpy(pin_in.data, r->pin_block, 8);
+        pin_in.len = 8;
+        pin_in.format = CRYPTO_PIN_ISO0;
+        if (s->zpk == NULL || t == NULL || t->pik == NULL ||
+            hsm_pin_translate(s->hsm, t->pik, &pin_in, s->zpk, CRYPTO_PIN_ISO0, r->pan, &pin_out,
+                              &e) != PX_OK)
+            rc = SWITCH_RC_INCORRECT_PIN;
+        else
+            pin = &pin_out;
+        crypto_cleanse(&pin_in, sizeof pin_in);
+    }
+    a = rc == NULL ? sw_job_new(SW_J_ATTACH, attach_done) : NULL;
+    if (rc == NULL && a == NULL)
+        rc = SWITCH_RC_SYSTEM_ERROR;
+    if (rc == NULL) {
+        px_strlcpy(a->rkey, j->rkey, sizeof a->rkey);
+        px_strlcpy(a->ttype, "phonepay", sizeof a->ttype);
+        memcpy(a->ref, f.reference, sizeof f.reference < sizeof a->ref ? sizeof f.reference
+                                                                       : sizeof a->ref);
+        a->ref[sizeof a->ref - 1] = 0;
+        a->conn = j->conn;
+        px_time_format_utc(px_now_ms(), "%m%d%H%M%S", a->prov_time, sizeof a->prov_time);
+        code = sw_next_rrn(s, a->rrn, a->prov_stan);
+        if (code == PX_OK)
+            code = build_provider(s, r, NULL, NULL, a, "", "", 0, &pm, &e);
+        if (code == PX_OK)
+            code = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
+        if (code == PX_OK)
+            code = sw_seal(s, pbytes, pn, &a->prov_blob, &a->prov_bloblen, &e);
+        if (code == PX_OK)
+            code = build_provider(s, r, pin, pay.payee_card, a, "", "", 1, &pm, &e);
+        if (code == PX_OK)
+            code = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
+        if (code == PX_OK)
+            code = copy_bytes(&a->preq, &a->preqlen, pbytes, pn);
+        if (code == PX_OK)
+            code = copy_bytes(&a->treq, &a->treqlen, r->raw, r->rawlen);
+        crypto_cleanse(pbytes, sizeof pbytes);
+        iso8583_msg_cleanse(&pm);
+        if (code != PX_OK) {
+            px_errorlog("switch", "%s: %s", j->rkey, px_error_text(&e));
+            sw_job_free(a);
+            rc = SWITCH_RC_SYSTEM_ERROR;
+        }
+    }
+    crypto_cleanse(pay.payee_card, sizeof pay.payee_card);
+    if (pin != NULL)
+        crypto_cleanse(&pin_out, sizeof pin_out);
+    if (rc == NULL) {
+        submit(s, a);
+        return;
+    }
+    if (pp != NULL && strcmp(rc, SWITCH_RC_SYSTEM_ERROR) == 0 && pay.response_code[0] &&
+        strcmp(pay.response_code, PHONEPAY_RC_APPROVED) == 0)
+        (void)phonepay_payment_result(pp, f.reference, "", "", rc, &e);
+    if (sw_rsp_begin(s, r, t, rc, &rsp, &e) != PX_OK)
+        return;
+    if (text != NULL)
+        (void)iso8583_set(&rsp, 63, text, NULL);
+    complete(s, j->conn, r, t, j->rkey, "phonepay", rc, &rsp, NULL, NULL, 0, NULL, 0);
+    iso8583_msg_cleanse(&rsp);
+}
+
+/* Both mobile-number steps start with a claim, so a retransmission never reaches phonepay
+ * twice. */
+static void flow_phonepay(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    sw_job *j;
+    if (phonepay_instance() == NULL) {
+        net_metric_add(s->m.unsupported, 1);
+        sw_answer(s, conn, r, t, SWITCH_RC_NOT_SUPPORTED);
+        return;
+    }
+    if (r->type == SW_T_PHONEPAY && r->amount <= 0) {
+        decline(s, conn, r, t, "phonepay", SWITCH_RC_INVALID_AMOUNT, NULL);
+        return;
+    }
+    if (r->type == SW_T_PHONEPAY && r->amount > s->cfg.max_amount_minor) {
+        decline(s, conn, r, t, "phonepay", SWITCH_RC_AMOUNT_LIMIT, NULL);
+        return;
+    }
+    j = sw_job_new(SW_J_CLAIM, claim_done);
+    if (j == NULL || copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
+        sw_job_free(j);
+        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+        return;
+    }
+    job_identity(j, r, t, 'F', ttype_of(r->type));
+    if (r->type == SW_T_LOOKUP)
+        j->amount = 0;
+    else
+        memcpy(j->ref, r->f48 + 22, 12);
+    sw_owner_token(s, j->owner);
+    j->conn = conn;
+    submit(s, j);
+}
+
 /* ---- reversal, settlement, batch upload ---- */
+
+static void reversal_done(switch_svc *s, sw_job *j)
+{
+    if (j->status == PX_OK && j->out.outcome == SW_O_NEW)
+        phonepay_reversed(s, j->out.ref);
+    final_done(s, j);
+}
 
 static void flow_reversal(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
 {
     iso8583_msg rsp;
     px_error e = {0};
-    sw_job *j = sw_job_new(SW_J_REVERSAL, final_done);
+    sw_job *j = sw_job_new(SW_J_REVERSAL, reversal_done);
     if (j == NULL || sw_rsp_begin(s, r, t, SWITCH_RC_APPROVED, &rsp, &e) != PX_OK ||
         build(s, r, t, SWITCH_RC_APPROVED, &rsp, &j->rsp, &j->rsplen) != PX_OK ||
         copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen) != PX_OK) {
@@ -1029,7 +1294,11 @@ void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
     case SW_T_UPLOAD:
         flow_upload(s, conn, r, t);
         return;
-    default: /* mobile-number payment: until the phonepay service is there */
+    case SW_T_LOOKUP:
+    case SW_T_PHONEPAY:
+        flow_phonepay(s, conn, r, t);
+        return;
+    default:
         net_metric_add(s->m.unsupported, 1);
         sw_answer(s, conn, r, t, SWITCH_RC_NOT_SUPPORTED);
         return;

@@ -113,6 +113,7 @@ typedef struct sw_req {
     int64_t orig_batch;          /* void: 61.1 */
     char orig_stan[7];           /* void: 61.2 */
     char rev_reason[3];          /* reversal: 39 */
+    char f48[48];                /* lookup (22 digits) and mobile-number payment (34) */
     sw_totals settle_dom, settle_for; /* settlement: 48 */
     size_t nupload;              /* batch upload: 48 */
     sw_upload_item upload[SW_UPLOAD_MAX];
@@ -161,7 +162,7 @@ void sw_term_drop_keys(switch_svc *s, sw_term *t);
 enum sw_job_kind {
     SW_J_SIGNON = 1, SW_J_SIGNOFF, SW_J_FINAL, SW_J_CLAIM, SW_J_COMPLETE, SW_J_REVERSAL,
     SW_J_SETTLE, SW_J_UPLOAD, SW_J_OUTBOX_DONE, SW_J_OUTBOX_TOUCH, SW_J_RECOVER,
-    SW_J_RRN_BLOCK
+    SW_J_RRN_BLOCK, SW_J_ATTACH
 };
 
 /* What a job found (out.outcome). */
@@ -197,6 +198,7 @@ struct sw_job {
     char rrn[13], auth[7], rc[3];
     char orig_rkey[SW_RKEY_MAX];  /* void: the purchase; reversal: the original */
     char orig_rrn[13];
+    char ref[16];                 /* mobile-number payment: the lookup reference */
     char owner[64];               /* claim token: tells our own earlier insert from another's */
     int64_t fee_bp;               /* complete: the merchant fee */
     char reason[3];               /* outbox reason for the provider reversal */
@@ -230,6 +232,7 @@ struct sw_job {
         sw_totals sw_dom;
         int64_t rrn_next;         /* RRN block: first number */
         int64_t recovered;
+        char ref[16];             /* reversal of a mobile-number payment: tell phonepay */
     } out;
     /* loop-side context for the done callback */
     uint64_t conn;

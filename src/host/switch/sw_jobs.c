@@ -18,9 +18,9 @@
 static const char sql_insert_request[] =
     "INSERT INTO switch_request (rkey, tid, mid, stan, batch_no, batch_date, kind, ttype, "
     "state, req_hash, amount, rc, rsp, rrn, auth_code, pan_masked, orig_rkey, undone_by, "
-    "prov_stan, prov_time, prov_blob, owner, node, created_ms, updated_ms) VALUES ($1, $2, "
-    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-    "$22, $23, $24, $24) ON CONFLICT DO NOTHING";
+    "prov_stan, prov_time, prov_blob, owner, node, created_ms, updated_ms, ref) VALUES ($1, "
+    "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+    "$21, $22, $23, $24, $24, $25) ON CONFLICT DO NOTHING";
 
 static void bind_text_or_null(store_stmt *q, int i, const char *v)
 {
@@ -69,6 +69,7 @@ static int insert_request(store *st, sw_group *g, sw_job *j, const char *state,
     store_bind_text(q, 22, j->owner);
     store_bind_text(q, 23, sw_group_node(g));
     store_bind_int64(q, 24, sw_group_now_ms(g));
+    bind_text_or_null(q, 25, j->ref);
     rc = store_step(q, e);
     if (rc >= 0)
         rc = store_changes(q) == 1 ? 1 : 0;
@@ -534,6 +535,59 @@ static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
     return rc;
 }
 
+/* A mobile-number payment the provider approved: nothing was posted here (the money moves
+ * between two cardholders at the provider); the provider gets a reversal and phonepay is
+ * told (the loop does that with out.ref) so the payee is never credited. */
+static int reverse_phonepay(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int64_t ch = 0;
+    int rc = exec_text(st,
+                       "UPDATE switch_request SET undone_by = $2 WHERE rkey = $1 AND undone_by "
+                       "IS NULL",
+                       j->orig_rkey, j->rkey, -1, &ch, e);
+    if (rc != PX_OK || ch != 1)
+        return rc;
+    rc = add_outbox(st, g, j->orig_rkey, j->reason, e);
+    if (rc != PX_OK)
+        return rc;
+    rc = store_prepare(st, "SELECT ref FROM switch_request WHERE rkey = $1", &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->orig_rkey);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
+        px_strlcpy(j->out.ref, store_col_text(q, 0), sizeof j->out.ref);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* The provider message (sealed) of a request claimed before it was known (mobile-number
+ * payment: phonepay decides between the claim and the send). */
+static int job_attach(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "UPDATE switch_request SET prov_blob = $2, prov_stan = $3, prov_time = "
+                           "$4, rrn = $5, ref = $6, updated_ms = $7 WHERE rkey = $1 AND state = "
+                           "'pending' AND undone_by IS NULL",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_blob(q, 2, j->prov_blob, j->prov_bloblen);
+    store_bind_text(q, 3, j->prov_stan);
+    store_bind_text(q, 4, j->prov_time);
+    store_bind_text(q, 5, j->rrn);
+    bind_text_or_null(q, 6, j->ref);
+    store_bind_int64(q, 7, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    if (rc >= 0)
+        j->out.outcome = store_changes(q) == 1 ? SW_O_NEW : SW_O_LOST;
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
 static int job_reversal(store *st, sw_group *g, sw_job *j, px_error *e)
 {
     int is_new, rc = PX_OK;
@@ -594,6 +648,9 @@ static int job_reversal(store *st, sw_group *g, sw_job *j, px_error *e)
                              j->orig_rkey, j->rkey, -1, NULL, e);
         if (strcmp(state, "done") == 0 && strcmp(orc, "00") == 0 && !undone && posted)
             return reverse_done(st, g, j, ottype, oorig, e);
+        if (strcmp(state, "done") == 0 && strcmp(orc, "00") == 0 && !undone &&
+            strcmp(ottype, "phonepay") == 0)
+            return reverse_phonepay(st, g, j, e);
         return PX_OK; /* declined, failed, already undone or a balance inquiry: nothing */
     }
     return PX_OK;
@@ -883,6 +940,8 @@ int sw_job_run(store *st, sw_group *g, sw_job *j, px_error *e)
         return job_recover(st, g, j, e);
     case SW_J_RRN_BLOCK:
         return job_rrn_block(st, g, j, e);
+    case SW_J_ATTACH:
+        return job_attach(st, g, j, e);
     default:
         return px_error_set(e, PX_EINTERNAL, "unknown job kind %d", j->kind);
     }

@@ -275,12 +275,21 @@ int sw_req_parse(sw_req *r, px_error *e)
     r->maced = r->type != SW_T_SIGNON && r->type != SW_T_SIGNOFF;
     switch (r->type) {
     case SW_T_PURCHASE:
+        rc = parse_amount(r, 1, e);
+        if (rc == PX_OK)
+            rc = parse_card(r, e);
+        if (rc == PX_OK)
+            rc = parse_pin(r, e);
+        break;
     case SW_T_PHONEPAY:
         rc = parse_amount(r, 1, e);
         if (rc == PX_OK)
             rc = parse_card(r, e);
         if (rc == PX_OK)
             rc = parse_pin(r, e);
+        if (rc == PX_OK && (!get_text(&r->msg, 48, r->f48, sizeof r->f48) || strlen(r->f48) != 34))
+            rc = px_error_set(e, PX_EFORMAT, "field 48: payee mobile, payer mobile and the lookup "
+                                             "reference: 34 digits");
         break;
     case SW_T_BALANCE:
         rc = parse_card(r, e);
@@ -297,7 +306,9 @@ int sw_req_parse(sw_req *r, px_error *e)
             rc = parse_void(r, e);
         break;
     case SW_T_LOOKUP:
-        rc = parse_amount(r, 0, e);
+        rc = parse_amount(r, 1, e);
+        if (rc == PX_OK && (!get_text(&r->msg, 48, r->f48, sizeof r->f48) || strlen(r->f48) != 22))
+            rc = px_error_set(e, PX_EFORMAT, "field 48: payee mobile and payer mobile: 22 digits");
         break;
     case SW_T_REVERSAL:
         rc = parse_amount(r, 0, e);

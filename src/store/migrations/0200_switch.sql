@@ -60,7 +60,7 @@ CREATE TABLE switch_batch (
 -- (TPDU onwards), replayed to a retransmission. state: pending (claimed, at the provider),
 -- done (answered), failed (no answer was ever sent: a crash or a store failure while
 -- pending), void (a tombstone: reversed before it arrived). undone_by: the void or reversal
--- that undid this request, set once. fee: the fee its posting carried (a void or reversal
+-- that undid this request, set once. ref: a mobile-number payment's lookup reference. fee: the fee its posting carried (a void or reversal
 -- copies its original's), so an undo negates exactly what was posted.
 -- Hot inserts append to the table; the only index written at a random place is rkey's.
 CREATE TABLE switch_request (
@@ -86,6 +86,7 @@ CREATE TABLE switch_request (
     auth_code  TEXT,
     pan_masked TEXT,
     orig_rkey  TEXT,
+    ref        TEXT,
     undone_by  TEXT,
     posted     BIGINT NOT NULL DEFAULT 0 CHECK (posted IN (0, 1)),
     prov_stan  TEXT,

@@ -41,7 +41,10 @@ static int setup(void **state)
                          "provider_timeout_ms = 2000\nreversal_retry_ms = 500\n"
                          "max_amount_minor = 500000\ncache_ttl_ms = 200\n");
     swfix_issuer_section(&F, is, sizeof is, port, NULL);
-    snprintf(all, sizeof all, "%s\n%s", sw, is);
+    /* the mobile-number payment service in the same daemon: the switch calls it in-process */
+    snprintf(all, sizeof all, "%s\n%s\n[phonepay]\nenabled = true\nhsm_lmk_file = %s\n"
+             "hsm_audit_file = %s\n",
+             sw, is, F.lmk, F.audit);
     /* Registered before the node starts: while it runs, no other process opens its SQLite
      * file (docs/switch.md, "Operating on SQLite"); the tests read through its endpoints. */
     if (swfix_add_terminal(&F, "10000001", MID, "Possum Coffee") != 0 ||
@@ -121,6 +124,58 @@ static json_t *get_json(const char *path)
         fprintf(stderr, "GET %s: %ld %s\n", path, status, px_buf_str(&out));
     px_buf_free(&out);
     return j;
+}
+
+static int ledger_check_ok(void);
+
+/* ---- mobile-number payment (phonepay in the same daemon) ---- */
+
+static void test_mobile_payment_refusals(void **state)
+{
+    termsim t;
+    iso8583_msg m, rsp, r2;
+    uint8_t out[PX_ISO_MSG_MAX + 2], in1[PX_ISO_MSG_MAX], in2[PX_ISO_MSG_MAX];
+    size_t n = 0, n1 = 0, n2 = 0;
+    char stan[7];
+    px_error e = {0};
+    (void)state;
+    term(&t, "10000002", MID);
+    signon(&t);
+    /* payee lookup: a number that is not a mainland-China mobile number -> Q1 */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0100", stan, "81", "000");
+    (void)iso8583_set(&m, 3, "380000", NULL);
+    (void)iso8583_set(&m, 4, "000000001000", NULL);
+    (void)iso8583_set(&m, 48, "1234567890113800138000", NULL);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
+    assert_string_equal(rsp.mti, "0110");
+    assert_string_equal(termsim_rc(&rsp), "Q1");
+    assert_true(strlen(field(&rsp, 63)) > 0);
+    /* a valid number nobody registered -> Q2; its retransmission gets the same bytes */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0100", stan, "81", "000");
+    (void)iso8583_set(&m, 3, "380000", NULL);
+    (void)iso8583_set(&m, 4, "000000001000", NULL);
+    (void)iso8583_set(&m, 48, "1390000000113800138000", NULL);
+    assert_int_equal(termsim_pack(&t, &m, 1, out, sizeof out, &n, &e), 0);
+    assert_int_equal(net_client_send_raw(t.c, out, n, &e), 0);
+    assert_int_equal(net_client_recv_frame(t.c, in1, sizeof in1, &n1, 10000, &e), 0);
+    assert_int_equal(net_client_send_raw(t.c, out, n, &e), 0);
+    assert_int_equal(net_client_recv_frame(t.c, in2, sizeof in2, &n2, 10000, &e), 0);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(in1, in2, n1);
+    assert_int_equal(termsim_unpack(&t, in1, n1, &r2, &e), 0);
+    assert_string_equal(termsim_rc(&r2), "Q2");
+    /* a payment with a reference that was never issued -> 12, nothing posted */
+    termsim_next_stan(&t, stan);
+    termsim_begin(&t, &m, "0200", stan, "82", "000");
+    assert_int_equal(termsim_card(&t, &m, "480000", SWFIX_CARD_OK, 1000, SWFIX_CARD_OK_PIN, &e),
+                     0);
+    (void)iso8583_set(&m, 48, "1390000000113800138000123456789012", NULL);
+    assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "12");
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
 }
 
 static int ledger_check_ok(void)
@@ -570,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_void_once),
         cmocka_unit_test(test_settlement_and_upload),
         cmocka_unit_test(test_update_flag_in_header),
+        cmocka_unit_test(test_mobile_payment_refusals),
         cmocka_unit_test(test_ledger_check_at_the_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
