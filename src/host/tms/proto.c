@@ -249,8 +249,11 @@ int tms_contacts_write(store *st, const tms_contact *c, size_t n, px_error *e)
     int rc = store_begin(st, e);
     for (size_t i = 0; rc == PX_OK && i < n; i++) {
         store_stmt *q;
-        if ((rc = store_prepare(st, "UPDATE tms_terminal SET last_contact_ms = $2, installed = $3 "
-                                    "WHERE serial = $1", &q, e)) != PX_OK)
+        /* installed only when no report has recorded something newer since */
+        if ((rc = store_prepare(st, "UPDATE tms_terminal SET last_contact_ms = $2, installed = "
+                                    "CASE WHEN installed_ms <= $2 THEN $3 ELSE installed END, "
+                                    "installed_ms = CASE WHEN installed_ms <= $2 THEN $2 ELSE "
+                                    "installed_ms END WHERE serial = $1", &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, c[i].serial);
         store_bind_int64(q, 2, c[i].at_ms);
@@ -334,8 +337,8 @@ static int set_installed(store *st, const char *serial, const char *name, const 
     json_decref(j);
     if (text == NULL)
         return px_error_set(e, PX_ENOMEM, "out of memory");
-    if ((rc = store_prepare(st, "UPDATE tms_terminal SET installed = $2, updated_ms = $3 WHERE "
-                                "serial = $1", &q, e)) == PX_OK) {
+    if ((rc = store_prepare(st, "UPDATE tms_terminal SET installed = $2, installed_ms = $3, "
+                                "updated_ms = $3 WHERE serial = $1", &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_text(q, 2, text);
         store_bind_int64(q, 3, px_now_ms());
