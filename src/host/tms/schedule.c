@@ -114,7 +114,10 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 int64_t tms_schedule_next(const tms_schedule *s, const char *serial, int64_t now)
 {
-    int64_t k = floor_div(now - s->anchor_ms, s->period_ms);
+    int64_t k;
+    if (PX_BUG(s->period_ms <= 0))
+        return now;
+    k = floor_div(now - s->anchor_ms, s->period_ms);
     for (int i = 0; i < 2; i++, k++) {
         int64_t jitter = s->jitter_ms > 0 ? (int64_t)(slot_hash(serial, k) % (uint64_t)(s->jitter_ms + 1)) : 0;
         int64_t t = s->anchor_ms + k * s->period_ms + jitter;
