@@ -185,6 +185,7 @@ struct sw_job {
     int kind;                     /* enum sw_job_kind */
     sw_job_done_fn done;          /* on the loop, after commit (or failure: status < 0) */
     int status;                   /* PX_OK, or the store error (answer 96) */
+    int batched;                  /* run by sw_jobs_run_batched in this group */
     char errmsg[PX_ERRMSG_MAX];
     /* identity */
     char rkey[SW_RKEY_MAX];
@@ -261,6 +262,15 @@ void sw_writer_stop(sw_writer *w);
 /* Run one job inside the open transaction of st (sw_jobs.c). */
 typedef struct sw_group sw_group;
 int sw_job_run(store *st, sw_group *g, sw_job *j, px_error *e);
+/* PostgreSQL: run the group's new purchase claims and its completions (with their
+ * postings) as one statement each; marks the jobs done so (batched). SQLite: nothing (its
+ * statements cost no round trip). */
+int sw_jobs_run_batched(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e);
+
+/* Entries deferred during a batched completion (sw_jobs.c). */
+typedef struct sw_entry_buf sw_entry_buf;
+sw_entry_buf *sw_group_entries(sw_group *g);
+void sw_group_set_entries(sw_group *g, sw_entry_buf *eb);
 
 /* Per-transaction aggregation of balance changes (sw_writer.c). */
 int sw_group_add_delta(sw_group *g, const char *account, const char *kind, int64_t delta);

@@ -222,6 +222,91 @@ typedef struct sw_leg {
     int64_t amount;
 } sw_leg;
 
+/* ---- PostgreSQL: a group's hot statements as one statement each (arrays + unnest) ---- */
+
+/* A PostgreSQL array literal being built: {"a","b",NULL}. */
+typedef struct pg_array {
+    px_buf b;
+    int n;
+} pg_array;
+
+static void arr_init(pg_array *a)
+{
+    px_buf_init(&a->b, PX_STORE_VALUE_MAX);
+    (void)px_buf_append_byte(&a->b, '{');
+    a->n = 0;
+}
+
+static void arr_sep(pg_array *a)
+{
+    if (a->n++ > 0)
+        (void)px_buf_append_byte(&a->b, ',');
+}
+
+static void arr_text(pg_array *a, const char *v)
+{
+    arr_sep(a);
+    if (v == NULL || v[0] == 0) { /* "" is stored as NULL, as bind_text_or_null does */
+        (void)px_buf_append_str(&a->b, "NULL");
+        return;
+    }
+    (void)px_buf_append_byte(&a->b, '"');
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            (void)px_buf_append_byte(&a->b, '\\');
+        (void)px_buf_append_byte(&a->b, (uint8_t)*p);
+    }
+    (void)px_buf_append_byte(&a->b, '"');
+}
+
+static void arr_int(pg_array *a, int64_t v)
+{
+    arr_sep(a);
+    (void)px_buf_printf(&a->b, "%lld", (long long)v);
+}
+
+static void arr_hex(pg_array *a, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    arr_sep(a);
+    if (p == NULL) {
+        (void)px_buf_append_str(&a->b, "NULL");
+        return;
+    }
+    (void)px_buf_append_byte(&a->b, '"');
+    for (size_t i = 0; i < n; i++) {
+        (void)px_buf_append_byte(&a->b, (uint8_t)hex[p[i] >> 4]);
+        (void)px_buf_append_byte(&a->b, (uint8_t)hex[p[i] & 15]);
+    }
+    (void)px_buf_append_byte(&a->b, '"');
+}
+
+static const char *arr_end(pg_array *a)
+{
+    (void)px_buf_append_byte(&a->b, '}');
+    return px_buf_str(&a->b);
+}
+
+/* Entries deferred while a PostgreSQL group completes its requests together. */
+struct sw_entry_buf {
+    pg_array txn, leg, account, amount, ttype;
+    int n;
+};
+
+static int defer_entries(sw_entry_buf *eb, const char *txn, const char *ttype,
+                         const char *const *accounts, const int64_t *amounts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        arr_text(&eb->txn, txn);
+        arr_int(&eb->leg, (int64_t)i);
+        arr_text(&eb->account, accounts[i]);
+        arr_int(&eb->amount, amounts[i]);
+        arr_text(&eb->ttype, ttype);
+        eb->n++;
+    }
+    return PX_OK;
+}
+
 /* Post legs as one balanced transaction txn. */
 static int post(store *st, sw_group *g, const char *txn, const char *ttype, const sw_leg *legs,
                 size_t n, px_error *e)
@@ -245,6 +330,8 @@ static int post(store *st, sw_group *g, const char *txn, const char *ttype, cons
         accounts[k] = legs[i].account;
         amounts[k++] = legs[i].amount;
     }
+    if (k > 0 && sw_group_entries(g) != NULL)
+        return defer_entries(sw_group_entries(g), txn, ttype, accounts, amounts, k);
     return k == 0 ? PX_OK : insert_entries(st, g, txn, ttype, accounts, amounts, k, e);
 }
 
@@ -431,40 +518,25 @@ static int complete_lost(store *st, sw_job *j, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
-static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
+static int complete_params(const sw_job *j, int *postable, int64_t *fee)
 {
-    store_stmt *q;
     int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
     int is_void = strcmp(j->ttype, "void") == 0;
-    int postable = approved && (is_void || strcmp(j->ttype, "purchase") == 0);
-    int64_t fee = postable && !is_void && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
-    char undone[SW_RKEY_MAX] = "", orig[SW_RKEY_MAX] = "";
-    int has_prov = 0;
-    int rc = store_prepare(st, sql_complete, &q, e);
-    if (rc != PX_OK)
-        return rc;
-    store_bind_text(q, 1, j->rkey);
-    store_bind_text(q, 2, j->rc);
-    if (j->rsp)
-        store_bind_blob(q, 3, j->rsp, j->rsplen);
-    else
-        store_bind_null(q, 3);
-    bind_text_or_null(q, 4, j->auth);
-    bind_text_or_null(q, 5, j->rrn);
-    store_bind_int64(q, 6, sw_group_now_ms(g));
-    store_bind_int64(q, 7, postable);
-    store_bind_int64(q, 8, fee);
-    rc = store_step(q, e);
-    if (rc == STORE_ROW) {
-        px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
-        px_strlcpy(orig, store_col_text(q, 1) ? store_col_text(q, 1) : "", sizeof orig);
-        has_prov = store_col_int64(q, 2) != 0;
-    }
-    store_done(q);
-    if (rc == STORE_DONE)
-        return complete_lost(st, j, e);
-    if (rc < 0)
-        return rc;
+    *postable = approved && (is_void || strcmp(j->ttype, "purchase") == 0);
+    *fee = *postable && !is_void && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
+    return approved;
+}
+
+/* What follows a completion's UPDATE: postings, or (reversed meanwhile) the provider's
+ * reversal; the void's purchase released when the void failed. */
+static int complete_after(store *st, sw_group *g, sw_job *j, const char *undone,
+                          const char *orig, int has_prov, px_error *e)
+{
+    int postable;
+    int64_t fee;
+    int approved = complete_params(j, &postable, &fee);
+    int is_void = strcmp(j->ttype, "void") == 0;
+    int rc = PX_OK;
     j->out.outcome = SW_O_NEW;
     if (undone[0]) {
         /* The terminal reversed it while it was at the provider: post nothing, and take back
@@ -491,6 +563,42 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     if (rc == PX_OK && j->outbox)
         rc = add_outbox(st, g, j->rkey, j->reason, e);
     return rc;
+}
+
+static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int postable;
+    int64_t fee;
+    char undone[SW_RKEY_MAX] = "", orig[SW_RKEY_MAX] = "";
+    int has_prov = 0;
+    int rc = store_prepare(st, sql_complete, &q, e);
+    (void)complete_params(j, &postable, &fee);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_text(q, 2, j->rc);
+    if (j->rsp)
+        store_bind_blob(q, 3, j->rsp, j->rsplen);
+    else
+        store_bind_null(q, 3);
+    bind_text_or_null(q, 4, j->auth);
+    bind_text_or_null(q, 5, j->rrn);
+    store_bind_int64(q, 6, sw_group_now_ms(g));
+    store_bind_int64(q, 7, postable);
+    store_bind_int64(q, 8, fee);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW) {
+        px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
+        px_strlcpy(orig, store_col_text(q, 1) ? store_col_text(q, 1) : "", sizeof orig);
+        has_prov = store_col_int64(q, 2) != 0;
+    }
+    store_done(q);
+    if (rc == STORE_DONE)
+        return complete_lost(st, j, e);
+    if (rc < 0)
+        return rc;
+    return complete_after(st, g, j, undone, orig, has_prov, e);
 }
 
 /* The batch date of (tid, batch), for a reversal of a batch other than the open one. */
@@ -913,6 +1021,205 @@ static int job_rrn_block(store *st, sw_group *g, sw_job *j, px_error *e)
     if (rc == STORE_DONE)
         return px_error_set(e, PX_ESTATE, "switch_counter rrn missing");
     return rc < 0 ? rc : PX_OK;
+}
+
+/* ---- PostgreSQL batches ---- */
+
+static const char sql_pg_claims[] =
+    "INSERT INTO switch_request (rkey, tid, mid, stan, batch_no, batch_date, kind, ttype, state, "
+    "req_hash, amount, rrn, pan_masked, orig_rkey, prov_stan, prov_time, prov_blob, owner, ref, "
+    "node, created_ms, updated_ms) SELECT u.rkey, u.tid, u.mid, u.stan, u.batch_no, u.bdate, "
+    "u.kind, u.ttype, 'pending', decode(u.h, 'hex'), u.amount, u.rrn, u.pan, u.orig, u.pstan, "
+    "u.ptime, decode(u.blob, 'hex'), u.owner, u.ref, $19, CAST($20 AS BIGINT), CAST($20 AS "
+    "BIGINT) FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], "
+    "$13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) AS u(rkey, "
+    "tid, mid, stan, batch_no, bdate, kind, ttype, h, amount, rrn, pan, orig, pstan, ptime, "
+    "blob, owner, ref) ON CONFLICT DO NOTHING RETURNING rkey";
+
+static const char sql_pg_completes[] =
+    "UPDATE switch_request AS r SET state = 'done', rc = u.rc, rsp = decode(u.rsp, 'hex'), "
+    "auth_code = u.auth, rrn = COALESCE(u.rrn, r.rrn), updated_ms = CAST($8 AS BIGINT), "
+    "posted = CASE WHEN r.undone_by IS NULL AND u.postable = 1 THEN 1 ELSE 0 END, fee = u.fee "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::bigint[]) AS u(rkey, rc, rsp, auth, rrn, postable, fee) WHERE r.rkey = u.rkey AND "
+    "r.state = 'pending' RETURNING r.rkey, r.undone_by, r.orig_rkey, r.prov_blob IS NOT NULL";
+
+static const char sql_pg_entries[] =
+    "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, created_ms) SELECT u.txn, "
+    "u.leg, u.account, u.amount, u.ttype, CAST($6 AS BIGINT) FROM unnest($1::text[], "
+    "$2::bigint[], $3::text[], $4::bigint[], $5::text[]) AS u(txn, leg, account, amount, ttype)";
+
+static sw_job *find_job(sw_job **jobs, size_t n, int kind, const char *rkey)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->kind == kind && !jobs[i]->batched && strcmp(jobs[i]->rkey, rkey) == 0)
+            return jobs[i];
+    return NULL;
+}
+
+/* New claims of purchases (not voids: they lock their original) in one INSERT. Those that
+ * found a row are left to run alone (their outcome needs the row). */
+static int pg_claims(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
+{
+    pg_array a[18];
+    store_stmt *q;
+    size_t count = 0;
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        count += jobs[i]->kind == SW_J_CLAIM && strcmp(jobs[i]->ttype, "void") != 0;
+    if (count < 2)
+        return PX_OK;
+    for (int k = 0; k < 18; k++)
+        arr_init(&a[k]);
+    for (size_t i = 0; i < n; i++) {
+        sw_job *j = jobs[i];
+        char kind[2] = {j->kind_c, 0};
+        if (j->kind != SW_J_CLAIM || strcmp(j->ttype, "void") == 0)
+            continue;
+        arr_text(&a[0], j->rkey);
+        arr_text(&a[1], j->tid);
+        arr_text(&a[2], j->mid);
+        arr_text(&a[3], j->stan);
+        arr_int(&a[4], j->batch);
+        arr_text(&a[5], j->batch_date);
+        arr_text(&a[6], kind);
+        arr_text(&a[7], j->ttype);
+        arr_hex(&a[8], j->has_hash ? j->hash : NULL, sizeof j->hash);
+        arr_int(&a[9], j->amount);
+        arr_text(&a[10], j->rrn);
+        arr_text(&a[11], j->pan_masked);
+        arr_text(&a[12], j->orig_rkey);
+        arr_text(&a[13], j->prov_stan);
+        arr_text(&a[14], j->prov_time);
+        arr_hex(&a[15], j->prov_blob, j->prov_bloblen);
+        arr_text(&a[16], j->owner);
+        arr_text(&a[17], j->ref);
+    }
+    rc = store_prepare(st, sql_pg_claims, &q, e);
+    if (rc == PX_OK) {
+        for (int k = 0; k < 18; k++)
+            store_bind_text(q, k + 1, arr_end(&a[k]));
+        store_bind_text(q, 19, sw_group_node(g));
+        store_bind_int64(q, 20, sw_group_now_ms(g));
+        while ((rc = store_step(q, e)) == STORE_ROW) {
+            sw_job *j = find_job(jobs, n, SW_J_CLAIM, store_col_text(q, 0));
+            if (j != NULL) {
+                j->batched = 1;
+                j->out.outcome = SW_O_NEW;
+            }
+        }
+        store_done(q);
+    }
+    for (int k = 0; k < 18; k++)
+        px_buf_free(&a[k].b);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Completions in one UPDATE; their postings in one INSERT. Those not pending any more run
+ * alone (is it our own earlier commit?). */
+static int pg_completes(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
+{
+    pg_array a[7];
+    sw_entry_buf eb;
+    store_stmt *q;
+    size_t count = 0;
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        count += jobs[i]->kind == SW_J_COMPLETE;
+    if (count < 2)
+        return PX_OK;
+    for (int k = 0; k < 7; k++)
+        arr_init(&a[k]);
+    for (size_t i = 0; i < n; i++) {
+        sw_job *j = jobs[i];
+        int postable;
+        int64_t fee;
+        if (j->kind != SW_J_COMPLETE)
+            continue;
+        (void)complete_params(j, &postable, &fee);
+        arr_text(&a[0], j->rkey);
+        arr_text(&a[1], j->rc);
+        arr_hex(&a[2], j->rsp, j->rsplen);
+        arr_text(&a[3], j->auth);
+        arr_text(&a[4], j->rrn);
+        arr_int(&a[5], postable);
+        arr_int(&a[6], fee);
+    }
+    memset(&eb, 0, sizeof eb);
+    arr_init(&eb.txn);
+    arr_init(&eb.leg);
+    arr_init(&eb.account);
+    arr_init(&eb.amount);
+    arr_init(&eb.ttype);
+    rc = store_prepare(st, sql_pg_completes, &q, e);
+    if (rc == PX_OK) {
+        for (int k = 0; k < 7; k++)
+            store_bind_text(q, k + 1, arr_end(&a[k]));
+        store_bind_int64(q, 8, sw_group_now_ms(g));
+        /* Read every returned row first: statements may not interleave with this one. */
+        typedef struct done_row {
+            sw_job *j;
+            char undone[SW_RKEY_MAX], orig[SW_RKEY_MAX];
+            int has_prov;
+        } done_row;
+        done_row *rows = calloc(count, sizeof *rows);
+        size_t nrows = 0;
+        if (rows == NULL)
+            rc = px_error_set(e, PX_ENOMEM, "out of memory");
+        while (rows != NULL && (rc = store_step(q, e)) == STORE_ROW && nrows < count) {
+            sw_job *j = find_job(jobs, n, SW_J_COMPLETE, store_col_text(q, 0));
+            if (j == NULL)
+                continue;
+            j->batched = 1;
+            rows[nrows].j = j;
+            px_strlcpy(rows[nrows].undone, store_col_text(q, 1) ? store_col_text(q, 1) : "",
+                       SW_RKEY_MAX);
+            px_strlcpy(rows[nrows].orig, store_col_text(q, 2) ? store_col_text(q, 2) : "",
+                       SW_RKEY_MAX);
+            rows[nrows].has_prov = store_col_int64(q, 3) != 0;
+            nrows++;
+        }
+        store_done(q);
+        sw_group_set_entries(g, &eb);
+        for (size_t i = 0; rc >= 0 && i < nrows; i++)
+            rc = complete_after(st, g, rows[i].j, rows[i].undone, rows[i].orig,
+                                rows[i].has_prov, e);
+        sw_group_set_entries(g, NULL);
+        free(rows);
+    }
+    if (rc >= 0 && eb.n > 0) {
+        rc = store_prepare(st, sql_pg_entries, &q, e);
+        if (rc == PX_OK) {
+            store_bind_text(q, 1, arr_end(&eb.txn));
+            store_bind_text(q, 2, arr_end(&eb.leg));
+            store_bind_text(q, 3, arr_end(&eb.account));
+            store_bind_text(q, 4, arr_end(&eb.amount));
+            store_bind_text(q, 5, arr_end(&eb.ttype));
+            store_bind_int64(q, 6, sw_group_now_ms(g));
+            rc = store_step(q, e);
+            store_done(q);
+        }
+    }
+    for (int k = 0; k < 7; k++)
+        px_buf_free(&a[k].b);
+    px_buf_free(&eb.txn.b);
+    px_buf_free(&eb.leg.b);
+    px_buf_free(&eb.account.b);
+    px_buf_free(&eb.amount.b);
+    px_buf_free(&eb.ttype.b);
+    return rc < 0 ? rc : PX_OK;
+}
+
+int sw_jobs_run_batched(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
+{
+    int rc;
+    if (store_get_backend(st) != STORE_POSTGRES || n < 2)
+        return PX_OK;
+    rc = pg_claims(st, g, jobs, n, e);
+    if (rc == PX_OK)
+        rc = pg_completes(st, g, jobs, n, e);
+    return rc;
 }
 
 int sw_job_run(store *st, sw_group *g, sw_job *j, px_error *e)

@@ -36,6 +36,7 @@ typedef struct sw_known {
 } sw_known;
 
 struct sw_group {
+    sw_entry_buf *entries;
     int64_t now_ms;
     const char *node;
     sw_delta *deltas;
@@ -119,6 +120,16 @@ static int known_add(sw_known *k, const char *id)
     }
     px_strlcpy(k->ids[k->n++], id, SWITCH_ACCOUNT_MAX);
     return PX_OK;
+}
+
+sw_entry_buf *sw_group_entries(sw_group *g)
+{
+    return g->entries;
+}
+
+void sw_group_set_entries(sw_group *g, sw_entry_buf *eb)
+{
+    g->entries = eb;
 }
 
 int64_t sw_group_now_ms(const sw_group *g)
@@ -241,8 +252,15 @@ static int run_once(sw_wthread *wt, sw_job **jobs, size_t n, px_error *e)
     g.node = wt->w->s->d->node;
     g.known = &wt->known;
     rc = store_begin(wt->st, e);
-    for (size_t i = 0; rc == PX_OK && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         reset_job(jobs[i]);
+        jobs[i]->batched = 0;
+    }
+    if (rc == PX_OK)
+        rc = sw_jobs_run_batched(wt->st, &g, jobs, n, e);
+    for (size_t i = 0; rc == PX_OK && i < n; i++) {
+        if (jobs[i]->batched)
+            continue;
         rc = sw_job_run(wt->st, &g, jobs[i], e);
         if (rc > 0)
             rc = PX_OK;

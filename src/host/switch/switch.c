@@ -320,7 +320,7 @@ static int switch_start(void *state, px_daemon *d, px_error *e)
     if (rc != PX_OK)
         return px_error_prefix(e, "switch: ");
     if (writers == 0)
-        writers = store_get_backend(d->st) == STORE_POSTGRES ? 4 : 1;
+        writers = store_get_backend(d->st) == STORE_POSTGRES ? 2 : 1;
     rc = sw_writer_start(s, &d->store_cfg, writers, (size_t)s->cfg.group_commit_max, &s->writer,
                          e);
     if (rc != PX_OK)
