@@ -118,7 +118,9 @@ static int connect_now(pki_https *c, px_error *e)
     int rc = net_client_connect(c->host, c->port, c->tls ? c->ctx : NULL, c->timeout_ms, &c->conn,
                                 e);
     if (rc != PX_OK)
-        return px_error_prefix(e, "%s:%d: ", c->host, c->port);
+        return e != NULL && strstr(e->msg, c->host) == NULL
+                   ? px_error_prefix(e, "%s:%d: ", c->host, c->port)
+                   : rc;
     c->peer_cn[0] = 0;
     if (c->tls)
         (void)net_client_peer_cn(c->conn, c->peer_cn, sizeof c->peer_cn);
@@ -272,7 +274,7 @@ int pki_https_call(pki_https *c, const char *method, const char *path, const jso
         /* a kept-alive connection the server had closed: once more on a fresh one */
         if (rc == PX_ENET && reused && !got_any)
             continue;
-        if (rc != PX_OK && e != NULL && strncmp(e->msg, c->host, strlen(c->host)) != 0)
+        if (rc != PX_OK && e != NULL && strstr(e->msg, c->host) == NULL)
             px_error_prefix(e, "%s:%d: ", c->host, c->port);
         break;
     }

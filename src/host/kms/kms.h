@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "hsm/hsm.h"
+#include "lib/config.h"
 #include "lib/err.h"
 #include "lib/limits.h"
 #include "pki/pki.h"
@@ -50,6 +51,11 @@ typedef struct kms_config {
 } kms_config;
 
 void kms_config_default(kms_config *c);
+
+/* The KMS's own HSM settings: [hsm] when the file has it, then the [kms] keys hsm_backend,
+ * hsm_lmk_file, hsm_audit_file, hsm_lmk_scrypt_log2n, hsm_pkcs11_module, hsm_pkcs11_token,
+ * hsm_pkcs11_key (as the switch takes its own). Caller "kms". */
+int kms_hsm_config_bind(px_config *c, hsm_config *out, px_error *e);
 
 typedef struct kms kms;
 

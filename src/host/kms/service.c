@@ -22,6 +22,9 @@ typedef struct kms_svc {
     net_listener_config intake_cfg, download_cfg;
     int has_download;
     kms *k;
+    int own_hsm;       /* no [hsm] in the file: the KMS opens its own from [kms] hsm_* */
+    hsm_config hcfg;
+    hsm *hsm;
     net_http_server *intake, *download;
     net_metric *m_tk_ok, *m_tk_refused, *m_dl_ok, *m_dl_refused;
 } kms_svc;
@@ -77,6 +80,10 @@ static int kms_configure(px_daemon *d, void **state, px_error *e)
     if (rc == PX_OK)
         rc = px_config_bind(d->cfg, "kms", kms_fields_table,
                             sizeof kms_fields_table / sizeof kms_fields_table[0], &f, e);
+    if (rc == PX_OK && !px_config_has_section(d->cfg, "hsm")) {
+        s->own_hsm = 1;
+        rc = kms_hsm_config_bind(d->cfg, &s->hcfg, e);
+    }
     if (rc == PX_OK && (s->intake_cfg.tls.cert[0] == 0 || s->intake_cfg.tls.ca[0] == 0 ||
                         s->intake_cfg.tls.crl[0] == 0 || !s->intake_cfg.tls.require_client_cert))
         rc = px_error_set(e, PX_ECONFIG, "%s: [kms] takes TKs over mutual TLS only: set tls_cert, "
@@ -362,7 +369,10 @@ static void register_metrics(kms_svc *s)
 static int kms_start(void *state, px_daemon *d, px_error *e)
 {
     kms_svc *s = state;
-    int rc = kms_open(&s->kc, d->st, d->hsm, &s->k, e);
+    int rc = PX_OK;
+    if (s->own_hsm && (rc = hsm_open(&s->hcfg, d->st, &s->hsm, e)) != PX_OK)
+        return px_error_prefix(e, "kms: HSM: ");
+    rc = kms_open(&s->kc, d->st, s->own_hsm ? s->hsm : d->hsm, &s->k, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "kms: ");
     register_metrics(s);
@@ -402,6 +412,7 @@ static void kms_free(void *state)
     net_http_server_free(s->download);
     net_http_server_free(s->intake);
     kms_close(s->k);
+    hsm_close(s->hsm);
     free(s);
 }
 
