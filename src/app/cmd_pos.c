@@ -6,6 +6,7 @@
  */
 #include "app/cli.h"
 #include "lib/mobile_cn.h"
+#include "device/keyload/keyload.h"
 #include "device/pos/pos.h"
 #include "device/pos/screen.h"
 #include "iso8583/iso8583.h"
@@ -624,6 +625,7 @@ static const cli_command pos_commands[] = {
     {"signoff", pos_signoff_cmd, "sign off: the PIN pad erases the work keys"},
     {"status", pos_status_cmd, "batch, STAN, pending reversal, keys (check values only)"},
     {"screen", pos_screen_cmd, "the interactive POS screen (default on a terminal)"},
+    {"keyload", keyload_cli, "remote key download: the TMK from the KMS under TK (seed 001)"},
     {0, 0, 0}};
 
 static int is_global(const char *a)
