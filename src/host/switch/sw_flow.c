@@ -202,34 +202,6 @@ static void answer_duplicate(switch_svc *s, sw_job *j, const sw_req *r, const sw
 
 /* ---- sign-on, sign-off ---- */
 
-/* The first 4 bytes of each work key's encryption of a zero block (field 62 check values). */
-static int work_key_cv(switch_svc *s, hsm_key *k, const hsm_key_attrs *a, const char *kcv_hex,
-                       uint8_t cv[4], px_error *e)
-{
-    static const uint8_t zero[8] = {0};
-    uint8_t full[CRYPTO_MAC_MAX];
-    size_t n = 0;
-    int rc;
-    if (a->usage[0] == 'M') {
-        rc = hsm_mac_generate(s->hsm, k, CRYPTO_MAC_ISO9797_1, zero, 8, full, sizeof full, &n, e);
-        if (rc == PX_OK)
-            memcpy(cv, full, 4);
-        return rc;
-    }
-    if (a->usage[0] == 'D') {
-        rc = hsm_data_encrypt(s->hsm, k, CRYPTO_ECB, NULL, zero, 8, full, e);
-        if (rc == PX_OK)
-            memcpy(cv, full, 4);
-        return rc;
-    }
-    /* A PIN key can encrypt nothing but PIN blocks: the HSM reports 3 bytes of its check
-     * value (X9.24-1); the fourth needs hsm support (see docs/switch.md, "Keys"). */
-    memset(cv, 0, 4);
-    if (px_hex_decode_n(kcv_hex, strlen(kcv_hex) > 8 ? 8 : strlen(kcv_hex), cv, 4, &n) != PX_OK)
-        return px_error_set(e, PX_ECRYPTO, "bad check value from the HSM");
-    return PX_OK;
-}
-
 /* Generate one work key, export it under the TMK: 16 bytes of cryptogram + 4 of CV. */
 static int make_work_key(switch_svc *s, hsm_key *tmk, const hsm_key_attrs *a, char *block,
                          uint8_t out62[20], px_error *e)
@@ -245,8 +217,9 @@ static int make_work_key(switch_svc *s, hsm_key *tmk, const hsm_key_attrs *a, ch
         rc = hsm_key_export(s->hsm, tmk, k, HSM_EXPORT_ECB, crypt, sizeof crypt, kcv, e);
     if (rc == PX_OK && (px_hex_decode(crypt, out62, 16, &n) != PX_OK || n != 16))
         rc = px_error_set(e, PX_ECRYPTO, "work key cryptogram: unexpected length");
+    /* field 62's check value: 4 bytes of the key's encryption of a zero block */
     if (rc == PX_OK)
-        rc = work_key_cv(s, k, a, kcv, out62 + 16, e);
+        rc = hsm_key_check_value(s->hsm, k, 4, out62 + 16, e);
     if (rc == PX_OK)
         px_strlcpy(block, kb.block, PX_HSM_KEYBLOCK_MAX);
     hsm_key_free(s->hsm, k);

@@ -25,7 +25,7 @@ static const px_config_field sw_fields[] = {
     PX_CFG_STR(sw_config, zpk, "zpk", "demo.zpk"),
     PX_CFG_STR(sw_config, dek_label, "dek_label", "switch.dek"),
     PX_CFG_INT_(sw_config, group_commit_max, "group_commit_max", 1, PX_SWITCH_GROUP_MAX, "1000"),
-    PX_CFG_INT_(sw_config, writers, "writers", 0, PX_SWITCH_WRITERS_MAX, "0"),
+    PX_CFG_INT_(sw_config, writers, "writers", 0, PX_SWITCH_WRITERS_MAX, "1"),
     PX_CFG_INT_(sw_config, cache_ttl_ms, "cache_ttl_ms", 0, 3600000, "1000"),
     PX_CFG_INT_(sw_config, cache_terminals, "cache_terminals", 16, PX_SWITCH_CACHE_MAX, "65536"),
     PX_CFG_INT_(sw_config, reversal_retry_ms, "reversal_retry_ms", 100, 3600000, "5000"),
@@ -320,7 +320,7 @@ static int switch_start(void *state, px_daemon *d, px_error *e)
     if (rc != PX_OK)
         return px_error_prefix(e, "switch: ");
     if (writers == 0)
-        writers = store_get_backend(d->st) == STORE_POSTGRES ? 2 : 1;
+        writers = 1; /* measured: one writer makes the largest groups (docs/switch.md) */
     rc = sw_writer_start(s, &d->store_cfg, writers, (size_t)s->cfg.group_commit_max, &s->writer,
                          e);
     if (rc != PX_OK)

@@ -55,9 +55,8 @@ int termsim_unpack(termsim *t, const uint8_t *in, size_t n, iso8583_msg *rsp, px
  * value compared (4 bytes; the PIK's first pik_cv_bytes), batch from 60.2. */
 int termsim_install_keys(termsim *t, const iso8583_msg *rsp, size_t pik_cv_bytes, px_error *e);
 
-/* Bytes of the PIK's check value the switch can vouch for today: the HSM computes a PIN
- * key's check value to 3 bytes only (docs/switch.md, "Keys"). */
-#define TERMSIM_PIK_CV_BYTES 3
+/* Bytes of the PIK's check value checked at sign-on (all three keys carry 4). */
+#define TERMSIM_PIK_CV_BYTES 4
 
 /* Field 39 of rsp ("" when absent). */
 const char *termsim_rc(const iso8583_msg *rsp);
