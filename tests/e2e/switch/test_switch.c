@@ -49,7 +49,8 @@ static int setup(void **state)
      * file (docs/switch.md, "Operating on SQLite"); the tests read through its endpoints. */
     if (swfix_add_terminal(&F, "10000001", MID, "Possum Coffee") != 0 ||
         swfix_add_terminal(&F, "10000002", MID, "Possum Coffee") != 0 ||
-        swfix_add_terminal(&F, "10000003", "898100000000002", "Possum Tea") != 0)
+        swfix_add_terminal(&F, "10000003", "898100000000002", "Possum Tea") != 0 ||
+        swfix_add_terminal(&F, "10000004", "898100000000003", "Possum Books") != 0)
         return -1;
     return swfix_start(&F, &N, "node1", NULL, all);
 }
@@ -601,6 +602,75 @@ static void test_update_flag_in_header(void **state)
     termsim_close(&t);
 }
 
+/* ---- the real terminal: `possum pos` (src/device/pos) against this switch ---- */
+
+static int pos(px_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int pos(px_buf *out, const char *fmt, ...)
+{
+    char exe[PX_PATH_MAX], args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    e2e_binary("src/app/possum", exe, sizeof exe);
+    snprintf(cmd, sizeof cmd, "%s pos %s --data %s/pos --port %d --tid 10000004 --mid %s 2>&1",
+             exe, args, F.dir, N.switch_port, "898100000000003");
+    px_buf_reset(out);
+    return e2e_run(cmd, out);
+}
+
+/* Text after key in out ("RRN 000000000036" -> "000000000036"), into v. */
+static void grab(const px_buf *out, const char *key, char *v, size_t vsz)
+{
+    const char *p = strstr(px_buf_str(out), key);
+    size_t n = 0;
+    v[0] = 0;
+    if (p == NULL)
+        return;
+    p += strlen(key);
+    while (p[n] && p[n] != ' ' && p[n] != '\n' && n + 1 < vsz)
+        n++;
+    memcpy(v, p, n);
+    v[n] = 0;
+}
+
+static void test_pos_terminal_interop(void **state)
+{
+    px_buf out;
+    char rrn[16], stan[8];
+    (void)state;
+    px_buf_init(&out, 1 << 20);
+    if (pos(&out, "init --tmk-components %s,%s", SWFIX_TMK_C1, SWFIX_TMK_C2) != 0)
+        fail_msg("pos init: %s", px_buf_str(&out));
+    /* the PIN pad checks the 4-byte check value of each work key in field 62 */
+    if (pos(&out, "signon") != 0)
+        fail_msg("pos signon: %s", px_buf_str(&out));
+    if (pos(&out, "purchase --amount 1500 --card %s --pin %s", SWFIX_CARD_OK,
+            SWFIX_CARD_OK_PIN) != 0 || strstr(px_buf_str(&out), "APPROVED") == NULL)
+        fail_msg("pos purchase: %s", px_buf_str(&out));
+    grab(&out, "RRN ", rrn, sizeof rrn);
+    grab(&out, "STAN ", stan, sizeof stan);
+    assert_int_equal(strlen(rrn), 12);
+    if (pos(&out, "purchase --amount 2500 --card %s --pin %s", SWFIX_CARD_OK,
+            SWFIX_CARD_OK_PIN) != 0)
+        fail_msg("pos purchase: %s", px_buf_str(&out));
+    if (pos(&out, "void --rrn %s --stan %s --card %s --pin %s", rrn, stan, SWFIX_CARD_OK,
+            SWFIX_CARD_OK_PIN) != 0 || strstr(px_buf_str(&out), "APPROVED") == NULL)
+        fail_msg("pos void: %s", px_buf_str(&out));
+    if (pos(&out, "balance --card %s --pin %s", SWFIX_CARD_OK, SWFIX_CARD_OK_PIN) != 0)
+        fail_msg("pos balance: %s", px_buf_str(&out));
+    assert_true(merchant_balance("898100000000003") == -2500);
+    /* the terminal's totals (2 debits, 1 credit) are ours: balanced */
+    if (pos(&out, "settle") != 0 || strstr(px_buf_str(&out), "balanced") == NULL ||
+        strstr(px_buf_str(&out), "not balanced") != NULL)
+        fail_msg("pos settle: %s", px_buf_str(&out));
+    if (pos(&out, "signoff") != 0)
+        fail_msg("pos signoff: %s", px_buf_str(&out));
+    assert_true(ledger_check_ok());
+    px_buf_free(&out);
+}
+
 static void test_ledger_check_at_the_end(void **state)
 {
     px_buf out;
@@ -637,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_settlement_and_upload),
         cmocka_unit_test(test_update_flag_in_header),
         cmocka_unit_test(test_mobile_payment_refusals),
+        cmocka_unit_test(test_pos_terminal_interop),
         cmocka_unit_test(test_ledger_check_at_the_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
