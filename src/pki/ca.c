@@ -280,6 +280,25 @@ static int index_write(const char *dir, const index_rows *ix, px_error *e)
     return rc;
 }
 
+/* One line at the end of the index, synced (issuing does not rewrite the index). */
+static int index_append(const char *dir, const pki_cert_row *r, px_error *e)
+{
+    char p[PX_PATH_MAX], line[PX_PKI_INDEX_LINE_MAX];
+    size_t len;
+    int fd, ok, rc = path_in(dir, CA_INDEX, p, e);
+    if (rc != PX_OK)
+        return rc;
+    if (row_format(r, line, sizeof line) != PX_OK)
+        return px_error_set(e, PX_ETOOBIG, "CA: index line too long");
+    len = strlen(line);
+    fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return px_error_set(e, PX_EIO, "CA: %s: %s", p, strerror(errno));
+    ok = write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    return ok ? PX_OK : px_error_set(e, PX_EIO, "CA: cannot append to %s", p);
+}
+
 /* ---- CRL ------------------------------------------------------------------------------- */
 
 static int crl_add(X509_CRL *crl, const pki_cert_row *r, px_error *e)
@@ -630,7 +649,6 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
     X509 *x = NULL;
     EVP_PKEY *k = NULL;
     X509_NAME *nm;
-    index_rows ix = {0};
     pki_cert_info ci;
     pki_cert_row row;
     int rc, fd = -1;
@@ -663,10 +681,6 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
         rc = pki_ossl_fail(e, PX_ECRYPTO, "certificate: cannot sign");
     if (rc == PX_OK)
         rc = pki_x509_info(x, &ci, e);
-    if (rc == PX_OK)
-        rc = lock_dir(ca->dir, &fd, e);
-    if (rc == PX_OK)
-        rc = index_read(ca->dir, &ix, e);
     if (rc == PX_OK) {
         memset(&row, 0, sizeof row);
         row.status = 'V';
@@ -677,7 +691,7 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
         row.issued_ms = px_now_ms();
         row.not_after_ms = ci.not_after_ms;
         px_strlcpy(row.fingerprint_hex, ci.fingerprint_hex, sizeof row.fingerprint_hex);
-        rc = index_push(&ix, &row, e);
+        rc = lock_dir(ca->dir, &fd, e);
     }
     if (rc == PX_OK) {
         char name[PX_PKI_SERIAL_HEX_MAX + 16];
@@ -685,8 +699,8 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
         if ((rc = path_in(ca->dir, name, p, e)) == PX_OK)
             rc = write_x509(p, x, 0644, e);
     }
-    if (rc == PX_OK)
-        rc = index_write(ca->dir, &ix, e);
+    if (rc == PX_OK) /* last: a certificate is issued once its line is in the index */
+        rc = index_append(ca->dir, &row, e);
     unlock_dir(fd);
     if (rc == PX_OK)
         rc = pem_of_x509(x, cert_pem, e);
@@ -700,7 +714,6 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
         free(*key_pem);
         *key_pem = NULL;
     }
-    free(ix.rows);
     X509_free(x);
     EVP_PKEY_free(k);
     return rc;

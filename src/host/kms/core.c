@@ -274,7 +274,7 @@ int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *in, size_t n,
     char hash[sizeof md * 2 + 1], kcv[8], fp[2 * PKI_FP_LEN + 1];
     held h;
     px_error why = {0};
-    int rc;
+    int rc, own;
     memset(r, 0, sizeof *r);
     if ((rc = pki_tkenv_parse(in, n, &env, &why)) != PX_OK)
         return refuse(k, r, peer_cn, rc, &why, e);
@@ -311,15 +311,17 @@ int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *in, size_t n,
         return refuse(k, r, peer_cn, rc, &why, e);
     }
     rc = hsm_key_generate(k->h, &kms_tmk_attrs, NULL, &tmk, &why);
-    if (rc == PX_OK && (rc = store_begin(k->st, &why)) == PX_OK) {
+    /* in the caller's transaction when there is one (a batch: one commit for all) */
+    own = !store_in_transaction(k->st);
+    if (rc == PX_OK && (!own || (rc = store_begin(k->st, &why)) == PX_OK)) {
         rc = terminal_put(k, &env, &dev, hash, &tk, &tmk, &why);
         if (rc == PX_OK)
             kms_audit(k, peer_cn, "tk.intake", env.serial, 1,
                       "TK (KCV %s) signed by %s taken in; TMK generated (KCV %s)", tk.kcv, dev.cn,
                       tmk.kcv);
-        if (rc == PX_OK)
+        if (rc == PX_OK && own)
             rc = store_commit(k->st, &why);
-        if (rc != PX_OK)
+        if (rc != PX_OK && own)
             store_rollback(k->st);
     }
     if (rc != PX_OK) {
@@ -410,7 +412,8 @@ int kms_download_challenge(kms *k, const char *serial, const char *peer, kms_cha
     hsm_key_free(k->h, sk);
     hsm_key_free(k->h, tk);
     if (rc == PX_OK) {
-        sweep_challenges(k);
+        if ((k->challenges++ & 255) == 0) /* now and then: spent challenges are kept an hour */
+            sweep_challenges(k);
         out->expires_ms = px_now_ms() + k->cfg.challenge_ttl_ms;
         px_hex_encode(out->nonce, sizeof out->nonce, nonce_hex);
         rc = store_prepare(k->st, "INSERT INTO kms_challenge (nonce, serial, session_block, "
@@ -538,17 +541,27 @@ int kms_download(kms *k, const char *serial, const uint8_t *nonce, size_t nonce_
     hsm_key *tk = NULL, *tmk = NULL;
     store_stmt *q;
     size_t n = 0;
-    int rc;
+    int rc, spent = 0;
     memset(out, 0, sizeof *out);
     rc = chal_check(k, serial, nonce, nonce_len, "issued", 1, &c, nonce_hex, e);
-    /* spend the nonce first, so a wrong MAC cannot be retried against it */
-    if (rc == PX_OK)
-        rc = chal_move(k, nonce_hex, "issued", "used", e);
+    /* one transaction: the nonce is spent, the TMK counted and the download audited together;
+     * a wrong MAC still spends the nonce (it cannot be tried again) */
+    if (rc == PX_OK && (rc = store_begin(k->st, e)) == PX_OK &&
+        (rc = chal_move(k, nonce_hex, "issued", "used", e)) == PX_OK)
+        spent = 1;
     if (rc == PX_OK &&
         (rc = verify_mac(k, &c, PKI_KEYLOAD_PROOF_LABEL, serial, nonce, nonce_len, NULL, mac,
-                         mac_len, e)) == PX_EAUTH)
-        px_error_set(e, PX_EAUTH, "the terminal does not hold the TK (its proof does not "
-                                  "verify)");
+                         mac_len, e)) == PX_EAUTH) {
+        px_error keep;
+        px_error_set(e, PX_EAUTH, "the terminal does not hold the TK (its proof does not verify)");
+        kms_audit(k, peer, "download", serial, 0, "%s", e->msg);
+        keep = *e;
+        if (store_commit(k->st, e) != PX_OK)
+            store_rollback(k->st);
+        *e = keep;
+        px_warn(KMS_MOD, "download for %s refused: %s", serial, e->msg);
+        return PX_EAUTH;
+    }
     if (rc == PX_OK)
         rc = load_terminal_key(k, serial, 0, &tk, e);
     if (rc == PX_OK)
@@ -570,11 +583,16 @@ int kms_download(kms *k, const char *serial, const uint8_t *nonce, size_t nonce_
         rc = rc < 0 ? rc : PX_OK;
         store_done(q);
     }
+    if (rc == PX_OK)
+        kms_audit(k, peer, "download", serial, 1, "TMK (KCV %s) sent under TK", out->kcv);
+    if (rc == PX_OK)
+        rc = store_commit(k->st, e);
     if (rc != PX_OK) {
+        store_rollback(k->st);
         memset(out, 0, sizeof *out);
+        (void)spent;
         return refuse_dl(k, peer, "download", serial, rc, e);
     }
-    kms_audit(k, peer, "download", serial, 1, "TMK (KCV %s) sent under TK", out->kcv);
     return PX_OK;
 }
 
@@ -593,7 +611,7 @@ int kms_download_result(kms *k, const char *serial, const uint8_t *nonce, size_t
     if (rc == PX_OK && (rc = verify_mac(k, &c, PKI_KEYLOAD_RESULT_LABEL, serial, nonce, nonce_len,
                                         result, mac, mac_len, e)) == PX_EAUTH)
         px_error_set(e, PX_EAUTH, "the result report does not verify");
-    if (rc == PX_OK)
+    if (rc == PX_OK && (rc = store_begin(k->st, e)) == PX_OK)
         rc = chal_move(k, nonce_hex, "used", "done", e);
     if (rc == PX_OK && loaded &&
         (rc = store_prepare(k->st, "UPDATE kms_terminal SET status = 'loaded', loaded_ms = $2, "
@@ -604,14 +622,18 @@ int kms_download_result(kms *k, const char *serial, const uint8_t *nonce, size_t
         rc = rc < 0 ? rc : PX_OK;
         store_done(q);
     }
-    if (rc != PX_OK)
-        return refuse_dl(k, peer, "download.result", serial, rc, e);
-    if (loaded)
+    if (rc == PX_OK && loaded)
         kms_audit(k, peer, "download.result", serial, 1, "the terminal loaded its TMK");
-    else
+    else if (rc == PX_OK)
         kms_audit(k, peer, "download.result", serial, 0, "the terminal refused the TMK: %s",
                   strcmp(result, "kcv_mismatch") == 0 ? "its check value does not match"
                                                       : "error in the terminal");
+    if (rc == PX_OK)
+        rc = store_commit(k->st, e);
+    if (rc != PX_OK) {
+        store_rollback(k->st);
+        return refuse_dl(k, peer, "download.result", serial, rc, e);
+    }
     if (!loaded)
         px_warn(KMS_MOD, "terminal %s reports %s for its TMK", serial, result);
     return PX_OK;

@@ -85,7 +85,9 @@ typedef struct kms_intake_result {
 int kms_peer_is_mtms(const kms *k, const char *peer_cn);
 
 /* Take one envelope (its bytes) from peer_cn. Every outcome fills r (a refusal too, which is
- * audited); returns PX_OK for imported/duplicate, else the refusal's code. */
+ * audited); returns PX_OK for imported/duplicate, else the refusal's code. Inside the
+ * caller's store transaction when one is open (a batch commits once); the caller must then
+ * treat a failed commit as "nothing imported". */
 int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *env, size_t n,
                   kms_intake_result *r, px_error *e);
 

@@ -16,6 +16,7 @@ struct kms {
     pki_cert_info recv_cert;
     char allowed[KMS_ALLOWED_MAX][PX_PKI_CN_MAX];
     size_t nallowed;
+    unsigned challenges; /* issued since start: the sweep of spent ones runs every 256 */
 };
 
 /* One audit row (outside or inside the caller's transaction). Never fails the caller: an

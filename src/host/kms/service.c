@@ -214,6 +214,16 @@ static void on_tks(net_http_req *req, void *user)
         return;
     }
     results = json_array();
+    {
+        px_error be = {0};
+        if (store_begin(s->d->st, &be) != PX_OK) {
+            json_decref(in);
+            json_decref(results);
+            px_errorlog(KMS_MOD, "TK intake: %s", be.msg);
+            net_http_reply_error(req, 503, "unavailable", "the KMS's store is busy: send again");
+            return;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         uint8_t buf[PX_TKENV_MAX];
         size_t len = 0;
@@ -234,6 +244,17 @@ static void on_tks(net_http_req *req, void *user)
         json_array_append_new(results, result_json(&r));
     }
     json_decref(in);
+    {
+        px_error ce = {0};
+        if (store_commit(s->d->st, &ce) != PX_OK) { /* the whole batch is sent again */
+            store_rollback(s->d->st);
+            json_decref(results);
+            px_errorlog(KMS_MOD, "TK intake: cannot commit %zu envelopes: %s", n, ce.msg);
+            net_http_reply_error(req, 503, "unavailable", "the KMS could not store the batch: "
+                                                          "send again");
+            return;
+        }
+    }
     net_http_reply_json(req, 200, json_pack("{s:o}", "results", results));
 }
 

@@ -59,6 +59,8 @@ static int claim(mtms *m, const mtms_forward_config *c, due **out, size_t *nout,
     *out = NULL;
     *nout = 0;
     if (rc == PX_OK)
+        rc = store_begin(m->st, e); /* one transaction (one fsync) for the whole claim */
+    if (rc == PX_OK)
         rc = store_prepare(m->st, "SELECT id, serial, customer_code, envelope, tk_kcv, attempts "
                                   "FROM mtms_outbox WHERE state = 'pending' AND next_ms <= $1 AND "
                                   "lease_ms <= $1 ORDER BY customer_code, next_ms LIMIT $2", &q, e);
@@ -101,7 +103,10 @@ static int claim(mtms *m, const mtms_forward_config *c, due **out, size_t *nout,
         }
         store_done(q);
     }
+    if (rc == PX_OK && store_in_transaction(m->st))
+        rc = store_commit(m->st, e);
     if (rc != PX_OK) {
+        store_rollback(m->st);
         for (size_t i = 0; i < n; i++)
             free(items[i].envelope);
         free(items);
@@ -127,105 +132,99 @@ static int run(mtms *m, const char *sql, const char *a, const char *b, int64_t x
     return rc < 0 ? rc : PX_OK;
 }
 
+/* The outcome updates below run inside the caller's transaction (one per KMS request, so
+ * one fsync for a batch); a failed one fails the transaction, which the caller logs: the
+ * items are then sent again when their lease runs out, and the KMS answers duplicates. */
+
 /* Not delivered: try again later (the serial says why). */
-static void retry_later(mtms *m, const mtms_forward_config *c, const due *d, const char *why)
+static int retry_later(mtms *m, const mtms_forward_config *c, const due *d, const char *why,
+                       px_error *e)
 {
-    px_error e = {0};
     int64_t now = px_now_ms(), next = now + backoff_ms(c, d->attempts + 1);
     int rc = run(m, "UPDATE mtms_outbox SET attempts = attempts + 1, next_ms = $3, lease_ms = 0, "
-                    "last_error = $2 WHERE id = $1 AND state = 'pending'", d->id, why, next, &e);
+                    "last_error = $2 WHERE id = $1 AND state = 'pending'", d->id, why, next, e);
     if (rc == PX_OK)
         rc = run(m, "UPDATE mtms_serial SET last_error = $2, updated_ms = $3 WHERE serial = $1",
-                 d->serial, why, now, &e);
-    if (rc != PX_OK)
-        px_errorlog(MTMS_MOD, "outbox %s: cannot record a failed delivery: %s (it is sent again "
-                    "when its lease runs out)", d->serial, px_error_text(&e));
+                 d->serial, why, now, e);
+    return rc;
 }
 
-static void acknowledged(mtms *m, const due *d, const char *kms_cn, const char *tmk_kcv)
+static int acknowledged(mtms *m, const due *d, const char *kms_cn, const char *tmk_kcv,
+                        px_error *e)
 {
-    px_error e = {0};
     int64_t now = px_now_ms();
-    int rc = store_begin(m->st, &e);
-    if (rc == PX_OK)
-        rc = run(m, "UPDATE mtms_outbox SET state = 'acknowledged', attempts = attempts + 1, "
-                    "done_ms = $3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id,
-                 "", now, &e);
+    int rc = run(m, "UPDATE mtms_outbox SET state = 'acknowledged', attempts = attempts + 1, "
+                    "done_ms = $3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id, "", now, e);
     if (rc == PX_OK) /* the serial, unless a newer TK for it was uploaded meanwhile */
         rc = run(m, "UPDATE mtms_serial SET status = 'acknowledged', acked_ms = $3, last_error = '', "
-                    "updated_ms = $3 WHERE serial = $1 AND tk_kcv = $2", d->serial, d->tk_kcv, now, &e);
+                    "updated_ms = $3 WHERE serial = $1 AND tk_kcv = $2", d->serial, d->tk_kcv, now, e);
     if (rc == PX_OK)
         mtms_audit(m, "mtms", "forward", d->serial, d->customer, 1,
                    "TK (KCV %s) acknowledged by %s; TMK KCV %s", d->tk_kcv, kms_cn,
                    tmk_kcv ? tmk_kcv : "?");
-    if (rc == PX_OK)
-        rc = store_commit(m->st, &e);
-    if (rc != PX_OK) {
-        store_rollback(m->st);
-        px_errorlog(MTMS_MOD, "outbox %s: cannot record the acknowledgement: %s (sent again; the "
-                    "KMS answers a duplicate)", d->serial, px_error_text(&e));
-    }
+    return rc;
 }
 
-static void refused(mtms *m, const due *d, const char *kms_cn, const char *why)
+static int refused(mtms *m, const due *d, const char *kms_cn, const char *why, px_error *e)
 {
-    px_error e = {0};
     int64_t now = px_now_ms();
-    int rc = store_begin(m->st, &e);
-    if (rc == PX_OK)
-        rc = run(m, "UPDATE mtms_outbox SET state = 'refused', attempts = attempts + 1, done_ms = "
-                    "$3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id, why, now, &e);
+    int rc = run(m, "UPDATE mtms_outbox SET state = 'refused', attempts = attempts + 1, done_ms = "
+                    "$3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id, why, now, e);
     if (rc == PX_OK)
         rc = run(m, "UPDATE mtms_serial SET status = 'refused', last_error = $2, updated_ms = $3 "
-                    "WHERE serial = $1", d->serial, why, now, &e);
+                    "WHERE serial = $1", d->serial, why, now, e);
     if (rc == PX_OK)
         mtms_audit(m, "mtms", "forward", d->serial, d->customer, 0, "%s refused the TK: %s", kms_cn,
                    why);
-    if (rc == PX_OK)
-        rc = store_commit(m->st, &e);
-    if (rc != PX_OK)
-        store_rollback(m->st);
     px_warn(MTMS_MOD, "TK of %s refused by %s: %s", d->serial, kms_cn, why);
+    return rc;
 }
 
-static void mark_forwarded(mtms *m, const due *d)
+static int mark_forwarded(mtms *m, const due *d, px_error *e)
 {
-    px_error e = {0};
-    (void)run(m, "UPDATE mtms_serial SET status = 'forwarded', forwarded_ms = $3, updated_ms = $3 "
-                 "WHERE serial = $1 AND tk_kcv = $2 AND status IN ('received', 'forwarded')",
-              d->serial, d->tk_kcv, px_now_ms(), &e);
+    return run(m, "UPDATE mtms_serial SET status = 'forwarded', forwarded_ms = $3, updated_ms = $3 "
+                  "WHERE serial = $1 AND tk_kcv = $2 AND status IN ('received', 'forwarded')",
+               d->serial, d->tk_kcv, px_now_ms(), e);
+}
+
+/* Commit what the caller began, or roll back and log why. */
+static void finish(mtms *m, int rc, px_error *e, const char *what, size_t n)
+{
+    if (rc == PX_OK)
+        rc = store_commit(m->st, e);
+    if (rc != PX_OK) {
+        store_rollback(m->st);
+        px_errorlog(MTMS_MOD, "outbox: cannot record %s of %zu TKs: %s (they are sent again when "
+                    "their lease runs out; the KMS answers duplicates)", what, n, px_error_text(e));
+    }
 }
 
 /* One answer item against what was sent. */
-static void record_result(mtms *m, const due *d, const char *kms_cn, json_t *res,
-                          mtms_forward_stats *st)
+static int record_result(mtms *m, const due *d, const char *kms_cn, json_t *res,
+                         mtms_forward_stats *st, px_error *e)
 {
     const char *status = json_string_value(json_object_get(res, "status"));
     const char *serial = json_string_value(json_object_get(res, "serial"));
     const char *kcv = json_string_value(json_object_get(res, "tk_kcv"));
+    const char *msg = json_string_value(json_object_get(res, "message"));
     char why[PX_ERRMSG_MAX];
     if (status == NULL || serial == NULL || strcmp(serial, d->serial) != 0) {
-        refused(m, d, kms_cn, "the KMS's answer does not match what was sent");
         st->refused++;
-        return;
+        return refused(m, d, kms_cn, "the KMS's answer does not match what was sent", e);
     }
     if (strcmp(status, "imported") == 0 || strcmp(status, "duplicate") == 0) {
         if (kcv == NULL || strcmp(kcv, d->tk_kcv) != 0) {
             snprintf(why, sizeof why, "the KMS holds TK KCV %s, the envelope carries %s",
                      kcv ? kcv : "?", d->tk_kcv);
-            refused(m, d, kms_cn, why);
             st->refused++;
-            return;
+            return refused(m, d, kms_cn, why, e);
         }
-        acknowledged(m, d, kms_cn, json_string_value(json_object_get(res, "tmk_kcv")));
         st->acknowledged++;
-        return;
+        return acknowledged(m, d, kms_cn, json_string_value(json_object_get(res, "tmk_kcv")), e);
     }
-    snprintf(why, sizeof why, "%s", json_string_value(json_object_get(res, "message"))
-                                        ? json_string_value(json_object_get(res, "message"))
-                                        : status);
-    refused(m, d, kms_cn, why);
+    snprintf(why, sizeof why, "%s", msg ? msg : status);
     st->refused++;
+    return refused(m, d, kms_cn, why, e);
 }
 
 /* Send items[0..n) (one customer's) to its KMS. */
@@ -243,11 +242,15 @@ static void send_batch(mtms *m, const mtms_forward_config *c, due *items, size_t
     if (rc == PX_OK)
         rc = pki_https_open(cu->kms_address, &c->tls, c->timeout_ms, &h, &e);
     if (rc == PX_OK) {
+        px_error we = {0};
+        int wrc = store_begin(m->st, &we);
         list = json_array();
         for (size_t i = 0; i < n; i++) {
             json_array_append_new(list, json_string(items[i].envelope));
-            mark_forwarded(m, &items[i]);
+            if (wrc == PX_OK)
+                wrc = mark_forwarded(m, &items[i], &we);
         }
+        finish(m, wrc, &we, "the forwarding", n);
         body = json_pack("{s:o}", "envelopes", list);
         st->sent += n;
         rc = pki_https_call(h, "POST", "/v1/kms/tks", body, &status, &reply, &e);
@@ -265,13 +268,22 @@ static void send_batch(mtms *m, const mtms_forward_config *c, due *items, size_t
     if (rc != PX_OK) {
         snprintf(why, sizeof why, "KMS of customer %s not reached: %s", items[0].customer,
                  px_error_text(&e));
+        px_error we = {0};
+        int wrc = store_begin(m->st, &we);
         px_warn(MTMS_MOD, "%s (%zu TKs wait in the outbox)", why, n);
-        for (size_t i = 0; i < n; i++)
-            retry_later(m, c, &items[i], why);
+        for (size_t i = 0; wrc == PX_OK && i < n; i++)
+            wrc = retry_later(m, c, &items[i], why, &we);
+        finish(m, wrc, &we, "a failed delivery", n);
         st->failed += n;
     } else {
-        for (size_t i = 0; i < n; i++)
-            record_result(m, &items[i], cu->kms_cn, json_array_get(results, i), st);
+        px_error we = {0};
+        int wrc = store_begin(m->st, &we);
+        for (size_t i = 0; i < n; i++) {
+            int one = record_result(m, &items[i], cu->kms_cn, json_array_get(results, i), st, &we);
+            if (wrc == PX_OK)
+                wrc = one;
+        }
+        finish(m, wrc, &we, "the KMS's answer", n);
     }
     json_decref(reply);
     json_decref(body);
