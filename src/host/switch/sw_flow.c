@@ -25,11 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The key attributes of the keys the switch makes (docs/switch.md, "Keys"). */
+/* The TMK's key attributes (docs/switch.md, "Terminals and keys"); the work keys' are in
+ * sw_keys.c. */
 const hsm_key_attrs switch_tmk_attrs = {"K0", 'T', 'E', 'N', 16};
-static const hsm_key_attrs pik_attrs = {"P0", 'T', 'B', 'S', 16};
-static const hsm_key_attrs mak_attrs = {"M1", 'T', 'C', 'S', 16};
-static const hsm_key_attrs tdk_attrs = {"D0", 'T', 'B', 'S', 16};
 
 static const char credited_later_text[] =
     "\xE6\x94\xB6\xE6\xAC\xBE\xE4\xBA\xBA\xE5\xB0\x86\xE5\x9C\xA8\xE5\xAF\xB9"
@@ -202,42 +200,20 @@ static void answer_duplicate(switch_svc *s, sw_job *j, const sw_req *r, const sw
 
 /* ---- sign-on, sign-off ---- */
 
-/* Generate one work key, export it under the TMK: 16 bytes of cryptogram + 4 of CV. */
-static int make_work_key(switch_svc *s, hsm_key *tmk, const hsm_key_attrs *a, char *block,
-                         uint8_t out62[20], px_error *e)
-{
-    hsm_keyblock kb;
-    hsm_key *k = NULL;
-    char crypt[2 * CRYPTO_KEY_MAX + 1], kcv[PX_HSM_KCV_HEX_MAX];
-    size_t n = 0;
-    int rc = hsm_key_generate(s->hsm, a, NULL, &kb, e);
-    if (rc == PX_OK)
-        rc = hsm_key_load(s->hsm, kb.block, &k, e);
-    if (rc == PX_OK)
-        rc = hsm_key_export(s->hsm, tmk, k, HSM_EXPORT_ECB, crypt, sizeof crypt, kcv, e);
-    if (rc == PX_OK && (px_hex_decode(crypt, out62, 16, &n) != PX_OK || n != 16))
-        rc = px_error_set(e, PX_ECRYPTO, "work key cryptogram: unexpected length");
-    /* field 62's check value: 4 bytes of the key's encryption of a zero block */
-    if (rc == PX_OK)
-        rc = hsm_key_check_value(s->hsm, k, 4, out62 + 16, e);
-    if (rc == PX_OK)
-        px_strlcpy(block, kb.block, PX_HSM_KEYBLOCK_MAX);
-    hsm_key_free(s->hsm, k);
-    return rc;
-}
-
-static int load_tmk(switch_svc *s, const char *tid, hsm_key **tmk, px_error *e)
+/* The terminal's TMK block, from the store. */
+static int read_tmk(switch_svc *s, const char *tid, char *block, px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(s->d->st, "SELECT tmk_block FROM switch_terminal WHERE tid = $1", &q,
                            e);
-    *tmk = NULL;
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, tid);
     rc = store_step(q, e);
     if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
-        rc = hsm_key_load(s->hsm, store_col_text(q, 0), tmk, e);
+        rc = px_strlcpy(block, store_col_text(q, 0), PX_HSM_KEYBLOCK_MAX) == PX_OK
+                 ? PX_OK
+                 : px_error_set(e, PX_ETOOBIG, "terminal %s: TMK block too long", tid);
     else if (rc >= 0)
         rc = px_error_set(e, PX_ENOTFOUND, "terminal %s has no TMK", tid);
     store_done(q);
@@ -299,39 +275,49 @@ static void signon_done(switch_svc *s, sw_job *j)
     free(out);
 }
 
+/* The key worker made the keys: record the session (then signon_done answers). */
+void sw_flow_keys_done(switch_svc *s, sw_job *j)
+{
+    if (s->pending_jobs > 0)
+        s->pending_jobs--;
+    if (j->status != PX_OK) {
+        sw_req r;
+        sw_term *t = NULL;
+        px_error e = {0};
+        px_errorlog("switch", "terminal %s: sign-on failed: %s", j->tid, j->errmsg);
+        if (reparse(j->treq, j->treqlen, &r) == PX_OK) {
+            if (sw_term_get(s, j->tid, 0, &t, &e) == PX_OK && t != NULL)
+                t->busy = 0;
+            sw_answer(s, j->conn, &r, t, SWITCH_RC_SYSTEM_ERROR);
+        }
+        sw_job_free(j);
+        return;
+    }
+    crypto_cleanse(j->tmk, sizeof j->tmk);
+    submit(s, j);
+}
+
 static void flow_signon(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
 {
-    hsm_key *tmk = NULL;
-    uint8_t f62[60];
     px_error e = {0};
     sw_job *j;
     int rc;
-    if (s->hsm == NULL) {
+    if (s->hsm == NULL || s->keys == NULL) {
         px_errorlog("switch", "terminal %s: sign-on refused: HSM unavailable (%s)", r->tid,
                     s->hsm_error);
         sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
         return;
     }
     if (t->busy)
-        return; /* a sign-on of this terminal is being written: its answer will come */
+        return; /* a sign-on of this terminal is under way: its answer will come */
     j = sw_job_new(SW_J_SIGNON, signon_done);
     if (j == NULL) {
         sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
         return;
     }
-    rc = load_tmk(s, r->tid, &tmk, &e);
-    if (rc == PX_OK)
-        rc = make_work_key(s, tmk, &pik_attrs, j->pik, f62, &e);
-    if (rc == PX_OK)
-        rc = make_work_key(s, tmk, &mak_attrs, j->mak, f62 + 20, &e);
-    if (rc == PX_OK)
-        rc = make_work_key(s, tmk, &tdk_attrs, j->tdk, f62 + 40, &e);
-    hsm_key_free(s->hsm, tmk);
-    if (rc == PX_OK)
-        memcpy(j->f62, f62, sizeof f62);
+    rc = read_tmk(s, r->tid, j->tmk, &e);
     if (rc == PX_OK)
         rc = copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen);
-    crypto_cleanse(f62, sizeof f62);
     if (rc != PX_OK) {
         px_errorlog("switch", "terminal %s: sign-on failed: %s", r->tid, px_error_text(&e));
         sw_job_free(j);
@@ -342,8 +328,10 @@ static void flow_signon(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
     px_strlcpy(j->mid, r->mid, sizeof j->mid);
     today(j->batch_date);
     j->conn = conn;
+    j->svc = s;
     t->busy = 1;
-    submit(s, j);
+    s->pending_jobs++;
+    sw_keyworker_submit(s->keys, j);
 }
 
 static void signoff_done(switch_svc *s, sw_job *j)

@@ -210,6 +210,7 @@ struct sw_job {
     uint8_t *rsp;                 /* response bytes to store (final, complete, reversal) */
     size_t rsplen;
     /* sign-on */
+    char tmk[PX_HSM_KEYBLOCK_MAX];
     char pik[PX_HSM_KEYBLOCK_MAX], mak[PX_HSM_KEYBLOCK_MAX], tdk[PX_HSM_KEYBLOCK_MAX];
     uint8_t f62[60];              /* the work keys under the TMK with their check values */
     /* settlement / upload */
@@ -236,6 +237,7 @@ struct sw_job {
         char ref[16];             /* reversal of a mobile-number payment: tell phonepay */
     } out;
     /* loop-side context for the done callback */
+    switch_svc *svc;
     uint64_t conn;
     uint8_t *treq;                /* the terminal's request bytes */
     size_t treqlen;
@@ -278,6 +280,16 @@ int sw_group_ensure_account(store *st, sw_group *g, const char *account, const c
                             px_error *e);
 int64_t sw_group_now_ms(const sw_group *g);
 const char *sw_group_node(const sw_group *g);
+
+/* ---- the key worker: sign-on's HSM work off the event loop (sw_keys.c) ---- */
+
+typedef struct sw_keyworker sw_keyworker;
+int sw_keyworker_start(switch_svc *s, sw_keyworker **out, px_error *e);
+/* j->tmk holds the TMK block; j->pik, mak, tdk and f62 come back filled (status PX_OK),
+ * through sw_flow_keys_done on the loop. */
+void sw_keyworker_submit(sw_keyworker *k, sw_job *j);
+void sw_keyworker_stop(sw_keyworker *k);
+void sw_flow_keys_done(switch_svc *s, sw_job *j);
 
 /* ---- provider link (sw_provider.c) ---- */
 
@@ -346,6 +358,7 @@ struct switch_svc {
     char hsm_error[PX_ERRMSG_MAX];
     sw_cache cache;
     sw_writer *writer;
+    sw_keyworker *keys;           /* NULL when the HSM could not be opened */
     sw_metrics m;
     /* routing */
     char bins[PX_SWITCH_ROUTES_MAX][12];

@@ -93,6 +93,7 @@ void sw_job_free(sw_job *j)
     }
     free(j->out.rsp);
     crypto_cleanse(j->f62, sizeof j->f62);
+    crypto_cleanse(j->tmk, sizeof j->tmk);
     free(j);
 }
 

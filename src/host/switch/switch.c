@@ -316,6 +316,11 @@ static int switch_start(void *state, px_daemon *d, px_error *e)
     if (rc != PX_OK)
         return rc;
     open_hsm(s);
+    if (s->hsm != NULL && sw_keyworker_start(s, &s->keys, e) != PX_OK) {
+        px_errorlog("switch", "key worker: %s; sign-on answers 96", px_error_text(e));
+        e->code = PX_OK;
+        s->keys = NULL;
+    }
     rc = first_rrn_block(s, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "switch: ");
@@ -369,6 +374,7 @@ static void switch_free(void *state)
     if (sw_running == s)
         sw_running = NULL;
     net_frame_server_free(s->srv);
+    sw_keyworker_stop(s->keys);
     sw_writer_stop(s->writer);
     sw_provider_stop(s);
     sw_cache_free(&s->cache, s->hsm);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "crypto/crypto.h"
+#include "hsm/hsm.h"
 #include "harness.h"
 #include "lib/str.h"
 #include "swfix.h"
@@ -71,6 +72,16 @@ static int teardown(void **state)
         check = 1;
     }
     px_buf_free(&out);
+    /* the HSM audit chain, written by the switch's two HSM sessions, the issuer, phonepay
+     * and the CLI, is intact */
+    {
+        size_t entries = 0;
+        px_error e = {0};
+        if (hsm_audit_verify(F.audit, NULL, &entries, &e) != PX_OK) {
+            fprintf(stderr, "audit: %s\n", px_error_text(&e));
+            check = 1;
+        }
+    }
     swfix_cleanup(&F);
     return status == 0 && check == 0 ? 0 : -1;
 }
