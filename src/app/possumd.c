@@ -130,7 +130,13 @@ static int load_core_config(possumd *p, const char *path, px_error *e)
     if (rc != PX_OK || !px_config_has_section(p->d.cfg, "hsm"))
         return rc;
     p->has_hsm = 1;
-    return hsm_config_bind(p->d.cfg, "hsm", &p->hsm_cfg, e);
+    hsm_config_default(&p->hsm_cfg);
+    rc = hsm_config_bind(p->d.cfg, "hsm", &p->hsm_cfg, e);
+    if (rc != PX_OK)
+        return rc;
+    /* the audit log names who used each key: this daemon, by node */
+    snprintf(p->hsm_cfg.caller, sizeof p->hsm_cfg.caller, "possumd:%.40s", p->d.node);
+    return PX_OK;
 }
 
 /* Configure every service whose section says enabled = true. */

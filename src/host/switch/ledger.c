@@ -181,7 +181,7 @@ static int batch_diffs(store *st, const switch_batch_report *b, const char *date
     sw_rkey_range(lo, hi, b->tid, b->batch_no, date, 'F');
     rc = store_prepare(st,
                        "SELECT stan, amount, ttype FROM switch_request WHERE rkey >= $1 AND rkey "
-                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'void') "
+                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'phonepay', 'void') "
                        "AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%') ORDER BY stan",
                        &q, e);
     if (rc != PX_OK)
@@ -301,7 +301,7 @@ int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_bat
     if (strcmp(out->state, "open") == 0) { /* not settled yet: our running totals */
         static const char sql[] =
             "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE rkey >= $1 AND "
-            "rkey < $2 AND ttype = $3 AND state = 'done' AND rc = '00' AND (undone_by IS NULL OR "
+            "rkey < $2 AND ttype IN ($3, $4) AND state = 'done' AND rc = '00' AND (undone_by IS NULL OR "
             "undone_by NOT LIKE '%|R|%')";
         char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
         sw_rkey_range(lo, hi, tid, batch_no, date, 'F');
@@ -311,7 +311,9 @@ int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_bat
                 break;
             store_bind_text(q, 1, lo);
             store_bind_text(q, 2, hi);
+            /* debits: purchases and mobile-number payments; credits: voids */
             store_bind_text(q, 3, i == 0 ? "purchase" : "void");
+            store_bind_text(q, 4, i == 0 ? "phonepay" : "void");
             rc = store_step(q, e);
             if (rc == STORE_ROW) {
                 *(i == 0 ? &out->sw_debit_count : &out->sw_credit_count) = store_col_int64(q, 0);

@@ -797,7 +797,14 @@ static int job_settle(store *st, sw_group *g, sw_job *j, px_error *e)
     int rc = insert_or_outcome(st, g, j, "pending", &is_new, e);
     if (rc != PX_OK || !is_new)
         return rc;
+    /* debits: purchases and mobile-number payments; credits: voids (switch-protocol.md) */
     rc = totals(st, j, "purchase", &sw->debit_count, &sw->debit_amount, e);
+    if (rc == PX_OK) {
+        int64_t n = 0, amount = 0;
+        rc = totals(st, j, "phonepay", &n, &amount, e);
+        sw->debit_count += n;
+        sw->debit_amount += amount;
+    }
     if (rc == PX_OK)
         rc = totals(st, j, "void", &sw->credit_count, &sw->credit_amount, e);
     if (rc != PX_OK)
