@@ -9,11 +9,12 @@
  *    "p99_ms":N,"errors":N}
  * The switch's ledger postings are durable before each approval is sent ([store]
  * synchronous = full; PostgreSQL with fsync and synchronous_commit on). The issuer
- * simulator's own store runs with synchronous = normal: it stands in for the provider and is
- * not what is measured. docs/switch.md ("Performance") has the figures and how to read them.
+ * simulator stands in for the provider (a remote system in production) and is not what is
+ * measured: its store is in memory (--issuer-store file: a SQLite file, synchronous =
+ * normal). docs/switch.md ("Performance") has the figures and how to read them.
  *
  *   bench_switch_load [--terminals N] [--seconds S] [--warmup S] [--store sqlite|postgres]
- *                     [--writers N] [--group-max N] [--keep]
+ *                     [--issuer-store memory|file] [--writers N] [--group-max N] [--keep]
  */
 #include "host/switch/switch.h"
 #include "lib/hex.h"
@@ -212,7 +213,7 @@ static void register_terminals(swfix *f, const char *conninfo, int n)
 int main(int argc, char **argv)
 {
     int nterm = 64, seconds = 10, warmup = 3, keep = 0, writers = 0, group_max = 0;
-    const char *backend = "sqlite";
+    const char *backend = "sqlite", *issuer_store = "memory";
     swfix f;
     swfix_node iss, sw;
     pgtemp pg;
@@ -237,17 +238,21 @@ int main(int argc, char **argv)
             writers = arg_int(argv[++i]);
         else if (strcmp(argv[i], "--group-max") == 0 && i + 1 < argc)
             group_max = arg_int(argv[++i]);
+        else if (strcmp(argv[i], "--issuer-store") == 0 && i + 1 < argc)
+            issuer_store = argv[++i];
         else if (strcmp(argv[i], "--keep") == 0)
             keep = 1;
         else {
             fprintf(stderr, "usage: bench_switch_load [--terminals N] [--seconds S] [--warmup S] "
-                            "[--store sqlite|postgres] [--writers N] [--group-max N] [--keep]\n");
+                            "[--store sqlite|postgres] [--issuer-store memory|file] "
+                            "[--writers N] [--group-max N] [--keep]\n");
             return 2;
         }
     }
     if (nterm < 1 || nterm > MAX_TERMINALS || seconds < 1 || warmup < 0 || writers < 0 ||
         group_max < 0 ||
-        (strcmp(backend, "sqlite") != 0 && strcmp(backend, "postgres") != 0)) {
+        (strcmp(backend, "sqlite") != 0 && strcmp(backend, "postgres") != 0) ||
+        (strcmp(issuer_store, "memory") != 0 && strcmp(issuer_store, "file") != 0)) {
         fprintf(stderr, "bench_switch_load: bad arguments\n");
         return 2;
     }
@@ -274,8 +279,12 @@ int main(int argc, char **argv)
     /* The issuer simulator: its own node and store. */
     iss_port = swfix_free_port();
     swfix_issuer_section(&f, sec, sizeof sec, iss_port, NULL);
-    snprintf(issstore, sizeof issstore,
-             "[store]\nbackend = sqlite\npath = %s/issuer.db\nsynchronous = normal\n", f.dir);
+    if (strcmp(issuer_store, "memory") == 0)
+        snprintf(issstore, sizeof issstore, "[store]\nbackend = sqlite\npath = :memory:\n");
+    else
+        snprintf(issstore, sizeof issstore,
+                 "[store]\nbackend = sqlite\npath = %s/issuer.db\nsynchronous = normal\n",
+                 f.dir);
     if (swfix_start(&f, &iss, "issuer", issstore, sec) != 0)
         die("start the issuer simulator", NULL);
     /* The switch. */
@@ -320,8 +329,8 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
     g_nconns = nterm;
-    fprintf(stderr, "load: %d terminals, %d s warm-up, %d s measured, store %s\n", nterm, warmup,
-            seconds, backend);
+    fprintf(stderr, "load: %d terminals, %d s warm-up, %d s measured, store %s, issuer store %s\n",
+            nterm, warmup, seconds, backend, issuer_store);
     for (int i = 0; i < nterm; i++)
         send_purchase(&g_conns[i]);
     t_start = px_mono_ms();

@@ -492,6 +492,33 @@ static void test_two_nodes_share_the_ledger(void **state)
             r->outcome = strcmp(termsim_rc(&r1), "00") == 0 ? R_APPROVED : R_DECLINED;
         }
     }
+    /* the TMS's flag set through node A reaches the terminal through node B */
+    {
+        char path[96];
+        px_buf out;
+        long status = 0;
+        iso8583_msg m, r1;
+        termsim *t = &lts[1].t;
+        rec *r = &lts[1].recs[lts[1].n++];
+        snprintf(path, sizeof path, "/v1/switch/terminals/%s/update-waiting", t->tid);
+        px_buf_init(&out, 1 << 16);
+        assert_int_equal(e2e_http(a.http_port, "PUT", path, "{\"waiting\": true}", &status, &out),
+                         0);
+        assert_int_equal(status, 200);
+        px_buf_free(&out);
+        sleep_ms(250); /* node B re-reads the terminal within cache_ttl_ms (100) */
+        r->amount = 321;
+        r->batch = t->batch;
+        termsim_next_stan(t, r->stan);
+        termsim_begin(t, &m, "0200", r->stan, "22", "000");
+        assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, r->amount,
+                                      SWFIX_CARD_OK_PIN, &e),
+                         0);
+        assert_int_equal(termsim_exchange(t, &m, 1, &r1, 20000, &e), 0); /* t->c: node B */
+        assert_string_equal(termsim_rc(&r1), "00");
+        assert_int_equal(t->header_flag, 6);
+        r->outcome = R_APPROVED;
+    }
     /* a sign-on at node B is seen by node A: new keys and batch */
     {
         iso8583_msg rsp, m, r1;
