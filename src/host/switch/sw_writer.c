@@ -249,6 +249,64 @@ static int apply_deltas_pg(store *st, sw_group *g, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
+/* SQLite: up to 15 accounts per UPDATE (two parameters each, within PX_STORE_PARAMS_MAX):
+ * balance + CASE id WHEN $1 THEN $2 ... END WHERE id IN ($1, $3, ...). */
+#define SW_DELTAS_PER_STMT 15
+
+static const char *deltas_sql(size_t n)
+{
+    static char sql[SW_DELTAS_PER_STMT + 1][1024]; /* loop-invariant text, built once */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    if (sql[n][0] == 0) {
+        px_buf b;
+        px_buf_init(&b, sizeof sql[n]);
+        (void)px_buf_append_str(&b, "UPDATE ledger_account SET balance = balance + CASE id");
+        for (size_t i = 0; i < n; i++)
+            (void)px_buf_printf(&b, " WHEN $%zu THEN CAST($%zu AS BIGINT)", 2 * i + 1, 2 * i + 2);
+        (void)px_buf_printf(&b, " END, updated_ms = CAST($%zu AS BIGINT) WHERE id IN (", 2 * n + 1);
+        for (size_t i = 0; i < n; i++)
+            (void)px_buf_printf(&b, "%s$%zu", i ? ", " : "", 2 * i + 1);
+        (void)px_buf_append_str(&b, ")");
+        px_strlcpy(sql[n], px_buf_str(&b), sizeof sql[n]);
+        px_buf_free(&b);
+    }
+    pthread_mutex_unlock(&mu);
+    return sql[n];
+}
+
+static int apply_deltas_sqlite(store *st, sw_group *g, px_error *e)
+{
+    size_t i = 0;
+    while (i < g->ndeltas) {
+        const sw_delta *d[SW_DELTAS_PER_STMT];
+        size_t n = 0;
+        store_stmt *q;
+        int rc;
+        for (; i < g->ndeltas && n < SW_DELTAS_PER_STMT; i++)
+            if (g->deltas[i].delta != 0)
+                d[n++] = &g->deltas[i];
+        if (n == 0)
+            break;
+        rc = store_prepare(st, deltas_sql(n), &q, e);
+        if (rc != PX_OK)
+            return rc;
+        for (size_t k = 0; k < n; k++) {
+            store_bind_text(q, (int)(2 * k + 1), d[k]->account);
+            store_bind_int64(q, (int)(2 * k + 2), d[k]->delta);
+        }
+        store_bind_int64(q, (int)(2 * n + 1), g->now_ms);
+        rc = store_step(q, e);
+        if (rc >= 0 && store_changes(q) != (int64_t)n)
+            rc = px_error_set(e, PX_EINTERNAL, "ledger: %zu accounts to update, %lld found", n,
+                              (long long)store_changes(q));
+        store_done(q);
+        if (rc < 0)
+            return rc;
+    }
+    return PX_OK;
+}
+
 /* One UPDATE per account the group touched, in account order. */
 static int apply_deltas(store *st, sw_group *g, px_error *e)
 {
@@ -256,6 +314,8 @@ static int apply_deltas(store *st, sw_group *g, px_error *e)
         qsort(g->deltas, g->ndeltas, sizeof *g->deltas, cmp_delta);
     if (g->ndeltas > 1 && store_get_backend(st) == STORE_POSTGRES)
         return apply_deltas_pg(st, g, e);
+    if (g->ndeltas > 1)
+        return apply_deltas_sqlite(st, g, e);
     for (size_t i = 0; i < g->ndeltas; i++) {
         store_stmt *q;
         int rc;
