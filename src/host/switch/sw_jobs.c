@@ -490,11 +490,13 @@ static int job_claim(store *st, sw_group *g, sw_job *j, px_error *e)
     return PX_OK;
 }
 
+/* rrn is not assigned here: it was set by the claim, and assigning an indexed column
+ * rewrites its index entry even to the same value. */
 static const char sql_complete[] =
-    "UPDATE switch_request SET state = 'done', rc = $2, rsp = $3, auth_code = $4, rrn = "
-    "COALESCE($5, rrn), updated_ms = $6, posted = CASE WHEN undone_by IS NULL AND "
-    "CAST($7 AS BIGINT) = 1 THEN 1 ELSE 0 END, fee = $8 WHERE rkey = $1 AND state = "
-    "'pending' RETURNING undone_by, orig_rkey, prov_blob IS NOT NULL";
+    "UPDATE switch_request SET state = 'done', rc = $2, rsp = $3, auth_code = $4, "
+    "updated_ms = $5, posted = CASE WHEN undone_by IS NULL AND CAST($6 AS BIGINT) = 1 THEN 1 "
+    "ELSE 0 END, fee = $7 WHERE rkey = $1 AND state = 'pending' RETURNING undone_by, "
+    "orig_rkey, prov_blob IS NOT NULL";
 
 /* Completion found no pending row: is it our own earlier (uncertain) commit? */
 static int complete_lost(store *st, sw_job *j, px_error *e)
@@ -583,10 +585,9 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     else
         store_bind_null(q, 3);
     bind_text_or_null(q, 4, j->auth);
-    bind_text_or_null(q, 5, j->rrn);
-    store_bind_int64(q, 6, sw_group_now_ms(g));
-    store_bind_int64(q, 7, postable);
-    store_bind_int64(q, 8, fee);
+    store_bind_int64(q, 5, sw_group_now_ms(g));
+    store_bind_int64(q, 6, postable);
+    store_bind_int64(q, 7, fee);
     rc = store_step(q, e);
     if (rc == STORE_ROW) {
         px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
@@ -1046,7 +1047,7 @@ static const char sql_pg_claims[] =
 
 static const char sql_pg_completes[] =
     "UPDATE switch_request AS r SET state = 'done', rc = u.rc, rsp = decode(u.rsp, 'hex'), "
-    "auth_code = u.auth, rrn = COALESCE(u.rrn, r.rrn), updated_ms = CAST($8 AS BIGINT), "
+    "auth_code = u.auth, updated_ms = CAST($8 AS BIGINT), "
     "posted = CASE WHEN r.undone_by IS NULL AND u.postable = 1 THEN 1 ELSE 0 END, fee = u.fee "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
     "$7::bigint[]) AS u(rkey, rc, rsp, auth, rrn, postable, fee) WHERE r.rkey = u.rkey AND "
