@@ -89,6 +89,17 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
+/* Ctrl-C or a kill: take the daemons down too. */
+static void on_signal(int sig)
+{
+    if (B.mtms.pid > 0)
+        kill(B.mtms.pid, SIGKILL);
+    if (B.kms.pid > 0)
+        kill(B.kms.pid, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -430,6 +441,22 @@ static int64_t count_status(store *st, const char *status)
     return n;
 }
 
+/* Why the MTMS could not deliver (the first serial still waiting that says). */
+static const char *last_error(store *st)
+{
+    static char why[PX_ERRMSG_MAX];
+    store_stmt *q;
+    px_error e = {0};
+    snprintf(why, sizeof why, "(no error recorded)");
+    if (store_prepare(st, "SELECT last_error FROM mtms_serial WHERE status <> 'acknowledged' AND "
+                          "last_error <> '' LIMIT 1", &q, &e) == PX_OK) {
+        if (store_step(q, &e) == STORE_ROW)
+            snprintf(why, sizeof why, "%s", store_col_text(q, 0));
+        store_done(q);
+    }
+    return why;
+}
+
 static void print_stage(const char *name, double s)
 {
     printf("%-8s %6zu terminals in %8.2f s: %8.0f terminals/s\n", name, B.n, s, (double)B.n / s);
@@ -462,6 +489,8 @@ int main(int argc, char **argv)
     }
     px_log_setup(PX_LOG_ERROR, PX_LOG_TEXT, stderr);
     pthread_mutex_init(&B.mu, NULL);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     setenv(HSM_ENV_PASSPHRASE, PASSPHRASE, 1);
     unsetenv(PKI_ENV_PASSPHRASE);
     if (net_init(&e) != PX_OK)
@@ -527,7 +556,7 @@ int main(int argc, char **argv)
              "[http]\nlisten = 127.0.0.1:0\n\n"
              "[mtms]\nenabled = true\nlisten = 127.0.0.1:0\ntls_cert = %s/mtms.crt\ntls_key = %s/mtms.key\n"
              "tls_ca = %s\ntls_crl = %s\ntls_require_client_cert = true\noutbox_interval_ms = 100\n"
-             "outbox_backoff_min_ms = 100\noutbox_backoff_max_ms = 300\noutbox_batch = 200\n",
+             "outbox_backoff_min_ms = 1000\noutbox_backoff_max_ms = 2000\noutbox_batch = 200\n",
              B.dir, B.dir, B.dir, B.ca_crt, B.crl);
     node_start(&B.mtms, "mtms", ini, "mtms");
     snprintf(B.mtms_url, sizeof B.mtms_url, "https://127.0.0.1:%d", node_port(&B.mtms, "mtms"));
@@ -546,14 +575,19 @@ int main(int argc, char **argv)
              B.dir, B.dir);
     t0 = px_mono_ns();
     node_start(&B.kms, "kms", ini, "kms.download");
-    for (;;) {
+    for (int64_t last = -1, since = px_mono_ns();;) {
         int64_t acked = count_status(st, "acknowledged"), refused = count_status(st, "refused");
         if (refused > 0)
             die("%lld TKs refused by the KMS (possum mtms serials)", (long long)refused);
         if (acked >= (int64_t)B.n)
             break;
-        if (secs_since(t0) > 3600)
-            die("relay: only %lld of %zu acknowledged after an hour", (long long)acked, B.n);
+        if (acked != last) {
+            last = acked;
+            since = px_mono_ns();
+        } else if (secs_since(since) > 120) {
+            die("relay stalled at %lld of %zu acknowledged: %s", (long long)acked, B.n,
+                last_error(st));
+        }
         sleep_ms(20);
     }
     t_relay = secs_since(t0);

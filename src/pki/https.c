@@ -86,10 +86,9 @@ int pki_https_open(const char *url, const net_tls_config *tls, int64_t timeout_m
 
 void pki_https_disconnect(pki_https *c)
 {
-    if (c != NULL && c->conn != NULL) {
+    if (c != NULL && c->conn != NULL) { /* peer_cn stays: the last answer came from it */
         net_client_close(c->conn);
         c->conn = NULL;
-        c->peer_cn[0] = 0;
     }
 }
 

@@ -35,7 +35,8 @@ void pki_https_close(pki_https *c); /* NULL is fine */
 int pki_https_call(pki_https *c, const char *method, const char *path, const json_t *body,
                    long *status, json_t **reply, px_error *e);
 
-/* The CN of the server's certificate on the current connection ("" without TLS). */
+/* The CN of the server's certificate on the last connection ("" without TLS), kept after
+ * the server closed it, so the last answer can be attributed. */
 const char *pki_https_peer_cn(const pki_https *c);
 
 /* The "message" of an error reply ({"error":{"message":...}}), or fallback. */

@@ -68,8 +68,9 @@ static int kms_configure(px_daemon *d, void **state, px_error *e)
         return px_error_set(e, PX_ENOMEM, "kms: out of memory");
     memset(&f, 0, sizeof f);
     net_listener_config_defaults(&s->intake_cfg, "kms");
-    s->intake_cfg.max_body = 1024 * 1024; /* PX_KMS_BATCH_MAX envelopes */
     rc = net_listener_config_bind(d->cfg, "kms", NULL, &s->intake_cfg, e);
+    if (rc == PX_OK && px_config_line(d->cfg, "kms", "max_body") == 0)
+        s->intake_cfg.max_body = 1024 * 1024; /* room for PX_KMS_BATCH_MAX envelopes */
     if (rc == PX_OK && px_config_get(d->cfg, "kms", "download_listen") != NULL) {
         net_listener_config_defaults(&s->download_cfg, "kms.download");
         rc = net_listener_config_bind(d->cfg, "kms", "download_", &s->download_cfg, e);
