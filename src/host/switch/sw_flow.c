@@ -753,52 +753,96 @@ static void claim_done(switch_svc *s, sw_job *j)
     }
 }
 
-static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+/* The PIN block of r, from the terminal's PIK to the zone key, format 0. PX_EAUTH: it does
+ * not decode (55); another error: no key to do it with (96). */
+static int translate_pin(switch_svc *s, const sw_req *r, const sw_term *t, hsm_pin_block *out,
+                         px_error *e)
 {
-    const char *ttype = ttype_of(r->type);
-    hsm_pin_block pin_in, pin_out;
-    hsm_pin_block *pin = NULL;
+    hsm_pin_block in;
+    int rc;
+    if (s->zpk == NULL || t == NULL || t->pik == NULL)
+        return px_error_set(e, PX_ESTATE, "no PIN keys (%s)",
+                            s->zpk == NULL ? "zone PIN key not loaded" : "terminal PIK not loaded");
+    memset(&in, 0, sizeof in);
+    memcpy(in.data, r->pin_block, 8);
+    in.len = 8;
+    in.format = CRYPTO_PIN_ISO0;
+    rc = hsm_pin_translate(s->hsm, t->pik, &in, s->zpk, CRYPTO_PIN_ISO0, r->pan, out, e);
+    crypto_cleanse(&in, sizeof in);
+    return rc == PX_OK ? PX_OK : PX_EAUTH;
+}
+
+/* Fill j with the provider request for r: RRN and provider STAN, transmission time, the
+ * sealed copy kept for a reversal (no track 2, PIN block, expiry or payee card) and the
+ * message to send (kept in memory only), and the terminal's request bytes. */
+static int prepare_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *pin,
+                            const char *payee_card, sw_job *j, const char *opstan,
+                            const char *optime, px_error *e)
+{
     iso8583_msg pm;
-    char orig_rkey[SW_RKEY_MAX] = "", opstan[7] = "", optime[11] = "";
     uint8_t pbytes[PX_ISO_MSG_MAX];
     size_t pn = 0;
+    int rc;
+    px_time_format_utc(px_now_ms(), "%m%d%H%M%S", j->prov_time, sizeof j->prov_time);
+    rc = sw_next_rrn(s, j->rrn, j->prov_stan);
+    if (rc != PX_OK)
+        return px_error_set(e, rc, "no retrieval reference number available");
+    rc = build_provider(s, r, NULL, NULL, j, opstan, optime, 0, &pm, e);
+    if (rc == PX_OK)
+        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, e);
+    if (rc == PX_OK)
+        rc = sw_seal(s, pbytes, pn, &j->prov_blob, &j->prov_bloblen, e);
+    if (rc == PX_OK)
+        rc = build_provider(s, r, pin, payee_card, j, opstan, optime, 1, &pm, e);
+    if (rc == PX_OK)
+        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, e);
+    if (rc == PX_OK)
+        rc = copy_bytes(&j->preq, &j->preqlen, pbytes, pn);
+    if (rc == PX_OK)
+        rc = copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen);
+    crypto_cleanse(pbytes, sizeof pbytes);
+    iso8583_msg_cleanse(&pm);
+    return rc;
+}
+
+/* Amount and route: PX_OK, or the refusal code to answer. */
+static const char *financial_refusal(switch_svc *s, const sw_req *r)
+{
+    if (r->type != SW_T_BALANCE && r->amount <= 0)
+        return SWITCH_RC_INVALID_AMOUNT;
+    if (r->type != SW_T_BALANCE && r->amount > s->cfg.max_amount_minor)
+        return SWITCH_RC_AMOUNT_LIMIT;
+    if (!bin_is_routed(s, r->pan))
+        return SWITCH_RC_NO_ISSUER;
+    return NULL;
+}
+
+static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
+{
+    const char *ttype = ttype_of(r->type), *refusal = financial_refusal(s, r);
+    hsm_pin_block pin_out, *pin = NULL;
+    char orig_rkey[SW_RKEY_MAX] = "", opstan[7] = "", optime[11] = "";
     px_error e = {0};
     sw_job *j;
     int rc;
-    if (r->type != SW_T_BALANCE) {
-        if (r->amount <= 0) {
-            decline(s, conn, r, t, ttype, SWITCH_RC_INVALID_AMOUNT, NULL);
-            return;
-        }
-        if (r->amount > s->cfg.max_amount_minor) {
-            decline(s, conn, r, t, ttype, SWITCH_RC_AMOUNT_LIMIT, NULL);
-            return;
-        }
-    }
-    if (!bin_is_routed(s, r->pan)) {
-        decline(s, conn, r, t, ttype, SWITCH_RC_NO_ISSUER, no_issuer_text);
+    if (refusal != NULL) {
+        decline(s, conn, r, t, ttype, refusal,
+                strcmp(refusal, SWITCH_RC_NO_ISSUER) == 0 ? no_issuer_text : NULL);
         return;
     }
     if (r->has_pin) {
-        memset(&pin_in, 0, sizeof pin_in);
-        memcpy(pin_in.data, r->pin_block, 8);
-        pin_in.len = 8;
-        pin_in.format = CRYPTO_PIN_ISO0;
-        if (s->zpk == NULL || t->pik == NULL) {
-            px_errorlog("switch", "%s %s: no PIN keys (%s)", r->tid, r->stan,
-                        s->zpk == NULL ? "zone PIN key not loaded" : "terminal PIK not loaded");
-            sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
-            return;
-        }
-        if (hsm_pin_translate(s->hsm, t->pik, &pin_in, s->zpk, CRYPTO_PIN_ISO0, r->pan, &pin_out,
-                              &e) != PX_OK) {
+        rc = translate_pin(s, r, t, &pin_out, &e);
+        if (rc == PX_EAUTH) {
             px_warn("switch", "%s %s: PIN block does not translate: %s", r->tid, r->stan,
                     px_error_text(&e));
-            crypto_cleanse(&pin_in, sizeof pin_in);
             decline(s, conn, r, t, ttype, SWITCH_RC_INCORRECT_PIN, NULL);
             return;
         }
-        crypto_cleanse(&pin_in, sizeof pin_in);
+        if (rc != PX_OK) {
+            px_errorlog("switch", "%s %s: %s", r->tid, r->stan, px_error_text(&e));
+            sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
+            return;
+        }
         pin = &pin_out;
     }
     if (r->type == SW_T_VOID && void_original(s, r, t, orig_rkey, opstan, optime) != PX_OK) {
@@ -806,38 +850,17 @@ static void flow_financial(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)
         return;
     }
     j = sw_job_new(SW_J_CLAIM, claim_done);
-    if (j == NULL) {
-        sw_answer(s, conn, r, t, SWITCH_RC_SYSTEM_ERROR);
-        return;
+    rc = j != NULL ? PX_OK : px_error_set(&e, PX_ENOMEM, "out of memory");
+    if (rc == PX_OK) {
+        job_identity(j, r, t, 'F', ttype);
+        if (r->type == SW_T_BALANCE)
+            j->amount = 0;
+        px_strlcpy(j->orig_rkey, orig_rkey, sizeof j->orig_rkey);
+        px_strlcpy(j->orig_rrn, r->orig_rrn, sizeof j->orig_rrn);
+        sw_owner_token(s, j->owner);
+        j->conn = conn;
+        rc = prepare_provider(s, r, pin, NULL, j, opstan, optime, &e);
     }
-    job_identity(j, r, t, 'F', ttype);
-    if (r->type == SW_T_BALANCE)
-        j->amount = 0;
-    px_strlcpy(j->orig_rkey, orig_rkey, sizeof j->orig_rkey);
-    px_strlcpy(j->orig_rrn, r->orig_rrn, sizeof j->orig_rrn);
-    sw_owner_token(s, j->owner);
-    j->conn = conn;
-    px_time_format_utc(px_now_ms(), "%m%d%H%M%S", j->prov_time, sizeof j->prov_time);
-    rc = sw_next_rrn(s, j->rrn, j->prov_stan);
-    if (rc != PX_OK)
-        px_error_set(&e, rc, "no retrieval reference number available");
-    /* Sealed copy (no track, PIN or expiry) for a reversal after a crash. */
-    if (rc == PX_OK)
-        rc = build_provider(s, r, NULL, NULL, j, opstan, optime, 0, &pm, &e);
-    if (rc == PX_OK)
-        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
-    if (rc == PX_OK)
-        rc = sw_seal(s, pbytes, pn, &j->prov_blob, &j->prov_bloblen, &e);
-    if (rc == PX_OK)
-        rc = build_provider(s, r, pin, NULL, j, opstan, optime, 1, &pm, &e);
-    if (rc == PX_OK)
-        rc = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
-    if (rc == PX_OK)
-        rc = copy_bytes(&j->preq, &j->preqlen, pbytes, pn);
-    if (rc == PX_OK)
-        rc = copy_bytes(&j->treq, &j->treqlen, r->raw, r->rawlen);
-    crypto_cleanse(pbytes, sizeof pbytes);
-    iso8583_msg_cleanse(&pm);
     if (pin != NULL)
         crypto_cleanse(&pin_out, sizeof pin_out);
     if (rc != PX_OK) {
@@ -913,6 +936,35 @@ static void attach_done(switch_svc *s, sw_job *j)
         complete(s, j->conn, &r, t, j->rkey, "phonepay", rc, &rsp, j->rrn, NULL, 0, NULL, 0);
 }
 
+/* phonepay's checks of a payment (reference, payee, contracted BIN): NULL and the payee's
+ * card in pay, or the refusal code (text in *text). */
+static const char *payment_begin(phonepay *pp, const sw_req *r, phonepay_field48 *f,
+                                 phonepay_payment *pay, const char **text, const char *rkey)
+{
+    phonepay_payment_request pr;
+    px_error e = {0};
+    *text = NULL;
+    if (pp == NULL)
+        return SWITCH_RC_NOT_SUPPORTED;
+    if (phonepay_field48_parse(r->f48, strlen(r->f48), 1, f, &e) != PX_OK)
+        return SWITCH_RC_FORMAT_ERROR;
+    pr.tid = r->tid;
+    pr.reference = f->reference;
+    pr.payee_mobile = f->payee_mobile;
+    pr.payer_mobile = f->payer_mobile;
+    pr.amount_minor = r->amount;
+    pr.payer_pan = r->pan;
+    if (phonepay_payment_begin(pp, &pr, pay, &e) != PX_OK) {
+        px_errorlog("switch", "%s: payment check failed: %s", rkey, px_error_text(&e));
+        return SWITCH_RC_SYSTEM_ERROR;
+    }
+    if (strcmp(pay->response_code, PHONEPAY_RC_APPROVED) != 0) {
+        *text = pay->text[0] ? pay->text : NULL;
+        return pay->response_code;
+    }
+    return NULL;
+}
+
 /* 0200 / 480000, claimed: phonepay checks the reference and the payer card's bank and gives
  * the payee's card; the debit's provider message is sealed into the claimed request before
  * it is sent, as for a purchase. */
@@ -921,77 +973,27 @@ static void phonepay_payment_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *
     phonepay *pp = phonepay_instance();
     phonepay_field48 f;
     phonepay_payment pay;
-    phonepay_payment_request pr;
-    hsm_pin_block pin_in, pin_out, *pin = NULL;
-    iso8583_msg rsp, pm;
-    uint8_t pbytes[PX_ISO_MSG_MAX];
-    size_t pn = 0;
+    hsm_pin_block pin_out, *pin = NULL;
+    iso8583_msg rsp;
     px_error e = {0};
-    const char *rc = NULL, *text = NULL;
-    sw_job *a;
-    int code;
+    const char *text = NULL, *rc;
+    sw_job *a = NULL;
     memset(&pay, 0, sizeof pay);
-    if (pp == NULL)
-        rc = SWITCH_RC_NOT_SUPPORTED;
-    else if (phonepay_field48_parse(r->f48, strlen(r->f48), 1, &f, &e) != PX_OK)
-        rc = SWITCH_RC_FORMAT_ERROR;
-    if (rc == NULL) {
-        pr.tid = r->tid;
-        pr.reference = f.reference;
-        pr.payee_mobile = f.payee_mobile;
-        pr.payer_mobile = f.payer_mobile;
-        pr.amount_minor = r->amount;
-        pr.payer_pan = r->pan;
-        if (phonepay_payment_begin(pp, &pr, &pay, &e) != PX_OK) {
-            px_errorlog("switch", "%s: payment check failed: %s", j->rkey, px_error_text(&e));
-            rc = SWITCH_RC_SYSTEM_ERROR;
-        } else if (strcmp(pay.response_code, PHONEPAY_RC_APPROVED) != 0) {
-            rc = pay.response_code;
-            text = pay.text[0] ? pay.text : NULL;
-        }
-    }
+    rc = payment_begin(pp, r, &f, &pay, &text, j->rkey);
     if (rc == NULL && r->has_pin) {
-        memset(&pin_in, 0, sizeof pin_in);
-        memcpy(pin_in.data, r->pin_block, 8);
-        pin_in.len = 8;
-        pin_in.format = CRYPTO_PIN_ISO0;
-        if (s->zpk == NULL || t == NULL || t->pik == NULL ||
-            hsm_pin_translate(s->hsm, t->pik, &pin_in, s->zpk, CRYPTO_PIN_ISO0, r->pan, &pin_out,
-                              &e) != PX_OK)
+        if (translate_pin(s, r, t, &pin_out, &e) != PX_OK)
             rc = SWITCH_RC_INCORRECT_PIN;
         else
             pin = &pin_out;
-        crypto_cleanse(&pin_in, sizeof pin_in);
     }
-    a = rc == NULL ? sw_job_new(SW_J_ATTACH, attach_done) : NULL;
-    if (rc == NULL && a == NULL)
+    if (rc == NULL && (a = sw_job_new(SW_J_ATTACH, attach_done)) == NULL)
         rc = SWITCH_RC_SYSTEM_ERROR;
     if (rc == NULL) {
         px_strlcpy(a->rkey, j->rkey, sizeof a->rkey);
         px_strlcpy(a->ttype, "phonepay", sizeof a->ttype);
-        memcpy(a->ref, f.reference, sizeof f.reference < sizeof a->ref ? sizeof f.reference
-                                                                       : sizeof a->ref);
-        a->ref[sizeof a->ref - 1] = 0;
+        px_strlcpy(a->ref, f.reference, sizeof a->ref);
         a->conn = j->conn;
-        px_time_format_utc(px_now_ms(), "%m%d%H%M%S", a->prov_time, sizeof a->prov_time);
-        code = sw_next_rrn(s, a->rrn, a->prov_stan);
-        if (code == PX_OK)
-            code = build_provider(s, r, NULL, NULL, a, "", "", 0, &pm, &e);
-        if (code == PX_OK)
-            code = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
-        if (code == PX_OK)
-            code = sw_seal(s, pbytes, pn, &a->prov_blob, &a->prov_bloblen, &e);
-        if (code == PX_OK)
-            code = build_provider(s, r, pin, pay.payee_card, a, "", "", 1, &pm, &e);
-        if (code == PX_OK)
-            code = iso8583_pack(&iso8583_1987_ascii, &pm, pbytes, sizeof pbytes, &pn, &e);
-        if (code == PX_OK)
-            code = copy_bytes(&a->preq, &a->preqlen, pbytes, pn);
-        if (code == PX_OK)
-            code = copy_bytes(&a->treq, &a->treqlen, r->raw, r->rawlen);
-        crypto_cleanse(pbytes, sizeof pbytes);
-        iso8583_msg_cleanse(&pm);
-        if (code != PX_OK) {
+        if (prepare_provider(s, r, pin, pay.payee_card, a, "", "", &e) != PX_OK) {
             px_errorlog("switch", "%s: %s", j->rkey, px_error_text(&e));
             sw_job_free(a);
             rc = SWITCH_RC_SYSTEM_ERROR;
@@ -1004,8 +1006,8 @@ static void phonepay_payment_step(switch_svc *s, sw_job *j, sw_req *r, sw_term *
         submit(s, a);
         return;
     }
-    if (pp != NULL && strcmp(rc, SWITCH_RC_SYSTEM_ERROR) == 0 && pay.response_code[0] &&
-        strcmp(pay.response_code, PHONEPAY_RC_APPROVED) == 0)
+    /* phonepay spent the reference: tell it the payment went no further */
+    if (pp != NULL && strcmp(pay.response_code, PHONEPAY_RC_APPROVED) == 0)
         (void)phonepay_payment_result(pp, f.reference, "", "", rc, &e);
     if (sw_rsp_begin(s, r, t, rc, &rsp, &e) != PX_OK)
         return;
@@ -1166,11 +1168,63 @@ static int needs_open_batch(int type)
            type == SW_T_SETTLE || type == SW_T_LOOKUP || type == SW_T_PHONEPAY;
 }
 
-void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
+/* The common checks (97, 77, A0, 03, 77 for the batch), in the contract's order. NULL when
+ * one of them answered; else the terminal. */
+static sw_term *check_terminal(switch_svc *s, uint64_t conn, sw_req *r)
 {
     sw_term *t = NULL;
     px_error e = {0};
-    int rc;
+    int rc = sw_term_get(s, r->tid, 0, &t, &e);
+    if (rc == PX_ENOTFOUND || (rc == PX_OK && !t->active)) {
+        px_warn("switch", "conn %llu: terminal %s is not registered: 97",
+                (unsigned long long)conn, r->tid);
+        r->maced = 0;
+        sw_answer(s, conn, r, NULL, SWITCH_RC_UNKNOWN_TERMINAL);
+        return NULL;
+    }
+    if (rc != PX_OK) {
+        px_errorlog("switch", "terminal %s: store: %s", r->tid, px_error_text(&e));
+        r->maced = 0;
+        sw_answer(s, conn, r, NULL, SWITCH_RC_SYSTEM_ERROR);
+        return NULL;
+    }
+    if (r->maced) { /* keys changed at another node? read the terminal again, once */
+        if ((!t->signed_on || t->mak == NULL) &&
+            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || !t->signed_on || t->mak == NULL)) {
+            r->maced = 0;
+            sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
+            return NULL;
+        }
+        if (verify_mac(s, r, t) != PX_OK &&
+            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || t->mak == NULL ||
+             verify_mac(s, r, t) != PX_OK)) {
+            net_metric_add(s->m.security, 1);
+            px_warn("switch", "terminal %s STAN %s: MAC %s: A0 (security event)", r->tid,
+                    r->stan, iso8583_has(&r->msg, 64) ? "wrong" : "missing");
+            sw_answer(s, conn, r, t, SWITCH_RC_MAC_ERROR);
+            return NULL;
+        }
+    }
+    if (strcmp(t->mid, r->mid) != 0) {
+        px_warn("switch", "terminal %s: merchant %s is not its merchant: 03", r->tid, r->mid);
+        sw_answer(s, conn, r, t, SWITCH_RC_INVALID_MERCHANT);
+        return NULL;
+    }
+    if (((needs_open_batch(r->type) && (r->batch != t->batch || !t->batch_open)) ||
+         (r->type == SW_T_UPLOAD && r->batch != t->batch)) &&
+        (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || r->batch != t->batch ||
+         (needs_open_batch(r->type) && !t->batch_open))) {
+        px_info("switch", "terminal %s: batch %06lld is not its open batch: 77", r->tid,
+                (long long)r->batch);
+        sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
+        return NULL;
+    }
+    return t;
+}
+
+void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
+{
+    sw_term *t;
     if (r->type == SW_T_ECHO) {
         px_debug("switch", "conn %llu: echo %s answered", (unsigned long long)conn, r->msg.mti);
         sw_answer(s, conn, r, NULL, SWITCH_RC_APPROVED);
@@ -1188,52 +1242,8 @@ void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
         net_frame_server_close_conn(s->srv, conn);
         return;
     }
-    rc = sw_term_get(s, r->tid, 0, &t, &e);
-    if (rc == PX_ENOTFOUND || (rc == PX_OK && !t->active)) {
-        px_warn("switch", "conn %llu: terminal %s is not registered: 97",
-                (unsigned long long)conn, r->tid);
-        r->maced = 0;
-        sw_answer(s, conn, r, NULL, SWITCH_RC_UNKNOWN_TERMINAL);
+    if ((t = check_terminal(s, conn, r)) == NULL)
         return;
-    }
-    if (rc != PX_OK) {
-        px_errorlog("switch", "terminal %s: store: %s", r->tid, px_error_text(&e));
-        r->maced = 0;
-        sw_answer(s, conn, r, NULL, SWITCH_RC_SYSTEM_ERROR);
-        return;
-    }
-    if (r->maced) {
-        if ((!t->signed_on || t->mak == NULL) &&
-            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || !t->signed_on || t->mak == NULL)) {
-            r->maced = 0;
-            sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
-            return;
-        }
-        if (verify_mac(s, r, t) != PX_OK &&
-            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || t->mak == NULL ||
-             verify_mac(s, r, t) != PX_OK)) {
-            net_metric_add(s->m.security, 1);
-            px_warn("switch", "terminal %s STAN %s: MAC %s: A0 (security event)", r->tid,
-                    r->stan, iso8583_has(&r->msg, 64) ? "wrong" : "missing");
-            sw_answer(s, conn, r, t, SWITCH_RC_MAC_ERROR);
-            return;
-        }
-    }
-    if (strcmp(t->mid, r->mid) != 0) {
-        px_warn("switch", "terminal %s: merchant %s is not its merchant: 03", r->tid, r->mid);
-        sw_answer(s, conn, r, t, SWITCH_RC_INVALID_MERCHANT);
-        return;
-    }
-    if ((needs_open_batch(r->type) && (r->batch != t->batch || !t->batch_open)) ||
-        (r->type == SW_T_UPLOAD && r->batch != t->batch)) {
-        if (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || r->batch != t->batch ||
-            (needs_open_batch(r->type) && !t->batch_open)) {
-            px_info("switch", "terminal %s: batch %06lld is not its open batch: 77", r->tid,
-                    (long long)r->batch);
-            sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
-            return;
-        }
-    }
     switch (r->type) {
     case SW_T_SIGNON:
         flow_signon(s, conn, r, t);

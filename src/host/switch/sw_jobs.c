@@ -1124,19 +1124,20 @@ static int pg_claims(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *
     return rc < 0 ? rc : PX_OK;
 }
 
-/* Completions in one UPDATE; their postings in one INSERT. Those not pending any more run
- * alone (is it our own earlier commit?). */
-static int pg_completes(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
+typedef struct done_row {
+    sw_job *j;
+    char undone[SW_RKEY_MAX], orig[SW_RKEY_MAX];
+    int has_prov;
+} done_row;
+
+/* The UPDATE of every completion; the rows it changed, read whole before anything else runs
+ * on the connection. */
+static int pg_complete_rows(store *st, sw_group *g, sw_job **jobs, size_t n, size_t count,
+                            done_row *rows, size_t *nrows, px_error *e)
 {
     pg_array a[7];
-    sw_entry_buf eb;
     store_stmt *q;
-    size_t count = 0;
     int rc;
-    for (size_t i = 0; i < n; i++)
-        count += jobs[i]->kind == SW_J_COMPLETE;
-    if (count < 2)
-        return PX_OK;
     for (int k = 0; k < 7; k++)
         arr_init(&a[k]);
     for (size_t i = 0; i < n; i++) {
@@ -1154,69 +1155,85 @@ static int pg_completes(store *st, sw_group *g, sw_job **jobs, size_t n, px_erro
         arr_int(&a[5], postable);
         arr_int(&a[6], fee);
     }
+    *nrows = 0;
+    rc = store_prepare(st, sql_pg_completes, &q, e);
+    if (rc == PX_OK) {
+        for (int k = 0; k < 7; k++)
+            store_bind_text(q, k + 1, arr_end(&a[k]));
+        store_bind_int64(q, 8, sw_group_now_ms(g));
+        while ((rc = store_step(q, e)) == STORE_ROW && *nrows < count) {
+            done_row *d = &rows[*nrows];
+            d->j = find_job(jobs, n, SW_J_COMPLETE, store_col_text(q, 0));
+            if (d->j == NULL)
+                continue;
+            d->j->batched = 1;
+            px_strlcpy(d->undone, store_col_text(q, 1) ? store_col_text(q, 1) : "", SW_RKEY_MAX);
+            px_strlcpy(d->orig, store_col_text(q, 2) ? store_col_text(q, 2) : "", SW_RKEY_MAX);
+            d->has_prov = store_col_int64(q, 3) != 0;
+            (*nrows)++;
+        }
+        store_done(q);
+    }
+    for (int k = 0; k < 7; k++)
+        px_buf_free(&a[k].b);
+    return rc < 0 ? rc : PX_OK;
+}
+
+static int pg_flush_entries(store *st, sw_group *g, sw_entry_buf *eb, px_error *e)
+{
+    store_stmt *q;
+    int rc;
+    if (eb->n == 0)
+        return PX_OK;
+    rc = store_prepare(st, sql_pg_entries, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, arr_end(&eb->txn));
+    store_bind_text(q, 2, arr_end(&eb->leg));
+    store_bind_text(q, 3, arr_end(&eb->account));
+    store_bind_text(q, 4, arr_end(&eb->amount));
+    store_bind_text(q, 5, arr_end(&eb->ttype));
+    store_bind_int64(q, 6, sw_group_now_ms(g));
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Completions in one UPDATE; their postings in one INSERT. Those not pending any more run
+ * alone (is it our own earlier commit?). */
+static int pg_completes(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
+{
+    sw_entry_buf eb;
+    done_row *rows;
+    size_t count = 0, nrows = 0;
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        count += jobs[i]->kind == SW_J_COMPLETE;
+    if (count < 2)
+        return PX_OK;
+    rows = calloc(count, sizeof *rows);
+    if (rows == NULL)
+        return px_error_set(e, PX_ENOMEM, "out of memory");
     memset(&eb, 0, sizeof eb);
     arr_init(&eb.txn);
     arr_init(&eb.leg);
     arr_init(&eb.account);
     arr_init(&eb.amount);
     arr_init(&eb.ttype);
-    rc = store_prepare(st, sql_pg_completes, &q, e);
-    if (rc == PX_OK) {
-        for (int k = 0; k < 7; k++)
-            store_bind_text(q, k + 1, arr_end(&a[k]));
-        store_bind_int64(q, 8, sw_group_now_ms(g));
-        /* Read every returned row first: statements may not interleave with this one. */
-        typedef struct done_row {
-            sw_job *j;
-            char undone[SW_RKEY_MAX], orig[SW_RKEY_MAX];
-            int has_prov;
-        } done_row;
-        done_row *rows = calloc(count, sizeof *rows);
-        size_t nrows = 0;
-        if (rows == NULL)
-            rc = px_error_set(e, PX_ENOMEM, "out of memory");
-        while (rows != NULL && (rc = store_step(q, e)) == STORE_ROW && nrows < count) {
-            sw_job *j = find_job(jobs, n, SW_J_COMPLETE, store_col_text(q, 0));
-            if (j == NULL)
-                continue;
-            j->batched = 1;
-            rows[nrows].j = j;
-            px_strlcpy(rows[nrows].undone, store_col_text(q, 1) ? store_col_text(q, 1) : "",
-                       SW_RKEY_MAX);
-            px_strlcpy(rows[nrows].orig, store_col_text(q, 2) ? store_col_text(q, 2) : "",
-                       SW_RKEY_MAX);
-            rows[nrows].has_prov = store_col_int64(q, 3) != 0;
-            nrows++;
-        }
-        store_done(q);
-        sw_group_set_entries(g, &eb);
-        for (size_t i = 0; rc >= 0 && i < nrows; i++)
-            rc = complete_after(st, g, rows[i].j, rows[i].undone, rows[i].orig,
-                                rows[i].has_prov, e);
-        sw_group_set_entries(g, NULL);
-        free(rows);
-    }
-    if (rc >= 0 && eb.n > 0) {
-        rc = store_prepare(st, sql_pg_entries, &q, e);
-        if (rc == PX_OK) {
-            store_bind_text(q, 1, arr_end(&eb.txn));
-            store_bind_text(q, 2, arr_end(&eb.leg));
-            store_bind_text(q, 3, arr_end(&eb.account));
-            store_bind_text(q, 4, arr_end(&eb.amount));
-            store_bind_text(q, 5, arr_end(&eb.ttype));
-            store_bind_int64(q, 6, sw_group_now_ms(g));
-            rc = store_step(q, e);
-            store_done(q);
-        }
-    }
-    for (int k = 0; k < 7; k++)
-        px_buf_free(&a[k].b);
+    rc = pg_complete_rows(st, g, jobs, n, count, rows, &nrows, e);
+    sw_group_set_entries(g, &eb);
+    for (size_t i = 0; rc == PX_OK && i < nrows; i++)
+        rc = complete_after(st, g, rows[i].j, rows[i].undone, rows[i].orig, rows[i].has_prov, e);
+    sw_group_set_entries(g, NULL);
+    if (rc == PX_OK)
+        rc = pg_flush_entries(st, g, &eb, e);
+    free(rows);
     px_buf_free(&eb.txn.b);
     px_buf_free(&eb.leg.b);
     px_buf_free(&eb.account.b);
     px_buf_free(&eb.amount.b);
     px_buf_free(&eb.ttype.b);
-    return rc < 0 ? rc : PX_OK;
+    return rc;
 }
 
 int sw_jobs_run_batched(store *st, sw_group *g, sw_job **jobs, size_t n, px_error *e)
