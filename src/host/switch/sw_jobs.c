@@ -567,6 +567,37 @@ static int complete_after(store *st, sw_group *g, sw_job *j, const char *undone,
     return rc;
 }
 
+/* The usual completion: pending and not undone, a purchase or a decline. Without RETURNING
+ * (SQLite materialises it): 1 when it applied, 0 when the general path must look. */
+static const char sql_complete_plain[] =
+    "UPDATE switch_request SET state = 'done', rc = $2, rsp = $3, auth_code = $4, "
+    "updated_ms = $5, posted = CAST($6 AS BIGINT), fee = $7 WHERE rkey = $1 AND state = "
+    "'pending' AND undone_by IS NULL";
+
+static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64_t fee,
+                          px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st, sql_complete_plain, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->rkey);
+    store_bind_text(q, 2, j->rc);
+    if (j->rsp)
+        store_bind_blob(q, 3, j->rsp, j->rsplen);
+    else
+        store_bind_null(q, 3);
+    bind_text_or_null(q, 4, j->auth);
+    store_bind_int64(q, 5, sw_group_now_ms(g));
+    store_bind_int64(q, 6, postable);
+    store_bind_int64(q, 7, fee);
+    rc = store_step(q, e);
+    if (rc >= 0)
+        rc = store_changes(q) == 1 ? 1 : 0;
+    store_done(q);
+    return rc;
+}
+
 static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
 {
     store_stmt *q;
@@ -574,8 +605,16 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     int64_t fee;
     char undone[SW_RKEY_MAX] = "", orig[SW_RKEY_MAX] = "";
     int has_prov = 0;
-    int rc = store_prepare(st, sql_complete, &q, e);
+    int rc;
     (void)complete_params(j, &postable, &fee);
+    if (strcmp(j->ttype, "void") != 0) {
+        rc = complete_plain(st, g, j, postable, fee, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return complete_after(st, g, j, "", "", 1, e);
+    }
+    rc = store_prepare(st, sql_complete, &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, j->rkey);
