@@ -718,6 +718,10 @@ static void claim_done(switch_svc *s, sw_job *j)
     sw_req r;
     sw_term *t = NULL;
     px_error e = {0};
+    /* The usual case, claimed and bound for the provider, needs nothing more of the request. */
+    if (j->status == PX_OK && j->out.outcome == SW_O_NEW && j->preq != NULL &&
+        sw_provider_send(s, j, &e) == PX_OK)
+        return;
     if (reparse(j->treq, j->treqlen, &r) != PX_OK)
         return;
     (void)sw_term_get(s, r.tid, 0, &t, &e);
