@@ -173,6 +173,7 @@
 #define PX_TMS_DOWNLOADERS_MAX   100000   /* terminals tracked as downloading at once */
 #define PX_TMS_FLAG_BATCH        1000     /* switch flags set per campaign tick */
 #define PX_TMS_WRITE_BATCH       1024     /* check-in contacts written per store transaction */
+#define PX_TMS_CONTACT_QUEUE_MAX 65536    /* check-in contacts waiting for the writer (then dropped) */
 #define PX_TMS_REASON_MAX        256      /* reason text in a report, NUL included */
 #define PX_TMS_HOOK_TIMEOUT_MS   30000    /* an application's stop, start or self-check */
 #define PX_TMS_HTTP_HEAD_MAX     (16 * 1024) /* terminal: bytes of a response head */

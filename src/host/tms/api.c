@@ -19,6 +19,7 @@
 #include "lib/time.h"
 
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,41 @@ static int refuse_draining(net_http_req *req, tms_svc *s)
 
 /* ---- check-in ---------------------------------------------------------------------------- */
 
-static json_t *offer_json(const tms_svc *s, const tms_offer *o)
+/* Whether this node's set says a running campaign may have something for serial (no set yet:
+ * ask the store). */
+static int may_have_offers(tms_svc *s, const char *serial)
 {
-    char url[PX_TMS_NAME_MAX + PX_TMS_VERSION_MAX + 32], meta[sizeof url + 16];
-    snprintf(url, sizeof url, "/v1/packages/%s/%s", o->name, o->version);
-    snprintf(meta, sizeof meta, "/v1/metadata/targets/%s/%s.json", o->name, o->version);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "campaign", o->campaign,
-                     "name", o->name, "kind", o->kind, "version", o->version, "length",
-                     (json_int_t)o->length, "sha256", o->sha256, "url", url, "targets", meta,
-                     "slice_bytes", (json_int_t)s->cfg.slice_bytes, "state", o->state);
+    uint64_t h = tms_serial_hash(serial);
+    int yes;
+    const tms_active *a = atomic_load_explicit(&s->active, memory_order_acquire);
+    yes = a == NULL || tms_active_has(a, h);
+    return yes;
+}
+
+/* The answer, written directly: every value in it was checked to be a name, a version, hex
+ * or a number, so none needs escaping. */
+static int checkin_answer(const tms_svc *s, const tms_checkin_req *r, const tms_offer *offers,
+                          size_t n, int64_t now, const tms_schedule *sched, px_buf *out)
+{
+    int rc = px_buf_printf(out, "{\"serial\":\"%s\",\"nonce\":\"%s\",\"server_time_ms\":%lld,"
+                                "\"updates\":[", r->serial, r->nonce, (long long)now);
+    for (size_t i = 0; rc == PX_OK && i < n; i++) {
+        const tms_offer *o = &offers[i];
+        rc = px_buf_printf(out, "%s{\"campaign\":\"%s\",\"name\":\"%s\",\"kind\":\"%s\","
+                                "\"version\":\"%s\",\"length\":%lld,\"sha256\":\"%s\","
+                                "\"url\":\"/v1/packages/%s/%s\",\"targets\":\"/v1/metadata/"
+                                "targets/%s/%s.json\",\"slice_bytes\":%lld,\"state\":\"%s\"}",
+                           i ? "," : "", o->campaign, o->name, o->kind, o->version,
+                           (long long)o->length, o->sha256, o->name, o->version, o->name,
+                           o->version, (long long)s->cfg.slice_bytes, o->state);
+    }
+    if (rc == PX_OK)
+        rc = px_buf_printf(out, "],\"next_checkin_ms\":%lld,\"schedule\":{\"period_ms\":%lld,"
+                                "\"anchor_ms\":%lld,\"jitter_ms\":%lld}}",
+                           (long long)tms_schedule_next(sched, r->serial, now),
+                           (long long)sched->period_ms, (long long)sched->anchor_ms,
+                           (long long)sched->jitter_ms);
+    return rc;
 }
 
 static void on_checkin(net_http_req *req, void *user)
@@ -75,19 +102,23 @@ static void on_checkin(net_http_req *req, void *user)
     tms_schedule sched = s->default_schedule;
     int64_t now = px_now_ms();
     size_t noffers = 0;
-    json_t *j = NULL, *out, *ups;
+    json_t *j = NULL;
+    px_buf out;
     px_error e = {0};
     int rc;
     if (refuse_draining(req, s) || !body_object(req, &j))
         return;
     rc = tms_checkin_parse(j, &r, &e);
     json_decref(j);
-    if (rc == PX_OK)
+    if (rc == PX_OK && (s->reg == NULL || !tms_regcache_get(s->reg, r.serial, model, sched_text))) {
         rc = tms_checkin_terminal(w->st, r.serial, model, sched_text, &e);
+        if (rc == PX_OK && s->reg != NULL)
+            tms_regcache_put(s->reg, r.serial, model, sched_text);
+    }
     if (rc == PX_OK && strcmp(model, r.model) != 0)
         rc = px_error_set(&e, PX_ECONFLICT, "terminal %s is a %s in the registry, not a %s",
                           r.serial, model, r.model);
-    if (rc == PX_OK)
+    if (rc == PX_OK && may_have_offers(s, r.serial))
         rc = tms_checkin_offers(w->st, &r, now, &s->flagger, offers, &noffers, &e);
     if (rc != PX_OK) {
         reply_err(req, rc, &e);
@@ -98,15 +129,12 @@ static void on_checkin(net_http_req *req, void *user)
     tms_worker_contact(w, &r, now);
     net_metric_add(s->m.checkins, 1);
     net_metric_add(s->m.offers, (int64_t)noffers);
-    ups = json_array();
-    for (size_t i = 0; i < noffers; i++)
-        json_array_append_new(ups, offer_json(s, &offers[i]));
-    out = json_pack("{s:s, s:s, s:I, s:o, s:I, s:{s:I, s:I, s:I}}", "serial", r.serial, "nonce",
-                    r.nonce, "server_time_ms", (json_int_t)now, "updates", ups,
-                    "next_checkin_ms", (json_int_t)tms_schedule_next(&sched, r.serial, now),
-                    "schedule", "period_ms", (json_int_t)sched.period_ms, "anchor_ms",
-                    (json_int_t)sched.anchor_ms, "jitter_ms", (json_int_t)sched.jitter_ms);
-    net_http_reply_json(req, 200, out);
+    px_buf_init(&out, 4096);
+    if (checkin_answer(s, &r, offers, noffers, now, &sched, &out) != PX_OK)
+        net_http_reply_error(req, 500, "internal", "internal error");
+    else
+        net_http_reply(req, 200, "application/json", out.data, out.len);
+    px_buf_free(&out);
 }
 
 /* ---- mutual authentication --------------------------------------------------------------- */

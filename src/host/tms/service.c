@@ -16,10 +16,12 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static const px_config_field tms_fields[] = {
     PX_CFG_INT_(tms_config, workers, "workers", 1, PX_TMS_WORKERS_MAX, "2"),
@@ -37,6 +39,7 @@ static const px_config_field tms_fields[] = {
     PX_CFG_STR(tms_config, cache_dir, "cache_dir", "var/tms/cache"),
     PX_CFG_INT_(tms_config, tick_ms, "tick_ms", 10, 60000, "1000"),
     PX_CFG_INT_(tms_config, contact_flush_ms, "contact_flush_ms", 1, 10000, "200"),
+    PX_CFG_INT_(tms_config, registry_cache, "registry_cache", 0, 10000000, "2000000"),
 };
 
 /* ---- the switch's flag ------------------------------------------------------------------ */
@@ -128,32 +131,117 @@ static void register_metrics(tms_metrics *m)
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
-static void contacts_flush(tms_worker *w)
-{
-    px_error e = {0};
-    if (w->ncontacts == 0)
-        return;
-    if (tms_contacts_write(w->st, w->contacts, w->ncontacts, &e) != PX_OK)
-        px_warn(TMS_MOD, "worker %d: %zu check-ins not recorded: %s", w->idx, w->ncontacts,
-                px_error_text(&e));
-    w->ncontacts = 0;
-}
-
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    contacts_flush(arg);
-}
-
 void tms_worker_contact(tms_worker *w, const tms_checkin_req *r, int64_t now)
 {
-    tms_contact *c = &w->contacts[w->ncontacts++];
+    tms_contact *c;
+    size_t n;
+    pthread_mutex_lock(&w->qlock);
+    if (w->n == w->qmax) {
+        pthread_mutex_unlock(&w->qlock);
+        net_metric_add(w->svc->writer.dropped, 1); /* informational: the next check-in brings it */
+        return;
+    }
+    c = &w->q[w->n];
+    n = ++w->n;
     px_strlcpy(c->serial, r->serial, sizeof c->serial);
     c->at_ms = now;
     px_strlcpy(c->installed_json, r->installed_json, sizeof c->installed_json);
-    if (w->ncontacts == PX_TMS_WRITE_BATCH)
-        contacts_flush(w);
+    pthread_mutex_unlock(&w->qlock);
+    if (n == PX_TMS_WRITE_BATCH)
+        pthread_cond_signal(&w->svc->writer.wake); /* a lost wake-up only waits flush_ms */
+}
+
+static void write_batch(tms_writer *wr, const tms_contact *v, size_t n)
+{
+    for (size_t i = 0; i < n; i += PX_TMS_WRITE_BATCH) {
+        size_t k = n - i < PX_TMS_WRITE_BATCH ? n - i : PX_TMS_WRITE_BATCH;
+        px_error e = {0};
+        if (tms_contacts_write(wr->st, v + i, k, &e) != PX_OK)
+            px_warn(TMS_MOD, "%zu check-ins not recorded: %s", k, px_error_text(&e));
+        else
+            net_metric_add(wr->written, (int64_t)k);
+    }
+}
+
+/* Take what each worker queued (every flush_ms, or sooner when one has a batch) and write it. */
+static void *writer_main(void *arg)
+{
+    tms_svc *s = arg;
+    tms_writer *wr = &s->writer;
+    for (;;) {
+        struct timespec ts;
+        size_t total = 0;
+        int stop;
+        pthread_mutex_lock(&wr->lock);
+        if (!wr->stop) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wr->flush_ms / 1000;
+            ts.tv_nsec += (long)(wr->flush_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&wr->wake, &wr->lock, &ts);
+        }
+        stop = wr->stop;
+        pthread_mutex_unlock(&wr->lock);
+        for (size_t i = 0; i < s->nworkers; i++) {
+            tms_worker *w = &s->workers[i];
+            tms_contact *v;
+            size_t n;
+            if (w->q == NULL)
+                continue;
+            pthread_mutex_lock(&w->qlock);
+            v = w->q;
+            n = w->n;
+            w->q = w->spare;
+            w->spare = v;
+            w->n = 0;
+            pthread_mutex_unlock(&w->qlock);
+            write_batch(wr, v, n); /* the worker fills the other buffer meanwhile */
+            total += n;
+        }
+        if (stop && total == 0)
+            return NULL;
+    }
+}
+
+static int writer_start(tms_svc *s, px_error *e)
+{
+    tms_writer *wr = &s->writer;
+    int rc;
+    pthread_mutex_init(&wr->lock, NULL);
+    pthread_cond_init(&wr->wake, NULL);
+    wr->flush_ms = s->cfg.contact_flush_ms;
+    wr->written = net_metric_counter("possum_tms_contacts_written_total",
+                                     "Check-ins recorded in the registry", NULL);
+    wr->dropped = net_metric_counter("possum_tms_contacts_dropped_total",
+                                     "Check-ins not recorded: the writer's queue was full", NULL);
+    if ((rc = store_open(&s->d->store_cfg, &wr->st, e)) != PX_OK)
+        return rc;
+    if (pthread_create(&wr->thread, NULL, writer_main, s) != 0)
+        return px_error_set(e, PX_ENOMEM, "tms: thread: %s", strerror(errno));
+    wr->started = 1;
+    return PX_OK;
+}
+
+/* After the workers stopped: write what is left, then end. */
+static void writer_free(tms_writer *wr)
+{
+    if (wr->started) {
+        pthread_mutex_lock(&wr->lock);
+        wr->stop = 1;
+        pthread_cond_signal(&wr->wake);
+        pthread_mutex_unlock(&wr->lock);
+        pthread_join(wr->thread, NULL);
+        wr->started = 0;
+    }
+    store_close(wr->st);
+    if (wr->flush_ms > 0) {
+        pthread_mutex_destroy(&wr->lock);
+        pthread_cond_destroy(&wr->wake);
+    }
+    memset(wr, 0, sizeof *wr);
 }
 
 static void *worker_main(void *arg)
@@ -172,52 +260,73 @@ static void worker_stop(void *arg)
 static int worker_start(tms_svc *s, tms_worker *w, int idx, int port, px_error *e)
 {
     net_listener_config lc = s->cfg.listen;
-    struct timeval tv = {(time_t)(s->cfg.contact_flush_ms / 1000),
-                         (suseconds_t)(s->cfg.contact_flush_ms % 1000 * 1000)};
     char host[256];
     int ignored, rc;
     w->svc = s;
     w->idx = idx;
+    w->qmax = PX_TMS_CONTACT_QUEUE_MAX / (size_t)s->cfg.workers;
+    pthread_mutex_init(&w->qlock, NULL);
+    if ((w->q = calloc(w->qmax, sizeof *w->q)) == NULL ||
+        (w->spare = calloc(w->qmax, sizeof *w->spare)) == NULL)
+        return px_error_set(e, PX_ENOMEM, "tms: out of memory");
     if (port > 0) { /* the others join the first one's port */
         if (px_parse_hostport(lc.listen, host, sizeof host, &ignored) != PX_OK)
             host[0] = 0;
         snprintf(lc.listen, sizeof lc.listen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     }
-    if ((w->contacts = calloc(PX_TMS_WRITE_BATCH, sizeof *w->contacts)) == NULL)
-        return px_error_set(e, PX_ENOMEM, "tms: out of memory");
     if ((rc = net_base_new(&w->base, e)) != PX_OK ||
         (rc = store_open(&s->d->store_cfg, &w->st, e)) != PX_OK ||
         (rc = net_http_server_new(w->base, &lc, &w->http, e)) != PX_OK ||
         (rc = tms_api_routes(w, e)) != PX_OK)
         return rc;
-    if ((w->flush_ev = event_new(w->base, -1, EV_PERSIST, on_flush, w)) == NULL ||
-        event_add(w->flush_ev, &tv) != 0)
-        return px_error_set(e, PX_ENOMEM, "tms: timer");
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return px_error_set(e, PX_ENOMEM, "tms: thread: %s", strerror(errno));
     w->started = 1;
     return PX_OK;
 }
 
-static void worker_free(tms_worker *w)
+static void worker_stop_loop(tms_worker *w)
 {
     if (w->started) {
         if (net_post(w->base, worker_stop, w) == PX_OK)
             pthread_join(w->thread, NULL);
         w->started = 0;
     }
-    if (w->flush_ev != NULL)
-        event_free(w->flush_ev);
+}
+
+static void worker_free(tms_worker *w)
+{
+    worker_stop_loop(w);
     net_http_server_free(w->http);
-    if (w->st != NULL)
-        contacts_flush(w);
     store_close(w->st);
     net_base_free(w->base);
-    free(w->contacts);
+    free(w->q);
+    free(w->spare);
+    if (w->qmax > 0)
+        pthread_mutex_destroy(&w->qlock);
     memset(w, 0, sizeof *w);
 }
 
 /* ---- the tick ------------------------------------------------------------------------------ */
+
+/* Rebuild the set of terminals with something running for them when what it depends on
+ * changed here (changed > 0) or on another node (the stamp). */
+static void refresh_active(tms_svc *s, int64_t changed)
+{
+    char stamp[128] = "";
+    tms_active *fresh = NULL;
+    px_error e = {0};
+    if (tms_active_stamp(s->st, stamp, &e) != PX_OK ||
+        (changed == 0 && atomic_load(&s->active) != NULL && strcmp(stamp, s->active_stamp) == 0))
+        return;
+    if (tms_active_build(s->st, &fresh, &e) != PX_OK) {
+        px_warn(TMS_MOD, "terminals with updates: %s", px_error_text(&e));
+        return;
+    }
+    tms_active_free(s->active_old); /* published a tick ago at least: nobody reads it now */
+    s->active_old = atomic_exchange_explicit(&s->active, fresh, memory_order_acq_rel);
+    px_strlcpy(s->active_stamp, stamp, sizeof s->active_stamp);
+}
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -234,6 +343,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             e.code != PX_ENOTFOUND)
             px_warn(TMS_MOD, "timestamp: %s", px_error_text(&e));
     }
+    refresh_active(s, changed);
+    memset(&e, 0, sizeof e);
+    if (s->reg != NULL && tms_regcache_refresh(s->reg, s->st, &e) != PX_OK)
+        px_warn(TMS_MOD, "registry copy: %s", px_error_text(&e));
     memset(&e, 0, sizeof e);
     if (tms_session_sweep(s->st, now, &e) != PX_OK)
         px_warn(TMS_MOD, "session sweep: %s", px_error_text(&e));
@@ -285,14 +398,26 @@ static int tms_start(void *state, px_daemon *d, px_error *e)
     if ((rc = mkdirs(s->cfg.cache_dir, e)) != PX_OK ||
         (rc = store_open(&d->store_cfg, &s->st, e)) != PX_OK)
         return px_error_prefix(e, "tms: ");
-    if ((rc = hsm_open(&s->cfg.hsm, s->st, &s->h, e)) != PX_OK)
+    /* the HSM reads named keys through a connection of its own: workers use it under
+     * hsm_lock while the loop thread uses s->st (one connection, one thread at a time) */
+    if ((rc = store_open(&d->store_cfg, &s->hst, e)) != PX_OK)
+        return px_error_prefix(e, "tms: ");
+    if ((rc = hsm_open(&s->cfg.hsm, s->hst, &s->h, e)) != PX_OK)
         return px_error_prefix(e, "tms: hsm: ");
-    if ((rc = load_timestamp_key(s, e)) != PX_OK)
+    if ((rc = load_timestamp_key(s, e)) != PX_OK || (rc = writer_start(s, e)) != PX_OK)
         return rc;
+    if (s->cfg.registry_cache > 0) {
+        int64_t t0 = px_mono_ms();
+        if ((rc = tms_regcache_new((size_t)s->cfg.registry_cache, &s->reg, e)) != PX_OK ||
+            (rc = tms_regcache_refresh(s->reg, s->st, e)) != PX_OK)
+            return px_error_prefix(e, "tms: registry copy: ");
+        px_info(TMS_MOD, "registry copy: %zu terminals in %lld ms", tms_regcache_count(s->reg),
+                (long long)(px_mono_ms() - t0));
+    }
     for (size_t i = 0; i < (size_t)s->cfg.workers; i++) {
+        s->nworkers = i + 1; /* freed by tms_free even when it starts only in part */
         if ((rc = worker_start(s, &s->workers[i], (int)i, port, e)) != PX_OK)
             return px_error_prefix(e, "tms: worker %zu: ", i);
-        s->nworkers = i + 1;
         if (i == 0) {
             port = net_http_server_port(s->workers[0].http);
             px_daemon_announce(d, "tms", s->cfg.listen.listen, port);
@@ -322,14 +447,21 @@ static void tms_free(void *state)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nworkers; i++)
+        worker_stop_loop(&s->workers[i]);
+    writer_free(&s->writer); /* writes what the stopped workers queued */
+    for (size_t i = 0; i < s->nworkers; i++)
         worker_free(&s->workers[i]);
+    tms_regcache_free(s->reg);
     if (s->tick_ev != NULL)
         event_free(s->tick_ev);
     hsm_close(s->h);
+    store_close(s->hst);
     store_close(s->st);
     if (s->inited) {
         tms_limiter_free(&s->lim);
         pthread_mutex_destroy(&s->hsm_lock);
+        tms_active_free(atomic_load(&s->active));
+        tms_active_free(s->active_old);
     }
     OPENSSL_cleanse(s->ts_priv, sizeof s->ts_priv);
     free(s);

@@ -150,6 +150,35 @@ int tms_session_check(store *st, const char *token, int64_t now, char serial[PX_
 /* Delete sessions that expired before now (at most PX_TMS_PAGE_ROWS). */
 int tms_session_sweep(store *st, int64_t now, px_error *e);
 
+/* ---- terminals with something running for them (active.c) --------------------------- */
+
+typedef struct tms_active {
+    uint64_t *h; /* tms_serial_hash of each, sorted */
+    size_t n;
+} tms_active;
+
+uint64_t tms_serial_hash(const char *serial);
+/* What the set depends on (running campaigns, their waves), as text to compare. */
+int tms_active_stamp(store *st, char out[128], px_error *e);
+int tms_active_build(store *st, tms_active **out, px_error *e);
+int tms_active_has(const tms_active *a, uint64_t h);
+void tms_active_free(tms_active *a); /* NULL is fine */
+
+/* ---- the node's copy of the registry for check-ins (regcache.c) --------------------- */
+
+typedef struct tms_regcache tms_regcache;
+
+int tms_regcache_new(size_t max_entries, tms_regcache **out, px_error *e);
+void tms_regcache_free(tms_regcache *c); /* NULL is fine */
+/* 1 and model, schedule when serial is known here; 0 when it is not (ask the store). */
+int tms_regcache_get(tms_regcache *c, const char *serial, char model[PX_TMS_NAME_MAX],
+                     char schedule[64]);
+void tms_regcache_put(tms_regcache *c, const char *serial, const char *model,
+                      const char *schedule);
+/* Read the rows changed since the last refresh (all of them the first time). */
+int tms_regcache_refresh(tms_regcache *c, store *st, px_error *e);
+size_t tms_regcache_count(tms_regcache *c);
+
 /* ---- the service (service.c, api.c, download.c) ------------------------------------ */
 
 struct event_base;
@@ -169,6 +198,7 @@ typedef struct tms_config {
     char cache_dir[PX_PATH_MAX];     /* package files, materialised from the store */
     int64_t tick_ms;                 /* campaigns, timestamp, sweeps */
     int64_t contact_flush_ms;        /* longest delay of a check-in's registry write */
+    int64_t registry_cache;          /* terminals a node keeps in memory for check-ins; 0 = none */
     hsm_config hsm;
 } tms_config;
 
@@ -214,16 +244,32 @@ typedef struct tms_worker {
     struct event_base *base;
     net_http_server *http;
     store *st;
-    struct event *flush_ev;
-    tms_contact *contacts;
-    size_t ncontacts;
+    /* its check-ins' registry writes, taken by the writer thread (an uncontended lock) */
+    pthread_mutex_t qlock;
+    tms_contact *q, *spare; /* PX_TMS_CONTACT_QUEUE_MAX / PX_TMS_WORKERS_MAX... each */
+    size_t n, qmax;
 } tms_worker;
+
+/* The registry writes of check-ins (last contact, installed versions), off the workers'
+ * loops: each worker queues its own, one thread of its own writes them in batches of
+ * PX_TMS_WRITE_BATCH. */
+typedef struct tms_writer {
+    pthread_t thread;
+    int started, stop;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    tms_contact *batch;    /* what the writer took */
+    int64_t flush_ms;
+    store *st;
+    net_metric *written, *dropped;
+} tms_writer;
 
 struct tms_svc {
     tms_config cfg;
     px_daemon *d;
     store *st;                        /* the loop thread's: tick and operator routes */
     hsm *h;                           /* shared by the workers under hsm_lock */
+    store *hst;                       /* the HSM's own connection (named keys), under hsm_lock */
     pthread_mutex_t hsm_lock;
     uint8_t ts_priv[TUF_PRIV_LEN];    /* the online timestamp key */
     int has_ts_key;
@@ -231,9 +277,16 @@ struct tms_svc {
     tms_flagger flagger;
     tms_limiter lim;
     tms_metrics m;
+    tms_writer writer;
     tms_worker workers[PX_TMS_WORKERS_MAX];
     size_t nworkers;
     struct event *tick_ev;
+    /* the tick publishes a new set with one atomic store and frees the one before only at the
+     * swap after (a check-in holds it for one lookup; swaps are a tick apart at least) */
+    tms_active *_Atomic active;       /* NULL until the first tick built it: query always */
+    tms_active *active_old;
+    tms_regcache *reg;                /* NULL: every check-in reads the registry */
+    char active_stamp[128];
     volatile int draining;
     int inited;                       /* the mutexes and the limiter exist */
 };
@@ -243,7 +296,7 @@ int tms_api_routes(tms_worker *w, px_error *e);
 int tms_api_operator_routes(tms_svc *s, net_http_server *http, px_error *e);
 /* GET /v1/packages/NAME/VERSION (download.c). */
 void tms_api_download(net_http_req *req, void *user);
-/* Queue a check-in's registry write on the worker (flushed in batches). */
+/* Queue a check-in's registry write (the writer thread flushes it in batches). */
 void tms_worker_contact(tms_worker *w, const tms_checkin_req *r, int64_t now);
 
 #endif

@@ -56,18 +56,19 @@ expect "$out" "pos-app 0.9.0: failed: pos-app 0.9.0 is not newer than the instal
 still_1_0_0 "older version"
 
 step "an expired timestamp (a frozen TMS)"
+# the TMS's tick is slowed to a minute, so it does not sign a fresh record over the stale one
 stop_daemon
+f=$(app_file 2.2.0); publish pos-app 2.2.0 "$f"
+"$possum" tms campaign create frozen --config "$cli" --package pos-app@2.2.0 --serials PP10000001 > /dev/null
+"$possum" tms campaign start frozen --config "$cli" > /dev/null
+sql "UPDATE tms_target SET state = 'pending' WHERE campaign = 'frozen'"
+sql "UPDATE tms_campaign SET current_wave = 1, wave_opened_ms = 1 WHERE name = 'frozen'"
 start_daemon "" 60000
 latest=$(sql "SELECT MAX(version) FROM tms_meta WHERE role = 'timestamp'")
 sql "SELECT body FROM tms_meta WHERE role = 'timestamp' AND version = $latest" |
   sed -E "s/\"expires_ms\":[0-9]+/\"expires_ms\":1000/; s/\"version\":$latest/\"version\":$((latest + 1))/; s/\"signatures\":\[[^]]*\]/\"signatures\":[]/" > "$work/ts.json"
 "$possum" tms sign --key "$work/timestamp.key" "$work/ts.json" > /dev/null
 sql "INSERT INTO tms_meta (role, version, body, expires_ms, created_ms) VALUES ('timestamp', $((latest + 1)), CAST(readfile('$work/ts.json') AS TEXT), 1000, 0)"
-f=$(app_file 2.2.0); publish pos-app 2.2.0 "$f"
-"$possum" tms campaign create frozen --config "$cli" --package pos-app@2.2.0 --serials PP10000001 > /dev/null
-"$possum" tms campaign start frozen --config "$cli" > /dev/null
-sql "UPDATE tms_target SET state = 'pending' WHERE campaign = 'frozen'"
-sql "UPDATE tms_campaign SET current_wave = 1 WHERE name = 'frozen'"
 out=$(run1)
 expect "$out" "expired at 1970-01-01T00:00:01.000Z (a frozen or stale TMS)" "expired timestamp"
 still_1_0_0 "expired timestamp"

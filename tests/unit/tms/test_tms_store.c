@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/crypto.h"
 #include "crypto/tr31.h"
@@ -539,6 +540,37 @@ static void test_limiter(void **state)
     tms_limiter_free(&l);
 }
 
+static void test_registry_copy(void **state)
+{
+    tmsfix *f = *state;
+    tms_regcache *c = NULL;
+    char model[PX_TMS_NAME_MAX], sched[64];
+    px_error e = {0};
+    tmsfix_terminal(f, "SN0001", "A920", "", NULL);
+    tmsfix_terminal(f, "SN0002", "P2", "", NULL);
+    assert_int_equal(tms_regcache_new(1, &c, &e), PX_OK); /* room for one */
+    assert_int_equal(tms_regcache_refresh(c, f->st, &e), PX_OK);
+    assert_int_equal(tms_regcache_count(c), 1);
+    tms_regcache_free(c);
+    assert_int_equal(tms_regcache_new(100, &c, &e), PX_OK);
+    assert_int_equal(tms_regcache_refresh(c, f->st, &e), PX_OK);
+    assert_int_equal(tms_regcache_get(c, "SN0002", model, sched), 1);
+    assert_string_equal(model, "P2");
+    assert_string_equal(sched, "");
+    assert_int_equal(tms_regcache_get(c, "SN0003", model, sched), 0);
+    /* a change seen at the next refresh, a new terminal too (a change within the same
+     * millisecond as the last row read waits for the margin pass: regcache.c) */
+    usleep(2000);
+    assert_int_equal(tms_terminal_set_schedule(f->st, "SN0002", "7d@Fri 17:00~30m", &e), PX_OK);
+    tmsfix_terminal(f, "SN0003", "A920", "", NULL);
+    assert_int_equal(tms_regcache_refresh(c, f->st, &e), PX_OK);
+    assert_int_equal(tms_regcache_get(c, "SN0002", model, sched), 1);
+    assert_string_equal(sched, "7d@Fri 17:00~30m");
+    assert_int_equal(tms_regcache_get(c, "SN0003", model, sched), 1);
+    assert_int_equal(tms_regcache_count(c), 3);
+    tms_regcache_free(c);
+}
+
 static int setup(void **state)
 {
     tmsfix *f = calloc(1, sizeof *f);
@@ -558,6 +590,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dmk_and_provision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp, setup, teardown),
