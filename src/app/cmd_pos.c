@@ -9,6 +9,7 @@
 #include "device/keyload/keyload.h"
 #include "device/pos/pos.h"
 #include "device/pos/screen.h"
+#include "device/tmsclient/tmsclient.h"
 #include "iso8583/iso8583.h"
 #include "lib/buf.h"
 #include "lib/hex.h"
@@ -626,6 +627,7 @@ static const cli_command pos_commands[] = {
     {"status", pos_status_cmd, "batch, STAN, pending reversal, keys (check values only)"},
     {"screen", pos_screen_cmd, "the interactive POS screen (default on a terminal)"},
     {"keyload", keyload_cli, "remote key download: the TMK from the KMS under TK (seed 001)"},
+    {"update", tmsclient_cli, "remote program update from the TMS: provision, check, run, auto, status"},
     {0, 0, 0}};
 
 static int is_global(const char *a)
