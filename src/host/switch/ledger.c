@@ -181,7 +181,8 @@ static int batch_diffs(store *st, const switch_batch_report *b, const char *date
     sw_rkey_range(lo, hi, b->tid, b->batch_no, date, 'F');
     rc = store_prepare(st,
                        "SELECT stan, amount, ttype FROM switch_request WHERE rkey >= $1 AND rkey "
-                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'phonepay', 'void') "
+                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'phonepay', "
+                       "'void') "
                        "AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%') ORDER BY stan",
                        &q, e);
     if (rc != PX_OK)
@@ -301,8 +302,8 @@ int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_bat
     if (strcmp(out->state, "open") == 0) { /* not settled yet: our running totals */
         static const char sql[] =
             "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM switch_request WHERE rkey >= $1 AND "
-            "rkey < $2 AND ttype IN ($3, $4) AND state = 'done' AND rc = '00' AND (undone_by IS NULL OR "
-            "undone_by NOT LIKE '%|R|%')";
+            "rkey < $2 AND ttype IN ($3, $4) AND state = 'done' AND rc = '00' AND (undone_by IS "
+            "NULL OR undone_by NOT LIKE '%|R|%')";
         char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
         sw_rkey_range(lo, hi, tid, batch_no, date, 'F');
         for (int i = 0; i < 2 && rc == PX_OK; i++) {
