@@ -58,7 +58,8 @@ int pki_tkenv_parse(const uint8_t *in, size_t n, pki_tkenv *env, px_error *e)
         return px_error_set(e, PX_EFORMAT, "TK envelope: serial number: bad length %zu", len);
     memcpy(env->serial, p, len);
     env->serial[len] = 0;
-    if (!pki_serial_is_valid(env->serial))
+    /* an embedded NUL would make the serial used shorter than the serial signed */
+    if (strlen(env->serial) != len || !pki_serial_is_valid(env->serial))
         return px_error_set(e, PX_EFORMAT, "TK envelope: serial number: bad character");
     if ((p = take(&r, PKI_FP_LEN)) == NULL)
         return short_at(e, "KMS fingerprint");

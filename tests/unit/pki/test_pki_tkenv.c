@@ -159,6 +159,22 @@ static void test_device_checks(void **state)
     pki_trust_free(t);
 }
 
+/* Found by fuzz_pki_tkenv: a NUL inside the serial number made the serial used ("PP10")
+ * shorter than the serial the signature covers ("PP10\0000001"). Refused now. */
+static void test_serial_with_nul_refused(void **state)
+{
+    env_fixture *f = *state;
+    uint8_t buf[PX_TKENV_MAX];
+    size_t n = make(f, "PP10000001", buf, sizeof buf);
+    pki_tkenv env;
+    px_error e = {0};
+    /* magic (4), version (1), serial length (1), then the serial's 10 bytes */
+    assert_int_equal(buf[5], 10);
+    buf[6 + 4] = 0;
+    assert_int_equal(pki_tkenv_parse(buf, n, &env, &e), PX_EFORMAT);
+    assert_non_null(strstr(e.msg, "serial number"));
+}
+
 static void test_encode_refusals(void **state)
 {
     pki_tkenv env;
@@ -186,6 +202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_cut_and_flip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serial_with_nul_refused, setup, teardown),
         cmocka_unit_test(test_encode_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
