@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/str.h"
 #include <time.h>
 
 static int setup(void **state)
@@ -245,11 +247,11 @@ static void test_kcv_mismatch_and_expiry(void **state)
         struct timespec ts = {0, 20 * 1000000L};
         kms *k2 = NULL;
         kms_config_default(&kc);
-        strcpy(kc.customer, "C001");
-        strcpy(kc.recv_cert, f->kms.recv_cert);
-        strcpy(kc.ca, f->ca_crt);
-        strcpy(kc.crl, f->crl);
-        strcpy(kc.mtms_cn, "mtms:factory");
+        px_strlcpy(kc.customer, "C001", sizeof kc.customer);
+        px_strlcpy(kc.recv_cert, f->kms.recv_cert, sizeof kc.recv_cert);
+        px_strlcpy(kc.ca, f->ca_crt, sizeof kc.ca);
+        px_strlcpy(kc.crl, f->crl, sizeof kc.crl);
+        px_strlcpy(kc.mtms_cn, "mtms:factory", sizeof kc.mtms_cn);
         kc.challenge_ttl_ms = 1;
         assert_int_equal(kms_open(&kc, f->kms.st, f->kms.h, &k2, &e), PX_OK);
         assert_int_equal(kms_download_challenge(k2, "PP10000005", "t", &c, &e), PX_OK);
@@ -312,18 +314,18 @@ static void test_open_refusals(void **state)
     kms *k = NULL;
     px_error e = {0};
     kms_config_default(&kc);
-    strcpy(kc.customer, "C009");
-    strcpy(kc.recv_cert, f->kms.recv_cert);
-    strcpy(kc.ca, f->ca_crt);
-    strcpy(kc.crl, f->crl);
-    strcpy(kc.mtms_cn, "mtms:factory");
+    px_strlcpy(kc.customer, "C009", sizeof kc.customer);
+    px_strlcpy(kc.recv_cert, f->kms.recv_cert, sizeof kc.recv_cert);
+    px_strlcpy(kc.ca, f->ca_crt, sizeof kc.ca);
+    px_strlcpy(kc.crl, f->crl, sizeof kc.crl);
+    px_strlcpy(kc.mtms_cn, "mtms:factory", sizeof kc.mtms_cn);
     assert_int_equal(kms_open(&kc, f->kms.st, f->kms.h, &k, &e), PX_ECONFIG);
     assert_non_null(strstr(e.msg, "this KMS serves customer C009"));
-    strcpy(kc.customer, "C001");
+    px_strlcpy(kc.customer, "C001", sizeof kc.customer);
     kc.mtms_cn[0] = 0;
     assert_int_equal(kms_open(&kc, f->kms.st, f->kms.h, &k, &e), PX_ECONFIG);
-    strcpy(kc.mtms_cn, "mtms:factory");
-    strcpy(kc.recv_key, "nothing");
+    px_strlcpy(kc.mtms_cn, "mtms:factory", sizeof kc.mtms_cn);
+    px_strlcpy(kc.recv_key, "nothing", sizeof kc.recv_key);
     assert_int_not_equal(kms_open(&kc, f->kms.st, f->kms.h, &k, &e), PX_OK);
     assert_non_null(strstr(e.msg, "possum kms init"));
 }

@@ -341,7 +341,7 @@ static int curl(const char *args, char *out, size_t outsz)
     out[n] = 0;
     pclose(p);
     if (n > 0 && strrchr(out, '\n') != NULL) {
-        status = atoi(strrchr(out, '\n') + 1);
+        status = (int)strtol(strrchr(out, '\n') + 1, NULL, 10);
         *strrchr(out, '\n') = 0;
     }
     return status;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/str.h"
+
 typedef struct env_fixture {
     pki_fixture pf;
     EVP_PKEY *dev;
@@ -56,7 +58,7 @@ static size_t make(env_fixture *f, const char *serial, uint8_t *out, size_t cap)
     size_t body = 0, len = 0, siglen;
     px_error e = {0};
     memset(&env, 0, sizeof env);
-    strcpy(env.serial, serial);
+    px_strlcpy(env.serial, serial, sizeof env.serial);
     memset(env.kms_fp, 0xAB, sizeof env.kms_fp);
     env.eph[0] = 0x04;
     memset(env.eph + 1, 0x11, sizeof env.eph - 1);
@@ -183,9 +185,9 @@ static void test_encode_refusals(void **state)
     px_error e = {0};
     (void)state;
     memset(&env, 0, sizeof env);
-    strcpy(env.serial, "bad serial");
+    px_strlcpy(env.serial, "bad serial", sizeof env.serial);
     assert_int_equal(pki_tkenv_encode_body(&env, out, sizeof out, &n, &e), PX_EINVAL);
-    strcpy(env.serial, "PP1");
+    px_strlcpy(env.serial, "PP1", sizeof env.serial);
     env.wrapped_len = 25;
     assert_int_equal(pki_tkenv_encode_body(&env, out, sizeof out, &n, &e), PX_EINVAL);
     env.wrapped_len = 24;

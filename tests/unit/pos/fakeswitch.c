@@ -162,8 +162,7 @@ static void on_frame(net_frame_server *srv, uint64_t conn, const uint8_t *data, 
     pthread_mutex_lock(&fs->mu);
     kind = kind_of(req.mti);
     fs->last[kind] = req;
-    strncat(fs->seen, req.mti, sizeof fs->seen - strlen(fs->seen) - 6);
-    strcat(fs->seen, " ");
+    snprintf(fs->seen + strlen(fs->seen), sizeof fs->seen - strlen(fs->seen), "%s ", req.mti);
     iso8583_msg_response(&req, &rsp, NULL);
     rsp.header[2] = (uint8_t)((rsp.header[2] & 0xF0) | (fs->proc_req & 0x0F));
     if (iso8583_has(&req, 64) && !mac_ok(data, len)) {
