@@ -107,23 +107,28 @@ int e2e_start(e2e_daemon *d, const char *extra_ini)
     return -1;
 }
 
-int e2e_stop(e2e_daemon *d, int sig, int timeout_ms)
+int e2e_child_stop(pid_t *pid, int sig, int timeout_ms)
 {
     int status = 0;
-    if (d->pid <= 0)
+    if (*pid <= 0)
         return -1;
-    kill(d->pid, sig);
+    kill(*pid, sig);
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-            d->pid = 0;
+        if (waitpid(*pid, &status, WNOHANG) == *pid) {
+            *pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
         sleep_ms(20);
     }
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &status, 0);
-    d->pid = 0;
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    *pid = 0;
     return -1;
+}
+
+int e2e_stop(e2e_daemon *d, int sig, int timeout_ms)
+{
+    return e2e_child_stop(&d->pid, sig, timeout_ms);
 }
 
 void e2e_cleanup(e2e_daemon *d)
@@ -138,16 +143,16 @@ void e2e_cleanup(e2e_daemon *d)
         fprintf(stderr, "cannot remove %s\n", d->dir);
 }
 
-int e2e_log_contains(const e2e_daemon *d, const char *needle)
+int e2e_file_contains(const char *path, const char *needle)
 {
     px_buf b;
     char chunk[4096];
     size_t n;
     int found;
-    FILE *f = fopen(d->log, "r");
+    FILE *f = fopen(path, "r");
     if (f == NULL)
         return 0;
-    px_buf_init(&b, 16 * 1024 * 1024);
+    px_buf_init(&b, 64 * 1024 * 1024);
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         if (px_buf_append(&b, chunk, n) != 0)
             break;
@@ -155,6 +160,11 @@ int e2e_log_contains(const e2e_daemon *d, const char *needle)
     found = strstr(px_buf_str(&b), needle) != NULL;
     px_buf_free(&b);
     return found;
+}
+
+int e2e_log_contains(const e2e_daemon *d, const char *needle)
+{
+    return e2e_file_contains(d->log, needle);
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *user)

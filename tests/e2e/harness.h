@@ -36,6 +36,14 @@ void e2e_cleanup(e2e_daemon *d);
 /* 1 if the daemon's log contains needle. */
 int e2e_log_contains(const e2e_daemon *d, const char *needle);
 
+/* Send sig to the child *pid and wait up to timeout_ms for it; then SIGKILL. Returns its exit
+ * status (128 + signal when killed by one), or -1 when it had to be killed or *pid was not
+ * running; *pid becomes 0. Every harness (e2e, switch, keyload) stops its daemons this way. */
+int e2e_child_stop(pid_t *pid, int sig, int timeout_ms);
+
+/* 1 if the file at path contains needle (read whole, up to 64 MiB). */
+int e2e_file_contains(const char *path, const char *needle);
+
 /* HTTP request to 127.0.0.1:port with libcurl; status and body out. 0 or -1. */
 int e2e_http(int port, const char *method, const char *path, const char *body, long *status,
              px_buf *out);

@@ -97,40 +97,12 @@ int kl_node_start(kl_node *n, const char *const *names)
 
 int kl_node_stop(kl_node *n, int sig, int timeout_ms)
 {
-    int status = 0;
-    if (n->pid <= 0)
-        return -1;
-    kill(n->pid, sig);
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
-            n->pid = 0;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        sleep_ms(20);
-    }
-    kill(n->pid, SIGKILL);
-    waitpid(n->pid, &status, 0);
-    n->pid = 0;
-    return -1;
+    return e2e_child_stop(&n->pid, sig, timeout_ms);
 }
 
 int kl_node_log_has(const kl_node *n, const char *needle)
 {
-    px_buf b;
-    char chunk[4096];
-    size_t got;
-    int found;
-    FILE *f = fopen(n->log, "r");
-    if (f == NULL)
-        return 0;
-    px_buf_init(&b, 64 * 1024 * 1024);
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (px_buf_append(&b, chunk, got) != 0)
-            break;
-    fclose(f);
-    found = strstr(px_buf_str(&b), needle) != NULL;
-    px_buf_free(&b);
-    return found;
+    return e2e_file_contains(n->log, needle);
 }
 
 int kl_sh(px_buf *out, const char *fmt, ...)
