@@ -87,8 +87,11 @@ int tuf_version_parse(const char *s, int64_t *num, px_error *e)
     while (np < 3) {
         size_t n = 0;
         int64_t v = 0;
-        while (isdigit((unsigned char)p[n]))
-            v = v * 10 + (p[n++] - '0');
+        while (isdigit((unsigned char)p[n])) {
+            if (n < 7) /* past 6 digits it is refused below: stop adding before it overflows */
+                v = v * 10 + (p[n] - '0');
+            n++;
+        }
         if (n == 0 || n > 6 || (n > 1 && p[0] == '0'))
             return px_error_set(e, PX_EFORMAT, "version \"%s\": each part is 0 to 999999 "
                                 "without leading zeros", s);

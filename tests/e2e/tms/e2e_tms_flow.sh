@@ -57,6 +57,7 @@ expect "$out" "1.0.0 runs again" "old version restarted"
 [ "$(readlink "$work/pos-10000001/apps/pos-app/current")" = a ] || fail "current slot"
 [ "$(count c2 rolled_back)" = 1 ] || fail "campaign count rolled_back"
 
+"$possum" pos signon --data "$work/pos-10000001" > /dev/null 2>&1 || true # a new batch after settling
 if signed_on 10000001; then
 step "an install waits while the batch is open, and happens after settlement"
 publish pos-app 1.2.0 "$(app_file 1.2.0)"

@@ -7,9 +7,7 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 possum="$build/src/app/possum"
 possumd="$build/src/app/possumd"
-# `possum pos update` once src/app/cmd_pos.c dispatches it, else the same code as a program
-if "$possum" pos update --help > /dev/null 2>&1; then posupd=("$possum" pos update)
-else posupd=("$build/tests/e2e/tms/tms_pos_update"); fi
+posupd=("$possum" pos update)
 work=$(mktemp -d "${TMPDIR:-/tmp}/possum-e2e-tms.XXXXXX")
 export POSSUM_LMK_PASSPHRASE="e2e tms test passphrase"
 cli="$work/cli.ini"

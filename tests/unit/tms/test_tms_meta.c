@@ -50,6 +50,7 @@ static void test_versions(void **state)
     assert_int_equal(tuf_version_parse("1.2-rc", &a, &e), PX_EFORMAT);
     assert_int_equal(tuf_version_parse("", &a, &e), PX_EFORMAT);
     assert_int_equal(tuf_version_parse("1000000", &a, &e), PX_EFORMAT);
+    assert_int_equal(tuf_version_parse("24733333333333337771.1", &a, &e), PX_EFORMAT); /* fuzz */
     assert_true(tuf_name_is_valid("pos-app_2.x"));
     assert_false(tuf_name_is_valid(".hidden"));
     assert_false(tuf_name_is_valid("a/b"));
