@@ -21,6 +21,7 @@
 #include "lib/time.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -144,7 +145,11 @@ static int run_program(const tmsc_config *c, const char *name, const char *slot,
     int64_t deadline;
     int status = 0;
     pid_t pid, r;
+    char abs[PATH_MAX];
+    /* absolute paths: the program runs in its slot, whatever the caller's directory */
     app_dir(c, name, dir, sizeof dir);
+    if (realpath(dir, abs) != NULL)
+        px_strlcpy(dir, abs, sizeof dir);
     snprintf(sdir, sizeof sdir, "%s/%s", dir, slot);
     snprintf(prog, sizeof prog, "%s/program", sdir);
     snprintf(log, sizeof log, "%s/hooks.log", dir);
@@ -173,7 +178,7 @@ static int run_program(const tmsc_config *c, const char *name, const char *slot,
         setenv("POSSUM_APP_NAME", name, 1);
         setenv("POSSUM_APP_VERSION", version, 1);
         setenv("POSSUM_APP_DIR", sdir, 1);
-        setenv("POSSUM_TERMINAL_DIR", c->data_dir, 1);
+        setenv("POSSUM_TERMINAL_DIR", realpath(c->data_dir, abs) != NULL ? abs : c->data_dir, 1);
         execl(prog, prog, arg, (char *)NULL);
         _exit(127);
     }

@@ -580,6 +580,8 @@ typedef struct tick_ctx {
     tms_campaign_info c;
 } tick_ctx;
 
+/* Run sql with $1 = name, $2 = a and, when it has a $3, b or text (when not NULL). Exactly the
+ * parameters the SQL names are bound: PostgreSQL must know each one's type. */
 static int exec_campaign(store *st, const char *sql, const char *name, int64_t a, int64_t b,
                          const char *text, px_error *e)
 {
@@ -589,10 +591,10 @@ static int exec_campaign(store *st, const char *sql, const char *name, int64_t a
         return rc;
     store_bind_text(q, 1, name);
     store_bind_int64(q, 2, a);
-    if (strstr(sql, "$3") != NULL)
-        store_bind_int64(q, 3, b);
     if (text != NULL)
-        store_bind_text(q, 4, text);
+        store_bind_text(q, 3, text);
+    else if (strstr(sql, "$3") != NULL)
+        store_bind_int64(q, 3, b);
     rc = store_step(q, e);
     store_done(q);
     return rc < 0 ? rc : PX_OK;
@@ -635,7 +637,7 @@ static int tick_waves(store *st, tick_ctx *t, px_error *e)
                 px_warn(TMS_MOD, "campaign %s halted: %s", t->name, why);
                 t->changed++;
                 return exec_campaign(st, "UPDATE tms_campaign SET state = 'halted', updated_ms = $2, "
-                                         "reason = $4 WHERE name = $1", t->name, t->now,
+                                         "reason = $3 WHERE name = $1", t->name, t->now,
                                      0, why, e);
             }
             if ((size_t)w >= c->spec.nwaves) {
@@ -644,8 +646,7 @@ static int tick_waves(store *st, tick_ctx *t, px_error *e)
                 px_info(TMS_MOD, "campaign %s completed", t->name);
                 t->changed++;
                 return exec_campaign(st, "UPDATE tms_campaign SET state = 'completed', updated_ms "
-                                         "= $2 WHERE name = $1", t->name, t->now, 0,
-                                     NULL, e);
+                                         "= $2 WHERE name = $1", t->name, t->now, 0, NULL, e);
             }
             if (finished * 100 < c->spec.advance_pct * size || t->now < c->wave_opened_ms + c->spec.wave_min_ms)
                 return PX_OK;

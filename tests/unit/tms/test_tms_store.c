@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef TMSFIX_PG
+#include "pgtemp.h"
+#endif
 #include "crypto/crypto.h"
 #include "crypto/tr31.h"
 #include "host/tms/tms_int.h"
@@ -588,6 +591,13 @@ static int teardown(void **state)
 
 int main(void)
 {
+#ifdef TMSFIX_PG
+    if (!pgtemp_is_available()) {
+        const char *skip = getenv("POSSUM_SKIP_PG");
+        fprintf(stderr, "PostgreSQL server binaries not installed (scripts/deps.sh)\n");
+        return skip != NULL && strcmp(skip, "1") == 0 ? 77 : 1;
+    }
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_copy, setup, teardown),

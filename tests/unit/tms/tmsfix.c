@@ -12,6 +12,17 @@
 #include "lib/time.h"
 #include "tmpdir.h"
 
+#ifdef TMSFIX_PG
+#include "pgtemp.h"
+/* One throwaway cluster for the whole test program, a fresh database per test. */
+static pgtemp g_pg;
+static int g_pg_started, g_db;
+static void pg_stop(void)
+{
+    pgtemp_stop(&g_pg);
+}
+#endif
+
 void tmsfix_path(const tmsfix *f, const char *name, char *out, size_t outsz)
 {
     snprintf(out, outsz, "%s/%s", f->dir, name);
@@ -72,6 +83,21 @@ void tmsfix_setup(tmsfix *f, const char *name)
     store_config_default(&sc);
     tmsfix_path(f, "possum.db", sc.path, sizeof sc.path);
     sc.synchronous_full = 0;
+#ifdef TMSFIX_PG
+    {
+        char db[16];
+        if (!g_pg_started) {
+            if (pgtemp_start(&g_pg, &e) != PX_OK)
+                fail_msg("postgres: %s", px_error_text(&e));
+            g_pg_started = 1;
+            atexit(pg_stop);
+        }
+        snprintf(db, sizeof db, "t%d", ++g_db);
+        if (pgtemp_create_db(&g_pg, db, sc.conninfo, sizeof sc.conninfo, &e) != PX_OK)
+            fail_msg("postgres: %s", px_error_text(&e));
+        sc.backend = STORE_POSTGRES;
+    }
+#endif
     if (store_open(&sc, &f->st, &e) != PX_OK || hsm_open(&f->hcfg, f->st, &f->h, &e) != PX_OK)
         fail_msg("store / hsm: %s", px_error_text(&e));
     form_key(f, "K0", 'X', 'E', TMSFIX_MASTER_HEX, "tms.master");
