@@ -43,17 +43,17 @@ static void test_registry(void **state)
     assert_int_equal(got.ngroups, 2);
     assert_string_equal(got.groups[0], "north");
     memset(&t, 0, sizeof t);
-    strcpy(t.serial, "SN0001");
-    strcpy(t.model, "A920");
+    px_strlcpy(t.serial, "SN0001", sizeof t.serial);
+    px_strlcpy(t.model, "A920", sizeof t.model);
     assert_int_equal(tms_terminal_add(f->st, &t, &e), PX_EEXIST);
-    strcpy(t.serial, "SN 2");
+    px_strlcpy(t.serial, "SN 2", sizeof t.serial);
     assert_int_equal(tms_terminal_add(f->st, &t, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "serial"));
-    strcpy(t.serial, "SN0002");
-    strcpy(t.tid, "123");
+    px_strlcpy(t.serial, "SN0002", sizeof t.serial);
+    px_strlcpy(t.tid, "123", sizeof t.tid);
     assert_int_equal(tms_terminal_add(f->st, &t, &e), PX_EINVAL);
     t.tid[0] = 0;
-    strcpy(t.schedule, "7x");
+    px_strlcpy(t.schedule, "7x", sizeof t.schedule);
     assert_int_equal(tms_terminal_add(f->st, &t, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "schedule"));
     assert_int_equal(tms_terminal_get(f->st, "SN0002", &got, &e), PX_ENOTFOUND);
@@ -189,10 +189,10 @@ static void report(tmsfix *f, const char *serial, const char *campaign, const ch
     tms_report_req r;
     px_error e = {0};
     memset(&r, 0, sizeof r);
-    strcpy(r.campaign, campaign);
-    strcpy(r.status, status);
-    strcpy(r.version, "2.0.0");
-    strcpy(r.reason, strcmp(status, "installed") && strcmp(status, "downloaded") ? "test" : "");
+    px_strlcpy(r.campaign, campaign, sizeof r.campaign);
+    px_strlcpy(r.status, status, sizeof r.status);
+    px_strlcpy(r.version, "2.0.0", sizeof r.version);
+    px_strlcpy(r.reason, strcmp(status, "installed") && strcmp(status, "downloaded") ? "test" : "", sizeof r.reason);
     assert_int_equal(tms_report_record(f->st, serial, &r, px_now_ms(), NULL, &e), want);
 }
 
@@ -208,9 +208,9 @@ static void test_campaign_waves(void **state)
     px_error e = {0};
     fleet(f);
     tms_campaign_spec_default(&s);
-    strcpy(s.name, "c1");
-    strcpy(s.pkg_name, "pos-app");
-    strcpy(s.pkg_version, "2.0.0");
+    px_strlcpy(s.name, "c1", sizeof s.name);
+    px_strlcpy(s.pkg_name, "pos-app", sizeof s.pkg_name);
+    px_strlcpy(s.pkg_version, "2.0.0", sizeof s.pkg_version);
     s.all = 1;
     s.waves[0] = 10;
     s.waves[1] = 50;
@@ -244,7 +244,7 @@ static void test_campaign_waves(void **state)
         size_t k = 0;
         assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 1 ORDER BY serial", &q, NULL), PX_OK);
         while (store_step(q, NULL) == STORE_ROW)
-            strcpy(serials[k++], store_col_text(q, 0));
+            px_strlcpy(serials[k++], store_col_text(q, 0), sizeof serials[0]);
         store_done(q);
         assert_int_equal(k, 10);
         /* a report before the offer: never offered */
@@ -274,7 +274,7 @@ static void test_campaign_waves(void **state)
         char serial[PX_TMS_SERIAL_MAX];
         assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 2 LIMIT 1", &q, NULL), PX_OK);
         assert_int_equal(store_step(q, NULL), STORE_ROW);
-        strcpy(serial, store_col_text(q, 0));
+        px_strlcpy(serial, store_col_text(q, 0), sizeof serial);
         store_done(q);
         checkin_of(serial, "2.0.0", &r);
         assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
@@ -289,7 +289,7 @@ static void test_campaign_waves(void **state)
         size_t k = 0;
         assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 2 AND state = 'pending' ORDER BY serial", &q, NULL), PX_OK);
         while (store_step(q, NULL) == STORE_ROW)
-            strcpy(serials[k++], store_col_text(q, 0));
+            px_strlcpy(serials[k++], store_col_text(q, 0), sizeof serials[0]);
         store_done(q);
         for (size_t i = 0; i < 10; i++) {
             checkin_of(serials[i], "1.0.0", &r);
@@ -336,19 +336,19 @@ static void test_campaign_select_and_complete(void **state)
     fleet(f);
     /* by group */
     tms_campaign_spec_default(&s);
-    strcpy(s.name, "pilot");
-    strcpy(s.pkg_name, "pos-app");
-    strcpy(s.pkg_version, "2.0.0");
-    strcpy(s.groups[0], "pilot");
+    px_strlcpy(s.name, "pilot", sizeof s.name);
+    px_strlcpy(s.pkg_name, "pos-app", sizeof s.pkg_name);
+    px_strlcpy(s.pkg_version, "2.0.0", sizeof s.pkg_version);
+    px_strlcpy(s.groups[0], "pilot", sizeof s.groups[0]);
     s.ngroups = 1;
     assert_int_equal(tms_campaign_create(f->st, &s, &e), PX_OK);
     assert_int_equal(tms_campaign_start(f->st, "pilot", &total, &e), PX_OK);
     assert_int_equal(total, 20);
     /* by list, within a window that is not now */
     tms_campaign_spec_default(&s);
-    strcpy(s.name, "list");
-    strcpy(s.pkg_name, "pos-app");
-    strcpy(s.pkg_version, "2.0.0");
+    px_strlcpy(s.name, "list", sizeof s.name);
+    px_strlcpy(s.pkg_name, "pos-app", sizeof s.pkg_name);
+    px_strlcpy(s.pkg_version, "2.0.0", sizeof s.pkg_version);
     s.serials = list;
     s.nserials = 4;
     {
@@ -364,14 +364,14 @@ static void test_campaign_select_and_complete(void **state)
     assert_int_equal(c->current_wave, 0); /* outside its window: nothing released */
     /* bad selectors */
     tms_campaign_spec_default(&s);
-    strcpy(s.name, "none");
-    strcpy(s.pkg_name, "pos-app");
-    strcpy(s.pkg_version, "2.0.0");
+    px_strlcpy(s.name, "none", sizeof s.name);
+    px_strlcpy(s.pkg_name, "pos-app", sizeof s.pkg_name);
+    px_strlcpy(s.pkg_version, "2.0.0", sizeof s.pkg_version);
     assert_int_equal(tms_campaign_create(f->st, &s, &e), PX_EINVAL);
     s.all = 1;
-    strcpy(s.pkg_version, "9.9.9");
+    px_strlcpy(s.pkg_version, "9.9.9", sizeof s.pkg_version);
     assert_int_equal(tms_campaign_create(f->st, &s, &e), PX_ENOTFOUND);
-    strcpy(s.pkg_version, "2.0.0");
+    px_strlcpy(s.pkg_version, "2.0.0", sizeof s.pkg_version);
     s.waves[0] = 50;
     s.nwaves = 1;
     assert_int_equal(tms_campaign_create(f->st, &s, &e), PX_EINVAL);

@@ -110,9 +110,9 @@ static void release(world *x, const char *version, int selfcheck, const char *ca
         fail_msg("package: %s", e.msg);
     free(meta);
     tms_campaign_spec_default(&s);
-    strcpy(s.name, campaign);
-    strcpy(s.pkg_name, "pos-app");
-    strcpy(s.pkg_version, version);
+    px_strlcpy(s.name, campaign, sizeof s.name);
+    px_strlcpy(s.pkg_name, "pos-app", sizeof s.pkg_name);
+    px_strlcpy(s.pkg_version, version, sizeof s.pkg_version);
     s.serials = serials;
     s.nserials = 1;
     assert_int_equal(tms_campaign_create(x->f.st, &s, &e), PX_OK);
@@ -170,7 +170,7 @@ static int setup(void **state)
     x->svc.cfg.download_idle_ms = 30000;
     tmsfix_path(&x->f, "cache", x->svc.cfg.cache_dir, sizeof x->svc.cfg.cache_dir);
     mkdir(x->svc.cfg.cache_dir, 0700);
-    strcpy(x->svc.cfg.auth.master_label, "tms.master");
+    px_strlcpy(x->svc.cfg.auth.master_label, "tms.master", sizeof x->svc.cfg.auth.master_label);
     x->svc.cfg.auth.challenge_ttl_ms = 60000;
     x->svc.cfg.auth.session_ttl_ms = 600000;
     x->svc.h = x->f.h;
@@ -192,8 +192,8 @@ static int setup(void **state)
     tmsfix_path(&x->f, "term", root_path, sizeof root_path);
     tmsc_config_defaults(&x->c, root_path);
     x->c.port = net_http_server_port(x->w.http);
-    strcpy(x->c.serial, "SN0001");
-    strcpy(x->c.model, "A920");
+    px_strlcpy(x->c.serial, "SN0001", sizeof x->c.serial);
+    px_strlcpy(x->c.model, "A920", sizeof x->c.model);
     x->h.seal = seal;
     x->h.unseal = seal;
     x->h.busy = busy;
