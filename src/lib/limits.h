@@ -50,6 +50,10 @@
 #define PX_HTTP_SEGMENTS_MAX     16       /* path segments in one HTTP request */
 #define PX_HTTP_REPLY_HEADERS_MAX 4096    /* extra header bytes a handler may add to a reply */
 #define PX_TLS_NAME_MAX          256      /* certificate subject CN or server name, NUL included */
+#define PX_TLS_REASON_MAX        128      /* why a TLS handshake was refused, NUL included */
+#define PX_TLS_SERIAL_HEX_MAX    65       /* an offered certificate's serial in hex (32 bytes) + NUL */
+#define PX_TLS_DN_MAX            256      /* an offered certificate's issuer (RFC 2253), NUL included */
+#define PX_TLS_REFUSALS_PER_S    10       /* refused handshakes a listener reports per second */
 #define PX_LINK_BACKOFF_MAX_MS   60000    /* longest pause between reconnect attempts */
 
 /* iso8583 */
