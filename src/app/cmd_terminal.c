@@ -2,6 +2,8 @@
  * possum terminal: the transaction platform's terminal and merchant registry (docs/switch.md):
  *   add    register a terminal (TID, MID, merchant name) with its TMK, formed in the HSM from
  *          two or three clear components (dual control) or given as a key block
+ *   set-tmk re-key a registered terminal (the TMK given as for add): it is signed off and
+ *          signs on again for work keys under the new TMK
  *   list   every terminal, one line each
  *   show   one terminal
  *   update-flag TID on|off   the TMS's "update waiting" flag (normally set by the TMS)
@@ -134,22 +136,57 @@ static int parse_components(const char *spec, const char *kcvs, char hex[3][80],
     return PX_OK;
 }
 
+/* A TMK as the operator gives it: 2 or 3 clear components with their check values, or a key
+ * block under this LMK. add and set-tmk take it with the same options. */
+typedef struct tmk_arg {
+    char hex[3][80], kcv[3][24];
+    hsm_component comp[3];
+    size_t n; /* components; 0: the block */
+    const char *block;
+} tmk_arg;
+
+#define TMK_OPTS                                                                        \
+    {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK's clear components", NULL},     \
+        {"tmk-kcvs", 0, "KCV,KCV: the components' check values", NULL},                 \
+        {"tmk-block", 0, "the TMK as a key block under this LMK (K0)", NULL}
+
+/* 0 unless exactly one of --tmk-components and --tmk-block was given; else 1, with a filled
+ * and *rc PX_OK, or *rc and e saying what is wrong with the components. */
+static int tmk_arg_get(tmk_arg *a, const cli_opt *opts, int *rc, px_error *e)
+{
+    const char *spec = cli_get(opts, "tmk-components");
+    memset(a, 0, sizeof *a);
+    a->block = cli_get(opts, "tmk-block");
+    *rc = PX_OK;
+    if ((spec == NULL) == (a->block == NULL))
+        return 0;
+    if (spec != NULL)
+        *rc = parse_components(spec, cli_get(opts, "tmk-kcvs"), a->hex, a->kcv, &a->n, e);
+    for (size_t i = 0; *rc == PX_OK && i < a->n; i++) {
+        a->comp[i].hex = a->hex[i];
+        a->comp[i].kcv = a->kcv[i];
+    }
+    return 1;
+}
+
+static void tmk_arg_wipe(tmk_arg *a)
+{
+    crypto_cleanse(a->hex, sizeof a->hex);
+}
+
 static int terminal_add(int argc, char **argv)
 {
     cli_opt opts[] = {{"tid", 0, "terminal id (8 letters or digits)", NULL},
                       {"mid", 0, "merchant id (15 letters or digits)", NULL},
                       {"name", 0, "merchant name", NULL},
-                      {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK's clear components", NULL},
-                      {"tmk-kcvs", 0, "KCV,KCV: the components' check values", NULL},
-                      {"tmk-block", 0, "the TMK as a key block under this LMK (K0)", NULL},
+                      TMK_OPTS,
                       STORE_OPTS,
                       {0, 0, 0, 0}};
-    char hex[3][80], kcv[3][24], tmk_kcv[PX_HSM_KCV_HEX_MAX] = "";
-    hsm_component comp[3];
-    size_t n = 0;
+    char tmk_kcv[PX_HSM_KCV_HEX_MAX] = "";
+    tmk_arg a;
     term_cli x;
     px_error e = {0};
-    const char *tid, *mid, *name, *spec, *block;
+    const char *tid, *mid, *name;
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
                        "possum terminal add --tid TID --mid MID --name NAME "
                        "(--tmk-components HEX,HEX | --tmk-block BLOCK) [--config FILE | --db PATH]");
@@ -158,23 +195,17 @@ static int terminal_add(int argc, char **argv)
     tid = cli_get(opts, "tid");
     mid = cli_get(opts, "mid");
     name = cli_get(opts, "name");
-    spec = cli_get(opts, "tmk-components");
-    block = cli_get(opts, "tmk-block");
-    if (tid == NULL || mid == NULL || name == NULL || (spec == NULL) == (block == NULL))
+    if (tid == NULL || mid == NULL || name == NULL || !tmk_arg_get(&a, opts, &rc, &e))
         return cli_usage_error("terminal add: --tid, --mid, --name and one of --tmk-components, "
                                "--tmk-block are required");
-    if (spec != NULL && parse_components(spec, cli_get(opts, "tmk-kcvs"), hex, kcv, &n, &e) != PX_OK)
+    if (rc != PX_OK)
         return cli_usage_error("terminal add: %s", px_error_text(&e));
-    for (size_t i = 0; i < n; i++) {
-        comp[i].hex = hex[i];
-        comp[i].kcv = kcv[i];
-    }
     rc = cli_open(&x, opts, 1, &e);
-    if (rc == PX_OK && spec != NULL)
-        rc = switch_terminal_add_components(x.st, x.h, tid, mid, name, comp, n, tmk_kcv, &e);
+    if (rc == PX_OK && a.n > 0)
+        rc = switch_terminal_add_components(x.st, x.h, tid, mid, name, a.comp, a.n, tmk_kcv, &e);
     else if (rc == PX_OK)
-        rc = switch_terminal_add(x.st, x.h, tid, mid, name, block, &e);
-    crypto_cleanse(hex, sizeof hex);
+        rc = switch_terminal_add(x.st, x.h, tid, mid, name, a.block, &e);
+    tmk_arg_wipe(&a);
     cli_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal add: %s", px_error_text(&e));
@@ -183,6 +214,46 @@ static int terminal_add(int argc, char **argv)
                tmk_kcv);
     else
         printf("terminal %s registered (merchant %s, %s)\n", tid, mid, name);
+    return CLI_OK;
+}
+
+/* Re-key a registered terminal (its PIN pad swapped and loaded remotely, its TMK suspected
+ * compromised): the new TMK replaces the old one and the terminal's session ends. */
+static int terminal_set_tmk(int argc, char **argv)
+{
+    cli_opt opts[] = {{"tid", 0, "the terminal's id", NULL}, TMK_OPTS, STORE_OPTS, {0, 0, 0, 0}};
+    char tmk_kcv[PX_HSM_KCV_HEX_MAX] = "", caller[PX_HSM_CALLER_MAX];
+    tmk_arg a;
+    term_cli x;
+    px_error e = {0};
+    const char *tid;
+    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
+                       "possum terminal set-tmk --tid TID (--tmk-components HEX[:KCV],HEX[:KCV] "
+                       "[--tmk-kcvs KCV,KCV] | --tmk-block BLOCK) [--config FILE | --db PATH]");
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    tid = cli_get(opts, "tid");
+    if (tid == NULL || !tmk_arg_get(&a, opts, &rc, &e))
+        return cli_usage_error("terminal set-tmk: --tid and one of --tmk-components, "
+                               "--tmk-block are required");
+    if (rc != PX_OK)
+        return cli_usage_error("terminal set-tmk: %s", px_error_text(&e));
+    rc = cli_open(&x, opts, 1, &e);
+    if (rc == PX_OK && switch_tid_is_valid(tid)) { /* the HSM's audit names the re-key */
+        snprintf(caller, sizeof caller, "cli:terminal:set-tmk:%s", tid);
+        rc = hsm_set_caller(x.h, caller, &e);
+    }
+    if (rc == PX_OK && a.n > 0)
+        rc = switch_terminal_set_tmk_components(x.st, x.h, tid, a.comp, a.n, tmk_kcv, &e);
+    else if (rc == PX_OK)
+        rc = switch_terminal_set_tmk(x.st, x.h, tid, a.block, tmk_kcv, &e);
+    tmk_arg_wipe(&a);
+    cli_close(&x);
+    if (rc != PX_OK)
+        return cli_fail("terminal set-tmk: %s", px_error_text(&e));
+    printf("terminal %s: new TMK, check value %s; signed off: it signs on again for work keys "
+           "under the new TMK\n",
+           tid, tmk_kcv);
     return CLI_OK;
 }
 
@@ -284,6 +355,7 @@ int cmd_terminal(int argc, char **argv)
 {
     static const cli_command sub[] = {
         {"add", terminal_add, "register a terminal with its TMK (components or key block)"},
+        {"set-tmk", terminal_set_tmk, "re-key a terminal: a new TMK, its session ended"},
         {"list", terminal_list, "list the terminals"},
         {"show", terminal_show, "show one terminal"},
         {"update-flag", terminal_update_flag, "set or clear the update-waiting flag (TMS)"},

@@ -1,6 +1,7 @@
 /*
  * registry.c: terminals and merchants (switch.h): TID, MID, merchant name, the TMK as a key
- * block under the LMK; and the "update waiting" flag the TMS sets.
+ * block under the LMK (set at registration, replaced by a re-key: set-tmk); and the "update
+ * waiting" flag the TMS sets.
  */
 #include "host/switch/switch.h"
 #include "lib/log.h"
@@ -78,46 +79,62 @@ static int check_ids(const char *tid, const char *mid, const char *name, px_erro
     return PX_OK;
 }
 
-int switch_terminal_add(store *st, hsm *h, const char *tid, const char *mid, const char *name,
-                        const char *tmk_block, px_error *e)
+/* The TMK block must be ours (this LMK: the HSM checks its MAC) and a TDES key-encryption
+ * key (K0); kcv receives its check value. */
+static int check_tmk(hsm *h, const char *tmk_block, char kcv[PX_HSM_KCV_HEX_MAX], px_error *e)
 {
     hsm_key *k = NULL;
     hsm_key_attrs a;
-    store_stmt *q;
-    int64_t now = px_now_ms();
-    int rc = check_ids(tid, mid, name, e);
-    if (rc != PX_OK)
-        return rc;
-    /* The block must be ours (this LMK) and a key-encryption key. */
-    rc = hsm_key_load(h, tmk_block, &k, e);
+    int rc = hsm_key_load(h, tmk_block, &k, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "TMK: ");
     hsm_key_get_attrs(k, &a);
-    if (strcmp(a.usage, "K0") != 0 || a.algorithm != 'T' || a.length < 16) {
-        hsm_key_free(h, k);
-        return px_error_set(e, PX_EPERM, "TMK: expected a TDES key-encryption key (K0), got %s",
-                            a.usage);
-    }
+    if (strcmp(a.usage, "K0") != 0 || a.algorithm != 'T' || a.length < 16)
+        rc = px_error_set(e, PX_EPERM, "TMK: expected a TDES key-encryption key (K0), got %s",
+                          a.usage);
+    else
+        px_strlcpy(kcv, hsm_key_kcv(k), PX_HSM_KCV_HEX_MAX);
+    hsm_key_free(h, k);
+    return rc;
+}
+
+/* Form a TMK (switch_tmk_attrs) from custodians' components. */
+static int form_tmk(hsm *h, const hsm_component *c, size_t n, hsm_keyblock *kb, px_error *e)
+{
+    int rc = hsm_key_form(h, &switch_tmk_attrs, c, n, NULL, kb, e);
+    return rc == PX_OK ? PX_OK : px_error_prefix(e, "TMK: ");
+}
+
+int switch_terminal_add(store *st, hsm *h, const char *tid, const char *mid, const char *name,
+                        const char *tmk_block, px_error *e)
+{
+    char kcv[PX_HSM_KCV_HEX_MAX];
+    store_stmt *q;
+    int64_t now = px_now_ms();
+    int rc = check_ids(tid, mid, name, e);
+    if (rc == PX_OK)
+        rc = check_tmk(h, tmk_block, kcv, e);
+    if (rc != PX_OK)
+        return rc;
     rc = store_prepare(st,
                        "INSERT INTO switch_terminal (tid, mid, name, tmk_block, tmk_kcv, status, "
                        "created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) "
                        "ON CONFLICT DO NOTHING RETURNING tid",
                        &q, e);
-    if (rc == PX_OK) {
-        store_bind_text(q, 1, tid);
-        store_bind_text(q, 2, mid);
-        store_bind_text(q, 3, name);
-        store_bind_text(q, 4, tmk_block);
-        store_bind_text(q, 5, hsm_key_kcv(k));
-        store_bind_int64(q, 6, now);
-        rc = store_step(q, e);
-        if (rc == STORE_DONE)
-            rc = px_error_set(e, PX_EEXIST, "terminal %s is already registered", tid);
-        else if (rc == STORE_ROW)
-            rc = PX_OK;
-        store_done(q);
-    }
-    hsm_key_free(h, k);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, tid);
+    store_bind_text(q, 2, mid);
+    store_bind_text(q, 3, name);
+    store_bind_text(q, 4, tmk_block);
+    store_bind_text(q, 5, kcv);
+    store_bind_int64(q, 6, now);
+    rc = store_step(q, e);
+    if (rc == STORE_DONE)
+        rc = px_error_set(e, PX_EEXIST, "terminal %s is already registered", tid);
+    else if (rc == STORE_ROW)
+        rc = PX_OK;
+    store_done(q);
     return rc;
 }
 
@@ -127,14 +144,93 @@ int switch_terminal_add_components(store *st, hsm *h, const char *tid, const cha
 {
     hsm_keyblock kb;
     int rc = check_ids(tid, mid, name, e);
-    if (rc != PX_OK)
-        return rc;
-    rc = hsm_key_form(h, &switch_tmk_attrs, c, n, NULL, &kb, e);
-    if (rc != PX_OK)
-        return px_error_prefix(e, "TMK: ");
-    rc = switch_terminal_add(st, h, tid, mid, name, kb.block, e);
+    if (rc == PX_OK)
+        rc = form_tmk(h, c, n, &kb, e);
+    if (rc == PX_OK)
+        rc = switch_terminal_add(st, h, tid, mid, name, kb.block, e);
     if (rc == PX_OK)
         px_strlcpy(kcv, kb.kcv, PX_HSM_KCV_HEX_MAX);
+    return rc;
+}
+
+/* PX_OK if tid is registered, else PX_ENOTFOUND: checked before a key is formed or loaded
+ * for it, so an unknown TID leaves nothing behind, not even in the HSM's audit log. */
+static int terminal_exists(store *st, const char *tid, px_error *e)
+{
+    store_stmt *q;
+    int rc;
+    if (!switch_tid_is_valid(tid))
+        return px_error_set(e, PX_EINVAL, "terminal id: expected 8 letters or digits");
+    rc = store_prepare(st, "SELECT tid FROM switch_terminal WHERE tid = $1", &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, tid);
+    rc = store_step(q, e);
+    store_done(q);
+    if (rc == STORE_DONE)
+        return px_error_set(e, PX_ENOTFOUND, "terminal %s is not registered", tid);
+    return rc == STORE_ROW ? PX_OK : rc;
+}
+
+/* The new TMK and the end of the session, in one transaction. The key version grows, as at
+ * a sign-off: a node drops the work keys it cached at its next read of the row (sw_term.c),
+ * and a sign-on whose keys were made under the old TMK is not recorded (sw_jobs.c). */
+static int store_new_tmk(store *st, const char *tid, const char *tmk_block, const char *kcv,
+                         px_error *e)
+{
+    store_stmt *q;
+    int rc = store_begin(st, e);
+    if (rc != PX_OK)
+        return rc;
+    rc = store_prepare(st,
+                       "UPDATE switch_terminal SET tmk_block = $2, tmk_kcv = $3, signed_on = 0, "
+                       "pik_block = NULL, mak_block = NULL, tdk_block = NULL, key_version = "
+                       "key_version + 1, updated_ms = $4 WHERE tid = $1",
+                       &q, e);
+    if (rc == PX_OK) {
+        store_bind_text(q, 1, tid);
+        store_bind_text(q, 2, tmk_block);
+        store_bind_text(q, 3, kcv);
+        store_bind_int64(q, 4, px_now_ms());
+        rc = store_step(q, e);
+        if (rc >= 0 && store_changes(q) != 1)
+            rc = px_error_set(e, PX_ENOTFOUND, "terminal %s is not registered", tid);
+        else if (rc >= 0)
+            rc = PX_OK;
+        store_done(q);
+    }
+    if (rc == PX_OK)
+        rc = store_commit(st, e);
+    if (rc != PX_OK)
+        store_rollback(st);
+    return rc;
+}
+
+int switch_terminal_set_tmk(store *st, hsm *h, const char *tid, const char *tmk_block,
+                            char kcv[PX_HSM_KCV_HEX_MAX], px_error *e)
+{
+    char cv[PX_HSM_KCV_HEX_MAX];
+    int rc = terminal_exists(st, tid, e);
+    if (rc == PX_OK)
+        rc = check_tmk(h, tmk_block, cv, e);
+    if (rc == PX_OK)
+        rc = store_new_tmk(st, tid, tmk_block, cv, e);
+    if (rc != PX_OK)
+        return rc;
+    px_strlcpy(kcv, cv, PX_HSM_KCV_HEX_MAX);
+    px_info("switch", "terminal %s: new TMK (check value %s), signed off", tid, cv);
+    return PX_OK;
+}
+
+int switch_terminal_set_tmk_components(store *st, hsm *h, const char *tid, const hsm_component *c,
+                                       size_t n, char kcv[PX_HSM_KCV_HEX_MAX], px_error *e)
+{
+    hsm_keyblock kb;
+    int rc = terminal_exists(st, tid, e);
+    if (rc == PX_OK)
+        rc = form_tmk(h, c, n, &kb, e);
+    if (rc == PX_OK)
+        rc = switch_terminal_set_tmk(st, h, tid, kb.block, kcv, e);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * switch.h: the transaction platform's published interface (ARCHITECTURE: other services
  * talk to the switch only through this header or the store). See docs/switch.md.
  *
- *   - the terminal and merchant registry (`possum terminal add|list|show`);
+ *   - the terminal and merchant registry (`possum terminal add|set-tmk|list|show`);
  *   - the "update waiting" flag the TMS sets on a terminal: the switch puts processing
  *     requirement 6 into the header of that terminal's next responses until it is cleared
  *     (docs/switch-protocol.md section 1, seed 000 claims 3 and 8).
@@ -90,6 +90,20 @@ int switch_terminal_add(store *st, hsm *h, const char *tid, const char *mid, con
 int switch_terminal_add_components(store *st, hsm *h, const char *tid, const char *mid,
                                    const char *name, const hsm_component *c, size_t n,
                                    char kcv[PX_HSM_KCV_HEX_MAX], px_error *e);
+
+/* Re-key a registered terminal: its TMK becomes tmk_block (under this LMK, a TDES K0; else
+ * PX_EPERM, or the HSM's refusal) and, in the same store transaction, its session ends
+ * (signed off, work keys dropped, key version + 1: its next request gets 77 and it must sign
+ * on again, getting work keys under the new TMK). Its batch is left as it is. kcv receives
+ * the new TMK's check value. PX_ENOTFOUND if the TID is unknown (nothing changed). */
+int switch_terminal_set_tmk(store *st, hsm *h, const char *tid, const char *tmk_block,
+                            char kcv[PX_HSM_KCV_HEX_MAX], px_error *e);
+
+/* The same with the TMK formed from 2 or 3 clear components, as for
+ * switch_terminal_add_components (nothing is formed for an unknown TID). */
+int switch_terminal_set_tmk_components(store *st, hsm *h, const char *tid,
+                                       const hsm_component *c, size_t n,
+                                       char kcv[PX_HSM_KCV_HEX_MAX], px_error *e);
 
 /* One terminal (PX_ENOTFOUND if unknown). */
 int switch_terminal_get(store *st, const char *tid, switch_terminal_info *out, px_error *e);
