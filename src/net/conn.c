@@ -4,6 +4,7 @@
 #include "net/conn.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "lib/time.h"
 
 #include <errno.h>
 #include <event2/bufferevent_ssl.h>
@@ -28,6 +29,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void tls_refused(net_conn *c, int timed_out);
 
 net_metric *net_server_metric(net_server *s, net_metric **slot, const char *name,
                               const char *help, const char *extra_labels, int gauge)
@@ -178,6 +180,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (!c->opened) { /* TLS handshake took too long */
+        tls_refused(c, 1);
         net_conn_close(c, NET_CLOSE_TLS, 0);
         return;
     }
@@ -223,21 +226,64 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void log_tls_failure(net_conn *c)
+/* The first OpenSSL error the connection saw (0 if none); the rest are dropped. */
+static unsigned long first_tls_error(net_conn *c)
 {
-    char why[160] = "";
-    unsigned long err = bufferevent_get_openssl_error(c->bev);
-    if (err != 0)
-        ERR_error_string_n(err, why, sizeof why);
+    unsigned long first = bufferevent_get_openssl_error(c->bev);
     while (bufferevent_get_openssl_error(c->bev) != 0)
         ;
-    px_info("net", "%s: TLS handshake with %s failed: %s", c->srv->cfg.name, c->peer,
-            why[0] ? why : "connection closed");
-    net_metric_add(net_server_metric(c->srv, &c->srv->m_tls_fail,
-                                     "possum_net_tls_handshake_failures_total",
+    return first;
+}
+
+/* 1 if the listener may log and report one more refusal now (PX_TLS_REFUSALS_PER_S a
+ * second); else the refusal is counted as unreported. */
+static int refusal_may_report(net_server *s)
+{
+    int64_t now = px_mono_ms();
+    if (now - s->refusal_window_ms >= 1000) {
+        s->refusal_window_ms = now;
+        s->refusals_reported = 0;
+    }
+    if (s->refusals_reported < PX_TLS_REFUSALS_PER_S) {
+        s->refusals_reported++;
+        return 1;
+    }
+    s->refusals_unreported++;
+    net_metric_add(net_server_metric(s, &s->m_tls_unreported,
+                                     "possum_net_tls_refusals_unreported_total",
+                                     "Refused TLS handshakes neither logged nor reported "
+                                     "to the service (over the rate limit)", NULL, 0),
+                   1);
+    return 0;
+}
+
+/* A TLS handshake failed (or timed out): count it; when the client sent a ClientHello and
+ * the rate limit allows, log it and report it to the listener's on_tls_refused. */
+static void tls_refused(net_conn *c, int timed_out)
+{
+    net_server *s = c->srv;
+    net_tls_refusal r;
+    char text[PX_TLS_REASON_MAX + PX_TLS_NAME_MAX + PX_TLS_DN_MAX + 128];
+    unsigned long err = first_tls_error(c);
+    int hello = net_tls_refusal_fill(bufferevent_openssl_get_ssl(c->bev), err, timed_out, &r);
+    net_metric_add(net_server_metric(s, &s->m_tls_fail, "possum_net_tls_handshake_failures_total",
                                      "TLS handshakes that failed (bad, unknown or revoked "
                                      "certificates among them)", NULL, 0),
                    1);
+    if (!hello || !refusal_may_report(s)) {
+        px_debug("net", "%s: TLS handshake with %s failed%s", s->cfg.name, c->peer,
+                 hello ? " (over the rate limit)" : " before a ClientHello");
+        return;
+    }
+    net_tls_refusal_text(&r, text, sizeof text);
+    px_info("net", "%s: TLS handshake with %s failed: %s", s->cfg.name, c->peer, text);
+    if (s->cfg.on_tls_refused == NULL)
+        return;
+    r.listener = s->cfg.name;
+    r.peer = c->peer;
+    r.unreported = s->refusals_unreported;
+    s->refusals_unreported = 0;
+    s->cfg.on_tls_refused(&r, s->cfg.tls_refused_user);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -256,7 +302,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (!c->opened) {
-        log_tls_failure(c);
+        tls_refused(c, 0);
         reason = NET_CLOSE_TLS;
     } else if (what & BEV_EVENT_TIMEOUT) {
         reason = NET_CLOSE_IDLE;

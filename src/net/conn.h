@@ -64,7 +64,11 @@ struct net_server {
     size_t nconns;        /* live connections, OPEN or CLOSING */
     net_conn *all;        /* every live connection */
     int port;
+    int64_t refusal_window_ms;  /* start of the current second of refusal reports */
+    uint32_t refusals_reported; /* reported in that second (<= PX_TLS_REFUSALS_PER_S) */
+    uint64_t refusals_unreported; /* over the limit since the last report */
     net_metric *m_accepted, *m_open, *m_refused, *m_pauses, *m_tls_fail, *m_accept_err;
+    net_metric *m_tls_unreported;
     net_metric *m_closed[NET_CLOSE_SHUTDOWN + 1];
 };
 

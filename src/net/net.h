@@ -40,6 +40,16 @@ int net_post(struct event_base *base, void (*fn)(void *arg), void *arg);
 
 /* ---- listener configuration -------------------------------------------------------- */
 
+/* A TLS listener refused a handshake (r is valid during the call only). Called from the
+ * loop, once per refused handshake in which the client sent a ClientHello; never on a
+ * plain-TCP listener, never for a connection that sent no ClientHello (a port scan: counted
+ * in possum_net_tls_handshake_failures_total only), and at most PX_TLS_REFUSALS_PER_S
+ * times a second per listener (the rest are counted in
+ * possum_net_tls_refusals_unreported_total, and r->unreported of the next call says how
+ * many). The same refusals, within the same limit, are logged at info. May not free the
+ * server. */
+typedef void (*net_tls_refused_fn)(const net_tls_refusal *r, void *user);
+
 typedef struct net_listener_config {
     char name[PX_NET_NAME_MAX];   /* label in metrics and logs ("switch"): [A-Za-z0-9_.-] */
     char listen[PX_NET_ADDR_MAX]; /* "host:port", "[v6]:port" or ":port"; port 0 = ephemeral */
@@ -51,16 +61,19 @@ typedef struct net_listener_config {
     int64_t max_body;             /* HTTP: largest request body */
     int reuse_port;               /* SO_REUSEPORT: one listener per thread on one port */
     net_tls_config tls;           /* tls.cert "" = plain TCP */
+    net_tls_refused_fn on_tls_refused; /* NULL = only logged and counted */
+    void *tls_refused_user;       /* its user argument */
 } net_listener_config;
 
-/* Defaults from lib/limits.h: listen "127.0.0.1:0", no TLS. */
+/* Defaults from lib/limits.h: listen "127.0.0.1:0", no TLS, no on_tls_refused. */
 void net_listener_config_defaults(net_listener_config *cfg, const char *name);
 
 /* Bind [section] keys (each with prefix, NULL = none, e.g. "admin_"): listen, max_frame,
  * idle_timeout_ms, max_connections, max_output, max_body, tls_cert, tls_key, tls_ca,
  * tls_crl, tls_require_client_cert. Relative TLS paths resolve against the config file's
  * directory. name becomes the section. Checks that a key comes with a cert and that
- * requiring client certificates comes with a CA. */
+ * requiring client certificates comes with a CA. Starts from the defaults: set
+ * on_tls_refused afterwards. */
 int net_listener_config_bind(px_config *c, const char *section, const char *prefix,
                              net_listener_config *out, px_error *e);
 

@@ -6,8 +6,11 @@
 #include "lib/str.h"
 
 #include <arpa/inet.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -94,6 +97,42 @@ static int load_crl(SSL_CTX *ctx, const char *path, px_error *e)
     return rc;
 }
 
+/* ---- the offered client certificate, kept for a refusal report ---- */
+
+static pthread_once_t g_offered_once = PTHREAD_ONCE_INIT;
+static int g_offered_idx = -1; /* SSL ex_data: the X509 the client offered (a reference) */
+
+static void offered_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    X509_free(ptr); /* NULL is fine */
+}
+
+static void offered_index_once(void)
+{
+    g_offered_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, offered_free);
+}
+
+/* Verification as OpenSSL does it (ok unchanged); on the first call it keeps a reference to
+ * the client's leaf certificate: after a failed handshake OpenSSL has dropped it, and a
+ * refusal report names it. */
+static int server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    if (ssl == NULL || leaf == NULL || g_offered_idx < 0 ||
+        SSL_get_ex_data(ssl, g_offered_idx) != NULL)
+        return ok;
+    if (X509_up_ref(leaf) == 1 && SSL_set_ex_data(ssl, g_offered_idx, leaf) != 1)
+        X509_free(leaf);
+    return ok;
+}
+
 static int load_verify(SSL_CTX *ctx, const net_tls_config *cfg, int server, px_error *e)
 {
     int mode = SSL_VERIFY_PEER;
@@ -107,7 +146,9 @@ static int load_verify(SSL_CTX *ctx, const net_tls_config *cfg, int server, px_e
         if (cfg->require_client_cert)
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     }
-    SSL_CTX_set_verify(ctx, mode, NULL);
+    if (server)
+        pthread_once(&g_offered_once, offered_index_once);
+    SSL_CTX_set_verify(ctx, mode, server ? server_verify_cb : NULL);
     if (cfg->crl[0] != 0)
         return load_crl(ctx, cfg->crl, e);
     return PX_OK;
@@ -225,4 +266,110 @@ int net_tls_peer_cn(SSL *ssl, char *out, size_t outsz)
     }
     X509_free(cert);
     return rc;
+}
+
+/* ---- refused handshakes ---- */
+
+const char *net_tls_refusal_kind_name(int kind)
+{
+    static const char *const names[] = {"certificate", "no_certificate", "handshake"};
+    if (kind < NET_TLS_REFUSED_CERT || kind > NET_TLS_REFUSED_HANDSHAKE)
+        return "unknown";
+    return names[kind];
+}
+
+/* Peer-chosen bytes made safe for logs and audit rows: printable ASCII, others '?'. */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
+static void offered_cn(X509 *x, char *out, size_t outsz)
+{
+    X509_NAME *subject = X509_get_subject_name(x);
+    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    unsigned char *utf8 = NULL;
+    int len;
+    if (idx < 0)
+        return;
+    len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+    if (len > 0) /* an embedded NUL ends it: what follows is not shown */
+        snprintf(out, outsz, "%.*s", len, (const char *)utf8);
+    OPENSSL_free(utf8);
+}
+
+static void offered_serial(X509 *x, char *out, size_t outsz)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    if (hex != NULL)
+        px_strlcpy(out, hex, outsz);
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+static void offered_issuer(X509 *x, char *out, size_t outsz)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int n;
+    if (bio == NULL)
+        return;
+    if (X509_NAME_print_ex(bio, X509_get_issuer_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+        (n = BIO_read(bio, out, (int)outsz - 1)) > 0)
+        out[n] = 0;
+    BIO_free(bio);
+}
+
+/* The certificate the client offered (kept by server_verify_cb), into r. */
+static void describe_offered(SSL *ssl, net_tls_refusal *r)
+{
+    X509 *x = g_offered_idx >= 0 ? SSL_get_ex_data(ssl, g_offered_idx) : NULL;
+    if (x == NULL)
+        return;
+    r->has_cert = 1;
+    offered_cn(x, r->cert_cn, sizeof r->cert_cn);
+    offered_serial(x, r->cert_serial, sizeof r->cert_serial);
+    offered_issuer(x, r->cert_issuer, sizeof r->cert_issuer);
+    printable(r->cert_cn);
+    printable(r->cert_serial);
+    printable(r->cert_issuer);
+}
+
+int net_tls_refusal_fill(SSL *ssl, unsigned long err, int timed_out, net_tls_refusal *r)
+{
+    long verify = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+    const char *why = err != 0 ? ERR_reason_error_string(err) : NULL;
+    memset(r, 0, sizeof *r);
+    if (ssl == NULL || SSL_get_state(ssl) == TLS_ST_BEFORE)
+        return 0; /* no ClientHello: a port probe, or not TLS at all */
+    if (verify != X509_V_OK) {
+        r->kind = NET_TLS_REFUSED_CERT;
+        r->verify_error = verify;
+        why = X509_verify_cert_error_string(verify);
+    } else if (err != 0 && ERR_GET_LIB(err) == ERR_LIB_SSL &&
+               ERR_GET_REASON(err) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        r->kind = NET_TLS_REFUSED_NO_CERT;
+    } else {
+        r->kind = NET_TLS_REFUSED_HANDSHAKE;
+        if (timed_out)
+            why = "handshake timed out";
+    }
+    px_strlcpy(r->reason, why != NULL ? why : "connection closed during the handshake",
+               sizeof r->reason);
+    printable(r->reason);
+    describe_offered(ssl, r);
+    return 1;
+}
+
+void net_tls_refusal_text(const net_tls_refusal *r, char *out, size_t outsz)
+{
+    if (!r->has_cert)
+        snprintf(out, outsz, "%s; no certificate offered", r->reason);
+    else
+        snprintf(out, outsz, "%s; offered certificate CN %s, serial %s, issuer %s (unverified)",
+                 r->reason, r->cert_cn[0] ? r->cert_cn : "(none)",
+                 r->cert_serial[0] ? r->cert_serial : "?",
+                 r->cert_issuer[0] ? r->cert_issuer : "?");
 }
