@@ -1,10 +1,12 @@
 /*
  * credit.c: the payee credit of seed 002 [0055]: after reconciliation the provider credits
  * the payee's bound card (0220 / 210000, docs/switch-protocol.md section 2) and the payee
- * is told, with the payer's mobile number ([0028]: it tells payments apart).
+ * is told, with the payer's mobile number ([0028]: it tells payments apart). The switch's
+ * ledger gets the credit in the same transaction (host/switch/ledger.h, docs/ledger.md).
  */
 #include "host/phonepay/phonepay_int.h"
 #include "host/phonepay/phonepay_recon.h"
+#include "host/switch/ledger.h"
 #include "iso8583/iso8583.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -164,10 +166,15 @@ static int notify_payee(phonepay *pp, const credit_job *j, px_error *e)
     return phonepay_notify(pp, key, PHONEPAY_EV_CREDIT, j->payee, text, px_now_ms(), e);
 }
 
+/* Record the provider's answer to the credit ([0055]): on 00 the payment is credited, the
+ * payee's notification queued and the credit posted in the switch's ledger, all in this
+ * one transaction and only by the run that moved it from crediting (so never twice); a
+ * refusal puts it back to approved, posting nothing. */
 static int finish_txn(phonepay *pp, void *ud, px_error *e)
 {
     credit_job *j = ud;
-    int ok = strcmp(j->rc, "00") == 0;
+    int ok = strcmp(j->rc, "00") == 0, posted = 0;
+    int64_t changed = 0;
     store_stmt *s;
     int rc = store_prepare(pp->st, "UPDATE phonepay_payment SET state = $2, credit_rc = $3, "
                                    "updated_ms = $4 WHERE reference = $1 AND state = 'crediting'",
@@ -179,9 +186,16 @@ static int finish_txn(phonepay *pp, void *ud, px_error *e)
     store_bind_text(s, 3, j->rc);
     store_bind_int64(s, 4, px_now_ms());
     rc = store_step(s, e);
+    if (rc >= 0)
+        changed = store_changes(s);
     store_done(s);
     if (rc >= 0 && ok)
         rc = notify_payee(pp, j, e);
+    if (rc >= 0 && ok && changed == 1)
+        rc = switch_ledger_post_payee_credit(pp->st, j->ref, j->rrn, j->amount_minor, &posted, e);
+    if (rc >= 0 && ok && changed == 1 && !posted)
+        px_info(PHONEPAY_MOD, "payment %s credited: its debit is not in the ledger, nothing "
+                "posted", j->ref);
     return rc < 0 ? rc : PX_OK;
 }
 

@@ -1,10 +1,13 @@
 /*
- * ledger.c: the ledger as operators check and read it (ledger.h, docs/ledger.md). Reads
- * only; the postings themselves are written by the switch's writers (sw_jobs.c).
+ * ledger.c: the ledger as operators check and read it (ledger.h, docs/ledger.md), and the
+ * one posting made outside the switch's writers: the payee credit of a mobile-number
+ * payment, posted by `possum recon run` (phonepay's credit.c). Every other posting is
+ * written by the switch's writers (sw_jobs.c).
  */
 #include "host/switch/ledger.h"
 #include "host/switch/sw_int.h"
 #include "lib/str.h"
+#include "lib/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,14 +100,179 @@ int switch_ledger_check(store *st, switch_ledger_check_result *r,
                       "request marked posted has no entries", &r->unposted, problem, ud, e);
     if (rc == PX_OK)
         rc = problems(st,
+                      "SELECT t.txn FROM ledger_txn t LEFT JOIN (SELECT DISTINCT txn FROM "
+                      "ledger_entry) e ON e.txn = t.txn WHERE e.txn IS NULL ORDER BY t.txn",
+                      "payee credit recorded without entries", &r->unposted, problem, ud, e);
+    if (rc == PX_OK)
+        rc = problems(st,
                       "SELECT DISTINCT e.txn FROM ledger_entry e LEFT JOIN switch_request r ON "
-                      "r.rkey = e.txn WHERE r.rkey IS NULL OR r.posted <> 1 ORDER BY e.txn",
+                      "r.rkey = e.txn LEFT JOIN ledger_txn t ON t.txn = e.txn WHERE (r.rkey IS "
+                      "NULL OR r.posted <> 1) AND t.txn IS NULL ORDER BY e.txn",
                       "entries of no posted request", &r->orphans, problem, ud, e);
     if (rc == PX_OK)
         rc = count_of(st, "SELECT COUNT(*) FROM switch_request WHERE state = 'pending'",
                       &r->pending, e);
     if (rc == PX_OK)
         rc = count_of(st, "SELECT COUNT(*) FROM switch_outbox", &r->outbox, e);
+    return rc;
+}
+
+/* ---- the payee credit (seed 002 [0055]) ---- */
+
+/* The switch's debit of payment reference (RRN rrn) when the ledger carries it: its rkey in
+ * debit, else "" (declined, or approved before mobile-number debits were posted). */
+static int find_debit(store *st, const char *reference, const char *rrn,
+                      char debit[SW_RKEY_MAX], px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "SELECT rkey FROM switch_request WHERE rrn = $1 AND ttype = "
+                           "'phonepay' AND ref = $2 AND rc = '00' AND posted = 1",
+                           &q, e);
+    debit[0] = 0;
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, rrn);
+    store_bind_text(q, 2, reference);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
+        px_strlcpy(debit, store_col_text(q, 0), SW_RKEY_MAX);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Record transaction txn (its primary key: once); *is_new = 0 when it was recorded before. */
+static int record_credit(store *st, const char *txn, const char *reference, const char *debit,
+                         int64_t amount, int64_t now_ms, int *is_new, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "INSERT INTO ledger_txn (txn, ttype, ref, orig_rkey, amount, "
+                           "created_ms) VALUES ($1, 'payee_credit', $2, $3, $4, $5) ON CONFLICT "
+                           "DO NOTHING",
+                           &q, e);
+    *is_new = 0;
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, txn);
+    store_bind_text(q, 2, reference);
+    store_bind_text(q, 3, debit);
+    store_bind_int64(q, 4, amount);
+    store_bind_int64(q, 5, now_ms);
+    rc = store_step(q, e);
+    if (rc >= 0)
+        *is_new = store_changes(q) == 1;
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+/* Create account id unless it exists, without touching an existing row (so no wait behind
+ * a writer that holds it). */
+static int ensure_account(store *st, const char *id, const char *kind, int64_t now_ms,
+                          px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st,
+                           "INSERT INTO ledger_account (id, kind, balance, currency, created_ms, "
+                           "updated_ms) SELECT $1, $2, 0, '156', CAST($3 AS BIGINT), CAST($3 AS "
+                           "BIGINT) WHERE NOT EXISTS (SELECT 1 FROM ledger_account WHERE id = $1) "
+                           "ON CONFLICT DO NOTHING",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, id);
+    store_bind_text(q, 2, kind);
+    store_bind_int64(q, 3, now_ms);
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
+typedef struct credit_leg {
+    const char *account, *kind;
+    int64_t amount;
+} credit_leg;
+
+/* Each leg's balance, in account order (the writers' order: no deadlock with them on
+ * PostgreSQL, docs/ledger.md "Balance updates"). */
+static int apply_balances(store *st, const credit_leg legs[2], int64_t now_ms, px_error *e)
+{
+    int first = strcmp(legs[0].account, legs[1].account) < 0 ? 0 : 1;
+    for (int k = 0; k < 2; k++) {
+        const credit_leg *l = &legs[k == 0 ? first : 1 - first];
+        store_stmt *q;
+        int rc = store_prepare(st,
+                               "UPDATE ledger_account SET balance = balance + $1, updated_ms = "
+                               "$2 WHERE id = $3",
+                               &q, e);
+        if (rc != PX_OK)
+            return rc;
+        store_bind_int64(q, 1, l->amount);
+        store_bind_int64(q, 2, now_ms);
+        store_bind_text(q, 3, l->account);
+        rc = store_step(q, e);
+        if (rc >= 0 && store_changes(q) != 1)
+            rc = px_error_set(e, PX_EINTERNAL, "ledger account %s missing", l->account);
+        store_done(q);
+        if (rc < 0)
+            return rc;
+    }
+    return PX_OK;
+}
+
+/* Two balanced legs as transaction txn: accounts made, entries written, balances updated. */
+static int post_two(store *st, const char *txn, const char *ttype, const credit_leg legs[2],
+                    int64_t now_ms, px_error *e)
+{
+    store_stmt *q;
+    int rc = PX_OK;
+    if (PX_BUG(legs[0].amount + legs[1].amount != 0))
+        return px_error_set(e, PX_EINTERNAL, "ledger: transaction %s does not balance", txn);
+    for (int i = 0; i < 2 && rc == PX_OK; i++)
+        rc = ensure_account(st, legs[i].account, legs[i].kind, now_ms, e);
+    if (rc == PX_OK)
+        rc = store_prepare(st,
+                           "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, "
+                           "created_ms) VALUES ($1, 0, $2, CAST($3 AS BIGINT), $6, CAST($7 AS "
+                           "BIGINT)), ($1, 1, $4, CAST($5 AS BIGINT), $6, CAST($7 AS BIGINT))",
+                           &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, txn);
+    store_bind_text(q, 2, legs[0].account);
+    store_bind_int64(q, 3, legs[0].amount);
+    store_bind_text(q, 4, legs[1].account);
+    store_bind_int64(q, 5, legs[1].amount);
+    store_bind_text(q, 6, ttype);
+    store_bind_int64(q, 7, now_ms);
+    rc = store_step(q, e);
+    store_done(q);
+    return rc < 0 ? rc : apply_balances(st, legs, now_ms, e);
+}
+
+int switch_ledger_post_payee_credit(store *st, const char *reference, const char *debit_rrn,
+                                    int64_t amount_minor, int *posted, px_error *e)
+{
+    char txn[SWITCH_ACCOUNT_MAX], debit[SW_RKEY_MAX];
+    const credit_leg legs[2] = {{SWITCH_ACCOUNT_PAYEES, "liability", amount_minor},
+                                {SWITCH_ACCOUNT_PROVIDER, "asset", -amount_minor}};
+    int64_t now = px_now_ms();
+    int is_new = 0;
+    int rc;
+    *posted = 0;
+    if (reference == NULL || debit_rrn == NULL || reference[0] == 0 || debit_rrn[0] == 0 ||
+        strlen(reference) > 32 || amount_minor <= 0)
+        return px_error_set(e, PX_EINVAL, "ledger: payee credit: bad reference, RRN or amount");
+    if (PX_BUG(!store_in_transaction(st)))
+        return px_error_set(e, PX_ESTATE, "ledger: payee credit outside a transaction");
+    snprintf(txn, sizeof txn, "%s%s", SWITCH_TXN_PAYEE_CREDIT, reference);
+    rc = find_debit(st, reference, debit_rrn, debit, e);
+    if (rc == PX_OK && debit[0])
+        rc = record_credit(st, txn, reference, debit, amount_minor, now, &is_new, e);
+    if (rc == PX_OK && is_new)
+        rc = post_two(st, txn, "payee_credit", legs, now, e);
+    if (rc == PX_OK)
+        *posted = is_new;
     return rc;
 }
 

@@ -2,10 +2,12 @@
  * ledger.h: the switch's double-entry ledger, as operators read it (docs/ledger.md).
  *
  * Accounts (ids): "provider:settlement" (asset: what the provider owes us for approved
- * purchases), "merchant:MID" (liability: what we owe merchant MID), "fees:income" (income,
- * when [switch] fee_bp > 0). An entry's amount is in fen, positive for a debit and negative
- * for a credit; a transaction's entries (txn = the request that posted them) sum to zero,
- * and an account's balance is the sum of its entries.
+ * purchases and mobile-number debits), "merchant:MID" (liability: what we owe merchant MID),
+ * "phonepay:payees" (liability: what we owe payees of mobile-number payments until the
+ * provider credits them), "fees:income" (income, when [switch] fee_bp > 0). An entry's
+ * amount is in fen, positive for a debit and negative for a credit; a transaction's entries
+ * (txn = the request that posted them, or "credit:<reference>" for a payee credit) sum to
+ * zero, and an account's balance is the sum of its entries.
  */
 #ifndef PX_HOST_SWITCH_LEDGER_H
 #define PX_HOST_SWITCH_LEDGER_H
@@ -20,6 +22,8 @@
 #define SWITCH_ACCOUNT_PROVIDER   "provider:settlement"
 #define SWITCH_ACCOUNT_FEES       "fees:income"
 #define SWITCH_ACCOUNT_MERCHANT   "merchant:" /* + MID */
+#define SWITCH_ACCOUNT_PAYEES     "phonepay:payees"
+#define SWITCH_TXN_PAYEE_CREDIT   "credit:"   /* + the payment's lookup reference */
 
 /* What `possum ledger check` found. Everything but the counts must be 0. */
 typedef struct switch_ledger_check_result {
@@ -43,6 +47,17 @@ typedef struct switch_ledger_account {
     int64_t balance;        /* debit positive */
     int64_t entries;
 } switch_ledger_account;
+
+/* Seed 002 [0055]: the provider credited the payee of mobile-number payment `reference`
+ * (debit RRN debit_rrn) with amount_minor, paying it out of what it owed us. Posts, as
+ * transaction "credit:<reference>" (a ledger_txn row, which `possum ledger check` holds as
+ * posted), phonepay:payees +amount and provider:settlement -amount, in the caller's open
+ * transaction on st (the one that marks the payment credited). *posted = 1 when it posted
+ * now; 0 when it was posted before, or when the ledger does not carry the debit (approved
+ * before the switch posted mobile-number debits): a credit is never posted twice, nor
+ * without its debit. Balances are updated in account order (docs/ledger.md). */
+int switch_ledger_post_payee_credit(store *st, const char *reference, const char *debit_rrn,
+                                    int64_t amount_minor, int *posted, px_error *e);
 
 /* Every account in id order. */
 int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_account *a),

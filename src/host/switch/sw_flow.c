@@ -293,8 +293,7 @@ void sw_flow_keys_done(switch_svc *s, sw_job *j)
         sw_job_free(j);
         return;
     }
-    crypto_cleanse(j->tmk, sizeof j->tmk);
-    submit(s, j);
+    submit(s, j); /* j->tmk stays: the store checks it is still the terminal's TMK */
 }
 
 static void flow_signon(switch_svc *s, uint64_t conn, sw_req *r, sw_term *t)

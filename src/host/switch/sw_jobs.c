@@ -355,6 +355,39 @@ static int post_sale(store *st, sw_group *g, const char *txn, const char *ttype,
     return post(st, g, txn, ttype, legs, 3, e);
 }
 
+/* The entries of a mobile-number debit of amount, times sign (seed 002 [0054]): +1 posts
+ * one (the provider collected the amount from the payer for us; we owe it to the payee
+ * until the payee credit, [0055]), -1 undoes one (a reversal). No fee: [switch] fee_bp is
+ * the merchant's, and a mobile-number payment has no merchant to charge. */
+static int post_mobile(store *st, sw_group *g, const char *txn, const char *ttype,
+                       int64_t amount, int sign, px_error *e)
+{
+    sw_leg legs[2];
+    memset(legs, 0, sizeof legs);
+    px_strlcpy(legs[0].account, SWITCH_ACCOUNT_PROVIDER, sizeof legs[0].account);
+    legs[0].kind = "asset";
+    legs[0].amount = sign * amount;
+    px_strlcpy(legs[1].account, SWITCH_ACCOUNT_PAYEES, sizeof legs[1].account);
+    legs[1].kind = "liability";
+    legs[1].amount = -sign * amount;
+    return post(st, g, txn, ttype, legs, 2, e);
+}
+
+/* Post (sign +1) or undo (-1), as transaction txn, the entries a request of type ottype
+ * posts: a purchase, a void (its purchase's entries negated) or a mobile-number debit. */
+static int post_by_type(store *st, sw_group *g, const char *txn, const char *ttype,
+                        const char *ottype, const char *mid, int64_t amount, int64_t fee,
+                        int sign, px_error *e)
+{
+    if (strcmp(ottype, "purchase") == 0)
+        return post_sale(st, g, txn, ttype, mid, amount, fee, sign, e);
+    if (strcmp(ottype, "void") == 0)
+        return post_sale(st, g, txn, ttype, mid, amount, fee, -sign, e);
+    if (strcmp(ottype, "phonepay") == 0)
+        return post_mobile(st, g, txn, ttype, amount, sign, e);
+    return px_error_set(e, PX_EINTERNAL, "ledger: %s: a %s posts nothing", txn, ottype);
+}
+
 /* What an original request posted: amount, fee, merchant, type. PX_ENOTFOUND if absent. */
 static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *fee,
                         char mid[16], char ttype[12], px_error *e)
@@ -380,8 +413,8 @@ static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *f
     return rc;
 }
 
-/* Undo (or, for a void's reversal, redo) what orig posted, as transaction txn; the undoing
- * request carries orig's fee. */
+/* Undo what orig posted (a purchase, a mobile-number debit; for a void, post its purchase
+ * again), as transaction txn, by its type; the undoing request carries orig's fee. */
 static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype,
                      const char *orig, px_error *e)
 {
@@ -391,7 +424,7 @@ static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype,
     int rc = read_posting(st, orig, &amount, &fee, mid, ottype, e);
     if (rc != PX_OK)
         return rc;
-    rc = post_sale(st, g, txn, ttype, mid, amount, fee, strcmp(ottype, "void") == 0 ? 1 : -1, e);
+    rc = post_by_type(st, g, txn, ttype, ottype, mid, amount, fee, -1, e);
     if (rc != PX_OK)
         return rc;
     rc = store_prepare(st, "UPDATE switch_request SET fee = $2, posted = 1 WHERE rkey = $1", &q,
@@ -520,12 +553,15 @@ static int complete_lost(store *st, sw_job *j, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
+/* Whether an answer posts (approved purchases, voids and mobile-number debits) and the fee
+ * it carries (purchases only). Returns 1 when approved. */
 static int complete_params(const sw_job *j, int *postable, int64_t *fee)
 {
     int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
-    int is_void = strcmp(j->ttype, "void") == 0;
-    *postable = approved && (is_void || strcmp(j->ttype, "purchase") == 0);
-    *fee = *postable && !is_void && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
+    int is_sale = strcmp(j->ttype, "purchase") == 0;
+    *postable = approved && (is_sale || strcmp(j->ttype, "void") == 0 ||
+                             strcmp(j->ttype, "phonepay") == 0);
+    *fee = *postable && is_sale && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
     return approved;
 }
 
@@ -554,7 +590,7 @@ static int complete_after(store *st, sw_group *g, sw_job *j, const char *undone,
         return rc;
     }
     if (postable && !is_void)
-        rc = post_sale(st, g, j->rkey, j->ttype, j->mid, j->amount, fee, 1, e);
+        rc = post_by_type(st, g, j->rkey, j->ttype, j->ttype, j->mid, j->amount, fee, 1, e);
     else if (postable && is_void)
         rc = post_undo(st, g, j->rkey, "void", orig, e);
     else if (is_void && orig[0])
@@ -660,8 +696,25 @@ static int batch_date_of(store *st, sw_job *j, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
+/* A mobile-number payment's lookup reference into j->out.ref, for the loop to tell
+ * phonepay that the payment was reversed (so its payee is never credited). */
+static int read_ref(store *st, sw_job *j, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st, "SELECT ref FROM switch_request WHERE rkey = $1", &q, e);
+    if (rc != PX_OK)
+        return rc;
+    store_bind_text(q, 1, j->orig_rkey);
+    rc = store_step(q, e);
+    if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
+        px_strlcpy(j->out.ref, store_col_text(q, 0), sizeof j->out.ref);
+    store_done(q);
+    return rc < 0 ? rc : PX_OK;
+}
+
 /* Undo an original found done: post its negation as the reversal's transaction, mark it
- * undone, owe the provider a reversal, and for a void give its purchase back. */
+ * undone, owe the provider a reversal, for a void give its purchase back, for a
+ * mobile-number debit tell phonepay (out.ref). */
 static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
                         const char *oorig, px_error *e)
 {
@@ -680,15 +733,15 @@ static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
                        "UPDATE switch_request SET undone_by = NULL WHERE rkey = $1 AND "
                        "undone_by = $2",
                        oorig, j->orig_rkey, -1, NULL, e);
+    if (rc == PX_OK && strcmp(ottype, "phonepay") == 0)
+        rc = read_ref(st, j, e);
     return rc;
 }
 
-/* A mobile-number payment the provider approved: nothing was posted here (the money moves
- * between two cardholders at the provider); the provider gets a reversal and phonepay is
- * told (the loop does that with out.ref) so the payee is never credited. */
+/* A mobile-number payment approved before the ledger carried them (posted = 0): nothing to
+ * undo here; the provider gets a reversal and phonepay is told (out.ref). */
 static int reverse_phonepay(store *st, sw_group *g, sw_job *j, px_error *e)
 {
-    store_stmt *q;
     int64_t ch = 0;
     int rc = exec_text(st,
                        "UPDATE switch_request SET undone_by = $2 WHERE rkey = $1 AND undone_by "
@@ -697,17 +750,7 @@ static int reverse_phonepay(store *st, sw_group *g, sw_job *j, px_error *e)
     if (rc != PX_OK || ch != 1)
         return rc;
     rc = add_outbox(st, g, j->orig_rkey, j->reason, e);
-    if (rc != PX_OK)
-        return rc;
-    rc = store_prepare(st, "SELECT ref FROM switch_request WHERE rkey = $1", &q, e);
-    if (rc != PX_OK)
-        return rc;
-    store_bind_text(q, 1, j->orig_rkey);
-    rc = store_step(q, e);
-    if (rc == STORE_ROW && store_col_text(q, 0) != NULL)
-        px_strlcpy(j->out.ref, store_col_text(q, 0), sizeof j->out.ref);
-    store_done(q);
-    return rc < 0 ? rc : PX_OK;
+    return rc == PX_OK ? read_ref(st, j, e) : rc;
 }
 
 /* The provider message (sealed) of a request claimed before it was known (mobile-number
@@ -901,9 +944,10 @@ static int job_signon(store *st, sw_group *g, sw_job *j, px_error *e)
     store_stmt *q;
     int64_t old_batch = 0, kv = 0, nb;
     int64_t now = sw_group_now_ms(g);
+    int same_tmk = 0;
     int rc = store_prepare(st,
-                           "SELECT batch_no, key_version FROM switch_terminal WHERE tid = $1"
-                           "\n-- @postgres\nFOR UPDATE",
+                           "SELECT batch_no, key_version, tmk_block FROM switch_terminal WHERE "
+                           "tid = $1\n-- @postgres\nFOR UPDATE",
                            &q, e);
     if (rc != PX_OK)
         return rc;
@@ -912,12 +956,16 @@ static int job_signon(store *st, sw_group *g, sw_job *j, px_error *e)
     if (rc == STORE_ROW) {
         old_batch = store_col_int64(q, 0);
         kv = store_col_int64(q, 1);
+        same_tmk = store_col_text(q, 2) != NULL && strcmp(store_col_text(q, 2), j->tmk) == 0;
     }
     store_done(q);
     if (rc < 0)
         return rc;
     if (rc == STORE_DONE)
         return px_error_set(e, PX_ENOTFOUND, "terminal %s vanished", j->tid);
+    if (!same_tmk) /* re-keyed (possum terminal set-tmk) while its keys were being made */
+        return px_error_set(e, PX_ECONFLICT, "terminal %s: TMK replaced during the sign-on",
+                            j->tid);
     nb = old_batch % 999999 + 1;
     rc = store_prepare(st,
                        "UPDATE switch_batch SET state = 'closed', closed_ms = $3 WHERE tid = $1 "

@@ -21,6 +21,7 @@
 #include "crypto/crypto.h"
 #include "hsm/hsm.h"
 #include "harness.h"
+#include "lib/hex.h"
 #include "lib/str.h"
 #include "swfix.h"
 #include "termsim.h"
@@ -700,6 +701,134 @@ static void test_ledger_check_at_the_end(void **state)
     assert_true(swfix_log_contains(&N, "switch listening on"));
 }
 
+/* ---- re-keying a terminal: `possum terminal set-tmk` against the running node ---- */
+
+#define REKEY_TID "10000005"
+#define REKEY_C1 "89ABCDEF0123456776543210FEDCBA98"
+#define REKEY_C2 "2C2C2C2C2C2C2C2C3D3D3D3D3D3D3D3D"
+
+/* The check value (6 hex) of a key given as hex components XORed together. */
+static void rekey_kcv(const char *c1, const char *c2, char out[8])
+{
+    uint8_t a[16], b[16], cv[8];
+    size_t n = 0, cn = 0;
+    assert_int_equal(px_hex_decode(c1, a, sizeof a, &n), PX_OK);
+    assert_int_equal(px_hex_decode(c2, b, sizeof b, &n), PX_OK);
+    for (size_t i = 0; i < 16; i++)
+        a[i] ^= b[i];
+    assert_int_equal(crypto_kcv(CRYPTO_TDES, a, 16, cv, sizeof cv, &cn, NULL), PX_OK);
+    px_hex_encode(cv, 3, out);
+}
+
+/* A fresh key block under the test LMK (not named). */
+static void rekey_block(const hsm_key_attrs *a, hsm_keyblock *kb)
+{
+    hsm_config hc;
+    hsm *h = NULL;
+    px_error e = {0};
+    hsm_config_default(&hc);
+    px_strlcpy(hc.lmk_file, F.lmk, sizeof hc.lmk_file);
+    px_strlcpy(hc.audit_file, F.audit, sizeof hc.audit_file);
+    if (hsm_open(&hc, NULL, &h, &e) != PX_OK || hsm_key_generate(h, a, NULL, kb, &e) != PX_OK)
+        fail_msg("hsm: %s", px_error_text(&e));
+    hsm_close(h);
+}
+
+/* The registry row as the node serves it; *kv its key version. */
+static json_t *rekey_row(int64_t *kv)
+{
+    json_t *j = get_json("/v1/switch/terminals/" REKEY_TID);
+    assert_non_null(j);
+    *kv = json_integer_value(json_object_get(j, "key_version"));
+    return j;
+}
+
+static void test_set_tmk_rekeys_a_running_terminal(void **state)
+{
+    static const hsm_key_attrs k0 = {"K0", 'T', 'E', 'N', 16}, p0 = {"P0", 'T', 'B', 'E', 16};
+    termsim old, fresh;
+    iso8583_msg rsp;
+    hsm_keyblock tmk2, pik;
+    char stan[7], kcv1[8], kcv2[8], want[8], comps[160], *last;
+    int64_t kv0, kv, batch;
+    px_buf out;
+    px_error e = {0};
+    json_t *j;
+    (void)state;
+    px_buf_init(&out, 1 << 20);
+    assert_int_equal(swfix_add_terminal(&F, REKEY_TID, MID, "Possum Coffee"), 0);
+    term(&old, REKEY_TID, MID);
+    signon(&old);
+    assert_string_equal(purchase(&old, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "00");
+    json_decref(rekey_row(&kv0));
+    /* refused, and nothing changes: an unknown TID, a PIN key, a block that does not verify */
+    rekey_kcv(REKEY_C1, "00000000000000000000000000000000", kcv1);
+    rekey_kcv(REKEY_C2, "00000000000000000000000000000000", kcv2);
+    snprintf(comps, sizeof comps, "%s:%s,%s:%s", REKEY_C1, kcv1, REKEY_C2, kcv2);
+    px_buf_reset(&out);
+    assert_int_equal(
+        swfix_cli(&F, &out, "terminal set-tmk --tid 10000099 --tmk-components %s", comps), 1);
+    assert_non_null(strstr(px_buf_str(&out), "terminal 10000099 is not registered"));
+    rekey_block(&p0, &pik);
+    px_buf_reset(&out);
+    assert_int_equal(
+        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, pik.block), 1);
+    assert_non_null(strstr(px_buf_str(&out), "expected a TDES key-encryption key (K0)"));
+    rekey_block(&k0, &tmk2);
+    last = &tmk2.block[strlen(tmk2.block) - 1]; /* the block's MAC no longer verifies */
+    *last = *last == '0' ? '1' : '0';
+    px_buf_reset(&out);
+    assert_int_equal(
+        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, tmk2.block), 1);
+    assert_non_null(strstr(px_buf_str(&out), "terminal set-tmk: TMK: "));
+    json_decref(rekey_row(&kv));
+    assert_int_equal(kv, kv0);
+    assert_string_equal(purchase(&old, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "00");
+    /* the new TMK from two components: its check value printed; signed off, batch kept */
+    j = rekey_row(&kv0);
+    batch = json_integer_value(json_object_get(j, "batch"));
+    json_decref(j);
+    rekey_kcv(REKEY_C1, REKEY_C2, want);
+    px_buf_reset(&out);
+    assert_int_equal(
+        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-components %s", REKEY_TID, comps), 0);
+    assert_non_null(strstr(px_buf_str(&out), want));
+    j = rekey_row(&kv);
+    assert_string_equal(json_string_value(json_object_get(j, "tmk_kcv")), want);
+    assert_false(json_is_true(json_object_get(j, "signed_on")));
+    assert_true(json_is_true(json_object_get(j, "batch_open")));
+    assert_int_equal(json_integer_value(json_object_get(j, "batch")), batch);
+    assert_int_equal(kv, kv0 + 1);
+    json_decref(j);
+    assert_true(e2e_file_contains(F.audit, "\"caller\":\"cli:terminal:set-tmk:" REKEY_TID "\""));
+    /* the running node drops the old session at its next read of the row (cache_ttl_ms) */
+    usleep(400 * 1000);
+    assert_string_equal(purchase(&old, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "77");
+    assert_int_equal(old.header_flag, 3);
+    /* a sign-on with the old TMK: the work keys come under the new one, which it cannot read */
+    assert_int_not_equal(termsim_signon(&old, &rsp, &e), 0);
+    assert_string_equal(termsim_rc(&rsp), "00");
+    assert_non_null(strstr(px_error_text(&e), "does not match its check value"));
+    assert_string_equal(purchase(&old, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "A0");
+    termsim_close(&old);
+    /* with the new TMK: sign-on, purchase approved */
+    assert_int_equal(termsim_init(&fresh, REKEY_TID, MID, REKEY_C1, REKEY_C2, &e), 0);
+    assert_int_equal(termsim_connect(&fresh, N.switch_port, &e), 0);
+    signon(&fresh);
+    assert_string_equal(purchase(&fresh, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "00");
+    /* again from a key block (the KMS's TMK imported under this LMK) */
+    rekey_block(&k0, &tmk2);
+    px_buf_reset(&out);
+    assert_int_equal(
+        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, tmk2.block), 0);
+    assert_non_null(strstr(px_buf_str(&out), tmk2.kcv));
+    usleep(400 * 1000);
+    assert_string_equal(purchase(&fresh, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "77");
+    termsim_close(&fresh);
+    assert_true(ledger_check_ok());
+    px_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_mobile_payment_refusals),
         cmocka_unit_test(test_pos_terminal_interop),
         cmocka_unit_test(test_ledger_check_at_the_end),
+        cmocka_unit_test(test_set_tmk_rekeys_a_running_terminal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,8 +1,12 @@
 /* test_phonepay_recon.c: reconciliation against a clearing file (matched, missing on either
  * side, amount mismatches, reversals), the payee credits sent to a fake provider (0220 ->
  * 0230), the payee's notification with the payer's number, and a second run that changes
- * nothing. */
+ * nothing. Each credit is posted in the switch's ledger in the transaction that records it
+ * (seed 002 [0055], docs/ledger.md): once, never for a refused or unanswered credit, never
+ * for a debit the ledger does not carry. */
 #include "pp_fixture.h"
+
+#include "host/switch/ledger.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -196,6 +200,57 @@ static void switch_purchase(ctx *c, const char *rrn, int64_t amount)
     pp_exec(&c->f, sql);
 }
 
+/* The switch's mobile-number debit of payment i as the switch posts it ([0054]): its request
+ * (approved, posted) and its entries, provider:settlement +A and phonepay:payees -A. */
+static void switch_debit(ctx *c, int i, const char *rrn, int64_t amount)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO switch_request (rkey, tid, mid, stan, batch_no, batch_date, kind, ttype, "
+             "state, amount, rc, rrn, ref, posted, owner, node, created_ms, updated_ms) VALUES "
+             "('T0000001|000001|20260101|F|%s|M00000000000001', 'T0000001', 'M00000000000001', "
+             "'%s', 1, '20260101', 'F', 'phonepay', 'done', %lld, '00', '%s', '%s', 1, 'n', 'n', "
+             "%lld, %lld)",
+             rrn + 6, rrn + 6, (long long)amount, rrn, c->ref[i], (long long)px_now_ms(),
+             (long long)px_now_ms());
+    pp_exec(&c->f, sql);
+    pp_exec(&c->f, "INSERT INTO ledger_account (id, kind, balance, created_ms, updated_ms) VALUES "
+                   "('provider:settlement', 'asset', 0, 0, 0), ('phonepay:payees', 'liability', "
+                   "0, 0, 0) ON CONFLICT DO NOTHING");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, created_ms) VALUES "
+             "('T0000001|000001|20260101|F|%s|M00000000000001', 0, 'provider:settlement', %lld, "
+             "'phonepay', 0), ('T0000001|000001|20260101|F|%s|M00000000000001', 1, "
+             "'phonepay:payees', %lld, 'phonepay', 0)",
+             rrn + 6, (long long)amount, rrn + 6, (long long)-amount);
+    pp_exec(&c->f, sql);
+    snprintf(sql, sizeof sql,
+             "UPDATE ledger_account SET balance = balance + CASE id WHEN 'provider:settlement' "
+             "THEN %lld ELSE %lld END", (long long)amount, (long long)-amount);
+    pp_exec(&c->f, sql);
+}
+
+static int64_t balance(ctx *c, const char *id)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT balance FROM ledger_account WHERE id = '%s'", id);
+    return pp_int(&c->f, sql);
+}
+
+/* Credit entries posted so far, and whether `possum ledger check` holds. */
+static int64_t credit_entries(ctx *c)
+{
+    return pp_int(&c->f, "SELECT COUNT(*) FROM ledger_entry WHERE txn LIKE 'credit:%'");
+}
+
+static int ledger_ok(ctx *c)
+{
+    switch_ledger_check_result r;
+    px_error e = {0};
+    assert_int_equal(switch_ledger_check(c->f.st, &r, NULL, NULL, &e), PX_OK);
+    return !(r.bad_balances || r.bad_txns || r.unposted || r.orphans);
+}
+
 static void add_line(ctx *c, char *buf, size_t bufsz, const char *rrn, const char *type,
                      int64_t amount, const char *mobile)
 {
@@ -223,6 +278,7 @@ static void test_recon_matches_and_credits(void **state)
     assert_int_equal(phonepay_payment_reverse(c->f.pp, c->ref[2], &e), PX_OK);
     pay(c, 3, 3000, "000000000104", "00");
     pay(c, 4, 700, "000000000105", "51");
+    switch_debit(c, 0, "000000000101", 10000);
     switch_purchase(c, "000000000201", 8000);
     switch_purchase(c, "000000000202", 9000);
     body[0] = 0;
@@ -252,6 +308,11 @@ static void test_recon_matches_and_credits(void **state)
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'credit' "
                                    "AND recipient = '" PAYEE "' AND body LIKE '%" PAYER "%'"), 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_recon_item"), 4);
+    /* [0055] in the ledger: what we owed the payee is paid out of what the provider owed us */
+    assert_int_equal(credit_entries(c), 2);
+    assert_int_equal(balance(c, "phonepay:payees"), 0);
+    assert_int_equal(balance(c, "provider:settlement"), 0);
+    assert_true(ledger_ok(c));
     /* the second run changes nothing and says so */
     run(c, &r);
     assert_int_equal(r.runs, 2);
@@ -260,6 +321,9 @@ static void test_recon_matches_and_credits(void **state)
     assert_int_equal(pv.credits, 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'credit'"), 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_recon_item"), 4);
+    assert_int_equal(credit_entries(c), 2);
+    assert_int_equal(balance(c, "phonepay:payees"), 0);
+    assert_true(ledger_ok(c));
 }
 
 static void test_credit_refused_then_retried(void **state)
@@ -268,6 +332,7 @@ static void test_credit_refused_then_retried(void **state)
     phonepay_recon_report r;
     char body[512];
     pay(c, 0, 10000, "000000000301", "00");
+    switch_debit(c, 0, "000000000301", 10000);
     snprintf(body, sizeof body,
              "%s,000000000301,000001,debit,622202******0128,10000,156,00,1,T0000001,M1,,%s\n",
              c->today, PAYER);
@@ -278,10 +343,15 @@ static void test_credit_refused_then_retried(void **state)
     assert_int_equal(r.credit_failed, 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'approved' "
                                    "AND credit_rc = '14'"), 1);
+    assert_int_equal(credit_entries(c), 0); /* refused: nothing posted */
+    assert_int_equal(balance(c, "phonepay:payees"), -10000);
     pv.refuse_rrn[0] = 0;
     run(c, &r);
     assert_int_equal(r.credited_now, 1);
     assert_int_equal(pv.credits, 2);
+    assert_int_equal(credit_entries(c), 2);
+    assert_int_equal(balance(c, "phonepay:payees"), 0);
+    assert_true(ledger_ok(c));
 }
 
 static void test_provider_down_then_up(void **state)
@@ -290,6 +360,7 @@ static void test_provider_down_then_up(void **state)
     phonepay_recon_report r;
     char body[512];
     pay(c, 0, 1500, "000000000401", "00");
+    switch_debit(c, 0, "000000000401", 1500);
     snprintf(body, sizeof body,
              "%s,000000000401,000001,debit,622202******0128,1500,156,00,1,T0000001,M1,,%s\n",
              c->today, PAYER);
@@ -298,11 +369,34 @@ static void test_provider_down_then_up(void **state)
     run(c, &r);
     assert_int_equal(r.credit_failed, 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'crediting'"), 1);
+    assert_int_equal(credit_entries(c), 0); /* unanswered: nothing posted */
     c->f.pp->cfg.provider_enabled = 1;
     run(c, &r);
     assert_int_equal(r.credited_now, 1);
     assert_int_equal(pv.credits, 1);
     assert_int_equal(pp_int(&c->f, "SELECT credit_tries FROM phonepay_payment"), 1);
+    assert_int_equal(credit_entries(c), 2);
+    assert_int_equal(balance(c, "phonepay:payees"), 0);
+    assert_true(ledger_ok(c));
+}
+
+/* A payment whose debit the ledger does not carry (approved before the switch posted
+ * mobile-number debits) is credited without a posting: never half a transfer. */
+static void test_credit_without_ledger_debit(void **state)
+{
+    ctx *c = *state;
+    phonepay_recon_report r;
+    char body[512];
+    pay(c, 0, 2500, "000000000601", "00");
+    snprintf(body, sizeof body,
+             "%s,000000000601,000001,debit,622202******0128,2500,156,00,1,T0000001,M1,,%s\n",
+             c->today, PAYER);
+    write_file(c, body);
+    run(c, &r);
+    assert_int_equal(r.credited_now, 1);
+    assert_int_equal(credit_entries(c), 0);
+    assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM ledger_txn"), 0);
+    assert_true(ledger_ok(c));
 }
 
 static void test_bad_file_changes_nothing(void **state)
@@ -334,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recon_matches_and_credits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_refused_then_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_down_then_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit_without_ledger_debit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

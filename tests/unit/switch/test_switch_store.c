@@ -2,9 +2,11 @@
  * The switch's store jobs through the group-commit writer, without the network: claims and
  * their duplicates (replay, pending, 94), completion with postings, a reversal that undoes
  * once, a void, a reversal of something never seen (a tombstone refuses it later), settlement
- * totals, start-up recovery (pending -> failed + outbox), a whole group run at once, and the
- * ledger check finding a tampered balance and an unbalanced transaction. On SQLite and, built
- * with SWITCH_PG, on PostgreSQL.
+ * totals, start-up recovery (pending -> failed + outbox), a whole group run at once,
+ * mobile-number debits posted and reversed (seed 002 [0054]) and their payee credits posted
+ * once (switch_ledger_post_payee_credit, [0055]), and the ledger check finding a tampered
+ * balance, an unbalanced transaction and a payee credit without its record or its entries.
+ * On SQLite and, built with SWITCH_PG, on PostgreSQL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -325,6 +327,293 @@ static void test_recovery_and_group(void **state)
     check_ledger(-700, 1);
 }
 
+/* ---- mobile-number payments (seed 002) ---- */
+
+#define PAYEES "phonepay:payees"
+#define PROVIDER "provider:settlement"
+
+/* An account's balance (0 when it does not exist yet). */
+static int64_t balance_of(const char *id)
+{
+    store_stmt *q;
+    px_error e = {0};
+    int64_t v = 0;
+    assert_int_equal(store_prepare(g_st, "SELECT balance FROM ledger_account WHERE id = $1", &q,
+                                   &e),
+                     0);
+    store_bind_text(q, 1, id);
+    if (store_step(q, &e) == STORE_ROW)
+        v = store_col_int64(q, 0);
+    store_done(q);
+    return v;
+}
+
+static int64_t count_of(const char *sql)
+{
+    store_stmt *q;
+    px_error e = {0};
+    int64_t v = -1;
+    assert_int_equal(store_prepare(g_st, sql, &q, &e), 0);
+    if (store_step(q, &e) == STORE_ROW)
+        v = store_col_int64(q, 0);
+    store_done(q);
+    return v;
+}
+
+static switch_ledger_check_result check(void)
+{
+    switch_ledger_check_result r;
+    px_error e = {0};
+    assert_int_equal(switch_ledger_check(g_st, &r, NULL, NULL, &e), 0);
+    return r;
+}
+
+static int check_is_ok(void)
+{
+    switch_ledger_check_result r = check();
+    return !(r.bad_balances || r.bad_txns || r.unposted || r.orphans);
+}
+
+/* Claim a mobile-number payment (RRN 0000000 + the STAN's last 5 digits, reference ref). */
+static sw_job *mobile_claim(const char *stan, int64_t amount, const char *ref, uint8_t hashbyte)
+{
+    sw_job *j = request(SW_J_CLAIM, 'F', stan, "phonepay", amount, hashbyte);
+    static const uint8_t blob[24] = {2};
+    j->prov_blob = malloc(sizeof blob);
+    memcpy(j->prov_blob, blob, sizeof blob);
+    j->prov_bloblen = sizeof blob;
+    snprintf(j->rrn, sizeof j->rrn, "0000000%s", stan + 1);
+    px_strlcpy(j->prov_stan, stan, sizeof j->prov_stan);
+    px_strlcpy(j->ref, ref, sizeof j->ref);
+    return run1(j);
+}
+
+/* A mobile-number payment claimed, then answered rc by the provider. */
+static void mobile(const char *stan, int64_t amount, const char *ref, const char *rc,
+                   uint8_t hashbyte)
+{
+    sw_job *j = mobile_claim(stan, amount, ref, hashbyte);
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    put_back(j);
+    j = complete(stan, "phonepay", rc, amount, 0);
+    assert_int_equal(j->status, 0);
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    put_back(j);
+}
+
+/* The payee credit posted in a transaction of the test's own connection (as recon does). */
+static int credit(const char *ref, const char *rrn, int64_t amount, int *posted)
+{
+    px_error e = {0};
+    int rc = store_begin(g_st, &e);
+    if (rc == PX_OK)
+        rc = switch_ledger_post_payee_credit(g_st, ref, rrn, amount, posted, &e);
+    if (rc == PX_OK)
+        rc = store_commit(g_st, &e);
+    else
+        store_rollback(g_st);
+    return rc;
+}
+
+/* [0054]: provider:settlement +A, phonepay:payees -A, once; declines post nothing; a reversal
+ * copies the entries negated, once, and names the payment for phonepay. */
+static void test_mobile_debit_posted_and_reversed(void **state)
+{
+    int64_t prov = balance_of(PROVIDER);
+    sw_job *j;
+    (void)state;
+    mobile("000201", 5000, "100000000201", "00", 61);
+    assert_int_equal(balance_of(PROVIDER), prov + 5000);
+    assert_int_equal(balance_of(PAYEES), -5000);
+    j = complete("000201", "phonepay", "00", 5000, 0); /* our own commit again: not twice */
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    put_back(j);
+    mobile("000202", 700, "100000000202", "51", 62); /* declined: nothing */
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM ledger_entry WHERE ttype = 'phonepay' AND "
+                              "account = 'fees:income'"),
+                     0);
+    mobile("000203", 3000, "100000000203", "00", 63);
+    assert_int_equal(balance_of(PAYEES), -8000);
+    j = reversal("000203");
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    assert_string_equal(j->out.ref, "100000000203");
+    put_back(j);
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_int_equal(balance_of(PROVIDER), prov + 5000);
+    j = reversal("000203"); /* repeated: undone once */
+    assert_int_equal(j->out.outcome, SW_O_REPLAY);
+    put_back(j);
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM switch_outbox WHERE rkey LIKE '%|F|000203|%'"),
+                     1);
+    assert_true(check_is_ok());
+}
+
+/* Two payments completed in one group (on PostgreSQL: one UPDATE, their entries in one
+ * INSERT), then both reversed in one group: posted and undone exactly. */
+static void test_mobile_group_commit(void **state)
+{
+    sw_job *jobs[2];
+    (void)state;
+    put_back(mobile_claim("000206", 1100, "100000000206", 66));
+    put_back(mobile_claim("000207", 1200, "100000000207", 67));
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = request(SW_J_COMPLETE, 'F', i ? "000207" : "000206", "phonepay", i ? 1200 : 1100,
+                          0);
+        jobs[i]->rsp = malloc(2);
+        memcpy(jobs[i]->rsp, i ? "r7" : "r6", 2);
+        jobs[i]->rsplen = 2;
+        px_strlcpy(jobs[i]->rc, "00", sizeof jobs[i]->rc);
+    }
+    run_jobs(jobs, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g_back[i]->out.outcome, SW_O_NEW);
+        put_back(g_back[i]);
+    }
+    assert_int_equal(balance_of(PAYEES), -7300);
+    assert_true(check_is_ok());
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = request(SW_J_REVERSAL, 'R', i ? "000207" : "000206", "reversal", 0, 7);
+        jobs[i]->rsp = malloc(2);
+        memcpy(jobs[i]->rsp, "ok", 2);
+        jobs[i]->rsplen = 2;
+        px_strlcpy(jobs[i]->reason, "98", sizeof jobs[i]->reason);
+    }
+    run_jobs(jobs, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g_back[i]->out.outcome, SW_O_NEW);
+        put_back(g_back[i]);
+    }
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_true(check_is_ok());
+}
+
+/* Reversed while at the provider: the approval posts nothing (phonepay is told on the loop). */
+static void test_mobile_reversed_at_the_provider(void **state)
+{
+    sw_job *j;
+    (void)state;
+    put_back(mobile_claim("000204", 900, "100000000204", 64));
+    j = reversal("000204");
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    put_back(j);
+    j = complete("000204", "phonepay", "00", 900, 0);
+    assert_int_equal(j->out.outcome, SW_O_UNDONE);
+    put_back(j);
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM ledger_entry WHERE txn LIKE '%|000204|%'"), 0);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM switch_outbox WHERE rkey LIKE '%|F|000204|%'"),
+                     1);
+    assert_true(check_is_ok());
+}
+
+/* A payment approved before the ledger carried mobile-number debits (posted = 0): its reversal
+ * posts nothing and still names the payment; its payee credit posts nothing either. */
+static void test_mobile_approved_before_the_ledger(void **state)
+{
+    char rkey[SW_RKEY_MAX], sql[1024];
+    px_error e = {0};
+    sw_job *j;
+    int posted = -1;
+    (void)state;
+    sw_rkey(rkey, TID, MID, "000205", 1, DATE, 'F');
+    snprintf(sql, sizeof sql,
+             "INSERT INTO switch_request (rkey, tid, mid, stan, batch_no, batch_date, kind, "
+             "ttype, state, amount, rc, rrn, ref, posted, owner, node, created_ms, updated_ms) "
+             "VALUES ('%s', '" TID "', '" MID "', '000205', 1, '" DATE "', 'F', 'phonepay', "
+             "'done', 400, '00', '000000000205', '100000000205', 0, 'old', 'old', 0, 0)",
+             rkey);
+    assert_int_equal(store_exec(g_st, sql, &e), 0);
+    assert_int_equal(credit("100000000205", "000000000205", 400, &posted), 0);
+    assert_int_equal(posted, 0);
+    j = reversal("000205");
+    assert_int_equal(j->out.outcome, SW_O_NEW);
+    assert_string_equal(j->out.ref, "100000000205");
+    put_back(j);
+    assert_int_equal(balance_of(PAYEES), -5000);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM ledger_entry WHERE txn LIKE '%|000205|%'"), 0);
+    assert_true(check_is_ok());
+}
+
+/* [0055]: the payee credit posts phonepay:payees +A, provider:settlement -A once, only for a
+ * debit the ledger carries, and ledger check holds it as posted. */
+static void test_payee_credit_posted_once(void **state)
+{
+    int64_t prov = balance_of(PROVIDER);
+    int posted = -1;
+    (void)state;
+    assert_int_equal(credit("100000000201", "000000000201", 5000, &posted), 0);
+    assert_int_equal(posted, 1);
+    assert_int_equal(balance_of(PAYEES), 0);
+    assert_int_equal(balance_of(PROVIDER), prov - 5000);
+    assert_true(check_is_ok());
+    assert_int_equal(credit("100000000201", "000000000201", 5000, &posted), 0); /* again */
+    assert_int_equal(posted, 0);
+    assert_int_equal(balance_of(PAYEES), 0);
+    assert_int_equal(balance_of(PROVIDER), prov - 5000);
+    /* declined, unknown RRN, another payment's RRN: nothing */
+    assert_int_equal(credit("100000000202", "000000000202", 700, &posted), 0);
+    assert_int_equal(posted, 0);
+    assert_int_equal(credit("100000000201", "000000000999", 5000, &posted), 0);
+    assert_int_equal(posted, 0);
+    assert_int_equal(credit("100000000201", "000000000203", 3000, &posted), 0);
+    assert_int_equal(posted, 0);
+    assert_int_equal(credit("", "000000000201", 5000, &posted), PX_EINVAL);
+    assert_int_equal(credit("100000000201", "000000000201", 0, &posted), PX_EINVAL);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM ledger_txn"), 1);
+    assert_int_equal(count_of("SELECT COUNT(*) FROM ledger_entry WHERE txn = "
+                              "'credit:100000000201'"),
+                     2);
+    assert_int_equal(balance_of(PAYEES), 0);
+    assert_true(check_is_ok());
+}
+
+/* The check holds payee credits to rules 2-4: entries without their ledger_txn row are
+ * orphans, a row without entries is unposted, an extra leg unbalances the transaction. */
+static void test_check_holds_payee_credits(void **state)
+{
+    static const char restore[] =
+        "INSERT INTO ledger_txn (txn, ttype, ref, orig_rkey, amount, created_ms) SELECT "
+        "'credit:100000000201', 'payee_credit', '100000000201', 'x', 5000, 0 WHERE NOT EXISTS "
+        "(SELECT 1 FROM ledger_txn)";
+    switch_ledger_check_result r;
+    px_error e = {0};
+    (void)state;
+    assert_int_equal(store_exec(g_st, "DELETE FROM ledger_txn", &e), 0);
+    r = check();
+    assert_int_equal(r.orphans, 1);
+    assert_int_equal(store_exec(g_st, restore, &e), 0);
+    assert_true(check_is_ok());
+    assert_int_equal(store_exec(g_st,
+                                "INSERT INTO ledger_txn (txn, ttype, ref, orig_rkey, amount, "
+                                "created_ms) VALUES ('credit:100000000999', 'payee_credit', "
+                                "'100000000999', 'x', 1, 0)",
+                                &e),
+                     0);
+    r = check();
+    assert_int_equal(r.unposted, 1);
+    assert_int_equal(r.orphans, 0);
+    assert_int_equal(store_exec(g_st, "DELETE FROM ledger_txn WHERE txn = 'credit:100000000999'",
+                                &e),
+                     0);
+    assert_int_equal(store_exec(g_st,
+                                "INSERT INTO ledger_entry (txn, leg, account, amount, ttype, "
+                                "created_ms) VALUES ('credit:100000000201', 2, '" PAYEES
+                                "', 1, 'payee_credit', 0)",
+                                &e),
+                     0);
+    r = check();
+    assert_int_equal(r.bad_txns, 1);
+    assert_int_equal(r.bad_balances, 1);
+    assert_int_equal(r.orphans, 0);
+    assert_int_equal(store_exec(g_st, "DELETE FROM ledger_entry WHERE leg = 2 AND txn = "
+                                      "'credit:100000000201'",
+                                &e),
+                     0);
+    assert_true(check_is_ok());
+}
+
 static void test_check_finds_tampering(void **state)
 {
     px_error e = {0};
@@ -354,6 +643,12 @@ int main(void)
         cmocka_unit_test(test_reversal_void_tombstone),
         cmocka_unit_test(test_settlement_totals),
         cmocka_unit_test(test_recovery_and_group),
+        cmocka_unit_test(test_mobile_debit_posted_and_reversed),
+        cmocka_unit_test(test_mobile_group_commit),
+        cmocka_unit_test(test_mobile_reversed_at_the_provider),
+        cmocka_unit_test(test_mobile_approved_before_the_ledger),
+        cmocka_unit_test(test_payee_credit_posted_once),
+        cmocka_unit_test(test_check_holds_payee_credits),
         cmocka_unit_test(test_check_finds_tampering),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
