@@ -38,6 +38,18 @@ void kms_audit(kms *k, const char *actor, const char *action, const char *serial
                     ok ? "ok" : "refused", serial, reason, px_error_text(&e));
 }
 
+void kms_audit_tls_refused(kms *k, const net_tls_refusal *r)
+{
+    char text[PX_ERRMSG_MAX];
+    net_tls_refusal_text(r, text, sizeof text);
+    if (r->unreported > 0)
+        kms_audit(k, r->peer, "tls.refused", "-", 0,
+                  "TLS handshake refused: %s; %llu more refused handshakes were not recorded "
+                  "(rate limit)", text, (unsigned long long)r->unreported);
+    else
+        kms_audit(k, r->peer, "tls.refused", "-", 0, "TLS handshake refused: %s", text);
+}
+
 static void terminal_row(store_stmt *q, kms_terminal_info *t)
 {
     memset(t, 0, sizeof *t);

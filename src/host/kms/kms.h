@@ -28,6 +28,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/limits.h"
+#include "net/tls.h"
 #include "pki/pki.h"
 #include "pki/tkenv.h"
 #include "store/store.h"
@@ -152,5 +153,11 @@ typedef struct kms_audit_row {
 /* Audit rows (of serial, or all when NULL), oldest first. */
 int kms_audit_list(store *st, const char *serial, int (*fn)(void *ud, const kms_audit_row *r),
                    void *ud, px_error *e);
+
+/* A TLS handshake the intake listener refused (a client that is not the MTMS: revoked, from
+ * another CA, no certificate, ...), as an audit row: action "tls.refused", serial "-",
+ * actor the peer's address (the offered certificate is a claim, never an identity), reason
+ * the refusal and the offered certificate's CN, serial and issuer (net_tls_refusal_text). */
+void kms_audit_tls_refused(kms *k, const net_tls_refusal *r);
 
 #endif

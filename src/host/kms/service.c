@@ -27,6 +27,7 @@ typedef struct kms_svc {
     hsm *hsm;
     net_http_server *intake, *download;
     net_metric *m_tk_ok, *m_tk_refused, *m_dl_ok, *m_dl_refused;
+    net_metric *m_tls_refused[NET_TLS_REFUSED_HANDSHAKE + 1]; /* by net_tls_refusal_kind */
 } kms_svc;
 
 typedef struct kms_fields {
@@ -378,10 +379,25 @@ static void on_result(net_http_req *req, void *user)
 
 /* ---- life cycle ---- */
 
+/* The intake listener refused a client's handshake: audit it and count it. */
+static void on_tls_refused(const net_tls_refusal *r, void *user)
+{
+    kms_svc *s = user;
+    kms_audit_tls_refused(s->k, r);
+    if (r->kind >= 0 && r->kind <= NET_TLS_REFUSED_HANDSHAKE)
+        net_metric_add(s->m_tls_refused[r->kind], 1);
+}
+
 static void register_metrics(kms_svc *s)
 {
     static const char tk[] = "TK envelopes received from the MTMS";
     static const char dl[] = "Key-download requests from terminals";
+    static const char tls[] = "TLS handshakes the intake listener refused and audited, by kind";
+    for (int k = NET_TLS_REFUSED_CERT; k <= NET_TLS_REFUSED_HANDSHAKE; k++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "kind=\"%s\"", net_tls_refusal_kind_name(k));
+        s->m_tls_refused[k] = net_metric_counter("possum_kms_tls_refused_total", tls, labels);
+    }
     s->m_tk_ok = net_metric_counter("possum_kms_tk_total", tk, "result=\"ok\"");
     s->m_tk_refused = net_metric_counter("possum_kms_tk_total", tk, "result=\"refused\"");
     s->m_dl_ok = net_metric_counter("possum_kms_downloads_total", dl, "result=\"ok\"");
@@ -398,6 +414,8 @@ static int kms_start(void *state, px_daemon *d, px_error *e)
     if (rc != PX_OK)
         return px_error_prefix(e, "kms: ");
     register_metrics(s);
+    s->intake_cfg.on_tls_refused = on_tls_refused; /* audited, like every other refusal */
+    s->intake_cfg.tls_refused_user = s;
     rc = net_http_server_new(d->base, &s->intake_cfg, &s->intake, e);
     if (rc == PX_OK)
         rc = net_http_route(s->intake, "POST", "/v1/kms/tks", on_tks, s, e);

@@ -140,6 +140,18 @@ int mtms_audit_list(store *st, const char *serial, int (*fn)(void *ud, const mtm
     }
 }
 
+void mtms_audit_tls_refused(mtms *m, const net_tls_refusal *r)
+{
+    char text[PX_ERRMSG_MAX];
+    net_tls_refusal_text(r, text, sizeof text);
+    if (r->unreported > 0)
+        mtms_audit(m, r->peer, "tls.refused", NULL, NULL, 0,
+                   "TLS handshake refused: %s; %llu more refused handshakes were not recorded "
+                   "(rate limit)", text, (unsigned long long)r->unreported);
+    else
+        mtms_audit(m, r->peer, "tls.refused", NULL, NULL, 0, "TLS handshake refused: %s", text);
+}
+
 /* ---- customers ------------------------------------------------------------------------- */
 
 #define CUSTOMER_COLS                                                                          \

@@ -171,4 +171,10 @@ typedef struct mtms_audit_row {
 int mtms_audit_list(store *st, const char *serial, int (*fn)(void *ud, const mtms_audit_row *r),
                     void *ud, px_error *e);
 
+/* An operator terminal's TLS handshake the listener refused (revoked, from another CA, no
+ * certificate, ...), as an audit row: action "tls.refused", result "refused", actor the
+ * peer's address (the offered certificate is a claim, never an identity), detail the reason
+ * and the offered certificate's CN, serial and issuer (net_tls_refusal_text). */
+void mtms_audit_tls_refused(mtms *m, const net_tls_refusal *r);
+
 #endif

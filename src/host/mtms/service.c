@@ -48,6 +48,7 @@ typedef struct mtms_svc {
     pthread_cond_t cv;
     int stop, draining, kicked, passing;
     net_metric *m_tk_ok, *m_tk_refused, *m_acked, *m_kms_refused, *m_retry;
+    net_metric *m_tls_refused[NET_TLS_REFUSED_HANDSHAKE + 1]; /* by net_tls_refusal_kind */
 } mtms_svc;
 
 static int resolve(px_config *c, const char *in, char *out, size_t outsz, px_error *e)
@@ -302,10 +303,25 @@ static void on_tk(net_http_req *req, void *user)
         kick(s);
 }
 
+/* The listener refused an operator terminal's handshake: audit it and count it. */
+static void on_tls_refused(const net_tls_refusal *r, void *user)
+{
+    mtms_svc *s = user;
+    mtms_audit_tls_refused(s->m, r);
+    if (r->kind >= 0 && r->kind <= NET_TLS_REFUSED_HANDSHAKE)
+        net_metric_add(s->m_tls_refused[r->kind], 1);
+}
+
 static void register_metrics(mtms_svc *s)
 {
     static const char tk[] = "TK envelopes uploaded by operator terminals";
     static const char fw[] = "TK envelopes forwarded to KMSes, by outcome";
+    static const char tls[] = "Operator terminals' TLS handshakes refused and audited, by kind";
+    for (int k = NET_TLS_REFUSED_CERT; k <= NET_TLS_REFUSED_HANDSHAKE; k++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "kind=\"%s\"", net_tls_refusal_kind_name(k));
+        s->m_tls_refused[k] = net_metric_counter("possum_mtms_tls_refused_total", tls, labels);
+    }
     s->m_tk_ok = net_metric_counter("possum_mtms_tk_total", tk, "result=\"received\"");
     s->m_tk_refused = net_metric_counter("possum_mtms_tk_total", tk, "result=\"refused\"");
     s->m_acked = net_metric_counter("possum_mtms_forward_total", fw, "result=\"acknowledged\"");
@@ -321,6 +337,8 @@ static int mtms_start(void *state, px_daemon *d, px_error *e)
         return px_error_prefix(e, "mtms: ");
     rc = mtms_open(d->st, s->trust, &s->m, e);
     register_metrics(s);
+    s->lcfg.on_tls_refused = on_tls_refused; /* audited, like every other refusal */
+    s->lcfg.tls_refused_user = s;
     if (rc == PX_OK)
         rc = net_http_server_new(d->base, &s->lcfg, &s->http, e);
     if (rc == PX_OK)

@@ -467,6 +467,163 @@ static void test_operator_certificates(void **state)
     px_buf_free(&out);
 }
 
+/* The value of one series in a node's /metrics (matched at the start of a line), 0 when
+ * absent. HTTP/1.0 over net's client: the node closes after the reply. */
+static int64_t node_metric(const kl_node *n, const char *name_and_labels)
+{
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    char needle[256];
+    const char *p;
+    int64_t v = 0;
+    uint8_t buf[16384];
+    size_t got = 0;
+    net_client *c = NULL;
+    px_buf body;
+    px_error e = {0};
+    px_buf_init(&body, 1 << 20);
+    assert_int_equal(net_client_connect("127.0.0.1", kl_node_port(n, "http"), NULL, 5000, &c, &e),
+                     PX_OK);
+    assert_int_equal(net_client_send_raw(c, req, sizeof req - 1, &e), PX_OK);
+    while (net_client_recv_raw(c, buf, sizeof buf, &got, 5000, NULL) == PX_OK)
+        assert_int_equal(px_buf_append(&body, buf, got), PX_OK);
+    net_client_close(c);
+    assert_non_null(strstr(px_buf_str(&body), " 200 "));
+    snprintf(needle, sizeof needle, "\n%s ", name_and_labels);
+    p = strstr(px_buf_str(&body), needle);
+    if (p != NULL)
+        v = strtoll(p + strlen(needle), NULL, 10);
+    px_buf_free(&body);
+    return v;
+}
+
+/* Wait (5 s at most) until the series reaches want; its last value. */
+static int64_t wait_metric(const kl_node *n, const char *name_and_labels, int64_t want)
+{
+    int64_t v = node_metric(n, name_and_labels);
+    for (int i = 0; i < 50 && v < want; i++) {
+        sleep_ms(100);
+        v = node_metric(n, name_and_labels);
+    }
+    return v;
+}
+
+/* Lines of text that contain every one of the (NULL-ended) needles. */
+static int count_lines(px_buf *b, ...)
+{
+    const char *line = px_buf_str(b);
+    int n = 0;
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char copy[1024];
+        const char *needle;
+        int all = 1;
+        va_list ap;
+        snprintf(copy, sizeof copy, "%.*s", (int)len, line);
+        va_start(ap, b);
+        while (all && (needle = va_arg(ap, const char *)) != NULL)
+            all = strstr(copy, needle) != NULL;
+        va_end(ap);
+        n += all;
+        line += len + (end != NULL);
+    }
+    return n;
+}
+
+/* One HTTPS call to url with the client certificate prefix (NULL: none), which must fail. */
+static void refused_call(const char *url, const char *cert_prefix)
+{
+    net_tls_config t;
+    pki_https *h = NULL;
+    json_t *reply = NULL;
+    long status = 0;
+    px_error e = {0};
+    memset(&t, 0, sizeof t);
+    snprintf(t.ca, sizeof t.ca, "%s", G.ca_crt);
+    if (cert_prefix != NULL) {
+        snprintf(t.cert, sizeof t.cert, "%s.crt", cert_prefix);
+        snprintf(t.key, sizeof t.key, "%s.key", cert_prefix);
+    }
+    assert_int_equal(pki_https_open(url, &t, 5000, &h, &e), PX_OK);
+    assert_int_not_equal(pki_https_call(h, "GET", "/healthz", NULL, &status, &reply, &e), PX_OK);
+    json_decref(reply);
+    pki_https_close(h);
+}
+
+#define MTMS_REFUSED(kind) "possum_mtms_tls_refused_total{kind=\"" kind "\"}"
+#define KMS_REFUSED(kind) "possum_kms_tls_refused_total{kind=\"" kind "\"}"
+
+/* Every refused operator handshake is one "tls.refused" row of the MTMS's audit trail
+ * (possum mtms audit) with its reason and what was offered, and one count in /metrics: bob's
+ * revoked certificate, a certificate from another CA, none at all. A bare TCP connection is
+ * neither. The KMS's intake does the same for a client that is not the MTMS. After
+ * test_operator_certificates (bob revoked, the rogue CA's alice issued). */
+static void test_refused_handshakes_audited(void **state)
+{
+    static const char revoked[] = "TLS handshake refused: certificate revoked; offered "
+                                  "certificate CN operator:bob, serial ";
+    static const char foreign[] = "unable to get local issuer certificate; offered certificate "
+                                  "CN operator:alice";
+    static const char none[] = "peer did not return a certificate; no certificate offered";
+    static const char failures[] = "possum_net_tls_handshake_failures_total{listener=\"mtms\"}";
+    char prefix[PX_PATH_MAX];
+    int64_t cert0 = node_metric(&G.mtms, MTMS_REFUSED("certificate"));
+    int64_t none0 = node_metric(&G.mtms, MTMS_REFUSED("no_certificate"));
+    int64_t fail0 = node_metric(&G.mtms, failures);
+    int64_t kms0 = node_metric(&G.kms1, KMS_REFUSED("certificate"));
+    int rows0, revoked0, foreign0;
+    net_client *c = NULL;
+    px_buf out;
+    px_error e = {0};
+    (void)state;
+    px_buf_init(&out, 1 << 20);
+    sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
+    rows0 = count_lines(&out, "tls.refused", NULL); /* test_operator_certificates' refusals */
+    revoked0 = count_lines(&out, "tls.refused", revoked, NULL);
+    foreign0 = count_lines(&out, "tls.refused", foreign, NULL);
+    assert_true(revoked0 >= 1 && foreign0 >= 1);
+    /* revoked */
+    path(prefix, "%s/bob", G.dir);
+    refused_call(G.mtms_url, prefix);
+    assert_int_equal(wait_metric(&G.mtms, MTMS_REFUSED("certificate"), cert0 + 1), cert0 + 1);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
+    assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 1);
+    assert_int_equal(count_lines(&out, "refused", "tls.refused", "127.0.0.1:", revoked,
+                                 "issuer CN=possum e2e CA", NULL), revoked0 + 1);
+    /* another CA's certificate, claiming to be alice */
+    path(prefix, "%s/rogue", G.dir);
+    refused_call(G.mtms_url, prefix);
+    assert_int_equal(wait_metric(&G.mtms, MTMS_REFUSED("certificate"), cert0 + 2), cert0 + 2);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
+    assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 2);
+    assert_int_equal(count_lines(&out, "tls.refused", foreign, "issuer CN=rogue", NULL), foreign0 + 1);
+    /* no certificate */
+    refused_call(G.mtms_url, NULL);
+    assert_int_equal(wait_metric(&G.mtms, MTMS_REFUSED("no_certificate"), none0 + 1), none0 + 1);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
+    assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 3);
+    assert_int_equal(count_lines(&out, "tls.refused", none, NULL), 1);
+    /* a port scan: counted by the listener, not audited */
+    assert_int_equal(net_client_connect("127.0.0.1", kl_node_port(&G.mtms, "mtms"), NULL, 3000, &c,
+                                        &e), PX_OK);
+    net_client_close(c);
+    assert_int_equal(wait_metric(&G.mtms, failures, fail0 + 4), fail0 + 4);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
+    assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 3);
+    assert_int_equal(node_metric(&G.mtms, MTMS_REFUSED("certificate")), cert0 + 2);
+    /* the KMS's intake: a client of another CA */
+    refused_call(G.kms1_url, prefix);
+    assert_int_equal(wait_metric(&G.kms1, KMS_REFUSED("certificate"), kms0 + 1), kms0 + 1);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum kms audit -c %s", G.kms1.ini);
+    assert_int_equal(count_lines(&out, "refused", "tls.refused", foreign, NULL), 1);
+    px_buf_free(&out);
+}
+
 /* An HTTPS session with the MTMS's own certificate (what only the MTMS can do). */
 static pki_https *as_mtms(const char *url)
 {
@@ -654,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_kms_refusals),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_operator_certificates),
+        cmocka_unit_test(test_refused_handshakes_audited),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
