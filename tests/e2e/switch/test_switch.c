@@ -1,7 +1,9 @@
 /*
  * End to end, the transaction platform: possumd running the switch and the issuer simulator
  * (the provider) over real sockets, terminals registered with `possum terminal add`, a
- * simulated UnionPay terminal (termsim) signing on, paying, reversing, voiding, settling.
+ * simulated UnionPay terminal (termsim) signing on, paying, reversing, voiding, settling,
+ * paying by mobile number (seed 002: payee registered over phonepay's API, lookup, payment,
+ * reversal, `possum recon run` crediting the payee) with the ledger checked after each.
  * Bad input of every kind is answered with its documented code while others are served.
  */
 #include <setjmp.h>
@@ -23,6 +25,8 @@
 #include "harness.h"
 #include "lib/hex.h"
 #include "lib/str.h"
+#include "lib/time.h"
+#include "store/store.h"
 #include "swfix.h"
 #include "termsim.h"
 
@@ -43,10 +47,13 @@ static int setup(void **state)
                          "provider_timeout_ms = 2000\nreversal_retry_ms = 500\n"
                          "max_amount_minor = 500000\ncache_ttl_ms = 200\n");
     swfix_issuer_section(&F, is, sizeof is, port, NULL);
-    /* the mobile-number payment service in the same daemon: the switch calls it in-process */
+    /* the mobile-number payment service in the same daemon: the switch calls it in-process;
+     * its payee API on a port of its own, its notifications to a webhook nobody serves (so a
+     * one-time code waits in the outbox, where the test reads it) */
     snprintf(all, sizeof all, "%s\n%s\n[phonepay]\nenabled = true\nhsm_lmk_file = %s\n"
-             "hsm_audit_file = %s\n",
-             sw, is, F.lmk, F.audit);
+             "hsm_audit_file = %s\napi_listen = 127.0.0.1:0\n"
+             "webhook_url = http://127.0.0.1:%d/hook\n",
+             sw, is, F.lmk, F.audit, swfix_free_port());
     /* Registered before the node starts: while it runs, no other process opens its SQLite
      * file (docs/switch.md, "Operating on SQLite"); the tests read through its endpoints. */
     if (swfix_add_terminal(&F, "10000001", MID, "Possum Coffee") != 0 ||
@@ -222,6 +229,228 @@ static long long merchant_balance(const char *mid)
     char id[64];
     snprintf(id, sizeof id, "merchant:%s", mid);
     return account_balance(id);
+}
+
+/* ---- an approved mobile-number payment: posted, reversed, credited (seed 002) ---- */
+
+#define PP_PAYEE "13812345678"
+#define PP_PAYER "13987654321"
+#define PP_PAYEE_CARD "6217000000000006" /* 王五 (CCB demo): the issuer can credit it */
+#define PP_PAYEES "phonepay:payees"
+#define PP_PROVIDER "provider:settlement"
+
+/* The payee REST API's port, from the node's ports file ("phonepay=HOST:PORT"). */
+static int payee_api_port(void)
+{
+    for (int i = 0; i < 100; i++) {
+        char line[256];
+        FILE *fp = fopen(N.ports, "r");
+        int64_t port = 0;
+        while (fp != NULL && fgets(line, sizeof line, fp) != NULL) {
+            char *colon = strrchr(line, ':');
+            if (strncmp(line, "phonepay=", 9) != 0 || colon == NULL)
+                continue;
+            colon[strcspn(colon, "\r\n")] = 0;
+            if (px_parse_i64(colon + 1, 1, 65535, &port) != PX_OK)
+                port = 0;
+        }
+        if (fp != NULL)
+            fclose(fp);
+        if (port > 0)
+            return (int)port;
+        usleep(50000);
+    }
+    fail_msg("no phonepay= line in %s", N.ports);
+    return -1;
+}
+
+/* The last one-time code queued for mobile (its text waits in the outbox: no webhook is up),
+ * read from the node's database as an operator's CLI would. */
+static void otp_code(const char *mobile, char code[7])
+{
+    store_config sc;
+    store *st = NULL;
+    store_stmt *q;
+    px_error e = {0};
+    const char *p = NULL;
+    store_config_default(&sc);
+    snprintf(sc.path, sizeof sc.path, "%s/switch.db", F.dir);
+    code[0] = 0;
+    assert_int_equal(store_open(&sc, &st, &e), PX_OK);
+    assert_int_equal(store_prepare(st,
+                                   "SELECT body FROM phonepay_outbox WHERE recipient = $1 AND "
+                                   "event = 'otp' ORDER BY created_ms DESC LIMIT 1",
+                                   &q, &e),
+                     PX_OK);
+    store_bind_text(q, 1, mobile);
+    if (store_step(q, &e) == STORE_ROW && store_col_text(q, 0) != NULL &&
+        (p = strstr(store_col_text(q, 0), "验证码")) != NULL)
+        px_strlcpy(code, p + strlen("验证码"), 7);
+    store_done(q);
+    store_close(st);
+    assert_int_equal(strlen(code), 6);
+    assert_true(px_is_digits(code, 6));
+}
+
+/* [0038], claim 2: the payee registers over the REST API and confirms the code. */
+static void register_payee(void)
+{
+    int port = payee_api_port();
+    char code[7], body[64];
+    long status = 0;
+    px_buf out;
+    px_buf_init(&out, 1 << 16);
+    assert_int_equal(e2e_http(port, "POST", "/v1/payees",
+                              "{\"name\":\"王五\",\"mobile\":\"" PP_PAYEE "\",\"card\":\"" PP_PAYEE_CARD
+                              "\"}",
+                              &status, &out),
+                     0);
+    assert_int_equal(status, 202);
+    otp_code(PP_PAYEE, code);
+    snprintf(body, sizeof body, "{\"code\":\"%s\"}", code);
+    assert_int_equal(e2e_http(port, "POST", "/v1/payees/" PP_PAYEE "/confirm", body, &status,
+                              &out),
+                     0);
+    assert_int_equal(status, 200);
+    px_buf_free(&out);
+}
+
+/* Payee lookup 0100 / 380000 ([0047]-[0048]); ref gets field 37. Returns field 39. */
+static const char *payee_lookup(termsim *t, int64_t amount, char ref[13], iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    char stan[7], f4[13];
+    px_error e = {0};
+    termsim_next_stan(t, stan);
+    termsim_begin(t, &m, "0100", stan, "81", "000");
+    snprintf(f4, sizeof f4, "%012lld", (long long)amount);
+    (void)iso8583_set(&m, 3, "380000", NULL);
+    (void)iso8583_set(&m, 4, f4, NULL);
+    (void)iso8583_set(&m, 48, PP_PAYEE PP_PAYER, NULL);
+    if (termsim_exchange(t, &m, 1, rsp, 10000, &e) != 0)
+        fail_msg("lookup: %s", px_error_text(&e));
+    assert_string_equal(rsp->mti, "0110");
+    px_strlcpy(ref, field(rsp, 37), 13);
+    return termsim_rc(rsp);
+}
+
+/* Mobile-number payment 0200 / 480000 ([0050]-[0054]) with reference ref, sent twice (a
+ * retransmission gets the same bytes). Returns field 39. */
+static const char *mobile_payment(termsim *t, const char *ref, int64_t amount, char stan[7],
+                                  iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    uint8_t out[PX_ISO_MSG_MAX + 2], in1[PX_ISO_MSG_MAX], in2[PX_ISO_MSG_MAX];
+    size_t n = 0, n1 = 0, n2 = 0;
+    char f48[40];
+    px_error e = {0};
+    termsim_next_stan(t, stan);
+    termsim_begin(t, &m, "0200", stan, "82", "000");
+    assert_int_equal(termsim_card(t, &m, "480000", SWFIX_CARD_OK, amount, SWFIX_CARD_OK_PIN, &e),
+                     0);
+    snprintf(f48, sizeof f48, "%s%s%s", PP_PAYEE, PP_PAYER, ref);
+    (void)iso8583_set(&m, 48, f48, NULL);
+    assert_int_equal(termsim_pack(t, &m, 1, out, sizeof out, &n, &e), 0);
+    assert_int_equal(net_client_send_raw(t->c, out, n, &e), 0);
+    assert_int_equal(net_client_recv_frame(t->c, in1, sizeof in1, &n1, 10000, &e), 0);
+    assert_int_equal(net_client_send_raw(t->c, out, n, &e), 0);
+    assert_int_equal(net_client_recv_frame(t->c, in2, sizeof in2, &n2, 10000, &e), 0);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(in1, in2, n1);
+    assert_int_equal(termsim_unpack(t, in1, n1, rsp, &e), 0);
+    return termsim_rc(rsp);
+}
+
+/* The terminal's reversal 0400 of mobile-number payment stan. */
+static void mobile_reversal(termsim *t, const char *stan, int64_t amount, iso8583_msg *rsp)
+{
+    iso8583_msg m;
+    px_error e = {0};
+    termsim_begin(t, &m, "0400", stan, "82", "000");
+    assert_int_equal(termsim_card(t, &m, "480000", SWFIX_CARD_OK, amount, NULL, &e), 0);
+    iso8583_clear(&m, 22);
+    (void)iso8583_set(&m, 22, "021", NULL);
+    (void)iso8583_set(&m, 39, "98", NULL);
+    assert_int_equal(termsim_exchange(t, &m, 1, rsp, 10000, &e), 0);
+    assert_string_equal(termsim_rc(rsp), "00");
+}
+
+/* [0055]: the provider's clearing file of today (`possum issuer clearing`), then `possum
+ * recon run` on it (its own config: [phonepay] with the provider) into out. Returns recon's
+ * exit status. */
+static int recon_today(px_buf *out)
+{
+    char date[11], ymd[9], ini[PX_PATH_MAX + 16], exe[PX_PATH_MAX], cmd[4096];
+    FILE *fp;
+    px_time_format_utc(px_now_ms(), "%Y-%m-%d", date, sizeof date);
+    px_time_format_utc(px_now_ms(), "%Y%m%d", ymd, sizeof ymd);
+    if (swfix_cli(&F, out, "issuer clearing --date %s --out %s/clearing", date, F.dir) != 0)
+        fail_msg("issuer clearing: %s", px_buf_str(out));
+    snprintf(ini, sizeof ini, "%s/recon.ini", F.dir);
+    fp = fopen(ini, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n[phonepay]\nenabled = true\nprovider_connect = 127.0.0.1:%d\n"
+                "hsm_lmk_file = %s\nhsm_audit_file = %s\nclearing_dir = %s/clearing\n",
+            F.store_ini, N.issuer_port, F.lmk, F.audit, F.dir);
+    assert_int_equal(fclose(fp), 0);
+    e2e_binary("src/app/possum", exe, sizeof exe);
+    snprintf(cmd, sizeof cmd, "%s recon run --date %s --file %s/clearing/clearing-%s.csv "
+             "--config %s 2>&1", exe, date, F.dir, ymd, ini);
+    px_buf_reset(out);
+    return e2e_run(cmd, out);
+}
+
+/* Seed 002 through the switch: lookup, payment, reversal, recon; the ledger after each. */
+static void test_mobile_payment_posted_and_credited(void **state)
+{
+    termsim t;
+    iso8583_msg rsp;
+    char ref[13], ref2[13], stan[7], stan2[7], rrn[13];
+    long long prov = account_balance(PP_PROVIDER);
+    px_buf out;
+    int rc;
+    (void)state;
+    px_buf_init(&out, 1 << 20);
+    register_payee();
+    assert_int_equal(swfix_cli(&F, NULL, "phonepay bin add 622202 ICBC"), 0);
+    term(&t, "10000001", MID);
+    signon(&t);
+    assert_string_equal(payee_lookup(&t, 10000, ref, &rsp), "00");
+    assert_string_equal(field(&rsp, 63), "王*");
+    assert_int_equal(strlen(ref), 12);
+    assert_string_equal(mobile_payment(&t, ref, 10000, stan, &rsp), "00");
+    px_strlcpy(rrn, field(&rsp, 37), sizeof rrn);
+    /* [0054]: the provider collected A for us; we owe it to the payee (once: the repeat) */
+    assert_int_equal(account_balance(PP_PROVIDER), prov + 10000);
+    assert_int_equal(account_balance(PP_PAYEES), -10000);
+    assert_true(ledger_check_ok());
+    /* another payment, reversed by the terminal: its entries undone, once */
+    assert_string_equal(payee_lookup(&t, 2500, ref2, &rsp), "00");
+    assert_string_equal(mobile_payment(&t, ref2, 2500, stan2, &rsp), "00");
+    assert_int_equal(account_balance(PP_PAYEES), -12500);
+    for (int i = 0; i < 2; i++) {
+        mobile_reversal(&t, stan2, 2500, &rsp);
+        assert_int_equal(account_balance(PP_PAYEES), -10000);
+        assert_int_equal(account_balance(PP_PROVIDER), prov + 10000);
+    }
+    assert_true(ledger_check_ok());
+    termsim_close(&t);
+    /* [0055]: recon credits the payee; the provider paid A out of what it owed us */
+    rc = recon_today(&out);
+    if ((rc != 0 && rc != 3) || strstr(px_buf_str(&out), "1 sent now") == NULL ||
+        strstr(px_buf_str(&out), rrn) == NULL)
+        fail_msg("recon run -> %d:\n%s", rc, px_buf_str(&out));
+    assert_int_equal(account_balance(PP_PAYEES), 0);
+    assert_int_equal(account_balance(PP_PROVIDER), prov);
+    assert_true(ledger_check_ok());
+    /* a second run credits nothing and posts nothing */
+    rc = recon_today(&out);
+    if ((rc != 0 && rc != 3) || strstr(px_buf_str(&out), "0 sent now, 1 credited before") == NULL)
+        fail_msg("second recon run -> %d:\n%s", rc, px_buf_str(&out));
+    assert_int_equal(account_balance(PP_PAYEES), 0);
+    assert_int_equal(account_balance(PP_PROVIDER), prov);
+    assert_true(ledger_check_ok());
+    px_buf_free(&out);
 }
 
 /* ---- registry, sign-on, MAC ---- */
@@ -847,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_settlement_and_upload),
         cmocka_unit_test(test_update_flag_in_header),
         cmocka_unit_test(test_mobile_payment_refusals),
+        cmocka_unit_test(test_mobile_payment_posted_and_credited),
         cmocka_unit_test(test_pos_terminal_interop),
         cmocka_unit_test(test_ledger_check_at_the_end),
         cmocka_unit_test(test_set_tmk_rekeys_a_running_terminal),
