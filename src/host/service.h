@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 struct event_base;
+struct px_hsm_core;
 
 /* What the daemon lends every service. Owned by possumd; valid from configure to free. */
 typedef struct px_daemon {
@@ -24,7 +25,9 @@ typedef struct px_daemon {
     store_config store_cfg;    /* to open more connections (worker threads) */
     net_http_server *http;     /* the operator listener: services may add routes */
     hsm *hsm;                  /* the node's HSM when [hsm] is configured, else NULL:
-                                  one key-management core shared by every service */
+                                  opened before any service starts, closed after every
+                                  service is freed; services take it via px_daemon_hsm */
+    struct px_hsm_core *cores; /* HSMs named only by services' hsm_* keys (daemon.c) */
     char node[64];             /* node name, for logs and metrics */
     char ports_file[1024];     /* "" = none; see px_daemon_announce */
 } px_daemon;
@@ -48,6 +51,17 @@ extern const px_service *const px_services[]; /* generated; NULL-terminated */
 /* Log that service `what` listens on host:port, and record it in the ports file
  * ("what=host:port" lines) so harnesses can use port 0. */
 int px_daemon_announce(px_daemon *d, const char *what, const char *listen, int port);
+
+/* The node's key-management core for a service whose HSM settings are cfg ([hsm], then
+ * its own hsm_* keys): d->hsm when cfg names the same HSM (backend, LMK file or token and
+ * key, audit log); otherwise the one HSM the daemon opens for those settings on the first
+ * request and lends to every service that names it. One LMK unlock per HSM per daemon.
+ * The handle belongs to the event-loop thread; a service that needs keys on another thread
+ * takes a session of it (hsm_session_open). Give it back with px_daemon_hsm_release from
+ * the service's free, after freeing the keys it loaded; never hsm_close it. */
+int px_daemon_hsm(px_daemon *d, const char *service, const hsm_config *cfg, hsm **out, px_error *e);
+/* Return a handle from px_daemon_hsm (NULL is fine); the last user of a core closes it. */
+void px_daemon_hsm_release(px_daemon *d, hsm *h);
 
 /* The value of [section] enabled (default false), marking it read. PX_ECONFIG if bad. */
 int px_service_is_enabled(px_config *cfg, const char *section, int *enabled, px_error *e);

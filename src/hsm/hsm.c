@@ -96,7 +96,8 @@ static int check_config(const hsm_config *cfg, px_error *e)
 }
 
 /* Open an hsm on already derived LMK keys (wiped from lk either way). */
-static int open_with_keys(const hsm_config *cfg, store *st, hsm_lmk_keys *lk, hsm **out, px_error *e)
+static int open_with_keys(const hsm_config *cfg, store *st, hsm_lmk_keys *lk, const char *how,
+                          hsm **out, px_error *e)
 {
     char detail[96];
     hsm *h = calloc(1, sizeof *h);
@@ -109,8 +110,8 @@ static int open_with_keys(const hsm_config *cfg, store *st, hsm_lmk_keys *lk, hs
     h->st = st;
     h->lk = *lk;
     OPENSSL_cleanse(lk, sizeof *lk);
-    snprintf(detail, sizeof detail, "backend=%s lmk=%s", cfg->backend == HSM_BACKEND_PKCS11 ? "pkcs11" : "soft",
-             h->lk.lmk_check);
+    snprintf(detail, sizeof detail, "backend=%s lmk=%s%s",
+             cfg->backend == HSM_BACKEND_PKCS11 ? "pkcs11" : "soft", h->lk.lmk_check, how);
     if ((rc = hsm_audit_open(&h->audit, cfg->audit_file, h->lk.audit_key, e)) == PX_OK)
         rc = hsm_audit_event(h, "hsm.open", NULL, NULL, NULL, PX_OK, detail, HSM_AUDIT_SYNC, e);
     if (rc != PX_OK) {
@@ -132,7 +133,21 @@ int hsm_open(const hsm_config *cfg, store *st, hsm **out, px_error *e)
     if ((rc = check_config(cfg, e)) != PX_OK || (rc = make_parent(cfg->audit_file, e)) != PX_OK ||
         (rc = hsm_unlock_lmk(cfg, &lk, e)) != PX_OK)
         return rc;
-    return open_with_keys(cfg, st, &lk, out, e);
+    return open_with_keys(cfg, st, &lk, "", out, e);
+}
+
+int hsm_session_open(const hsm *h, store *st, const char *caller, hsm **out, px_error *e)
+{
+    hsm_config cfg = h->cfg;
+    hsm_lmk_keys lk;
+    int rc;
+    *out = NULL;
+    if (caller != NULL && px_strlcpy(cfg.caller, caller, sizeof cfg.caller) != PX_OK)
+        cfg.caller[0] = 0; /* refused by check_config with the rule */
+    if ((rc = check_config(&cfg, e)) != PX_OK)
+        return rc;
+    lk = h->lk;
+    return open_with_keys(&cfg, st, &lk, " session", out, e);
 }
 
 /* Queue the aggregated counters of k as entries and zero them. */
@@ -256,7 +271,7 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
     if (rc == PX_OK)
         rc = hsm_lmk_derive_keys(&l, &lk, e);
     hsm_lmk_close(&l);
-    if (rc != PX_OK || (rc = open_with_keys(cfg, NULL, &lk, &h, e)) != PX_OK)
+    if (rc != PX_OK || (rc = open_with_keys(cfg, NULL, &lk, "", &h, e)) != PX_OK)
         return rc;
     px_strlcpy(check, h->lk.lmk_check, PX_HSM_KCV_HEX_MAX);
     rc = hsm_audit_event(h, "lmk.init", NULL, NULL, h->lk.lmk_check, PX_OK,

@@ -25,8 +25,10 @@
  * hsm_key_free and hsm_close. Policy refusals are written at once. If the log cannot be
  * written, operations fail with PX_EIO until it can.
  *
- * Threads: an hsm is used by one thread at a time (loaded keys hold reusable cipher state).
- * Several processes may share one audit file (appends are serialised with flock).
+ * Threads: an hsm is used by one thread at a time (loaded keys hold reusable cipher state,
+ * the audit queue and the store connection are unlocked). Another thread takes a session
+ * (hsm_session_open): the same LMK without a second unlock, its own keys and audit queue.
+ * Several handles and processes may share one audit file (appends are serialised with flock).
  */
 #ifndef PX_HSM_H
 #define PX_HSM_H
@@ -91,6 +93,11 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
  * the caller keeps ownership of st and closes it after hsm_close. */
 int hsm_open(const hsm_config *cfg, store *st, hsm **out, px_error *e);
 void hsm_close(hsm *h); /* flushes the audit log, wipes every loaded key; NULL is fine */
+/* A session of h for another thread or store connection: h's LMK keys (copied: no unlock,
+ * no PKCS#11 call), h's audit log through a descriptor of its own, its own loaded keys and
+ * audit queue, caller (NULL: h's) and st (NULL: named keys unavailable). Audited as
+ * hsm.open with "session" in its detail. Independent of h once open: close either first. */
+int hsm_session_open(const hsm *h, store *st, const char *caller, hsm **out, px_error *e);
 
 const char *hsm_lmk_check(const hsm *h);     /* LMK check value, 10 hex */
 int hsm_set_caller(hsm *h, const char *caller, px_error *e);

@@ -251,6 +251,94 @@ static void test_bad_config_named(void **state)
     }
 }
 
+/* Occurrences of needle in the file at path. */
+static int count_in_file(const char *path, const char *needle)
+{
+    char chunk[4096];
+    size_t n;
+    int count = 0;
+    px_buf b;
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    px_buf_init(&b, 16 << 20);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        assert_int_equal(px_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    for (const char *p = px_buf_str(&b); (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        count++;
+    px_buf_free(&b);
+    return count;
+}
+
+/* A soft LMK (scrypt 2^10) dir/name.lmk with its audit log dir/name.audit. */
+static void make_lmk(const char *dir, const char *name)
+{
+    char ini[512], exe[512], cmd[1200];
+    px_buf out;
+    FILE *f;
+    snprintf(ini, sizeof ini, "%s/%s.ini", dir, name);
+    f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f, "[hsm]\nlmk_file = %s/%s.lmk\naudit_file = %s/%s.audit\nlmk_scrypt_log2n = 10\n",
+            dir, name, dir, name);
+    assert_int_equal(fclose(f), 0);
+    e2e_binary("src/app/possum", exe, sizeof exe);
+    snprintf(cmd, sizeof cmd, "%s hsm init -c %s 2>&1", exe, ini);
+    px_buf_init(&out, 1 << 16);
+    if (e2e_run(cmd, &out) != 0)
+        fail_msg("hsm init: %s", px_buf_str(&out));
+    px_buf_free(&out);
+}
+
+/* Start a second node with extra, stop it cleanly; its log says whether it has needle. */
+static int run_node(const char *extra, const char *needle)
+{
+    e2e_daemon n;
+    int found;
+    assert_int_equal(e2e_start(&n, extra), 0);
+    assert_int_equal(e2e_stop(&n, SIGTERM, 15000), 0);
+    found = e2e_log_contains(&n, needle);
+    e2e_cleanup(&n);
+    return found;
+}
+
+/* One LMK unlock per HSM per node: the switch (its key worker through a session) and
+ * phonepay use the node's [hsm], also when phonepay's hsm_* keys name the same LMK by
+ * another path; a service naming another LMK gets a second core, and the log says so. */
+static void test_one_key_management_core(void **state)
+{
+    char dir[] = "/tmp/possum-e2e-hsm-XXXXXX", node[300], other[300], extra[2048], cmd[300];
+    px_buf out;
+    const char *open = "\"op\":\"hsm.open\"", *session = " session\"";
+    assert_non_null(mkdtemp(dir));
+    setenv("POSSUM_LMK_PASSPHRASE", "e2e core passphrase", 1);
+    make_lmk(dir, "node");
+    make_lmk(dir, "other");
+    snprintf(node, sizeof node, "%s/node.audit", dir);
+    snprintf(other, sizeof other, "%s/other.audit", dir);
+    snprintf(extra, sizeof extra,
+             "[hsm]\nlmk_file = %s/node.lmk\naudit_file = %s\n\n"
+             "[phonepay]\nenabled = true\nhsm_lmk_file = %s/./node.lmk\nhsm_audit_file = %s\n",
+             dir, node, dir, node);
+    assert_false(run_node(extra, "second key-management core"));
+    assert_int_equal(count_in_file(node, open), 3);    /* init, the node, the key worker */
+    assert_int_equal(count_in_file(node, session), 1); /* the key worker: no second unlock */
+    assert_int_equal(count_in_file(node, "\"hsm.open\",\"caller\":\"switch:keys\""), 1);
+    snprintf(extra, sizeof extra,
+             "[hsm]\nlmk_file = %s/node.lmk\naudit_file = %s\n\n"
+             "[phonepay]\nenabled = true\nhsm_lmk_file = %s/other.lmk\nhsm_audit_file = %s\n",
+             dir, node, dir, other);
+    assert_true(run_node(extra, "second key-management core"));
+    assert_int_equal(count_in_file(node, open), 5);
+    assert_int_equal(count_in_file(node, session), 2);
+    assert_int_equal(count_in_file(other, open), 2);
+    assert_int_equal(count_in_file(other, session), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    px_buf_init(&out, 1 << 10);
+    assert_int_equal(e2e_run(cmd, &out), 0);
+    px_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_operator_endpoints),
         cmocka_unit_test(test_store_migrated),
         cmocka_unit_test(test_bad_config_named),
+        cmocka_unit_test(test_one_key_management_core),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -133,25 +133,24 @@ static int ensure_pan_keys(issuer_core *c, px_error *e)
     return rc == PX_OK ? PX_OK : px_error_prefix(e, "issuer: PAN keys: ");
 }
 
-int issuer_core_open(const issuer_config *cfg, store *st, int need_zpk, issuer_core **out,
-                     px_error *e)
+/* The core on h (own: close it with the core). */
+static int core_open(const issuer_config *cfg, store *st, hsm *h, int own, int need_zpk,
+                     issuer_core **out, px_error *e)
 {
     issuer_core *c = calloc(1, sizeof *c);
-    hsm_config hc;
     uint8_t seed[4];
     int rc;
     *out = NULL;
-    if (c == NULL)
+    if (c == NULL) {
+        if (own)
+            hsm_close(h);
         return px_error_set(e, PX_ENOMEM, "issuer: out of memory");
+    }
     c->cfg = *cfg;
     c->st = st;
-    hc = cfg->hsm;
-    px_strlcpy(hc.caller, "issuer", sizeof hc.caller);
-    rc = hsm_open(&hc, st, &c->h, e);
-    if (rc != PX_OK)
-        px_error_prefix(e, "issuer: hsm: ");
-    if (rc == PX_OK)
-        rc = ensure_pan_keys(c, e);
+    c->h = h;
+    c->own_hsm = own;
+    rc = ensure_pan_keys(c, e);
     if (rc == PX_OK && cfg->seed_demo)
         rc = issuer_seed_demo(c, e);
     if (rc == PX_OK && need_zpk)
@@ -167,6 +166,26 @@ int issuer_core_open(const issuer_config *cfg, store *st, int need_zpk, issuer_c
     return PX_OK;
 }
 
+int issuer_core_open(const issuer_config *cfg, store *st, int need_zpk, issuer_core **out,
+                     px_error *e)
+{
+    hsm_config hc = cfg->hsm;
+    hsm *h = NULL;
+    int rc;
+    *out = NULL;
+    px_strlcpy(hc.caller, "issuer", sizeof hc.caller);
+    rc = hsm_open(&hc, st, &h, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "issuer: hsm: ");
+    return core_open(cfg, st, h, 1, need_zpk, out, e);
+}
+
+int issuer_core_open_hsm(const issuer_config *cfg, store *st, hsm *h, int need_zpk,
+                         issuer_core **out, px_error *e)
+{
+    return core_open(cfg, st, h, 0, need_zpk, out, e);
+}
+
 void issuer_core_close(issuer_core *c)
 {
     if (c == NULL)
@@ -176,6 +195,7 @@ void issuer_core_close(issuer_core *c)
     hsm_key_free(c->h, c->zpk);
     hsm_key_free(c->h, c->pan_key);
     hsm_key_free(c->h, c->index_key);
-    hsm_close(c->h);
+    if (c->own_hsm)
+        hsm_close(c->h);
     free(c);
 }

@@ -173,6 +173,7 @@ struct issuer_core {
     issuer_config cfg;
     store *st;
     hsm *h;
+    int own_hsm;              /* 1: opened by issuer_core_open, closed with the core */
     hsm_key *zpk;             /* NULL when the CLI opened the core without one */
     hsm_key *pan_key;
     hsm_key *index_key;
@@ -180,6 +181,11 @@ struct issuer_core {
     uint64_t pvk_clock;
     uint32_t rng;             /* xorshift state: auth codes' spread, not security */
 };
+
+/* issuer_core_open on the hsm h the caller keeps (possumd's, px_daemon_hsm) instead of
+ * opening cfg->hsm; h must outlive the core. */
+int issuer_core_open_hsm(const issuer_config *cfg, store *st, hsm *h, int need_zpk,
+                         issuer_core **out, px_error *e);
 
 /* The PAN's token: AES-CMAC under issuer.pan-index, 32 hex. */
 int issuer_pan_token(issuer_core *c, const char *pan, char out[ISSUER_TOKEN_HEX + 1],

@@ -28,6 +28,7 @@ typedef struct issuer_pending {
 typedef struct issuer_svc {
     issuer_config cfg;
     px_daemon *d;
+    hsm *hsm; /* the node's (px_daemon_hsm), lent to the core */
     issuer_core *core;
     net_frame_server *srv;
     issuer_pending *pending;
@@ -229,7 +230,10 @@ static int issuer_start(void *state, px_daemon *d, px_error *e)
 {
     issuer_svc *s = state;
     net_frame_callbacks cb = {.on_frame = on_frame, .user = s};
-    int rc = issuer_core_open(&s->cfg, d->st, 1, &s->core, e);
+    int rc = px_daemon_hsm(d, "issuer", &s->cfg.hsm, &s->hsm, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "issuer: hsm: ");
+    rc = issuer_core_open_hsm(&s->cfg, d->st, s->hsm, 1, &s->core, e);
     if (rc != PX_OK)
         return rc;
     rc = net_frame_server_new(d->base, &s->cfg.listen, &cb, &s->srv, e);
@@ -270,6 +274,7 @@ static void issuer_free(void *state)
         event_free(s->day_end);
     net_frame_server_free(s->srv);
     issuer_core_close(s->core);
+    px_daemon_hsm_release(s->d, s->hsm);
     free(s);
 }
 

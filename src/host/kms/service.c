@@ -22,7 +22,7 @@ typedef struct kms_svc {
     net_listener_config intake_cfg, download_cfg;
     int has_download;
     kms *k;
-    int own_hsm;       /* no [hsm] in the file: the KMS opens its own from [kms] hsm_* */
+    int own_hsm; /* no [hsm] in the file: the HSM [kms] hsm_* names (px_daemon_hsm) */
     hsm_config hcfg;
     hsm *hsm;
     net_http_server *intake, *download;
@@ -408,7 +408,7 @@ static int kms_start(void *state, px_daemon *d, px_error *e)
 {
     kms_svc *s = state;
     int rc = PX_OK;
-    if (s->own_hsm && (rc = hsm_open(&s->hcfg, d->st, &s->hsm, e)) != PX_OK)
+    if (s->own_hsm && (rc = px_daemon_hsm(d, "kms", &s->hcfg, &s->hsm, e)) != PX_OK)
         return px_error_prefix(e, "kms: HSM: ");
     rc = kms_open(&s->kc, d->st, s->own_hsm ? s->hsm : d->hsm, &s->k, e);
     if (rc != PX_OK)
@@ -452,7 +452,7 @@ static void kms_free(void *state)
     net_http_server_free(s->download);
     net_http_server_free(s->intake);
     kms_close(s->k);
-    hsm_close(s->hsm);
+    px_daemon_hsm_release(s->d, s->hsm);
     free(s);
 }
 

@@ -174,24 +174,25 @@ static int key_ensure(phonepay *pp, const char *label, const hsm_key_attrs *a, h
     return rc;
 }
 
-int phonepay_new(const phonepay_config *cfg, store *st, phonepay **out, px_error *e)
+/* The phonepay on h (own: close it with the phonepay). */
+static int new_on(const phonepay_config *cfg, store *st, hsm *h, int own, phonepay **out,
+                  px_error *e)
 {
     static const hsm_key_attrs data = {"D0", 'A', 'B', 'N', 32};
     static const hsm_key_attrs mac = {"M6", 'A', 'C', 'N', 32};
     phonepay *pp = calloc(1, sizeof *pp);
-    hsm_config hc;
-    int rc;
+    int rc = PX_OK;
     *out = NULL;
-    if (pp == NULL)
+    if (pp == NULL) {
+        if (own)
+            hsm_close(h);
         return px_error_set(e, PX_ENOMEM, "phonepay: out of memory");
+    }
     pp->cfg = *cfg;
     pp->st = st;
-    hc = cfg->hsm;
-    px_strlcpy(hc.caller, PHONEPAY_MOD, sizeof hc.caller);
-    rc = hsm_open(&hc, st, &pp->h, e);
-    if (rc != PX_OK)
-        px_error_prefix(e, "phonepay: hsm: ");
-    if (rc == PX_OK && (rc = key_ensure(pp, cfg->card_key, &data, &pp->card_key, e)) != PX_OK)
+    pp->h = h;
+    pp->own_hsm = own;
+    if ((rc = key_ensure(pp, cfg->card_key, &data, &pp->card_key, e)) != PX_OK)
         px_error_prefix(e, "phonepay: key %s: ", cfg->card_key);
     if (rc == PX_OK && (rc = key_ensure(pp, cfg->mac_key, &mac, &pp->mac_key, e)) != PX_OK)
         px_error_prefix(e, "phonepay: key %s: ", cfg->mac_key);
@@ -201,6 +202,24 @@ int phonepay_new(const phonepay_config *cfg, store *st, phonepay **out, px_error
     }
     *out = pp;
     return PX_OK;
+}
+
+int phonepay_new(const phonepay_config *cfg, store *st, phonepay **out, px_error *e)
+{
+    hsm_config hc = cfg->hsm;
+    hsm *h = NULL;
+    int rc;
+    *out = NULL;
+    px_strlcpy(hc.caller, PHONEPAY_MOD, sizeof hc.caller);
+    rc = hsm_open(&hc, st, &h, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "phonepay: hsm: ");
+    return new_on(cfg, st, h, 1, out, e);
+}
+
+int phonepay_new_hsm(const phonepay_config *cfg, store *st, hsm *h, phonepay **out, px_error *e)
+{
+    return new_on(cfg, st, h, 0, out, e);
 }
 
 int phonepay_open(px_config *cfg, phonepay **out, px_error *e)
@@ -231,7 +250,8 @@ void phonepay_close(phonepay *pp)
     if (pp->h != NULL) {
         hsm_key_free(pp->h, pp->card_key);
         hsm_key_free(pp->h, pp->mac_key);
-        hsm_close(pp->h);
+        if (pp->own_hsm)
+            hsm_close(pp->h);
     }
     if (pp->own_store)
         store_close(pp->st);

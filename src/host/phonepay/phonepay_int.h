@@ -77,6 +77,7 @@ struct phonepay {
     store *st;          /* own connection, event-loop thread (or the CLI) only */
     int own_store;
     hsm *h;
+    int own_hsm;        /* 1: opened by phonepay_new, closed with it */
     hsm_key *card_key;  /* D0 */
     hsm_key *mac_key;   /* M6 */
     struct phonepay_outbox *outbox; /* NULL in the CLI: items wait for a daemon */
@@ -86,6 +87,9 @@ struct phonepay {
 /* Build a phonepay on an open store (not taken) with cfg (copied): opens the HSM and the
  * two named keys (created when missing). For the service, the CLI and tests. */
 int phonepay_new(const phonepay_config *cfg, store *st, phonepay **out, px_error *e);
+/* phonepay_new on the hsm h the caller keeps (possumd's, px_daemon_hsm) instead of opening
+ * cfg->hsm; h must outlive the phonepay. */
+int phonepay_new_hsm(const phonepay_config *cfg, store *st, hsm *h, phonepay **out, px_error *e);
 
 /* ---- text.c: names, masking, messages ---- */
 

@@ -13,6 +13,7 @@ typedef struct phonepay_svc {
     phonepay_config cfg;
     px_daemon *d;
     store *st;
+    hsm *hsm; /* the node's (px_daemon_hsm), lent to pp */
     phonepay *pp;
     phonepay_outbox *outbox;
     phonepay_rest *rest;
@@ -47,7 +48,10 @@ static int phonepay_start(void *state, px_daemon *d, px_error *e)
     int rc = store_open(&d->store_cfg, &s->st, e); /* our own connection, loop thread */
     if (rc != PX_OK)
         return px_error_prefix(e, "phonepay: store: ");
-    rc = phonepay_new(&s->cfg, s->st, &s->pp, e);
+    rc = px_daemon_hsm(d, PHONEPAY_MOD, &s->cfg.hsm, &s->hsm, e);
+    if (rc != PX_OK)
+        return px_error_prefix(e, "phonepay: hsm: ");
+    rc = phonepay_new_hsm(&s->cfg, s->st, s->hsm, &s->pp, e);
     if (rc == PX_OK)
         rc = phonepay_outbox_new(s->pp, d->base, &s->outbox, e);
     if (rc == PX_OK)
@@ -89,6 +93,7 @@ static void phonepay_free(void *state)
     phonepay_rest_free(s->rest);
     phonepay_outbox_free(s->outbox);
     phonepay_close(s->pp);
+    px_daemon_hsm_release(s->d, s->hsm);
     store_close(s->st);
     free(s);
 }

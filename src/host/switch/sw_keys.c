@@ -110,14 +110,12 @@ static void *keyworker_main(void *arg)
 int sw_keyworker_start(switch_svc *s, sw_keyworker **out, px_error *e)
 {
     sw_keyworker *k = calloc(1, sizeof *k);
-    hsm_config hc = s->cfg.hsm;
     int rc;
     *out = NULL;
     if (k == NULL)
         return px_error_set(e, PX_ENOMEM, "switch: out of memory");
     k->s = s;
-    px_strlcpy(hc.caller, "switch:keys", sizeof hc.caller);
-    rc = hsm_open(&hc, NULL, &k->h, e);
+    rc = hsm_session_open(s->hsm, NULL, "switch:keys", &k->h, e);
     if (rc != PX_OK) {
         free(k);
         return rc;

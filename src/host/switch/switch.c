@@ -228,15 +228,17 @@ static void on_frame(net_frame_server *srv, uint64_t conn, const uint8_t *data, 
     free(r);
 }
 
-/* The HSM and the keys the switch needs beside the terminals': the zone PIN key and the
- * data key that seals provider messages at rest (made on first start). Without an HSM the
- * switch still runs (echo, and 96 for anything that needs a key) and says why. */
+/* The node's HSM (px_daemon_hsm: shared with the other services, event-loop thread only;
+ * the key worker takes a session of it) and the keys the switch needs beside the
+ * terminals': the zone PIN key and the data key that seals provider messages at rest (made
+ * on first start). Without an HSM the switch still runs (echo, and 96 for anything that
+ * needs a key) and says why. */
 static void open_hsm(switch_svc *s)
 {
     px_error e = {0};
     hsm_keyblock kb;
     static const hsm_key_attrs dek_attrs = {"D0", 'A', 'B', 'N', 16};
-    int rc = hsm_open(&s->cfg.hsm, s->d->st, &s->hsm, &e);
+    int rc = px_daemon_hsm(s->d, "switch", &s->cfg.hsm, &s->hsm, &e);
     if (rc != PX_OK) {
         px_strlcpy(s->hsm_error, px_error_text(&e), sizeof s->hsm_error);
         px_errorlog("switch", "HSM unavailable: %s; sign-on and transactions answer 96",
@@ -380,7 +382,7 @@ static void switch_free(void *state)
     sw_cache_free(&s->cache, s->hsm);
     hsm_key_free(s->hsm, s->zpk);
     hsm_key_free(s->hsm, s->dek);
-    hsm_close(s->hsm);
+    px_daemon_hsm_release(s->d, s->hsm);
     free(s);
 }
 

@@ -53,8 +53,8 @@ static int flag_switch(void *ud, store *st, const char *tid, int on, px_error *e
 /* ---- configuration ---------------------------------------------------------------------- */
 
 /* The node's [hsm] settings (defaults without one), then [tms] hsm_lmk_file and
- * hsm_audit_file. The TMS opens its own handle on that HSM: its worker threads use it under
- * a lock, and the daemon's (d->hsm) belongs to the loop thread. */
+ * hsm_audit_file: the HSM px_daemon_hsm lends. That handle belongs to the loop thread, so
+ * the worker threads use a session of it (hsm_session_open), under a lock. */
 static int hsm_settings(px_config *c, hsm_config *h, px_error *e)
 {
     static const struct { const char *key; size_t off, size; } keys[] = {
@@ -402,7 +402,8 @@ static int tms_start(void *state, px_daemon *d, px_error *e)
      * hsm_lock while the loop thread uses s->st (one connection, one thread at a time) */
     if ((rc = store_open(&d->store_cfg, &s->hst, e)) != PX_OK)
         return px_error_prefix(e, "tms: ");
-    if ((rc = hsm_open(&s->cfg.hsm, s->hst, &s->h, e)) != PX_OK)
+    if ((rc = px_daemon_hsm(d, "tms", &s->cfg.hsm, &s->core, e)) != PX_OK ||
+        (rc = hsm_session_open(s->core, s->hst, "tms", &s->h, e)) != PX_OK)
         return px_error_prefix(e, "tms: hsm: ");
     if ((rc = load_timestamp_key(s, e)) != PX_OK || (rc = writer_start(s, e)) != PX_OK)
         return rc;
@@ -455,6 +456,7 @@ static void tms_free(void *state)
     if (s->tick_ev != NULL)
         event_free(s->tick_ev);
     hsm_close(s->h);
+    px_daemon_hsm_release(s->d, s->core);
     store_close(s->hst);
     store_close(s->st);
     if (s->inited) {

@@ -268,7 +268,8 @@ struct tms_svc {
     tms_config cfg;
     px_daemon *d;
     store *st;                        /* the loop thread's: tick and operator routes */
-    hsm *h;                           /* shared by the workers under hsm_lock */
+    hsm *core;                        /* the node's (px_daemon_hsm): loop thread */
+    hsm *h;                           /* a session of it, the workers' under hsm_lock */
     store *hst;                       /* the HSM's own connection (named keys), under hsm_lock */
     pthread_mutex_t hsm_lock;
     uint8_t ts_priv[TUF_PRIV_LEN];    /* the online timestamp key */

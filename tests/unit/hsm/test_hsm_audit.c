@@ -1,8 +1,10 @@
 /* test_hsm_audit.c: the audit log: what is recorded, the hash chain and MACs, detection of
  * every kind of tampering (edit, deletion, reordering, truncation, forgery), aggregation of
- * hot-path operations, several writers, and refusing work when the log cannot be written. */
+ * hot-path operations, several writers, sessions on other threads, and refusing work when
+ * the log cannot be written. */
 #include "hsm_testutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +231,71 @@ static void test_two_writers_share_a_log(void **state)
     assert_true(entries >= 18);
 }
 
+typedef struct session_job {
+    hsm *h;
+    int failures;
+} session_job;
+
+/* Key management and MACs on one handle, as a worker thread does with its session. */
+static void *session_work(void *arg)
+{
+    session_job *j = arg;
+    hsm_key_attrs a = fx_attrs("M3", 'T', 'C', 'S', 16);
+    hsm_keyblock kb;
+    uint8_t mac[16], data[16] = {1, 2, 3};
+    size_t n = 0;
+    for (int i = 0; i < 20; i++) {
+        hsm_key *k = NULL;
+        j->failures += hsm_key_generate(j->h, &a, NULL, &kb, NULL) != PX_OK ||
+                       hsm_key_load(j->h, kb.block, &k, NULL) != PX_OK ||
+                       hsm_mac_generate(j->h, k, CRYPTO_MAC_X919, data, sizeof data, mac,
+                                        sizeof mac, &n, NULL) != PX_OK;
+        hsm_key_free(j->h, k);
+    }
+    return NULL;
+}
+
+/* A session: the core's LMK without unlocking it again (no passphrase, no LMK file needed),
+ * its own caller and keys, the same audit chain, used on another thread beside the core. */
+static void test_session_on_another_thread(void **state)
+{
+    hsm_fixture *f = *state;
+    hsm *s = NULL;
+    hsm_key *named = NULL;
+    hsm_key_attrs a = fx_attrs("D0", 'A', 'B', 'E', 16);
+    hsm_keyblock kb;
+    session_job core = {0}, worker = {0};
+    pthread_t th;
+    char moved[PX_PATH_MAX], *text;
+    size_t entries = 0, len = 0;
+    px_error e = {0};
+    fx_path(f, "lmk.moved", moved, sizeof moved);
+    assert_int_equal(rename(f->cfg.lmk_file, moved), 0);
+    assert_int_equal(hsm_session_open(f->h, f->st, "no spaces", &s, &e), PX_EINVAL);
+    assert_null(s);
+    assert_int_equal(hsm_session_open(f->h, f->st, "worker:1", &s, &e), PX_OK);
+    assert_string_equal(hsm_lmk_check(s), hsm_lmk_check(f->h));
+    /* a key the session makes is the core's LMK's: the core loads it by name */
+    assert_int_equal(hsm_key_generate(s, &a, "session.key", &kb, &e), PX_OK);
+    assert_int_equal(hsm_key_load_named(f->h, "session.key", &named, &e), PX_OK);
+    hsm_key_free(f->h, named);
+    core.h = f->h;
+    worker.h = s;
+    assert_int_equal(pthread_create(&th, NULL, session_work, &worker), 0);
+    session_work(&core);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(core.failures, 0);
+    assert_int_equal(worker.failures, 0);
+    hsm_close(s);
+    assert_int_equal(rename(moved, f->cfg.lmk_file), 0);
+    assert_int_equal(hsm_audit_verify(f->cfg.audit_file, &f->cfg, &entries, &e), PX_OK);
+    assert_true(entries >= 2 * 20 * 3);
+    text = fx_read(f->cfg.audit_file, &len);
+    assert_non_null(strstr(text, "\"op\":\"hsm.open\",\"caller\":\"worker:1\""));
+    assert_non_null(strstr(text, " session\""));
+    free(text);
+}
+
 static void test_unwritable_log_fails_closed(void **state)
 {
     hsm_fixture *f = *state;
@@ -255,6 +322,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_detects_tampering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_are_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers_share_a_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_on_another_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_log_fails_closed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
