@@ -101,3 +101,12 @@ int cli_dispatch(const char *prog, const cli_command *table, int argc, char **ar
             return table[i].run(argc - 1, argv + 1);
     return cli_usage_error("%s: unknown command '%s' (see %s --help)", prog, argv[1], prog);
 }
+
+int cli_dispatch_config(const char *prog, const cli_command *table, int argc, char **argv)
+{
+    char *args[64];
+    int n = argc < 64 ? argc : 64;
+    for (int i = 0; i < n; i++)
+        args[i] = strcmp(argv[i], "-c") == 0 ? (char *)"--config" : argv[i];
+    return cli_dispatch(prog, table, n, args);
+}

@@ -40,5 +40,7 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Dispatch argv[1] among a nested table (for `possum hsm generate ...`). */
 int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
+/* The same with "-c FILE" taken as "--config FILE" (at most 64 arguments are passed on). */
+int cli_dispatch_config(const char *prog, const cli_command *table, int argc, char **argv);
 
 #endif

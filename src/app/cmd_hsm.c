@@ -8,6 +8,7 @@
  * Exit 0 ok, 1 failed, 2 usage.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "hsm/hsm.h"
 #include "lib/str.h"
 #include "lib/time.h"
@@ -34,13 +35,9 @@ const char cmd_hsm_summary[] = "key management: init, generate, form, import, ex
         {"lmk-file", 0, "soft LMK file (overrides [hsm] lmk_file)", NULL},                      \
         {"audit-file", 0, "audit log (overrides [hsm] audit_file)", NULL}
 
-/* What a subcommand works with, opened from the common options. */
-typedef struct hsm_ctx {
-    hsm_config cfg;
-    store_config sc;
-    store *st;
-    hsm *h;
-} hsm_ctx;
+/* What a subcommand works with: its configuration is optional ([hsm], [store]). */
+typedef cli_env hsm_ctx;
+static const cli_env_spec hsm_env = {DEFAULT_CONFIG, NULL, NULL};
 
 /* "cli:<user>", the user name reduced to label characters. */
 static void set_caller(hsm_config *cfg)
@@ -56,28 +53,24 @@ static void set_caller(hsm_config *cfg)
 /* Read the config (if any), bind [hsm] and [store], apply overrides. */
 static int load_config(const cli_opt *opts, hsm_ctx *c)
 {
-    const char *path = cli_get(opts, "config"), *v;
-    px_config *pc = NULL;
+    const char *v;
     px_error e = {0};
-    hsm_config_default(&c->cfg);
-    store_config_default(&c->sc);
-    if (path == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
-        path = DEFAULT_CONFIG;
-    if (path != NULL) {
-        if (px_config_load_file(path, &pc, &e) != PX_OK || hsm_config_bind(pc, "hsm", &c->cfg, &e) != PX_OK ||
-            (px_config_has_section(pc, "store") && store_config_bind(pc, "store", &c->sc, &e) != PX_OK)) {
-            px_config_free(pc);
-            return cli_fail("%s", px_error_text(&e));
-        }
-        px_config_free(pc);
+    cli_env_init(c, &hsm_env);
+    if (cli_env_open(c, opts, CLI_ENV_HSM_CONFIG, &e) != PX_OK) {
+        cli_env_close(c);
+        return cli_fail("%s", px_error_text(&e));
     }
-    if ((v = cli_get(opts, "lmk-file")) != NULL && px_strlcpy(c->cfg.lmk_file, v, sizeof c->cfg.lmk_file) != PX_OK)
+    if ((v = cli_get(opts, "lmk-file")) != NULL && px_strlcpy(c->hcfg.lmk_file, v, sizeof c->hcfg.lmk_file) != PX_OK) {
+        cli_env_close(c);
         return cli_usage_error("--lmk-file: path too long");
+    }
     if ((v = cli_get(opts, "audit-file")) != NULL &&
-        px_strlcpy(c->cfg.audit_file, v, sizeof c->cfg.audit_file) != PX_OK)
+        px_strlcpy(c->hcfg.audit_file, v, sizeof c->hcfg.audit_file) != PX_OK) {
+        cli_env_close(c);
         return cli_usage_error("--audit-file: path too long");
-    set_caller(&c->cfg);
-    c->cfg.secret_fn = hsm_secret_prompt;
+    }
+    set_caller(&c->hcfg);
+    c->hcfg.secret_fn = hsm_secret_prompt;
     return CLI_OK;
 }
 
@@ -88,11 +81,12 @@ static int ctx_open(const cli_opt *opts, hsm_ctx *c, int need_store)
     int rc = load_config(opts, c);
     if (rc != CLI_OK)
         return rc;
-    if (need_store && store_open(&c->sc, &c->st, &e) != PX_OK)
+    if (need_store && cli_env_open(c, opts, CLI_ENV_STORE, &e) != PX_OK) {
+        cli_env_close(c);
         return cli_fail("store: %s", px_error_text(&e));
-    if (hsm_open(&c->cfg, c->st, &c->h, &e) != PX_OK) {
-        store_close(c->st);
-        c->st = NULL;
+    }
+    if (cli_env_open(c, opts, CLI_ENV_HSM, &e) != PX_OK) {
+        cli_env_close(c);
         return cli_fail("%s", px_error_text(&e));
     }
     return CLI_OK;
@@ -100,9 +94,7 @@ static int ctx_open(const cli_opt *opts, hsm_ctx *c, int need_store)
 
 static void ctx_close(hsm_ctx *c)
 {
-    hsm_close(c->h);
-    store_close(c->st);
-    memset(c, 0, sizeof *c);
+    cli_env_close(c);
 }
 
 /* Parse argv (after the subcommand name) into opts; *done when the caller should return rc. */
@@ -170,14 +162,17 @@ static int hsm_init(int argc, char **argv)
     int done, rc = parse(argc, argv, opts, "possum hsm init [-c CONFIG] [--lmk-file F] [--audit-file F]", &done);
     if (done || (rc = load_config(opts, &c)) != CLI_OK)
         return rc;
-    if (hsm_lmk_init(&c.cfg, check, &e) != PX_OK)
-        return cli_fail("%s", px_error_text(&e));
-    if (c.cfg.backend == HSM_BACKEND_PKCS11)
-        printf("LMK created in token '%s' as '%s'\n", c.cfg.pkcs11_token_label, c.cfg.pkcs11_key_label);
+    rc = hsm_lmk_init(&c.hcfg, check, &e);
+    if (rc != PX_OK)
+        rc = cli_fail("%s", px_error_text(&e));
+    else if (c.hcfg.backend == HSM_BACKEND_PKCS11)
+        printf("LMK created in token '%s' as '%s'\n", c.hcfg.pkcs11_token_label, c.hcfg.pkcs11_key_label);
     else
-        printf("LMK created in %s\n", c.cfg.lmk_file);
-    printf("LMK check value: %s\n", check);
-    return CLI_OK;
+        printf("LMK created in %s\n", c.hcfg.lmk_file);
+    if (rc == PX_OK)
+        printf("LMK check value: %s\n", check);
+    ctx_close(&c);
+    return rc;
 }
 
 /* ---- generate ---- */
@@ -415,13 +410,15 @@ static int hsm_list(int argc, char **argv)
     int done, rc = parse(argc, argv, opts, "possum hsm list [-c CONFIG]   (no LMK needed: clear headers only)", &done);
     if (done || (rc = load_config(opts, &c)) != CLI_OK)
         return rc;
-    if (store_open(&c.sc, &c.st, &e) != PX_OK)
+    if (cli_env_open(&c, opts, CLI_ENV_STORE, &e) != PX_OK) {
+        cli_env_close(&c);
         return cli_fail("store: %s", px_error_text(&e));
+    }
     printf("%-24s %-5s %-4s %-4s %-3s %-10s %-10s %s\n", "LABEL", "USAGE", "ALG", "MODE", "EXP", "KCV", "LMK",
            "CREATED");
     if (hsm_keys_list(c.st, print_row, NULL, &e) != PX_OK)
         rc = cli_fail("list: %s", px_error_text(&e));
-    store_close(c.st);
+    cli_env_close(&c);
     return rc;
 }
 
@@ -462,13 +459,15 @@ static int hsm_audit_cmd(int argc, char **argv)
         return cli_usage_error("hsm audit: expected 'verify' (see --help)");
     if ((rc = load_config(opts, &c)) != CLI_OK)
         return rc;
-    const char *file = cli_has(opts, "file") ? cli_get(opts, "file") : c.cfg.audit_file;
+    const char *file = cli_has(opts, "file") ? cli_get(opts, "file") : c.hcfg.audit_file;
     int chain_only = cli_has(opts, "chain-only");
-    if (hsm_audit_verify(file, chain_only ? NULL : &c.cfg, &entries, &e) != PX_OK)
-        return cli_fail("audit %s: %s", file, px_error_text(&e));
-    printf("audit OK: %zu entries in %s (%s)\n", entries, file,
-           chain_only ? "hash chain verified; MACs not checked" : "hash chain and MACs verified");
-    return CLI_OK;
+    if (hsm_audit_verify(file, chain_only ? NULL : &c.hcfg, &entries, &e) != PX_OK)
+        rc = cli_fail("audit %s: %s", file, px_error_text(&e));
+    else
+        printf("audit OK: %zu entries in %s (%s)\n", entries, file,
+               chain_only ? "hash chain verified; MACs not checked" : "hash chain and MACs verified");
+    ctx_close(&c);
+    return rc;
 }
 
 /* ---- dispatch ---- */

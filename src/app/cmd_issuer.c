@@ -5,6 +5,7 @@
  * --db PATH (a SQLite file); commands that touch PANs open the HSM ([issuer] hsm_* keys).
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/issuer/issuer.h"
 #include "lib/hex.h"
 #include "lib/log.h"
@@ -22,50 +23,36 @@ const char cmd_issuer_summary[] = "the issuer simulator: clearing file, cardhold
 #define ISSUER_DEFAULT_CONFIG "etc/issuer.ini"
 
 typedef struct issuer_cli {
-    px_config *ini;
+    cli_env env;
     issuer_config icfg;
-    store_config scfg;
-    store *st;
     issuer_core *core;
 } issuer_cli;
 
-/* The store (and with need_hsm the issuer core) from --config or --db. */
+static const cli_env_spec issuer_env = {ISSUER_DEFAULT_CONFIG, NULL, NULL};
+
+/* The store (and with need_hsm the issuer core) from --config or --db (cli_env.h). */
 static int cli_open(issuer_cli *x, const cli_opt *opts, int need_hsm, int seed, px_error *e)
 {
-    const char *cfg = cli_get(opts, "config"), *db = cli_get(opts, "db");
-    int rc = PX_OK;
-    memset(x, 0, sizeof *x);
+    int rc;
+    x->core = NULL;
     issuer_config_default(&x->icfg);
-    store_config_default(&x->scfg);
-    if (cfg == NULL && db == NULL && access(ISSUER_DEFAULT_CONFIG, R_OK) == 0)
-        cfg = ISSUER_DEFAULT_CONFIG;
-    if (cfg != NULL) {
-        rc = px_config_load_file(cfg, &x->ini, e);
-        if (rc == PX_OK)
-            rc = store_config_bind(x->ini, "store", &x->scfg, e);
-        if (rc == PX_OK)
-            rc = issuer_config_bind(x->ini, &x->icfg, e);
-    } else if (db != NULL) {
-        rc = px_strlcpy(x->scfg.path, db, sizeof x->scfg.path) == PX_OK
-                 ? PX_OK : px_error_set(e, PX_EINVAL, "--db: path too long");
-    } else {
-        return px_error_set(e, PX_EINVAL, "give --config FILE or --db PATH (no %s here)",
-                            ISSUER_DEFAULT_CONFIG);
-    }
+    cli_env_init(&x->env, &issuer_env);
+    rc = cli_env_open(&x->env, opts, CLI_ENV_DB, e);
+    if (rc == PX_OK && x->env.ini != NULL)
+        rc = issuer_config_bind(x->env.ini, &x->icfg, e);
     if (rc == PX_OK)
-        rc = store_open(&x->scfg, &x->st, e);
+        rc = cli_env_open(&x->env, opts, CLI_ENV_STORE, e);
     x->icfg.seed_demo = seed;
     x->icfg.hsm.secret_fn = isatty(STDIN_FILENO) ? hsm_secret_prompt : NULL;
     if (rc == PX_OK && need_hsm)
-        rc = issuer_core_open(&x->icfg, x->st, 0, &x->core, e);
+        rc = issuer_core_open(&x->icfg, x->env.st, 0, &x->core, e);
     return rc;
 }
 
 static void cli_close(issuer_cli *x)
 {
     issuer_core_close(x->core);
-    store_close(x->st);
-    px_config_free(x->ini);
+    cli_env_close(&x->env);
 }
 
 #define STORE_OPTS                                                               \
@@ -92,7 +79,7 @@ static int issuer_clearing(int argc, char **argv)
     rc = cli_open(&x, opts, 0, 0, &e);
     dir = cli_get(opts, "out") ? cli_get(opts, "out") : x.icfg.clearing_dir;
     if (rc == PX_OK)
-        rc = issuer_clearing_write(x.st, date, dir, path, sizeof path, &lines, &e);
+        rc = issuer_clearing_write(x.env.st, date, dir, path, sizeof path, &lines, &e);
     cli_close(&x);
     if (rc != PX_OK)
         return cli_fail("clearing: %s", px_error_text(&e));
@@ -217,7 +204,7 @@ static int cardholder_list(int argc, char **argv)
     if (rc == PX_OK) {
         printf("%-20s %-10s %-12s %-6s %-8s %-5s %-8s %s\n", "PAN", "NAME", "BANK", "EXPIRY",
                "PIN", "TRIES", "STATUS", "BALANCE");
-        rc = issuer_cardholders_list(x.st, print_row, NULL, &e);
+        rc = issuer_cardholders_list(x.env.st, print_row, NULL, &e);
     }
     cli_close(&x);
     return rc == PX_OK ? CLI_OK : cli_fail("cardholder list: %s", px_error_text(&e));
@@ -276,10 +263,10 @@ static int issuer_bank(int argc, char **argv)
         return cli_usage_error("bank: --id and --name (new bank) or --bin-low (new range)");
     rc = cli_open(&x, opts, 0, 0, &e);
     if (rc == PX_OK && cli_get(opts, "name") != NULL)
-        rc = issuer_bank_add(x.st, cli_get(opts, "id"), cli_get(opts, "name"),
+        rc = issuer_bank_add(x.env.st, cli_get(opts, "id"), cli_get(opts, "name"),
                              !cli_has(opts, "not-contracted"), &e);
     if (rc == PX_OK && low != NULL)
-        rc = issuer_bin_range_add(x.st, cli_get(opts, "id"), low, high, &e);
+        rc = issuer_bin_range_add(x.env.st, cli_get(opts, "id"), low, high, &e);
     cli_close(&x);
     if (rc != PX_OK)
         return cli_fail("bank: %s", px_error_text(&e));

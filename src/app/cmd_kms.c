@@ -9,6 +9,7 @@
  * The LMK passphrase comes from POSSUM_LMK_PASSPHRASE or a prompt.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/kms/kms.h"
 #include "lib/str.h"
 #include "lib/time.h"
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -28,65 +28,50 @@ const char cmd_kms_summary[] = "key management system: init, list, status, audit
 #define CONFIG_OPT {"config", 0, "the KMS's configuration (default etc/kms.ini)", NULL}
 
 typedef struct kms_cli {
-    px_config *ini;
-    store_config scfg;
-    hsm_config hcfg;
-    store *st;
-    hsm *h;
+    cli_env env;
     kms *k;
 } kms_cli;
 
 static void cli_close(kms_cli *x)
 {
     kms_close(x->k);
-    hsm_close(x->h);
-    store_close(x->st);
-    px_config_free(x->ini);
+    cli_env_close(&x->env);
 }
+
+static const cli_env_spec kms_env = {DEFAULT_CONFIG, "cli:kms", kms_hsm_config_bind};
 
 /* need: 0 store only, 1 store + HSM, 2 store + HSM + the KMS (receiving key, CA, CRL). */
 static int cli_open(kms_cli *x, const cli_opt *opts, int need, px_error *e)
 {
-    const char *path = cli_get(opts, "config") ? cli_get(opts, "config") : DEFAULT_CONFIG;
     int rc;
-    memset(x, 0, sizeof *x);
-    store_config_default(&x->scfg);
-    hsm_config_default(&x->hcfg);
-    rc = px_config_load_file(path, &x->ini, e);
-    if (rc == PX_OK && px_config_has_section(x->ini, "store"))
-        rc = store_config_bind(x->ini, "store", &x->scfg, e);
-    if (rc == PX_OK && need >= 1)
-        rc = kms_hsm_config_bind(x->ini, &x->hcfg, e);
-    if (rc == PX_OK)
-        rc = store_open(&x->scfg, &x->st, e);
-    if (rc == PX_OK && need >= 1) {
-        snprintf(x->hcfg.caller, sizeof x->hcfg.caller, "cli:kms");
-        x->hcfg.secret_fn = isatty(STDIN_FILENO) ? hsm_secret_prompt : NULL;
-        rc = hsm_open(&x->hcfg, x->st, &x->h, e);
-    }
+    x->k = NULL;
+    cli_env_init(&x->env, &kms_env);
+    rc = cli_env_open(&x->env, opts,
+                      CLI_ENV_CONFIG | CLI_ENV_STORE | (need >= 1 ? CLI_ENV_HSM : 0u), e);
     if (rc == PX_OK && need >= 2) {
         net_listener_config lc;
         kms_config kc;
         const char *v;
-        const char *cfgpath = px_config_path(x->ini), *slash = strrchr(cfgpath, '/');
+        const char *cfgpath = px_config_path(x->env.ini), *slash = strrchr(cfgpath, '/');
         kms_config_default(&kc);
         net_listener_config_defaults(&lc, "kms");
-        rc = net_listener_config_bind(x->ini, "kms", NULL, &lc, e); /* tls_ca, tls_crl resolved */
+        /* tls_ca, tls_crl resolved */
+        rc = net_listener_config_bind(x->env.ini, "kms", NULL, &lc, e);
         if (rc == PX_OK) {
             px_strlcpy(kc.ca, lc.tls.ca, sizeof kc.ca);
             px_strlcpy(kc.crl, lc.tls.crl, sizeof kc.crl);
-            if ((v = px_config_get(x->ini, "kms", "customer")) != NULL)
+            if ((v = px_config_get(x->env.ini, "kms", "customer")) != NULL)
                 px_strlcpy(kc.customer, v, sizeof kc.customer);
-            if ((v = px_config_get(x->ini, "kms", "recv_key")) != NULL)
+            if ((v = px_config_get(x->env.ini, "kms", "recv_key")) != NULL)
                 px_strlcpy(kc.recv_key, v, sizeof kc.recv_key);
-            if ((v = px_config_get(x->ini, "kms", "mtms_cn")) != NULL)
+            if ((v = px_config_get(x->env.ini, "kms", "mtms_cn")) != NULL)
                 px_strlcpy(kc.mtms_cn, v, sizeof kc.mtms_cn);
-            if ((v = px_config_get(x->ini, "kms", "zone_key")) != NULL)
+            if ((v = px_config_get(x->env.ini, "kms", "zone_key")) != NULL)
                 px_strlcpy(kc.zone_key, v, sizeof kc.zone_key);
-            if ((v = px_config_get(x->ini, "kms", "recv_cert")) != NULL)
+            if ((v = px_config_get(x->env.ini, "kms", "recv_cert")) != NULL)
                 snprintf(kc.recv_cert, sizeof kc.recv_cert, "%.*s%s",
                          v[0] == '/' || slash == NULL ? 0 : (int)(slash - cfgpath + 1), cfgpath, v);
-            rc = kms_open(&kc, x->st, x->h, &x->k, e);
+            rc = kms_open(&kc, x->env.st, x->env.h, &x->k, e);
         }
     }
     return rc;
@@ -118,8 +103,8 @@ static int kms_init_cmd(int argc, char **argv)
     if (cli_get(opts, "out") == NULL)
         return cli_usage_error("kms init: --out FILE is required");
     if (cli_open(&x, opts, 1, &e) != PX_OK ||
-        kms_recv_key_create(x.h, cli_get(opts, "label") ? cli_get(opts, "label") : "kms.recv", pub,
-                            &e) != PX_OK) {
+        kms_recv_key_create(x.env.h, cli_get(opts, "label") ? cli_get(opts, "label") : "kms.recv",
+                            pub, &e) != PX_OK) {
         cli_close(&x);
         return cli_fail("kms init: %s", px_error_text(&e));
     }
@@ -173,7 +158,8 @@ static int kms_list_cmd(int argc, char **argv)
     int done, rc = parse(argc, argv, opts, NULL, 0, NULL, "possum kms list [--config FILE]", &done);
     if (done)
         return rc;
-    if (cli_open(&x, opts, 0, &e) != PX_OK || kms_terminal_list(x.st, list_one, &n, &e) != PX_OK)
+    if (cli_open(&x, opts, 0, &e) != PX_OK ||
+        kms_terminal_list(x.env.st, list_one, &n, &e) != PX_OK)
         rc = cli_fail("kms list: %s", px_error_text(&e));
     else
         printf("%zu terminal%s\n", n, n == 1 ? "" : "s");
@@ -195,7 +181,7 @@ static int kms_status_cmd(int argc, char **argv)
         return rc;
     if (npos != 1)
         return cli_usage_error("kms status: give a serial number");
-    if (cli_open(&x, opts, 0, &e) != PX_OK || kms_terminal_get(x.st, pos[0], &t, &e) != PX_OK)
+    if (cli_open(&x, opts, 0, &e) != PX_OK || kms_terminal_get(x.env.st, pos[0], &t, &e) != PX_OK)
         rc = cli_fail("kms status: %s", px_error_text(&e));
     else
         print_terminal(&t);
@@ -223,7 +209,7 @@ static int kms_audit_cmd(int argc, char **argv)
     if (done)
         return rc;
     if (cli_open(&x, opts, 0, &e) != PX_OK ||
-        kms_audit_list(x.st, cli_get(opts, "serial"), audit_one, NULL, &e) != PX_OK)
+        kms_audit_list(x.env.st, cli_get(opts, "serial"), audit_one, NULL, &e) != PX_OK)
         rc = cli_fail("kms audit: %s", px_error_text(&e));
     cli_close(&x);
     return rc;

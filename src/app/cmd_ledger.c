@@ -9,12 +9,12 @@
  * The store comes from --config FILE ([store]) or --db PATH.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/switch/ledger.h"
 #include "lib/str.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 const char cmd_ledger_summary[] = "the transaction platform's ledger: check, balances, batches";
 
@@ -24,31 +24,13 @@ const char cmd_ledger_summary[] = "the transaction platform's ledger: check, bal
     {"config", 0, "configuration with [store]; default etc/possum.ini", NULL}, \
         {"db", 0, "a SQLite database file instead of --config", NULL}
 
-static int open_store(const cli_opt *opts, store **st, px_error *e)
+static const cli_env_spec ledger_env = {DEFAULT_CONFIG, NULL, NULL};
+
+/* The store from --config or --db (cli_env.h). */
+static int cli_open(cli_env *x, const cli_opt *opts, px_error *e)
 {
-    const char *cfg = cli_get(opts, "config"), *db = cli_get(opts, "db");
-    store_config sc;
-    px_config *ini = NULL;
-    int rc = PX_OK;
-    store_config_default(&sc);
-    if (cfg == NULL && db == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
-        cfg = DEFAULT_CONFIG;
-    if (cfg != NULL) {
-        rc = px_config_load_file(cfg, &ini, e);
-        if (rc == PX_OK && px_config_has_section(ini, "store"))
-            rc = store_config_bind(ini, "store", &sc, e);
-        px_config_free(ini);
-    } else if (db != NULL) {
-        rc = px_strlcpy(sc.path, db, sizeof sc.path) == PX_OK
-                 ? PX_OK
-                 : px_error_set(e, PX_EINVAL, "--db: path too long");
-    } else {
-        return px_error_set(e, PX_EINVAL, "give --config FILE or --db PATH (no %s here)",
-                            DEFAULT_CONFIG);
-    }
-    if (rc == PX_OK)
-        rc = store_open(&sc, st, e);
-    return rc;
+    cli_env_init(x, &ledger_env);
+    return cli_env_open(x, opts, CLI_ENV_DB | CLI_ENV_STORE, e);
 }
 
 static void money(int64_t minor, char out[32])
@@ -67,7 +49,7 @@ static void print_problem(void *ud, const char *line)
 static int ledger_check(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
-    store *st = NULL;
+    cli_env x;
     switch_ledger_check_result r;
     px_error e = {0};
     int bad;
@@ -75,10 +57,10 @@ static int ledger_check(int argc, char **argv)
                        "possum ledger check [--config FILE | --db PATH]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
-    rc = open_store(opts, &st, &e);
+    rc = cli_open(&x, opts, &e);
     if (rc == PX_OK)
-        rc = switch_ledger_check(st, &r, print_problem, NULL, &e);
-    store_close(st);
+        rc = switch_ledger_check(x.st, &r, print_problem, NULL, &e);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("ledger check: %s", px_error_text(&e));
     bad = r.bad_balances || r.bad_txns || r.unposted || r.orphans;
@@ -115,7 +97,7 @@ static int print_balance(void *ud, const switch_ledger_account *a)
 static int ledger_balances(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
-    store *st = NULL;
+    cli_env x;
     bal_totals t = {0, 0};
     char m[32];
     px_error e = {0};
@@ -123,12 +105,12 @@ static int ledger_balances(int argc, char **argv)
                        "possum ledger balances [--config FILE | --db PATH]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
-    rc = open_store(opts, &st, &e);
+    rc = cli_open(&x, opts, &e);
     if (rc == PX_OK) {
         printf("%-40s %-9s %16s  (debit +, credit -; CNY)\n", "account", "kind", "balance");
-        rc = switch_ledger_balances(st, print_balance, &t, &e);
+        rc = switch_ledger_balances(x.st, print_balance, &t, &e);
     }
-    store_close(st);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("ledger balances: %s", px_error_text(&e));
     money(t.sum, m);
@@ -159,7 +141,7 @@ static int ledger_batch(int argc, char **argv)
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
     const char *pos[2];
     size_t npos = 0, ndiff = 0;
-    store *st = NULL;
+    cli_env x;
     switch_batch_report b;
     int64_t batch;
     char m1[32], m2[32], m3[32], m4[32];
@@ -171,9 +153,9 @@ static int ledger_batch(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     if (npos != 2 || px_parse_i64(pos[1], 0, 999999, &batch) != PX_OK)
         return cli_usage_error("ledger batch: TID BATCH (a batch number, up to 6 digits)");
-    rc = open_store(opts, &st, &e);
+    rc = cli_open(&x, opts, &e);
     if (rc == PX_OK) {
-        rc = switch_ledger_batch(st, pos[0], batch, &b, NULL, NULL, &e);
+        rc = switch_ledger_batch(x.st, pos[0], batch, &b, NULL, NULL, &e);
         if (rc == PX_OK) {
             money(b.sw_debit_amount, m1);
             money(b.sw_credit_amount, m2);
@@ -189,12 +171,12 @@ static int ledger_batch(int argc, char **argv)
             }
             printf("  batch upload: %lld entries\n", (long long)b.uploaded);
             if (b.uploaded > 0)
-                rc = switch_ledger_batch(st, pos[0], batch, &b, print_diff, &ndiff, &e);
+                rc = switch_ledger_batch(x.st, pos[0], batch, &b, print_diff, &ndiff, &e);
             if (rc == PX_OK && b.uploaded > 0)
                 printf("  %zu difference%s\n", ndiff, ndiff == 1 ? "" : "s");
         }
     }
-    store_close(st);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("ledger batch: %s", px_error_text(&e));
     return CLI_OK;
@@ -207,9 +189,5 @@ int cmd_ledger(int argc, char **argv)
         {"balances", ledger_balances, "every account's balance"},
         {"batch", ledger_batch, "a terminal's batch: totals and differences with its upload"},
         {0, 0, 0}};
-    char *args[64];
-    int n = argc < 64 ? argc : 64;
-    for (int i = 0; i < n; i++) /* -c FILE is --config FILE */
-        args[i] = strcmp(argv[i], "-c") == 0 ? (char *)"--config" : argv[i];
-    return cli_dispatch("possum ledger", sub, n, args);
+    return cli_dispatch_config("possum ledger", sub, argc, argv);
 }

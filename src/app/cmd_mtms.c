@@ -9,6 +9,7 @@
  *   outbox              TKs on their way to KMSes (--pending: only those still waiting)
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/mtms/mtms.h"
 #include "lib/str.h"
 #include "lib/time.h"
@@ -24,9 +25,7 @@ const char cmd_mtms_summary[] = "material tracking system: customers, CSV import
 #define CONFIG_OPT {"config", 0, "the MTMS's configuration (default etc/mtms.ini)", NULL}
 
 typedef struct mtms_cli {
-    px_config *ini;
-    store_config scfg;
-    store *st;
+    cli_env env;
     pki_trust *trust;
     mtms *m;
 } mtms_cli;
@@ -35,30 +34,29 @@ static void cli_close(mtms_cli *x)
 {
     mtms_close(x->m);
     pki_trust_free(x->trust);
-    store_close(x->st);
-    px_config_free(x->ini);
+    cli_env_close(&x->env);
 }
+
+static const cli_env_spec mtms_env = {DEFAULT_CONFIG, NULL, NULL};
 
 static int cli_open(mtms_cli *x, const cli_opt *opts, px_error *e)
 {
-    const char *path = cli_get(opts, "config") ? cli_get(opts, "config") : DEFAULT_CONFIG;
     net_listener_config lc;
     int rc;
-    memset(x, 0, sizeof *x);
-    store_config_default(&x->scfg);
-    rc = px_config_load_file(path, &x->ini, e);
-    if (rc == PX_OK && px_config_has_section(x->ini, "store"))
-        rc = store_config_bind(x->ini, "store", &x->scfg, e);
-    if (rc == PX_OK && px_config_has_section(x->ini, "mtms")) {
+    x->trust = NULL;
+    x->m = NULL;
+    cli_env_init(&x->env, &mtms_env);
+    rc = cli_env_open(&x->env, opts, CLI_ENV_CONFIG, e);
+    if (rc == PX_OK && px_config_has_section(x->env.ini, "mtms")) {
         net_listener_config_defaults(&lc, "mtms");
-        rc = net_listener_config_bind(x->ini, "mtms", NULL, &lc, e); /* paths resolved */
+        rc = net_listener_config_bind(x->env.ini, "mtms", NULL, &lc, e); /* paths resolved */
         if (rc == PX_OK && lc.tls.ca[0] != 0 && lc.tls.crl[0] != 0)
             rc = pki_trust_load(lc.tls.ca, lc.tls.crl, &x->trust, e);
     }
     if (rc == PX_OK)
-        rc = store_open(&x->scfg, &x->st, e);
+        rc = cli_env_open(&x->env, opts, CLI_ENV_STORE, e);
     if (rc == PX_OK)
-        rc = mtms_open(x->st, x->trust, &x->m, e);
+        rc = mtms_open(x->env.st, x->trust, &x->m, e);
     return rc;
 }
 
@@ -130,7 +128,8 @@ static int customer_list(int argc, char **argv)
     int done, rc = parse(argc, argv, opts, NULL, 0, NULL, "possum mtms customer list", &done);
     if (done)
         return rc;
-    if (cli_open(&x, opts, &e) != PX_OK || mtms_customer_list(x.st, customer_one, NULL, &e) != PX_OK)
+    if (cli_open(&x, opts, &e) != PX_OK ||
+        mtms_customer_list(x.env.st, customer_one, NULL, &e) != PX_OK)
         rc = cli_fail("mtms customer list: %s", px_error_text(&e));
     cli_close(&x);
     return rc;
@@ -208,7 +207,7 @@ static int mtms_serials_cmd(int argc, char **argv)
     if (done)
         return rc;
     if (cli_open(&x, opts, &e) != PX_OK ||
-        mtms_serial_list(x.st, cli_get(opts, "order"), serial_one, &n, &e) != PX_OK)
+        mtms_serial_list(x.env.st, cli_get(opts, "order"), serial_one, &n, &e) != PX_OK)
         rc = cli_fail("mtms serials: %s", px_error_text(&e));
     else
         printf("%zu serial number%s\n", n, n == 1 ? "" : "s");
@@ -229,7 +228,7 @@ static int mtms_status_cmd(int argc, char **argv)
         return rc;
     if (npos != 1)
         return cli_usage_error("mtms status: give a serial number");
-    if (cli_open(&x, opts, &e) != PX_OK || mtms_serial_get(x.st, pos[0], &s, &e) != PX_OK)
+    if (cli_open(&x, opts, &e) != PX_OK || mtms_serial_get(x.env.st, pos[0], &s, &e) != PX_OK)
         rc = cli_fail("mtms status: %s", px_error_text(&e));
     else
         print_serial(&s);
@@ -256,7 +255,7 @@ static int mtms_audit_cmd(int argc, char **argv)
     if (done)
         return rc;
     if (cli_open(&x, opts, &e) != PX_OK ||
-        mtms_audit_list(x.st, cli_get(opts, "serial"), audit_one, NULL, &e) != PX_OK)
+        mtms_audit_list(x.env.st, cli_get(opts, "serial"), audit_one, NULL, &e) != PX_OK)
         rc = cli_fail("mtms audit: %s", px_error_text(&e));
     cli_close(&x);
     return rc;
@@ -283,7 +282,7 @@ static int mtms_outbox_cmd(int argc, char **argv)
     if (done)
         return rc;
     if (cli_open(&x, opts, &e) != PX_OK ||
-        mtms_outbox_list(x.st, cli_has(opts, "pending"), outbox_one, NULL, &e) != PX_OK)
+        mtms_outbox_list(x.env.st, cli_has(opts, "pending"), outbox_one, NULL, &e) != PX_OK)
         rc = cli_fail("mtms outbox: %s", px_error_text(&e));
     cli_close(&x);
     return rc;

@@ -8,6 +8,7 @@
  * The store comes from --config FILE ([store]); default etc/possum.ini.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/phonepay/phonepay.h"
 #include "lib/config.h"
 #include "lib/str.h"
@@ -22,17 +23,13 @@ const char cmd_phonepay_summary[] = "mobile-number payment: contracted BINs, pay
 #define DEFAULT_CONFIG "etc/possum.ini"
 #define CONFIG_OPT {"config", 0, "configuration with [store]; default " DEFAULT_CONFIG, NULL}
 
-static int open_store(const cli_opt *opts, store **st, px_error *e)
+static const cli_env_spec phonepay_env = {DEFAULT_CONFIG, NULL, NULL};
+
+/* The store from --config (cli_env.h). */
+static int cli_open(cli_env *x, const cli_opt *opts, px_error *e)
 {
-    const char *path = cli_get(opts, "config") ? cli_get(opts, "config") : DEFAULT_CONFIG;
-    px_config *ini = NULL;
-    store_config sc;
-    int rc = px_config_load_file(path, &ini, e);
-    store_config_default(&sc);
-    if (rc == PX_OK && px_config_has_section(ini, "store"))
-        rc = store_config_bind(ini, "store", &sc, e);
-    px_config_free(ini);
-    return rc == PX_OK ? store_open(&sc, st, e) : rc;
+    cli_env_init(x, &phonepay_env);
+    return cli_env_open(x, opts, CLI_ENV_CONFIG | CLI_ENV_STORE, e);
 }
 
 static int bin_add(int argc, char **argv)
@@ -40,7 +37,7 @@ static int bin_add(int argc, char **argv)
     cli_opt opts[] = {CONFIG_OPT, {0, 0, 0, 0}};
     const char *pos[2];
     size_t npos = 0, n;
-    store *st = NULL;
+    cli_env x;
     store_stmt *s;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 2, &npos,
@@ -50,17 +47,19 @@ static int bin_add(int argc, char **argv)
     n = npos == 2 ? strlen(pos[0]) : 0;
     if (n < 6 || n > 11 || !px_is_digits(pos[0], n) || strlen(pos[1]) < 1 || strlen(pos[1]) > 64)
         return cli_usage_error("bin add: BIN is 6..11 digits, BANK 1..64 bytes");
-    rc = open_store(opts, &st, &e);
-    if (rc == PX_OK && (rc = store_prepare(st, "INSERT INTO phonepay_bin (bin, bank, created_ms) "
-                                               "VALUES ($1, $2, $3) ON CONFLICT (bin) DO UPDATE "
-                                               "SET bank = excluded.bank", &s, &e)) == PX_OK) {
+    rc = cli_open(&x, opts, &e);
+    if (rc == PX_OK && (rc = store_prepare(x.st,
+                                           "INSERT INTO phonepay_bin (bin, bank, created_ms) "
+                                           "VALUES ($1, $2, $3) ON CONFLICT (bin) DO UPDATE "
+                                           "SET bank = excluded.bank",
+                                           &s, &e)) == PX_OK) {
         store_bind_text(s, 1, pos[0]);
         store_bind_text(s, 2, pos[1]);
         store_bind_int64(s, 3, px_now_ms());
         rc = store_step(s, &e);
         store_done(s);
     }
-    store_close(st);
+    cli_env_close(&x);
     if (rc < 0)
         return cli_fail("bin add: %s", px_error_text(&e));
     printf("BIN %s: %s (contracted)\n", pos[0], pos[1]);
@@ -71,15 +70,15 @@ static int bin_add(int argc, char **argv)
 static int list(int argc, char **argv, const char *synopsis, const char *sql, int cols)
 {
     cli_opt opts[] = {CONFIG_OPT, {0, 0, 0, 0}};
-    store *st = NULL;
+    cli_env x;
     store_stmt *s;
     px_error e = {0};
     size_t rows = 0;
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL, synopsis);
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
-    rc = open_store(opts, &st, &e);
-    if (rc == PX_OK && (rc = store_prepare(st, sql, &s, &e)) == PX_OK) {
+    rc = cli_open(&x, opts, &e);
+    if (rc == PX_OK && (rc = store_prepare(x.st, sql, &s, &e)) == PX_OK) {
         while ((rc = store_step(s, &e)) == STORE_ROW) {
             for (int c = 0; c < cols; c++) {
                 const char *v = store_col_text(s, c);
@@ -90,7 +89,7 @@ static int list(int argc, char **argv, const char *synopsis, const char *sql, in
         }
         store_done(s);
     }
-    store_close(st);
+    cli_env_close(&x);
     if (rc < 0)
         return cli_fail("%s", px_error_text(&e));
     printf("(%zu)\n", rows);
@@ -132,9 +131,5 @@ int cmd_phonepay(int argc, char **argv)
         {"payees", payees, "registered payees (cards masked)"},
         {"outbox", outbox, "notifications not delivered yet"},
         {0, 0, 0}};
-    char *args[64];
-    int n = argc < 64 ? argc : 64;
-    for (int i = 0; i < n; i++)
-        args[i] = strcmp(argv[i], "-c") == 0 ? (char *)"--config" : argv[i];
-    return cli_dispatch("possum phonepay", sub, n, args);
+    return cli_dispatch_config("possum phonepay", sub, argc, argv);
 }

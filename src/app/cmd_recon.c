@@ -10,18 +10,20 @@
  *   See docs/phonepay.md, "Reconciliation".
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/phonepay/phonepay_recon.h"
 #include "lib/config.h"
 #include "lib/log.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 const char cmd_recon_summary[] = "reconcile a day with the provider's clearing file, credit payees";
 
 #define DEFAULT_CONFIG "etc/possum.ini"
 #define CLI_DIFFERENCES 3
+
+static const cli_env_spec recon_env = {DEFAULT_CONFIG, NULL, NULL};
 
 static int recon_run(int argc, char **argv)
 {
@@ -31,8 +33,7 @@ static int recon_run(int argc, char **argv)
                       {"config", 0, "configuration ([store], [phonepay]); default "
                                     DEFAULT_CONFIG, NULL},
                       {0, 0, 0, 0}};
-    const char *cfgpath;
-    px_config *cfg = NULL;
+    cli_env x;
     phonepay *pp = NULL;
     phonepay_recon_report r;
     px_error e = {0};
@@ -42,15 +43,15 @@ static int recon_run(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     if (cli_get(opts, "date") == NULL)
         return cli_usage_error("recon run: --date YYYY-MM-DD is required");
-    cfgpath = cli_get(opts, "config") ? cli_get(opts, "config") : DEFAULT_CONFIG;
     px_log_setup(PX_LOG_WARN, PX_LOG_TEXT, NULL);
-    rc = px_config_load_file(cfgpath, &cfg, &e);
+    cli_env_init(&x, &recon_env);
+    rc = cli_env_open(&x, opts, CLI_ENV_CONFIG, &e); /* phonepay opens its store itself */
     if (rc == PX_OK)
-        rc = phonepay_open(cfg, &pp, &e);
+        rc = phonepay_open(x.ini, &pp, &e);
     if (rc == PX_OK)
         rc = phonepay_recon_run(pp, cli_get(opts, "date"), cli_get(opts, "file"), stdout, &r, &e);
     phonepay_close(pp);
-    px_config_free(cfg);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("recon run: %s", px_error_text(&e));
     printf("recon %s run %lld: %zu lines, %zu matched, %zu missing on the platform, %zu missing "
@@ -70,9 +71,5 @@ int cmd_recon(int argc, char **argv)
 {
     static const cli_command sub[] = {
         {"run", recon_run, "reconcile one business day and credit the payees"}, {0, 0, 0}};
-    char *args[64];
-    int n = argc < 64 ? argc : 64;
-    for (int i = 0; i < n; i++) /* -c FILE is --config FILE */
-        args[i] = strcmp(argv[i], "-c") == 0 ? (char *)"--config" : argv[i];
-    return cli_dispatch("possum recon", sub, n, args);
+    return cli_dispatch_config("possum recon", sub, argc, argv);
 }

@@ -11,6 +11,7 @@
  * --db PATH; the LMK passphrase from POSSUM_LMK_PASSPHRASE or a prompt.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "crypto/crypto.h"
 #include "host/switch/switch.h"
 #include "lib/hex.h"
@@ -19,61 +20,24 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 const char cmd_terminal_summary[] = "terminal and merchant registry of the transaction platform";
 
 #define DEFAULT_CONFIG "etc/possum.ini"
 
-typedef struct term_cli {
-    px_config *ini;
-    store_config scfg;
-    hsm_config hcfg;
-    store *st;
-    hsm *h;
-} term_cli;
-
 #define STORE_OPTS                                                                          \
     {"config", 0, "configuration with [store] (and [hsm]); default etc/possum.ini", NULL}, \
         {"db", 0, "a SQLite database file instead of --config", NULL}
 
-static int cli_open(term_cli *x, const cli_opt *opts, int need_hsm, px_error *e)
-{
-    const char *cfg = cli_get(opts, "config"), *db = cli_get(opts, "db");
-    int rc = PX_OK;
-    memset(x, 0, sizeof *x);
-    store_config_default(&x->scfg);
-    hsm_config_default(&x->hcfg);
-    if (cfg == NULL && db == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
-        cfg = DEFAULT_CONFIG;
-    if (cfg != NULL) {
-        rc = px_config_load_file(cfg, &x->ini, e);
-        if (rc == PX_OK && px_config_has_section(x->ini, "store"))
-            rc = store_config_bind(x->ini, "store", &x->scfg, e);
-        if (rc == PX_OK)
-            rc = switch_hsm_config_bind(x->ini, &x->hcfg, e);
-    } else if (db != NULL) {
-        rc = px_strlcpy(x->scfg.path, db, sizeof x->scfg.path) == PX_OK
-                 ? PX_OK
-                 : px_error_set(e, PX_EINVAL, "--db: path too long");
-    } else {
-        return px_error_set(e, PX_EINVAL, "give --config FILE or --db PATH (no %s here)",
-                            DEFAULT_CONFIG);
-    }
-    if (rc == PX_OK)
-        rc = store_open(&x->scfg, &x->st, e);
-    px_strlcpy(x->hcfg.caller, "cli:terminal", sizeof x->hcfg.caller);
-    x->hcfg.secret_fn = isatty(STDIN_FILENO) ? hsm_secret_prompt : NULL;
-    if (rc == PX_OK && need_hsm)
-        rc = hsm_open(&x->hcfg, x->st, &x->h, e);
-    return rc;
-}
+static const cli_env_spec term_env = {DEFAULT_CONFIG, "cli:terminal", switch_hsm_config_bind};
 
-static void cli_close(term_cli *x)
+/* The store (and with need_hsm the HSM) from --config or --db (cli_env.h). */
+static int cli_open(cli_env *x, const cli_opt *opts, int need_hsm, px_error *e)
 {
-    hsm_close(x->h);
-    store_close(x->st);
-    px_config_free(x->ini);
+    cli_env_init(x, &term_env);
+    return cli_env_open(
+        x, opts, CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG | (need_hsm ? CLI_ENV_HSM : 0u),
+        e);
 }
 
 /* "HEX[:KCV],HEX[:KCV][,HEX[:KCV]]" and --tmk-kcvs "KCV,KCV". Without check values the
@@ -184,7 +148,7 @@ static int terminal_add(int argc, char **argv)
                       {0, 0, 0, 0}};
     char tmk_kcv[PX_HSM_KCV_HEX_MAX] = "";
     tmk_arg a;
-    term_cli x;
+    cli_env x;
     px_error e = {0};
     const char *tid, *mid, *name;
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
@@ -206,7 +170,7 @@ static int terminal_add(int argc, char **argv)
     else if (rc == PX_OK)
         rc = switch_terminal_add(x.st, x.h, tid, mid, name, a.block, &e);
     tmk_arg_wipe(&a);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal add: %s", px_error_text(&e));
     if (tmk_kcv[0])
@@ -224,7 +188,7 @@ static int terminal_set_tmk(int argc, char **argv)
     cli_opt opts[] = {{"tid", 0, "the terminal's id", NULL}, TMK_OPTS, STORE_OPTS, {0, 0, 0, 0}};
     char tmk_kcv[PX_HSM_KCV_HEX_MAX] = "", caller[PX_HSM_CALLER_MAX];
     tmk_arg a;
-    term_cli x;
+    cli_env x;
     px_error e = {0};
     const char *tid;
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
@@ -248,7 +212,7 @@ static int terminal_set_tmk(int argc, char **argv)
     else if (rc == PX_OK)
         rc = switch_terminal_set_tmk(x.st, x.h, tid, a.block, tmk_kcv, &e);
     tmk_arg_wipe(&a);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal set-tmk: %s", px_error_text(&e));
     printf("terminal %s: new TMK, check value %s; signed off: it signs on again for work keys "
@@ -286,7 +250,7 @@ static int print_row(void *ud, const switch_terminal_info *t)
 static int terminal_list(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
-    term_cli x;
+    cli_env x;
     size_t n = 0;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
@@ -296,7 +260,7 @@ static int terminal_list(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = switch_terminal_list(x.st, print_row, &n, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal list: %s", px_error_text(&e));
     printf("%zu terminal%s\n", n, n == 1 ? "" : "s");
@@ -308,7 +272,7 @@ static int terminal_show(int argc, char **argv)
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
     const char *pos[1];
     size_t npos = 0;
-    term_cli x;
+    cli_env x;
     switch_terminal_info t;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
@@ -320,7 +284,7 @@ static int terminal_show(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = switch_terminal_get(x.st, pos[0], &t, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal show: %s", px_error_text(&e));
     print_terminal(&t, 1);
@@ -332,7 +296,7 @@ static int terminal_update_flag(int argc, char **argv)
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
     const char *pos[2];
     size_t npos = 0;
-    term_cli x;
+    cli_env x;
     px_error e = {0};
     int on;
     int rc = cli_parse(argc, argv, 1, opts, pos, 2, &npos,
@@ -344,7 +308,7 @@ static int terminal_update_flag(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = switch_terminal_set_update_waiting(x.st, pos[0], on, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return cli_fail("terminal update-flag: %s", px_error_text(&e));
     printf("terminal %s: update waiting %s\n", pos[0], on ? "set" : "cleared");
@@ -360,9 +324,5 @@ int cmd_terminal(int argc, char **argv)
         {"show", terminal_show, "show one terminal"},
         {"update-flag", terminal_update_flag, "set or clear the update-waiting flag (TMS)"},
         {0, 0, 0}};
-    char *args[64];
-    int n = argc < 64 ? argc : 64;
-    for (int i = 0; i < n; i++) /* -c FILE is --config FILE */
-        args[i] = strcmp(argv[i], "-c") == 0 ? (char *)"--config" : argv[i];
-    return cli_dispatch("possum terminal", sub, n, args);
+    return cli_dispatch_config("possum terminal", sub, argc, argv);
 }

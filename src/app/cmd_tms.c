@@ -12,6 +12,7 @@
  * 2 usage.
  */
 #include "app/cli.h"
+#include "app/cli_env.h"
 #include "host/tms/tms.h"
 #include "lib/str.h"
 #include "lib/time.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char cmd_tms_summary[] =
     "terminal management: releases and their signed metadata, terminals, campaigns";
@@ -31,55 +31,22 @@ const char cmd_tms_summary[] =
     {"config", 0, "configuration with [store] (and [hsm], [tms]); default etc/possum.ini", NULL}, \
         {"db", 0, "a SQLite database file instead of --config", NULL}
 
-typedef struct tms_cli {
-    px_config *ini;
-    store_config scfg;
-    hsm_config hcfg;
-    store *st;
-    hsm *h;
-    char master[PX_HSM_LABEL_MAX];
-} tms_cli;
+static const cli_env_spec tms_env = {DEFAULT_CONFIG, "cli:tms", NULL};
 
-static int cli_open(tms_cli *x, const cli_opt *opts, int need_hsm, px_error *e)
+/* The store (and with need_hsm the HSM) from --config or --db (cli_env.h). */
+static int cli_open(cli_env *x, const cli_opt *opts, int need_hsm, px_error *e)
 {
-    const char *cfg = cli_get(opts, "config"), *db = cli_get(opts, "db"), *v;
-    int rc = PX_OK;
-    memset(x, 0, sizeof *x);
-    store_config_default(&x->scfg);
-    hsm_config_default(&x->hcfg);
-    px_strlcpy(x->master, "tms.master", sizeof x->master);
-    if (cfg == NULL && db == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
-        cfg = DEFAULT_CONFIG;
-    if (cfg != NULL) {
-        rc = px_config_load_file(cfg, &x->ini, e);
-        if (rc == PX_OK && px_config_has_section(x->ini, "store"))
-            rc = store_config_bind(x->ini, "store", &x->scfg, e);
-        if (rc == PX_OK && px_config_has_section(x->ini, "hsm"))
-            rc = hsm_config_bind(x->ini, "hsm", &x->hcfg, e);
-        if (rc == PX_OK && (v = px_config_get(x->ini, "tms", "master_key")) != NULL)
-            px_strlcpy(x->master, v, sizeof x->master);
-    } else if (db != NULL) {
-        rc = px_strlcpy(x->scfg.path, db, sizeof x->scfg.path) == PX_OK
-                 ? PX_OK
-                 : px_error_set(e, PX_EINVAL, "--db: path too long");
-    } else {
-        return px_error_set(e, PX_EINVAL, "give --config FILE or --db PATH (no %s here)",
-                            DEFAULT_CONFIG);
-    }
-    if (rc == PX_OK)
-        rc = store_open(&x->scfg, &x->st, e);
-    px_strlcpy(x->hcfg.caller, "cli:tms", sizeof x->hcfg.caller);
-    x->hcfg.secret_fn = isatty(STDIN_FILENO) ? hsm_secret_prompt : NULL;
-    if (rc == PX_OK && need_hsm)
-        rc = hsm_open(&x->hcfg, x->st, &x->h, e);
-    return rc;
+    cli_env_init(x, &tms_env);
+    return cli_env_open(
+        x, opts, CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG | (need_hsm ? CLI_ENV_HSM : 0u),
+        e);
 }
 
-static void cli_close(tms_cli *x)
+/* The TMS master key's label: [tms] master_key, else tms.master. */
+static void master_key(const cli_env *x, char out[PX_HSM_LABEL_MAX])
 {
-    hsm_close(x->h);
-    store_close(x->st);
-    px_config_free(x->ini);
+    const char *v = x->ini != NULL ? px_config_get(x->ini, "tms", "master_key") : NULL;
+    px_strlcpy(out, v != NULL ? v : "tms.master", PX_HSM_LABEL_MAX);
 }
 
 /* A whole text file (at most max bytes) into a malloc'd NUL-terminated buffer. */
@@ -399,7 +366,7 @@ static int tms_root_publish_cmd(int argc, char **argv)
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
     const char *pos[1];
     size_t npos = 0, n;
-    tms_cli x;
+    cli_env x;
     tuf_root r;
     char *text;
     px_error e = {0};
@@ -415,7 +382,7 @@ static int tms_root_publish_cmd(int argc, char **argv)
         rc = tms_root_publish(x.st, text, n, &e);
     if (rc == PX_OK)
         rc = tms_root_latest(x.st, &r, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     free(text);
     if (rc != PX_OK)
         return fail_e(&e);
@@ -432,7 +399,7 @@ static int tms_package_add_cmd(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {"file", 0, "the package file", NULL},
                       {"metadata", 0, "its targets record, signed offline", NULL}, {0, 0, 0, 0}};
-    tms_cli x;
+    cli_env x;
     tms_package p;
     size_t n;
     char *meta;
@@ -448,7 +415,7 @@ static int tms_package_add_cmd(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = tms_package_add(x.st, cli_get(opts, "file"), meta, n, &p, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     free(meta);
     if (rc != PX_OK)
         return fail_e(&e);
@@ -476,7 +443,7 @@ static int print_package(void *ud, const tms_package *p)
 static int tms_package_list_cmd(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
-    tms_cli x;
+    cli_env x;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL, "possum tms package list");
     if (rc != CLI_OK)
@@ -487,7 +454,7 @@ static int tms_package_list_cmd(int argc, char **argv)
                "SHA-256", "ADDED", "MODELS");
         rc = tms_package_list(x.st, print_package, NULL, &e);
     }
-    cli_close(&x);
+    cli_env_close(&x);
     return rc == PX_OK ? CLI_OK : fail_e(&e);
 }
 
@@ -504,7 +471,7 @@ static int tms_terminal_add_cmd(int argc, char **argv)
     const char *pos[1];
     size_t npos = 0;
     tms_terminal t;
-    tms_cli x;
+    cli_env x;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
                        "possum tms terminal add SERIAL --model M [--merchant X] [--tid T] "
@@ -525,7 +492,7 @@ static int tms_terminal_add_cmd(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = tms_terminal_add(x.st, &t, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return fail_e(&e);
     printf("terminal %s registered (model %s)\n", t.serial, t.model);
@@ -538,7 +505,7 @@ static int tms_terminal_show(int argc, char **argv)
     const char *pos[1];
     size_t npos = 0;
     tms_terminal t;
-    tms_cli x;
+    cli_env x;
     char when[32];
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos, "possum tms terminal show SERIAL");
@@ -549,7 +516,7 @@ static int tms_terminal_show(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = tms_terminal_get(x.st, pos[0], &t, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return fail_e(&e);
     printf("serial:       %s\nmodel:        %s\nmerchant:     %s\ntid:          %s\n", t.serial,
@@ -574,8 +541,8 @@ static int tms_terminal_provision_cmd(int argc, char **argv)
                       {0, 0, 0, 0}};
     const char *pos[1];
     size_t npos = 0;
-    char block[PX_HSM_KEYBLOCK_MAX], kcv[PX_HSM_KCV_HEX_MAX];
-    tms_cli x;
+    char block[PX_HSM_KEYBLOCK_MAX], kcv[PX_HSM_KCV_HEX_MAX], master[PX_HSM_LABEL_MAX];
+    cli_env x;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
                        "possum tms terminal provision SERIAL --kek LABEL");
@@ -584,10 +551,11 @@ static int tms_terminal_provision_cmd(int argc, char **argv)
     if (npos != 1 || cli_get(opts, "kek") == NULL)
         return cli_usage_error("give the serial number and --kek LABEL");
     rc = cli_open(&x, opts, 1, &e);
+    master_key(&x, master);
     if (rc == PX_OK)
-        rc = tms_terminal_provision(x.st, x.h, x.master, pos[0], cli_get(opts, "kek"), block,
+        rc = tms_terminal_provision(x.st, x.h, master, pos[0], cli_get(opts, "kek"), block,
                                     sizeof block, kcv, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc != PX_OK)
         return fail_e(&e);
     printf("dmk-block: %s\ndmk-kcv:   %s\n", block, kcv);
@@ -697,7 +665,7 @@ static int tms_campaign_create_cmd(int argc, char **argv)
     char **serials = NULL;
     tms_campaign_spec sp;
     const char *at;
-    tms_cli x;
+    cli_env x;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
                        "possum tms campaign create NAME --package NAME@VERSION (--all | --models M "
@@ -735,7 +703,7 @@ static int tms_campaign_create_cmd(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = tms_campaign_create(x.st, &sp, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     free_serials(serials, nserials);
     if (rc != PX_OK)
         return fail_e(&e);
@@ -781,7 +749,7 @@ static int campaign_action(int argc, char **argv, const char *verb)
     char syn[64];
     tms_campaign_info *c = malloc(sizeof *c);
     int64_t total = 0;
-    tms_cli x;
+    cli_env x;
     px_error e = {0};
     int rc;
     snprintf(syn, sizeof syn, "possum tms campaign %s NAME", verb);
@@ -799,7 +767,7 @@ static int campaign_action(int argc, char **argv, const char *verb)
         rc = tms_campaign_resume(x.st, pos[0], &e);
     if (rc == PX_OK)
         rc = tms_campaign_get(x.st, pos[0], c, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     if (rc == PX_OK)
         print_status(c);
     free(c);
@@ -823,7 +791,7 @@ static int print_campaign_line(void *ud, const tms_campaign_info *c)
 static int tms_campaign_list_cmd(int argc, char **argv)
 {
     cli_opt opts[] = {STORE_OPTS, {0, 0, 0, 0}};
-    tms_cli x;
+    cli_env x;
     px_error e = {0};
     int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL, "possum tms campaign list");
     if (rc != CLI_OK)
@@ -831,7 +799,7 @@ static int tms_campaign_list_cmd(int argc, char **argv)
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
         rc = tms_campaign_list(x.st, print_campaign_line, NULL, &e);
-    cli_close(&x);
+    cli_env_close(&x);
     return rc == PX_OK ? CLI_OK : fail_e(&e);
 }
 
