@@ -116,18 +116,24 @@ EOF
     cat "$dir/kannel.env"
 }
 
+# stop DIR: SIGTERM to all three at once (each takes about 2 s to exit), wait up to 10 s,
+# then SIGKILL what is left.
 stop() {
-    local dir=$1 pid
+    local dir=$1 pid pids=""
     for name in smsbox fakesmsc bearerbox; do
         [ -f "$dir/$name.pid" ] || continue
         pid=$(cat "$dir/$name.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        fi
+        kill -TERM "$pid" 2>/dev/null && pids="$pids $pid"
         rm -f "$dir/$name.pid"
     done
+    for _ in $(seq 1 50); do
+        local alive=""
+        for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+        pids=$alive
+        [ -z "$pids" ] && return 0
+        sleep 0.2
+    done
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 
 case "${1:-}" in
