@@ -3,16 +3,17 @@
 #   a CA; a customer's KMS (its own possumd, HSM and database); the MTMS; a POS terminal whose
 #   PIN pad makes a TK; the operator confirms the customer (once with a correction); the MTMS
 #   forwards the TK to the KMS; the terminal loads its TMK remotely; the TMK goes to the switch
-#   under a zone key; the terminal signs on and buys.
+#   under a zone key; the terminal signs on and buys. Then its PIN pad is swapped: the new one
+#   loads its own TMK remotely and the switch is re-keyed (possum terminal set-tmk).
 # Usage: scripts/demo-keyload.sh [BUILD_DIR]   (called by `make demo` through scripts/demo.sh)
-# Everything runs in var/demo-keyload on free ports and is stopped at the end; exit 0 only if
-# every step did what it says.
+# Everything runs in var/demo-keyload (or $POSSUM_DEMO_DIR) on free ports and is stopped at
+# the end; exit 0 only if every step did what it says.
 set -euo pipefail
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 possum="$top/$build/src/app/possum"
 possumd="$top/$build/src/app/possumd"
-work="$top/var/demo-keyload"
+work=${POSSUM_DEMO_DIR:-$top/var/demo-keyload}
 rm -rf "$work"; mkdir -p "$work"/{ca,kms,mtms,switch,pos,op}
 export POSSUM_LMK_PASSPHRASE="demo passphrase, not for production"
 unset POSSUM_CA_PASSPHRASE
@@ -196,9 +197,33 @@ sw_port=$(port_of platform switch)
 "$possum" pos purchase --data "$term" --port "$sw_port" --amount 1234 --card 6222020000000007 --pin 123456 | tee "$work/purchase.out" | show
 grep -q APPROVED "$work/purchase.out"
 
-say "10. Stopping the platform, the MTMS and the KMS"
+say "10. The PIN pad is swapped: the new one loads its own TMK; the switch is re-keyed"
+"$possum" pos settle --data "$term" --port "$sw_port" | show   # the old PIN pad's batch first
+term2="$work/pos/10000001-PP10000002"
+"$possum" pos init --data "$term2" --tid 10000001 --serial PP10000002 | show
+"$possum" operator personalise --pinpad "$term2" --ca-dir "$work/ca" | show
+"$possum" operator run "${op[@]}" --pinpad "$term2" --confirm yes | show
+for _ in $(seq 1 100); do
+  "$possum" mtms status -c "$work/mtms/mtms.ini" PP10000002 | grep -q ' acknowledged ' && break; sleep 0.1
+done
+"$possum" pos keyload --data "$term2" --kms "https://127.0.0.1:$dl_port" --tls-ca "$work/ca/ca.crt" | show
+export_out=$("$possum" kms tmk-export -c "$work/kms/kms.ini" --serial PP10000002)
+crypt=$(echo "$export_out" | sed -n 's/^cryptogram: //p'); kcv=$(echo "$export_out" | sed -n 's/^kcv: //p')
+block=$("$possum" hsm import "${hsm_sw[@]}" 2>/dev/null --label TMK.10000001.PP10000002 --kek ZMK.kms --key "$crypt" \
+  --kcv "$kcv" --usage K0 --alg T --mode E --exportable N | sed -n 's/^block: //p')
+"$possum" terminal set-tmk --config "$work/switch/switch.ini" --tid 10000001 --tmk-block "$block" 2>/dev/null | show
+step "the old PIN pad cannot use a sign-on any more (its TMK is not the terminal's):"
+if "$possum" pos signon --data "$term" --port "$sw_port" > "$work/old-signon.out" 2>&1; then
+  cat "$work/old-signon.out"; echo "the old PIN pad signed on"; exit 1
+fi
+show < "$work/old-signon.out"
+"$possum" pos signon --data "$term2" --port "$sw_port" | show
+"$possum" pos purchase --data "$term2" --port "$sw_port" --amount 2345 --card 6222020000000007 --pin 123456 | tee "$work/purchase2.out" | show
+grep -q APPROVED "$work/purchase2.out"
+
+say "11. Stopping the platform, the MTMS and the KMS"
 stop platform; stop mtms; stop kms
 step "what each stored is key blocks, check values and envelopes only; tests/e2e/keyload scans every"
 step "file they wrote (databases, WAL, HSM audit logs, daemon logs) for the clear TK and TMK"
 pids=()
-say "Remote key loading demo finished: factory to first purchase over real sockets."
+say "Remote key loading demo finished: factory to first purchase, and a PIN pad swap, over real sockets."

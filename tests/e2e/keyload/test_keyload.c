@@ -804,6 +804,105 @@ static void test_bad_input(void **state)
     px_buf_free(&out);
 }
 
+/* ---- a PIN pad swap: the terminal re-keyed remotely, `possum terminal set-tmk` ---- */
+
+/* A PIN pad for terminal tid with serial, personalised, its customer confirmed (C001), its
+ * TK at the KMS and its TMK loaded remotely into it. */
+static void swap_pinpad(const char *tid, const char *serial, char dir[PX_PATH_MAX])
+{
+    path(dir, "%s/pos/%s-%s", G.dir, tid, serial);
+    sh_expect(0, NULL, "possum pos init --data %s --tid %s --serial %s", dir, tid, serial);
+    sh_expect(0, NULL, "possum operator personalise --pinpad %s --ca-dir %s", dir, G.ca_dir);
+    sh_expect(0, NULL, "possum operator run %s --pinpad %s --confirm yes", G.op_flags, dir);
+    wait_status(serial, "acknowledged");
+    assert_int_equal(keyload(dir), 0);
+}
+
+/* The TMK of serial from the KMS under the zone key, imported under the switch's LMK: its
+ * key block (and the KMS's check value in kcv). */
+static void swap_tmk_block(const swfix *f, const char *serial, char *block, char kcv[32])
+{
+    char crypt[64];
+    px_buf out;
+    px_buf_init(&out, 1 << 20);
+    sh_expect(0, &out, "possum kms tmk-export -c %s --serial %s --zone-key ZMK.swap", G.kms1.ini,
+              serial);
+    assert_int_equal(kl_field(px_buf_str(&out), "cryptogram", crypt, sizeof crypt), 0);
+    assert_int_equal(kl_field(px_buf_str(&out), "kcv", kcv, 32), 0);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum hsm import --config %s --lmk-file %s --audit-file %s --label TMK.%s "
+              "--kek ZMK.kms --key %s --kcv %s --usage K0 --alg T --mode E --exportable N",
+              f->cli_ini, f->lmk, f->audit, serial, crypt, kcv);
+    assert_int_equal(kl_field(px_buf_str(&out), "block", block, PX_HSM_KEYBLOCK_MAX), 0);
+    px_buf_free(&out);
+}
+
+static void test_pinpad_swap_rekeys_terminal(void **state)
+{
+    char old_dir[PX_PATH_MAX], new_dir[PX_PATH_MAX], block[PX_HSM_KEYBLOCK_MAX], kcv[32], k1[8],
+        k2[8], comps[160], sw[4096], is[4096], all[8192];
+    px_buf out;
+    swfix F;
+    int port;
+    (void)state;
+    px_buf_init(&out, 1 << 20);
+    /* terminal 10000006 with PIN pad PP10000006, registered at the switch with its TMK */
+    swap_pinpad("10000006", "PP10000006", old_dir);
+    assert_int_equal(swfix_init(&F, NULL), 0);
+    kcv_hex(ZMK_C1, k1);
+    kcv_hex(ZMK_C2, k2);
+    snprintf(comps, sizeof comps, "%s:%s,%s:%s", ZMK_C1, k1, ZMK_C2, k2);
+    sh_expect(0, NULL, "possum hsm form -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log "
+              "--label ZMK.swap --usage K0 --mode E --exportable N --components %s", G.kms1.ini,
+              G.kms1.dir, G.kms1.dir, comps);
+    sh_expect(0, NULL, "possum hsm form --config %s --lmk-file %s --audit-file %s --label ZMK.kms "
+              "--usage K0 --mode D --exportable N --components %s", F.cli_ini, F.lmk, F.audit, comps);
+    swap_tmk_block(&F, "PP10000006", block, kcv);
+    sh_expect(0, NULL, "possum terminal add --config %s --tid 10000006 --mid %s --name 'Possum Coffee' "
+              "--tmk-block %s", F.cli_ini, MID, block);
+    port = swfix_free_port();
+    swfix_switch_section(&F, sw, sizeof sw, port, "provider_timeout_ms = 3000\ncache_ttl_ms = 200\n");
+    swfix_issuer_section(&F, is, sizeof is, port, NULL);
+    snprintf(all, sizeof all, "%s\n%s", sw, is);
+    assert_int_equal(swfix_start(&F, &SW, "switch", NULL, all), 0);
+    sh_expect(0, NULL, "possum pos signon --data %s --port %d", old_dir, SW.switch_port);
+    sh_expect(0, NULL, "possum pos purchase --data %s --port %d --amount 500 --card %s --pin %s",
+              old_dir, SW.switch_port, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum pos settle --data %s --port %d", old_dir, SW.switch_port);
+    EXPECT_IN(&out, "balanced"); /* before the swap, while it still can */
+    /* the PIN pad is swapped: PP10000007 gets its TMK from the KMS; the switch is re-keyed */
+    swap_pinpad("10000006", "PP10000007", new_dir);
+    swap_tmk_block(&F, "PP10000007", block, kcv);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum terminal set-tmk --config %s --tid 10000006 --tmk-block %s", F.cli_ini,
+              block);
+    EXPECT_IN(&out, kcv);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum terminal show 10000006 --config %s", F.cli_ini);
+    EXPECT_IN(&out, "signed on       no");
+    EXPECT_IN(&out, kcv);
+    /* the old PIN pad's TMK is no use: it cannot read the work keys of a sign-on */
+    px_buf_reset(&out);
+    assert_int_not_equal(kl_sh(&out, "possum pos signon --data %s --port %d", old_dir,
+                               SW.switch_port), 0);
+    EXPECT_IN(&out, "does not match its check value"); /* its PIN pad refuses the keys */
+    /* the new one signs on and buys */
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum pos signon --data %s --port %d", new_dir, SW.switch_port);
+    EXPECT_IN(&out, "APPROVED");
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum pos purchase --data %s --port %d --amount 1234 --card %s --pin %s",
+              new_dir, SW.switch_port, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN);
+    EXPECT_IN(&out, "APPROVED");
+    assert_int_equal(swfix_stop(&SW, SIGTERM, 15000), 0);
+    px_buf_reset(&out);
+    sh_expect(0, &out, "possum ledger check --config %s", F.cli_ini);
+    EXPECT_IN(&out, "ledger check OK");
+    swfix_cleanup(&F);
+    px_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_operator_certificates),
         cmocka_unit_test(test_refused_handshakes_audited),
+        cmocka_unit_test(test_pinpad_swap_rekeys_terminal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
