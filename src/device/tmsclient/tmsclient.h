@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "device/tmsclient/tuf.h"
+#include "crypto/tuf.h"
 #include "lib/err.h"
 #include "lib/limits.h"
 

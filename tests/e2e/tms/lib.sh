@@ -202,7 +202,7 @@ count() {
 }
 signed_on() { "$possum" pos status --data "$work/pos-$1" 2>/dev/null | grep -qiE "signed on[: ]+yes"; }
 running_version() { cat "$work/pos-$1/apps/pos-app/running" 2>/dev/null || echo none; }
-sql() { sqlite3 "$work/possum.db" "$1"; }
+sql() { sqlite3 -cmd ".timeout 5000" "$work/possum.db" "$1"; } # waits out the daemon's writer
 # wait_for CMD...: up to 5 s; wait_sql SQL VALUE: until the query gives VALUE
 wait_for() { for _ in $(seq 1 100); do if "$@"; then return 0; fi; sleep 0.05; done; return 1; }
 wait_sql() { for _ in $(seq 1 100); do [ "$(sql "$1")" = "$2" ] && return 0; sleep 0.05; done; return 1; }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "device/tmsclient/tuf.h"
+#include "crypto/tuf.h"
 #include "host/tms/tms.h"
 
 #define TMSFIX_PASSPHRASE "tms unit test passphrase"

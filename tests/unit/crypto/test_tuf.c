@@ -1,17 +1,126 @@
 /*
- * test_tms_meta.c: signed release metadata (device/tmsclient/tuf.h): canonical JSON, versions,
- * key files, thresholds, root rotation, targets and timestamp records, and what each refusal
- * says.
+ * test_tuf.c: signed release metadata (crypto/tuf.h): canonical JSON, versions, key files,
+ * thresholds, root rotation, targets and timestamp records, and what each refusal says.
  */
-#include "tmsfix.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crypto/tuf.h"
 #include "lib/str.h"
 #include "lib/time.h"
+#include "tmpdir.h"
+
+/* Ed25519 keys for the three roles and the root record naming them, in a private temp dir. */
+typedef struct tuffix {
+    char dir[PX_PATH_MAX];
+    uint8_t root_priv[3][TUF_PRIV_LEN], targets_priv[2][TUF_PRIV_LEN], ts_priv[TUF_PRIV_LEN];
+    tuf_root root; /* version 1: root 2 of 3, targets 2 of 2, timestamp 1 of 1 */
+} tuffix;
+
+/* n fresh keys of role id into f->root, with threshold. */
+static void add_role(tuffix *f, tuf_role_id id, uint8_t (*privs)[TUF_PRIV_LEN], size_t n,
+                     int64_t threshold)
+{
+    uint8_t pub[TUF_PUB_LEN];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tuf_keypair_generate(privs[i], pub, NULL), PX_OK);
+        tuf_key_from_public(pub, &f->root.keys[f->root.nkeys], NULL);
+        px_strlcpy(f->root.roles[id].keyids[i], f->root.keys[f->root.nkeys++].keyid, TUF_KEYID_HEX);
+    }
+    f->root.roles[id].nkeys = n;
+    f->root.roles[id].threshold = threshold;
+}
+
+static void fix_setup(tuffix *f)
+{
+    memset(f, 0, sizeof *f);
+    assert_int_equal(testlib_mkdtemp("tuf", f->dir, sizeof f->dir), 0);
+    f->root.version = 1;
+    f->root.expires_ms = px_now_ms() + 365LL * 86400000;
+    add_role(f, TUF_ROLE_ROOT, f->root_priv, 3, 2);
+    add_role(f, TUF_ROLE_TARGETS, f->targets_priv, 2, 2);
+    add_role(f, TUF_ROLE_TIMESTAMP, &f->ts_priv, 1, 1);
+}
+
+static void fix_path(const tuffix *f, const char *name, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/%s", f->dir, name);
+}
+
+/* The envelope of sp signed by the first nsig of privs, as text (malloc'd). */
+static char *signed_text(json_t *sp, uint8_t (*privs)[TUF_PRIV_LEN], size_t nsig)
+{
+    json_t *env = json_pack("{s:o, s:[]}", "signed", sp, "signatures");
+    char *text;
+    for (size_t i = 0; i < nsig; i++)
+        assert_int_equal(tuf_envelope_sign(env, privs[i], NULL), PX_OK);
+    text = json_dumps(env, JSON_INDENT(1));
+    json_decref(env);
+    assert_non_null(text);
+    return text;
+}
+
+/* The root record r signed by the first nsig root keys (malloc'd text). */
+static char *root_text(tuffix *f, const tuf_root *r, size_t nsig)
+{
+    return signed_text(tuf_root_build(r), f->root_priv, nsig);
+}
+
+/* A package file of n bytes (a pattern seeded by seed) at dir/name. */
+static void package_file(tuffix *f, const char *name, size_t n, int seed, char *path, size_t pathsz)
+{
+    FILE *fp;
+    fix_path(f, name, path, pathsz);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (size_t i = 0; i < n; i++)
+        fputc((int)((i * 131 + (size_t)seed * 7) & 0xff), fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* The targets record for the file at path (malloc'd text), signed by nsig targets keys. */
+static char *targets_text(tuffix *f, const char *path, const char *name, const char *version,
+                          const char *models, size_t nsig)
+{
+    tuf_target t;
+    uint8_t *data;
+    long n;
+    const char *m = models;
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    data = malloc((size_t)n + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    memset(&t, 0, sizeof t);
+    px_strlcpy(t.name, name, sizeof t.name);
+    px_strlcpy(t.kind, "app", sizeof t.kind);
+    px_strlcpy(t.version, version, sizeof t.version);
+    t.length = (int64_t)n;
+    tuf_sha256_hex(data, (size_t)n, t.sha256);
+    t.expires_ms = px_now_ms() + 365LL * 86400000;
+    while (*m) {
+        size_t k = strcspn(m, ",");
+        memcpy(t.models[t.nmodels], m, k);
+        t.models[t.nmodels++][k] = 0;
+        m += k + (m[k] == ',');
+    }
+    free(data);
+    return signed_text(tuf_target_build(&t), f->targets_priv, nsig);
+}
 
 static void test_canonical(void **state)
 {
@@ -59,13 +168,13 @@ static void test_versions(void **state)
 
 static void test_key_files(void **state)
 {
-    tmsfix *f = *state;
+    tuffix *f = *state;
     uint8_t priv[TUF_PRIV_LEN], pub[TUF_PUB_LEN], priv2[TUF_PRIV_LEN], pub2[TUF_PUB_LEN];
     char p1[PX_PATH_MAX], p2[PX_PATH_MAX];
     struct stat sb;
     px_error e = {0};
-    tmsfix_path(f, "k1.key", p1, sizeof p1);
-    tmsfix_path(f, "k1.pub", p2, sizeof p2);
+    fix_path(f, "k1.key", p1, sizeof p1);
+    fix_path(f, "k1.pub", p2, sizeof p2);
     assert_int_equal(tuf_keypair_generate(priv, pub, &e), PX_OK);
     assert_int_equal(tuf_private_key_write(p1, priv, &e), PX_OK);
     assert_int_equal(stat(p1, &sb), 0);
@@ -83,9 +192,9 @@ static void test_key_files(void **state)
 
 static void test_root_threshold(void **state)
 {
-    tmsfix *f = *state;
+    tuffix *f = *state;
     tuf_root r;
-    char *one = tmsfix_root_text(f, &f->root, 1), *two = tmsfix_root_text(f, &f->root, 2);
+    char *one = root_text(f, &f->root, 1), *two = root_text(f, &f->root, 2);
     json_t *env;
     char *dup;
     px_error e = {0};
@@ -121,7 +230,7 @@ static void test_root_threshold(void **state)
 
 static void test_root_shape(void **state)
 {
-    tmsfix *f = *state;
+    tuffix *f = *state;
     tuf_root r;
     px_error e = {0};
     const char *bad[] = {
@@ -143,7 +252,7 @@ static void test_root_shape(void **state)
         char *t;
         x.keys[0].keyid[0] = x.keys[0].keyid[0] == 'a' ? 'b' : 'a';
         memcpy(x.roles[TUF_ROLE_ROOT].keyids[0], x.keys[0].keyid, TUF_KEYID_HEX);
-        t = tmsfix_root_text(f, &x, 2);
+        t = root_text(f, &x, 2);
         assert_int_equal(tuf_root_verify_initial(t, strlen(t), &r, &e), PX_EFORMAT);
         assert_non_null(strstr(e.msg, "not the SHA-256"));
         free(t);
@@ -152,7 +261,7 @@ static void test_root_shape(void **state)
 
 static void test_root_rotation(void **state)
 {
-    tmsfix *f = *state;
+    tuffix *f = *state;
     tuf_root v2 = f->root, out;
     uint8_t newpriv[TUF_PRIV_LEN], pub[TUF_PUB_LEN];
     json_t *env;
@@ -185,7 +294,7 @@ static void test_root_rotation(void **state)
 
 static void test_targets_and_timestamp(void **state)
 {
-    tmsfix *f = *state;
+    tuffix *f = *state;
     char path[PX_PATH_MAX], *one, *two, *tsx;
     tuf_target t;
     tuf_timestamp ts;
@@ -193,9 +302,9 @@ static void test_targets_and_timestamp(void **state)
     char sha[TUF_SHA256_HEX];
     json_t *env;
     px_error e = {0};
-    tmsfix_file(f, "app.bin", 5000, 1, path, sizeof path);
-    one = tmsfix_targets_text(f, path, "pos-app", "1.2.0", "A920,P2", 1);
-    two = tmsfix_targets_text(f, path, "pos-app", "1.2.0", "A920,P2", 2);
+    package_file(f, "app.bin", 5000, 1, path, sizeof path);
+    one = targets_text(f, path, "pos-app", "1.2.0", "A920,P2", 1);
+    two = targets_text(f, path, "pos-app", "1.2.0", "A920,P2", 2);
     assert_int_equal(tuf_target_verify(&f->root, one, strlen(one), &t, &e), PX_EAUTH);
     assert_string_equal(e.msg, "targets pos-app 1.2.0: 1 valid targets signature, threshold 2");
     assert_int_equal(tuf_target_verify(&f->root, two, strlen(two), &t, &e), PX_OK);
@@ -227,16 +336,19 @@ static void test_targets_and_timestamp(void **state)
 
 static int setup(void **state)
 {
-    tmsfix *f = calloc(1, sizeof *f);
-    tmsfix_setup(f, "tms-meta");
+    tuffix *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fix_setup(f);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    tmsfix_teardown(*state);
-    free(*state);
+    tuffix *f = *state;
+    testlib_rmtree(f->dir);
+    OPENSSL_cleanse(f, sizeof *f);
+    free(f);
     return 0;
 }
 

@@ -3,7 +3,7 @@
  * through OpenSSL 3 EVP; JSON through jansson, canonicalised by sorting keys without
  * whitespace after refusing every value canonical JSON cannot carry (reals, null).
  */
-#include "device/tmsclient/tuf.h"
+#include "crypto/tuf.h"
 
 #include "lib/str.h"
 

@@ -14,10 +14,11 @@
  * signs a short-lived record binding the hash of every current targets record).
  *
  * Every parse function checks every field (type, length, range) and refuses unknown ones;
- * nothing past it re-reads raw JSON. Needs only lib/, OpenSSL and jansson.
+ * nothing past it re-reads raw JSON. Needs only lib/, OpenSSL and jansson, so it lives in
+ * crypto/, below both the TMS (host/tms) and the terminal (device/tmsclient) that use it.
  */
-#ifndef PX_DEVICE_TMSCLIENT_TUF_H
-#define PX_DEVICE_TMSCLIENT_TUF_H
+#ifndef PX_CRYPTO_TUF_H
+#define PX_CRYPTO_TUF_H
 
 #include <jansson.h>
 #include <stddef.h>

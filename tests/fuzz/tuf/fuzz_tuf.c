@@ -1,9 +1,9 @@
 /*
- * fuzz_tms_meta: every parser a terminal runs on metadata the TMS sends (tuf.h): the
+ * fuzz_tuf: every parser a terminal runs on metadata the TMS sends (crypto/tuf.h): the
  * envelope, root (initial and next), targets and timestamp records, against a fixed root.
- * Built with POSSUM_FUZZ; seeds in corpus/fuzz_tms_meta.
+ * Built with POSSUM_FUZZ; seeds in tests/fuzz/corpus/fuzz_tuf.
  */
-#include "device/tmsclient/tuf.h"
+#include "crypto/tuf.h"
 
 #include <stdint.h>
 #include <string.h>
