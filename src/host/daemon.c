@@ -11,6 +11,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* A session of a core lent to one service (px_daemon_hsm). */
+struct px_hsm_lease {
+    struct px_hsm_lease *next;
+    hsm *session;
+    struct px_hsm_core *core; /* NULL: a session of d->hsm */
+};
+
 /* An HSM no [hsm] section names, opened for the services whose hsm_* keys name it. */
 struct px_hsm_core {
     struct px_hsm_core *next;
@@ -102,42 +109,86 @@ static int core_open(px_daemon *d, const char *service, const hsm_config *cfg, h
     return PX_OK;
 }
 
-int px_daemon_hsm(px_daemon *d, const char *service, const hsm_config *cfg, hsm **out, px_error *e)
+/* The core cfg names: d->hsm, a core already open (held once more), or a new one. */
+static int core_for(px_daemon *d, const char *service, const hsm_config *cfg, hsm **h,
+                    struct px_hsm_core **core, px_error *e)
 {
     hsm_config node;
     int rc;
-    *out = NULL;
+    *core = NULL;
     if (d->hsm != NULL) {
         hsm_config_default(&node);
         if ((rc = hsm_config_bind(d->cfg, "hsm", &node, e)) != PX_OK)
             return rc;
         if (hsm_is_same(&node, cfg)) {
-            *out = d->hsm;
+            *h = d->hsm;
             return PX_OK;
         }
     }
     for (struct px_hsm_core *c = d->cores; c != NULL; c = c->next)
         if (hsm_is_same(&c->cfg, cfg)) {
             c->refs++;
-            *out = c->h;
+            *core = c;
+            *h = c->h;
             return PX_OK;
         }
-    return core_open(d, service, cfg, out, e);
+    if ((rc = core_open(d, service, cfg, h, e)) == PX_OK)
+        *core = d->cores;
+    return rc;
+}
+
+/* Drop one hold on core (NULL: d->hsm, which possumd closes); the last closes it. */
+static void core_release(px_daemon *d, struct px_hsm_core *core)
+{
+    if (core == NULL || --core->refs > 0)
+        return;
+    for (struct px_hsm_core **pp = &d->cores; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == core) {
+            *pp = core->next;
+            hsm_close(core->h);
+            free(core);
+            return;
+        }
+}
+
+int px_daemon_hsm(px_daemon *d, const char *service, const hsm_config *cfg, hsm **out, px_error *e)
+{
+    struct px_hsm_lease *l;
+    struct px_hsm_core *core = NULL;
+    hsm *h = NULL;
+    int rc;
+    *out = NULL;
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return px_error_set(e, PX_ENOMEM, "%s: out of memory", service);
+    if ((rc = core_for(d, service, cfg, &h, &core, e)) == PX_OK) {
+        /* the service's own session: its name in the audit log, no second unlock */
+        rc = hsm_session_open(h, d->st, service, &l->session, e);
+        if (rc != PX_OK)
+            core_release(d, core);
+    }
+    if (rc != PX_OK) {
+        free(l);
+        return rc;
+    }
+    l->core = core;
+    l->next = d->leases;
+    d->leases = l;
+    *out = l->session;
+    return PX_OK;
 }
 
 void px_daemon_hsm_release(px_daemon *d, hsm *h)
 {
-    if (h == NULL || h == d->hsm)
+    if (h == NULL)
         return;
-    for (struct px_hsm_core **pp = &d->cores; *pp != NULL; pp = &(*pp)->next) {
-        struct px_hsm_core *c = *pp;
-        if (c->h != h)
+    for (struct px_hsm_lease **pp = &d->leases; *pp != NULL; pp = &(*pp)->next) {
+        struct px_hsm_lease *l = *pp;
+        if (l->session != h)
             continue;
-        if (--c->refs > 0)
-            return;
-        *pp = c->next;
-        hsm_close(c->h);
-        free(c);
+        *pp = l->next;
+        hsm_close(l->session);
+        core_release(d, l->core);
+        free(l);
         return;
     }
     (void)PX_BUG(h != NULL); /* not a handle px_daemon_hsm lent: not ours to close */

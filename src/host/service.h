@@ -28,6 +28,7 @@ typedef struct px_daemon {
                                   opened before any service starts, closed after every
                                   service is freed; services take it via px_daemon_hsm */
     struct px_hsm_core *cores; /* HSMs named only by services' hsm_* keys (daemon.c) */
+    struct px_hsm_lease *leases; /* sessions lent to services (daemon.c) */
     char node[64];             /* node name, for logs and metrics */
     char ports_file[1024];     /* "" = none; see px_daemon_announce */
 } px_daemon;
@@ -52,15 +53,16 @@ extern const px_service *const px_services[]; /* generated; NULL-terminated */
  * ("what=host:port" lines) so harnesses can use port 0. */
 int px_daemon_announce(px_daemon *d, const char *what, const char *listen, int port);
 
-/* The node's key-management core for a service whose HSM settings are cfg ([hsm], then
- * its own hsm_* keys): d->hsm when cfg names the same HSM (backend, LMK file or token and
- * key, audit log); otherwise the one HSM the daemon opens for those settings on the first
- * request and lends to every service that names it. One LMK unlock per HSM per daemon.
- * The handle belongs to the event-loop thread; a service that needs keys on another thread
- * takes a session of it (hsm_session_open). Give it back with px_daemon_hsm_release from
- * the service's free, after freeing the keys it loaded; never hsm_close it. */
+/* A session, for a service, of the node's key-management core its HSM settings cfg name
+ * ([hsm], then its own hsm_* keys): of d->hsm when cfg names the same HSM (backend, LMK
+ * file or token and key, audit log); otherwise of the one HSM the daemon opens for those
+ * settings on the first request and shares with every service that names it. One LMK
+ * unlock per HSM per daemon; the session audits as `service`. The handle belongs to the
+ * event-loop thread; a service that needs keys on another thread takes a session of it
+ * (hsm_session_open). Give it back with px_daemon_hsm_release from the service's free,
+ * after freeing the keys it loaded; never hsm_close it. */
 int px_daemon_hsm(px_daemon *d, const char *service, const hsm_config *cfg, hsm **out, px_error *e);
-/* Return a handle from px_daemon_hsm (NULL is fine); the last user of a core closes it. */
+/* Close a session from px_daemon_hsm (NULL is fine); the last user of a core closes it. */
 void px_daemon_hsm_release(px_daemon *d, hsm *h);
 
 /* The value of [section] enabled (default false), marking it read. PX_ECONFIG if bad. */

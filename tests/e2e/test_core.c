@@ -302,9 +302,10 @@ static int run_node(const char *extra, const char *needle)
     return found;
 }
 
-/* One LMK unlock per HSM per node: the switch (its key worker through a session) and
- * phonepay use the node's [hsm], also when phonepay's hsm_* keys name the same LMK by
- * another path; a service naming another LMK gets a second core, and the log says so. */
+/* One LMK unlock per HSM per node: the switch, its key worker and phonepay take sessions
+ * of the node's [hsm] (each audited under its own name), also when phonepay's hsm_* keys
+ * name the same LMK by another path; a service naming another LMK gets a second core, and
+ * the log says so. */
 static void test_one_key_management_core(void **state)
 {
     char dir[] = "/tmp/possum-e2e-hsm-XXXXXX", node[300], other[300], extra[2048], cmd[300];
@@ -321,18 +322,23 @@ static void test_one_key_management_core(void **state)
              "[phonepay]\nenabled = true\nhsm_lmk_file = %s/./node.lmk\nhsm_audit_file = %s\n",
              dir, node, dir, node);
     assert_false(run_node(extra, "second key-management core"));
-    assert_int_equal(count_in_file(node, open), 3);    /* init, the node, the key worker */
-    assert_int_equal(count_in_file(node, session), 1); /* the key worker: no second unlock */
+    /* init, the node; a session each for the switch, its key worker and phonepay */
+    assert_int_equal(count_in_file(node, open), 5);
+    assert_int_equal(count_in_file(node, session), 3); /* no second unlock */
     assert_int_equal(count_in_file(node, "\"hsm.open\",\"caller\":\"switch:keys\""), 1);
+    assert_int_equal(count_in_file(node, "\"hsm.open\",\"caller\":\"switch\""), 1);
+    assert_int_equal(count_in_file(node, "\"hsm.open\",\"caller\":\"phonepay\""), 1);
     snprintf(extra, sizeof extra,
              "[hsm]\nlmk_file = %s/node.lmk\naudit_file = %s\n\n"
              "[phonepay]\nenabled = true\nhsm_lmk_file = %s/other.lmk\nhsm_audit_file = %s\n",
              dir, node, dir, other);
     assert_true(run_node(extra, "second key-management core"));
-    assert_int_equal(count_in_file(node, open), 5);
-    assert_int_equal(count_in_file(node, session), 2);
-    assert_int_equal(count_in_file(other, open), 2);
-    assert_int_equal(count_in_file(other, session), 0);
+    assert_int_equal(count_in_file(node, open), 8);
+    assert_int_equal(count_in_file(node, session), 5);
+    /* init, the second core, phonepay's session of it */
+    assert_int_equal(count_in_file(other, open), 3);
+    assert_int_equal(count_in_file(other, session), 1);
+    assert_int_equal(count_in_file(other, "\"hsm.open\",\"caller\":\"phonepay\""), 1);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     px_buf_init(&out, 1 << 10);
     assert_int_equal(e2e_run(cmd, &out), 0);
