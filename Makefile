@@ -7,8 +7,11 @@ FUZZBUILD ?= build-fuzz
 RELEASE   ?= build-release
 FUZZ_SECONDS ?= 60
 CMAKE_GEN = -G "Unix Makefiles"
+CLANG_FORMAT ?= clang-format
+# The C files clang-format owns (.clang-format at the top says how).
+FORMAT_FILES = find src tests bench -name '*.[ch]'
 
-.PHONY: all build deps demo run test unit asan fuzz fuzz-short bench clean format
+.PHONY: all build deps demo run test unit asan fuzz fuzz-short bench clean format format-check
 
 all: build
 
@@ -30,8 +33,10 @@ demo: deps
 run: build
 	@bash scripts/run.sh $(BUILD)
 
-# Everything CI checks: unit + e2e (both storage backends), the sanitizer run, short fuzz runs.
+# Everything CI checks: the layout, unit + e2e (both storage backends), the sanitizer run, short
+# fuzz runs.
 test: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzz-short
@@ -65,8 +70,14 @@ bench:
 	cmake --build $(RELEASE) -j $(JOBS)
 	@bash scripts/bench.sh $(RELEASE)
 
+# Rewrite every C file in the house layout.
 format:
-	find src tests bench -name '*.[ch]' | xargs clang-format -i
+	$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) -i
+
+# Fail, naming file and line, where a C file differs from what `make format` would write.
+format-check:
+	@$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) --dry-run -Werror
+	@echo "format-check: every C file is in the house layout"
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZBUILD) $(RELEASE)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libevent-dev libjansson-dev
   libinih-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
   postgresql postgresql-contrib softhsm2 opensc libsofthsm2 libp11-kit-dev

@@ -30,10 +30,12 @@ const char cmd_hsm_summary[] = "key management: init, generate, form, import, ex
 #define ARGS_MAX 64
 
 /* Options every subcommand takes, first in each table. */
-#define COMMON_OPTS                                                                             \
-    {"config", 0, "config file (also -c; default etc/possum.ini if present)", NULL},           \
-        {"lmk-file", 0, "soft LMK file (overrides [hsm] lmk_file)", NULL},                      \
-        {"audit-file", 0, "audit log (overrides [hsm] audit_file)", NULL}
+/* clang-format off */
+#define COMMON_OPTS                                                                                \
+    {"config", 0, "config file (also -c; default etc/possum.ini if present)", NULL},               \
+    {"lmk-file", 0, "soft LMK file (overrides [hsm] lmk_file)", NULL},                             \
+    {"audit-file", 0, "audit log (overrides [hsm] audit_file)", NULL}
+/* clang-format on */
 
 /* What a subcommand works with: its configuration is optional ([hsm], [store]). */
 typedef cli_env hsm_ctx;

@@ -55,9 +55,11 @@ static void cli_close(issuer_cli *x)
     cli_env_close(&x->env);
 }
 
-#define STORE_OPTS                                                               \
-    {"config", 0, "configuration with [store] and [issuer] (default etc/issuer.ini)", NULL}, \
+/* clang-format off */
+#define STORE_OPTS                                                                                 \
+    {"config", 0, "configuration with [store] and [issuer] (default etc/issuer.ini)", NULL},       \
     {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format on */
 
 static int issuer_clearing(int argc, char **argv)
 {

@@ -25,7 +25,9 @@
 const char cmd_kms_summary[] = "key management system: init, list, status, audit, tmk-export";
 
 #define DEFAULT_CONFIG "etc/kms.ini"
+/* clang-format off */
 #define CONFIG_OPT {"config", 0, "the KMS's configuration (default etc/kms.ini)", NULL}
+/* clang-format on */
 
 typedef struct kms_cli {
     cli_env env;

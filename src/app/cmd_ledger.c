@@ -20,9 +20,11 @@ const char cmd_ledger_summary[] = "the transaction platform's ledger: check, bal
 
 #define DEFAULT_CONFIG "etc/possum.ini"
 
-#define STORE_OPTS                                                              \
-    {"config", 0, "configuration with [store]; default etc/possum.ini", NULL}, \
-        {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format off */
+#define STORE_OPTS                                                                                 \
+    {"config", 0, "configuration with [store]; default etc/possum.ini", NULL},                     \
+    {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format on */
 
 static const cli_env_spec ledger_env = {DEFAULT_CONFIG, NULL, NULL};
 

@@ -22,7 +22,9 @@
 const char cmd_mtms_summary[] = "material tracking system: customers, CSV import, serials, audit, outbox";
 
 #define DEFAULT_CONFIG "etc/mtms.ini"
+/* clang-format off */
 #define CONFIG_OPT {"config", 0, "the MTMS's configuration (default etc/mtms.ini)", NULL}
+/* clang-format on */
 
 typedef struct mtms_cli {
     cli_env env;

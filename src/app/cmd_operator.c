@@ -28,15 +28,17 @@
 
 const char cmd_operator_summary[] = "operator terminal: confirm the customer, send a PIN pad's TK to the MTMS";
 
-#define MTMS_OPTS                                                                              \
-    {"config", 0, "a file with an [operator] section (mtms, tls_*, pinpad)", NULL},              \
-        {"mtms", 0, "the MTMS: https://host:port", NULL},                                       \
-        {"tls-ca", 0, "the CA certificate", NULL},                                              \
-        {"tls-cert", 0, "the operator's certificate (operator:NAME)", NULL},                    \
-        {"tls-key", 0, "its key", NULL},                                                        \
-        {"tls-crl", 0, "the CA's CRL, to check the MTMS's certificate too", NULL},              \
-        {"pinpad", 0, "the POS terminal's directory (its PIN pad)", NULL},                      \
-        {"timeout-ms", 0, "how long to wait for the MTMS (default 10000)", NULL}
+/* clang-format off */
+#define MTMS_OPTS                                                                                  \
+    {"config", 0, "a file with an [operator] section (mtms, tls_*, pinpad)", NULL},                \
+    {"mtms", 0, "the MTMS: https://host:port", NULL},                                              \
+    {"tls-ca", 0, "the CA certificate", NULL},                                                     \
+    {"tls-cert", 0, "the operator's certificate (operator:NAME)", NULL},                           \
+    {"tls-key", 0, "its key", NULL},                                                               \
+    {"tls-crl", 0, "the CA's CRL, to check the MTMS's certificate too", NULL},                     \
+    {"pinpad", 0, "the POS terminal's directory (its PIN pad)", NULL},                             \
+    {"timeout-ms", 0, "how long to wait for the MTMS (default 10000)", NULL}
+/* clang-format on */
 
 /* Flags over the [operator] section of --config. */
 static int load_config(const cli_opt *opts, operator_config *c)

@@ -21,7 +21,9 @@
 const char cmd_phonepay_summary[] = "mobile-number payment: contracted BINs, payees, outbox";
 
 #define DEFAULT_CONFIG "etc/possum.ini"
+/* clang-format off */
 #define CONFIG_OPT {"config", 0, "configuration with [store]; default " DEFAULT_CONFIG, NULL}
+/* clang-format on */
 
 static const cli_env_spec phonepay_env = {DEFAULT_CONFIG, NULL, NULL};
 

@@ -25,18 +25,20 @@
 const char cmd_pos_summary[] =
     "a POS terminal: sign on, purchase, void, settle, mobile-number payment, echo";
 
-#define GLOBAL_OPTS                                                                          \
-    {"data", 0, "the terminal's directory (default var/pos/TID)", NULL},                     \
-    {"host", 0, "transaction platform address (default 127.0.0.1)", NULL},                   \
-    {"port", 0, "its port (default 5000)", NULL},                                            \
-    {"tid", 0, "terminal id, 8 characters (default 10000001)", NULL},                        \
-    {"mid", 0, "merchant id, 15 characters (default 898100000000001)", NULL},                \
+/* clang-format off */
+#define GLOBAL_OPTS                                                                                \
+    {"data", 0, "the terminal's directory (default var/pos/TID)", NULL},                           \
+    {"host", 0, "transaction platform address (default 127.0.0.1)", NULL},                         \
+    {"port", 0, "its port (default 5000)", NULL},                                                  \
+    {"tid", 0, "terminal id, 8 characters (default 10000001)", NULL},                              \
+    {"mid", 0, "merchant id, 15 characters (default 898100000000001)", NULL},                      \
     {"timeout-ms", 0, "how long to wait for an answer (default 30000)", NULL}
-#define CARD_OPTS                                                                            \
-    {"card", 0, "card number typed in (12-19 digits)", NULL},                                \
-    {"track2", 0, "track 2 data as swiped: PAN=YYMM...", NULL},                              \
-    {"expiry", 0, "expiry YYMM, with --card", NULL},                                         \
+#define CARD_OPTS                                                                                  \
+    {"card", 0, "card number typed in (12-19 digits)", NULL},                                      \
+    {"track2", 0, "track 2 data as swiped: PAN=YYMM...", NULL},                                    \
+    {"expiry", 0, "expiry YYMM, with --card", NULL},                                               \
     {"pin", 0, "PIN digits (scripts and tests only: visible to ps)", NULL}
+/* clang-format on */
 #define NGLOBAL 6
 #define CARD_SYN "--card PAN|--track2 DATA [--expiry YYMM] [--pin DIGITS]"
 #define SYN_PURCHASE "possum pos purchase --amount FEN " CARD_SYN

@@ -25,9 +25,11 @@ const char cmd_terminal_summary[] = "terminal and merchant registry of the trans
 
 #define DEFAULT_CONFIG "etc/possum.ini"
 
-#define STORE_OPTS                                                                          \
-    {"config", 0, "configuration with [store] (and [hsm]); default etc/possum.ini", NULL}, \
-        {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format off */
+#define STORE_OPTS                                                                                 \
+    {"config", 0, "configuration with [store] (and [hsm]); default etc/possum.ini", NULL},         \
+    {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format on */
 
 static const cli_env_spec term_env = {DEFAULT_CONFIG, "cli:terminal", switch_hsm_config_bind};
 
@@ -109,10 +111,12 @@ typedef struct tmk_arg {
     const char *block;
 } tmk_arg;
 
-#define TMK_OPTS                                                                        \
-    {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK's clear components", NULL},     \
-        {"tmk-kcvs", 0, "KCV,KCV: the components' check values", NULL},                 \
-        {"tmk-block", 0, "the TMK as a key block under this LMK (K0)", NULL}
+/* clang-format off */
+#define TMK_OPTS                                                                                   \
+    {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK's clear components", NULL},                \
+    {"tmk-kcvs", 0, "KCV,KCV: the components' check values", NULL},                                \
+    {"tmk-block", 0, "the TMK as a key block under this LMK (K0)", NULL}
+/* clang-format on */
 
 /* 0 unless exactly one of --tmk-components and --tmk-block was given; else 1, with a filled
  * and *rc PX_OK, or *rc and e saying what is wrong with the components. */

@@ -27,9 +27,11 @@ const char cmd_tms_summary[] =
     "terminal management: releases and their signed metadata, terminals, campaigns";
 
 #define DEFAULT_CONFIG "etc/possum.ini"
-#define STORE_OPTS                                                                          \
-    {"config", 0, "configuration with [store] (and [hsm], [tms]); default etc/possum.ini", NULL}, \
-        {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format off */
+#define STORE_OPTS                                                                                 \
+    {"config", 0, "configuration with [store] (and [hsm], [tms]); default etc/possum.ini", NULL},  \
+    {"db", 0, "a SQLite database file instead of --config", NULL}
+/* clang-format on */
 
 static const cli_env_spec tms_env = {DEFAULT_CONFIG, "cli:tms", NULL};
 

@@ -7,6 +7,7 @@
  */
 #include "iso8583/iso8583.h"
 
+/* clang-format off */
 /* fixed n, ASCII digits */
 #define NA(nm, len) {nm, ISO8583_T_N, ISO8583_FIXED, 0, ISO8583_ENC_ASCII, 0, 0, \
                      ISO8583_SENS_NONE, 0, len}
@@ -26,6 +27,7 @@
                            0, len}
 #define VBIN(nm, kind, max) {nm, ISO8583_T_B, kind, ISO8583_ENC_ASCII, ISO8583_ENC_BINARY, 0, \
                              0, ISO8583_SENS_NONE, 0, max}
+/* clang-format on */
 
 static const iso8583_field_spec iso1987_fields[PX_ISO_FIELDS + 1] = {
     [2] = VA("Primary account number", ISO8583_T_N, ISO8583_LLVAR, 19, ISO8583_SENS_PAN),

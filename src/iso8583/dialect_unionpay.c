@@ -8,6 +8,7 @@
  */
 #include "iso8583/iso8583.h"
 
+/* clang-format off */
 /* fixed n, BCD, right-aligned (odd: leading pad nibble 0) */
 #define NB(nm, len) {nm, ISO8583_T_N, ISO8583_FIXED, 0, ISO8583_ENC_BCD, ISO8583_ALIGN_RIGHT, \
                      0x0, ISO8583_SENS_NONE, 0, len}
@@ -28,6 +29,7 @@
                            0, len}
 #define VBIN(nm, kind, max, sens) {nm, ISO8583_T_B, kind, ISO8583_ENC_BCD, \
                                    ISO8583_ENC_BINARY, 0, 0, sens, 0, max}
+/* clang-format on */
 
 static const iso8583_field_spec unionpay_fields[PX_ISO_FIELDS + 1] = {
     [2] = VB("Primary account number", ISO8583_T_N, ISO8583_LLVAR, 19, ISO8583_SENS_PAN),

@@ -31,12 +31,14 @@ typedef struct px_config_field {
     const char *const *choices;  /* for enums */
 } px_config_field;
 
+/* clang-format off */
 #define PX_CFG_STR(st, m, k, d)        {k, PX_CFG_STRING, offsetof(st, m), sizeof(((st *)0)->m), 0, 0, d, 0, NULL}
 #define PX_CFG_STR_REQ(st, m, k)       {k, PX_CFG_STRING, offsetof(st, m), sizeof(((st *)0)->m), 0, 0, NULL, 1, NULL}
 #define PX_CFG_INT_(st, m, k, lo, hi, d) {k, PX_CFG_INT, offsetof(st, m), sizeof(((st *)0)->m), lo, hi, d, 0, NULL}
 #define PX_CFG_BOOL_(st, m, k, d)      {k, PX_CFG_BOOL, offsetof(st, m), sizeof(int), 0, 1, d, 0, NULL}
 #define PX_CFG_ADDR(st, m, k, d)       {k, PX_CFG_HOSTPORT, offsetof(st, m), sizeof(((st *)0)->m), 0, 0, d, 0, NULL}
 #define PX_CFG_ENUM_(st, m, k, ch, d)  {k, PX_CFG_ENUM, offsetof(st, m), sizeof(int), 0, 0, d, 0, ch}
+/* clang-format on */
 
 int px_config_load_file(const char *path, px_config **out, px_error *e);
 int px_config_load_string(const char *text, const char *name, px_config **out, px_error *e);

@@ -5,6 +5,7 @@
 #ifndef PX_LIMITS_H
 #define PX_LIMITS_H
 
+/* clang-format off */
 /* lib */
 #define PX_ERRMSG_MAX            256      /* bytes in a px_error message, NUL included */
 #define PX_LOG_LINE_MAX          2048     /* one log line, after formatting */
@@ -183,5 +184,6 @@
 #define PX_TMS_HTTP_HEAD_MAX     (16 * 1024) /* terminal: bytes of a response head */
 #define PX_TMS_HTTP_BODY_MAX     (2 * 1024 * 1024) /* terminal: bytes of a JSON response */
 #define PX_TMS_PAGE_ROWS         1000     /* rows one listing query returns */
+/* clang-format on */
 
 #endif

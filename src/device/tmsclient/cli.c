@@ -201,10 +201,12 @@ static void glue_end(glue *g)
     glue_release(g);
 }
 
-#define TERMINAL_OPTS                                                                        \
-    {"data", 0, "the terminal's directory (default var/pos/TID)", NULL},                     \
-        {"tid", 0, "terminal id, for the default directory (default 10000001)", NULL},       \
-        {"quiet", 1, "print only the outcome", NULL}
+/* clang-format off */
+#define TERMINAL_OPTS                                                                              \
+    {"data", 0, "the terminal's directory (default var/pos/TID)", NULL},                           \
+    {"tid", 0, "terminal id, for the default directory (default 10000001)", NULL},                 \
+    {"quiet", 1, "print only the outcome", NULL}
+/* clang-format on */
 
 /* The POS terminal's configuration and the updater's, from --data/--tid. */
 static int load(const opt *opts, glue *g, tmsc_config *c, int need_tms, px_error *e)

@@ -677,13 +677,14 @@ static int tick_flags(store *st, tick_ctx *t, int on, px_error *e)
     row *rows = malloc(PX_TMS_FLAG_BATCH * sizeof *rows);
     store_stmt *q;
     size_t n = 0;
+    const char *sql = on ? "SELECT t.serial, m.tid FROM tms_target t JOIN tms_terminal m "
+                           "ON m.serial = t.serial WHERE t.campaign = $1 AND t.flagged = 0 "
+                           "AND t.state = 'pending' LIMIT 1000"
+                         : "SELECT t.serial, m.tid FROM tms_target t JOIN tms_terminal m "
+                           "ON m.serial = t.serial WHERE t.campaign = $1 AND t.flagged = 1 "
+                           "AND t.state = 'pending' LIMIT 1000";
     int rc = rows == NULL ? px_error_set(e, PX_ENOMEM, "out of memory")
-             : on ? store_prepare(st, "SELECT t.serial, m.tid FROM tms_target t JOIN tms_terminal m "
-                                      "ON m.serial = t.serial WHERE t.campaign = $1 AND t.flagged = 0 "
-                                      "AND t.state = 'pending' LIMIT 1000", &q, e)
-                  : store_prepare(st, "SELECT t.serial, m.tid FROM tms_target t JOIN tms_terminal m "
-                                      "ON m.serial = t.serial WHERE t.campaign = $1 AND t.flagged = 1 "
-                                      "AND t.state = 'pending' LIMIT 1000", &q, e);
+                          : store_prepare(st, sql, &q, e);
     if (rc == PX_OK) {
         store_bind_text(q, 1, t->name);
         while (n < PX_TMS_FLAG_BATCH && (rc = store_step(q, e)) == STORE_ROW) {

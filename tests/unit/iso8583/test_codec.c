@@ -227,6 +227,7 @@ struct bad_case {
 
 #define HDR "6000010000603100310000"
 
+/* clang-format off */
 static const struct bad_case bad_cases[] = {
     {&iso8583_unionpay_pos, "", "message: empty", 0},
     {&iso8583_unionpay_pos, "6000", "TPDU: needs 5 bytes, 2 remain", 0},
@@ -280,6 +281,7 @@ static const struct bad_case bad_cases[] = {
     {&iso8583_1987_ascii, "0200000000002000000008123=ABCD",
      "field 35: byte 5 is not a digit or '='", 1},
 };
+/* clang-format on */
 
 static void test_unpack_errors(void **state)
 {

@@ -14,6 +14,7 @@
 
 /* UnionPay sign-on request 0800, built by hand from the layout in docs/iso8583-unionpay.md
  * (the frame length 003C is not part of it). */
+/* clang-format off */
 #define SIGNON_HEX                                                                        \
     "6000010000"                     /* TPDU: id 60, destination 0001, source 0000 */      \
     "603100310000"                   /* header */                                          \
@@ -46,6 +47,7 @@
     "2600000000000000"                         /* 53 */                                   \
     "0011" "220000010000"                      /* 60: 22 000001 000 */                    \
     "A1B2C3D4E5F60718"                         /* 64 MAC */
+/* clang-format on */
 
 #define TEST_PAN "6222020200112233445"
 #define TEST_TRACK2 "6222020200112233445=25122010000012345"

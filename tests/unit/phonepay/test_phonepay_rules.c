@@ -11,7 +11,8 @@ static int valid(const char *s)
     return px_mobile_cn_is_valid(s, strlen(s), NULL);
 }
 
-/* libphonenumber CN mobile: 1740[0-5]\d{6} | 1(?:[38]\d|4[57]|[59][0-35-9]|6[25-7]|7[0-35-8])\d{8} */
+/* libphonenumber CN mobile:
+ * 1740[0-5]\d{6} | 1(?:[38]\d|4[57]|[59][0-35-9]|6[25-7]|7[0-35-8])\d{8} */
 static void test_mobile_prefixes(void **state)
 {
     static const char *const good[] = {"13012345678", "13912345678", "14512345678",
