@@ -47,7 +47,8 @@ static hsm_key *clear_key(hsm *h, const char *usage, char mode, const char *hex)
     crypto_kcv(CRYPTO_TDES, c2, 16, kcv, sizeof kcv, &n, NULL);
     px_hex_encode(kcv, 3, k2);
     hsm_component comps[2] = {{h1, k1}, {h2, k2}};
-    if (hsm_key_form(h, &a, comps, 2, NULL, &kb, &e) != PX_OK || hsm_key_load(h, kb.block, &k, &e) != PX_OK)
+    if (hsm_key_form(h, &a, comps, 2, NULL, &kb, &e) != PX_OK ||
+        hsm_key_load(h, kb.block, &k, &e) != PX_OK)
         die("key", &e);
     return k;
 }
@@ -61,7 +62,8 @@ static double pin_translate_rate(hsm *h)
     uint8_t key[16], clear[8];
     size_t n = 0, ops = 0;
     px_error e = {0};
-    if (hsm_key_generate(h, &za, NULL, &kb, &e) != PX_OK || hsm_key_load(h, kb.block, &zpk, &e) != PX_OK)
+    if (hsm_key_generate(h, &za, NULL, &kb, &e) != PX_OK ||
+        hsm_key_load(h, kb.block, &zpk, &e) != PX_OK)
         die("zpk", &e);
     px_hex_decode(TPK, key, sizeof key, &n);
     crypto_pinblock_encode(CRYPTO_PIN_ISO0, "123456", PAN, clear, sizeof clear, &n, NULL);
@@ -87,7 +89,8 @@ static double mac_verify_rate(hsm *h)
     px_error e = {0};
     for (size_t i = 0; i < sizeof msg; i++)
         msg[i] = (uint8_t)i;
-    if (hsm_mac_generate(h, mak, CRYPTO_MAC_X919, msg, sizeof msg, mac, sizeof mac, &n, &e) != PX_OK)
+    if (hsm_mac_generate(h, mak, CRYPTO_MAC_X919, msg, sizeof msg, mac, sizeof mac, &n, &e) !=
+        PX_OK)
         die("mac generate", &e);
     int64_t t0 = px_mono_ns(), t;
     do {
@@ -123,6 +126,7 @@ int main(void)
         fprintf(stderr, "bench_hsm: could not remove %s\n", dir);
     printf("pin translate (TPK format 0 -> ZPK format 0): %.0f/s\n", pin);
     printf("mac verify (X9.19, 100 bytes):                %.0f/s\n", mac);
-    printf("{\"bench\":\"hsm\",\"pin_translate_per_s\":%.0f,\"mac_verify_per_s\":%.0f}\n", pin, mac);
+    printf("{\"bench\":\"hsm\",\"pin_translate_per_s\":%.0f,\"mac_verify_per_s\":%.0f}\n", pin,
+           mac);
     return 0;
 }

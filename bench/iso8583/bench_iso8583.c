@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define ROUNDS 5            /* rounds per operation; the median is reported */
+#define ROUNDS 5             /* rounds per operation; the median is reported */
 #define ROUND_NS 300000000LL /* CPU time per round */
 
 static iso8583_msg g_msg;
@@ -40,12 +40,24 @@ static void build_purchase(iso8583_msg *m)
     static const uint8_t hdr[6] = {0x60, 0x31, 0x00, 0x31, 0x00, 0x00};
     static const uint8_t pin[8] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
     static const uint8_t mac[8] = {0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18};
-    static const struct { int f; const char *v; } text[] = {
-        {2, "6222020200112233445"}, {3, "000000"}, {4, "000000010000"}, {11, "000123"},
-        {14, "2512"}, {22, "021"}, {25, "00"}, {26, "12"},
+    static const struct {
+        int f;
+        const char *v;
+    } text[] = {
+        {2, "6222020200112233445"},
+        {3, "000000"},
+        {4, "000000010000"},
+        {11, "000123"},
+        {14, "2512"},
+        {22, "021"},
+        {25, "00"},
+        {26, "12"},
         {35, "6222020200112233445=25122010000012345"},
         {36, "996222020200112233445=1561560000000000000003000000114000025=000000000000=0000"},
-        {41, "12345678"}, {42, "123456789012345"}, {49, "156"}, {53, "2600000000000000"},
+        {41, "12345678"},
+        {42, "123456789012345"},
+        {49, "156"},
+        {53, "2600000000000000"},
         {60, "22000001000"},
     };
     px_error e = {0};

@@ -57,8 +57,8 @@ typedef struct node {
 } node;
 
 static struct {
-    char dir[PX_PATH_MAX];      /* daemons: stores, logs, HSM */
-    char devdir[PX_PATH_MAX];   /* PIN pads and the CA */
+    char dir[PX_PATH_MAX];    /* daemons: stores, logs, HSM */
+    char devdir[PX_PATH_MAX]; /* PIN pads and the CA */
     char possumd[PX_PATH_MAX];
     char ca_dir[PX_PATH_MAX + 8], ca_crt[PX_PATH_MAX + 16], crl[PX_PATH_MAX + 16];
     char mtms_url[64], kms_url[64], dl_url[64];
@@ -67,7 +67,7 @@ static struct {
     pinpad **pp;
     char *kms_recv_pem, *crl_pem;
     node mtms, kms;
-    size_t next;                /* work queue for the threads */
+    size_t next; /* work queue for the threads */
     size_t failed;
     char first_error[PX_ERRMSG_MAX];
     pthread_mutex_t mu;
@@ -304,7 +304,8 @@ static pinpad *make_pinpad(pki_ca *ca, const char *ca_pem, size_t i)
     mkdir(d, 0700);
     snprintf(keys, sizeof keys, "%s/pinpad.keys", d);
     snprintf(secret, sizeof secret, "%s/device.secret", d);
-    if (pinpad_secret_create(secret, &e) != PX_OK || pinpad_create(keys, secret, serial, &p, &e) != PX_OK ||
+    if (pinpad_secret_create(secret, &e) != PX_OK ||
+        pinpad_create(keys, secret, serial, &p, &e) != PX_OK ||
         tk_device_key_create(p, &csr, &e) != PX_OK)
         die("PIN pad %s: %s", serial, e.msg);
     memset(&r, 0, sizeof r);
@@ -448,8 +449,10 @@ static const char *last_error(store *st)
     store_stmt *q;
     px_error e = {0};
     snprintf(why, sizeof why, "(no error recorded)");
-    if (store_prepare(st, "SELECT last_error FROM mtms_serial WHERE status <> 'acknowledged' AND "
-                          "last_error <> '' LIMIT 1", &q, &e) == PX_OK) {
+    if (store_prepare(st,
+                      "SELECT last_error FROM mtms_serial WHERE status <> 'acknowledged' AND "
+                      "last_error <> '' LIMIT 1",
+                      &q, &e) == PX_OK) {
         if (store_step(q, &e) == STORE_ROW)
             snprintf(why, sizeof why, "%s", store_col_text(q, 0));
         store_done(q);
@@ -500,7 +503,8 @@ int main(int argc, char **argv)
     snprintf(B.ca_dir, sizeof B.ca_dir, "%s/ca", B.devdir);
     snprintf(B.ca_crt, sizeof B.ca_crt, "%s/ca.crt", B.ca_dir);
     snprintf(B.crl, sizeof B.crl, "%s/crl.pem", B.ca_dir);
-    if (pki_ca_init(B.ca_dir, "bench CA", 30, 30, NULL, &e) != PX_OK || pki_ca_open(B.ca_dir, &ca, &e) != PX_OK ||
+    if (pki_ca_init(B.ca_dir, "bench CA", 30, 30, NULL, &e) != PX_OK ||
+        pki_ca_open(B.ca_dir, &ca, &e) != PX_OK ||
         pki_read_file(B.ca_crt, PX_PKI_PEM_MAX, &ca_pem, NULL, &e) != PX_OK)
         die("CA: %s", e.msg);
     snprintf(p, sizeof p, "%s/mtms", B.dir);
@@ -542,7 +546,8 @@ int main(int argc, char **argv)
     snprintf(B.dl_url, sizeof B.dl_url, "https://127.0.0.1:%d", B.dl_port);
     if (store_open(&sc, &st, &e) != PX_OK || pki_trust_load(B.ca_crt, B.crl, &trust, &e) != PX_OK ||
         mtms_open(st, trust, &m, &e) != PX_OK ||
-        mtms_customer_put(m, CUSTOMER, "Bench Bank", B.kms_url, B.kms_recv_pem, "bench", &e) != PX_OK)
+        mtms_customer_put(m, CUSTOMER, "Bench Bank", B.kms_url, B.kms_recv_pem, "bench", &e) !=
+            PX_OK)
         die("MTMS: %s", e.msg);
     t0 = px_mono_ns();
     if (mtms_import_csv(m, "PO-BENCH", p, "bench", &rep, &e) != PX_OK)
@@ -551,28 +556,30 @@ int main(int argc, char **argv)
     print_stage("import", t_import);
 
     /* upload: operator terminals to the MTMS */
-    snprintf(ini, sizeof ini,
-             "[possumd]\nnode = mtms\nlog_level = warn\n\n[store]\nbackend = sqlite\npath = %s/mtms.db\n\n"
-             "[http]\nlisten = 127.0.0.1:0\n\n"
-             "[mtms]\nenabled = true\nlisten = 127.0.0.1:0\ntls_cert = %s/mtms.crt\ntls_key = %s/mtms.key\n"
-             "tls_ca = %s\ntls_crl = %s\ntls_require_client_cert = true\noutbox_interval_ms = 100\n"
-             "outbox_backoff_min_ms = 1000\noutbox_backoff_max_ms = 2000\noutbox_batch = 200\n",
-             B.dir, B.dir, B.dir, B.ca_crt, B.crl);
+    snprintf(
+        ini, sizeof ini,
+        "[possumd]\nnode = mtms\nlog_level = warn\n\n[store]\nbackend = sqlite\npath = %s/mtms.db\n\n"
+        "[http]\nlisten = 127.0.0.1:0\n\n"
+        "[mtms]\nenabled = true\nlisten = 127.0.0.1:0\ntls_cert = %s/mtms.crt\ntls_key = %s/mtms.key\n"
+        "tls_ca = %s\ntls_crl = %s\ntls_require_client_cert = true\noutbox_interval_ms = 100\n"
+        "outbox_backoff_min_ms = 1000\noutbox_backoff_max_ms = 2000\noutbox_batch = 200\n",
+        B.dir, B.dir, B.dir, B.ca_crt, B.crl);
     node_start(&B.mtms, "mtms", ini, "mtms");
     snprintf(B.mtms_url, sizeof B.mtms_url, "https://127.0.0.1:%d", node_port(&B.mtms, "mtms"));
     t_upload = run_threads(upload_worker);
     print_stage("upload", t_upload);
 
     /* relay: the KMS comes up; the MTMS's outbox delivers everything */
-    snprintf(ini, sizeof ini,
-             "[possumd]\nnode = kms\nlog_level = warn\n\n[store]\nbackend = sqlite\npath = %s/kms.db\n\n"
-             "[http]\nlisten = 127.0.0.1:0\n\n"
-             "[kms]\nenabled = true\ncustomer = %s\nhsm_lmk_file = %s/lmk.bin\nhsm_audit_file = %s/hsm-audit.log\n"
-             "listen = 127.0.0.1:%d\ntls_cert = %s/kms.crt\ntls_key = %s/kms.key\ntls_ca = %s\ntls_crl = %s\n"
-             "tls_require_client_cert = true\nmtms_cn = mtms:factory\nrecv_cert = %s/recv.crt\n"
-             "download_listen = 127.0.0.1:%d\ndownload_tls_cert = %s/kms.crt\ndownload_tls_key = %s/kms.key\n",
-             B.dir, CUSTOMER, B.dir, B.dir, B.kms_port, B.dir, B.dir, B.ca_crt, B.crl, B.dir, B.dl_port,
-             B.dir, B.dir);
+    snprintf(
+        ini, sizeof ini,
+        "[possumd]\nnode = kms\nlog_level = warn\n\n[store]\nbackend = sqlite\npath = %s/kms.db\n\n"
+        "[http]\nlisten = 127.0.0.1:0\n\n"
+        "[kms]\nenabled = true\ncustomer = %s\nhsm_lmk_file = %s/lmk.bin\nhsm_audit_file = %s/hsm-audit.log\n"
+        "listen = 127.0.0.1:%d\ntls_cert = %s/kms.crt\ntls_key = %s/kms.key\ntls_ca = %s\ntls_crl = %s\n"
+        "tls_require_client_cert = true\nmtms_cn = mtms:factory\nrecv_cert = %s/recv.crt\n"
+        "download_listen = 127.0.0.1:%d\ndownload_tls_cert = %s/kms.crt\ndownload_tls_key = %s/kms.key\n",
+        B.dir, CUSTOMER, B.dir, B.dir, B.kms_port, B.dir, B.dir, B.ca_crt, B.crl, B.dir, B.dl_port,
+        B.dir, B.dir);
     t0 = px_mono_ns();
     node_start(&B.kms, "kms", ini, "kms.download");
     for (int64_t last = -1, since = px_mono_ns();;) {
@@ -609,11 +616,12 @@ int main(int argc, char **argv)
         slowest = t_keyload;
     node_stop(&B.kms);
     node_stop(&B.mtms);
-    printf("{\"bench\":\"keyload\",\"terminals\":%zu,\"terminals_per_s\":%.0f,\"import_per_s\":%.0f,"
-           "\"upload_per_s\":%.0f,\"relay_per_s\":%.0f,\"keyload_per_s\":%.0f,\"setup_per_s\":%.0f,"
-           "\"threads\":%zu}\n",
-           B.n, (double)B.n / slowest, (double)B.n / t_import, (double)B.n / t_upload,
-           (double)B.n / t_relay, (double)B.n / t_keyload, (double)B.n / t_setup, B.threads);
+    printf(
+        "{\"bench\":\"keyload\",\"terminals\":%zu,\"terminals_per_s\":%.0f,\"import_per_s\":%.0f,"
+        "\"upload_per_s\":%.0f,\"relay_per_s\":%.0f,\"keyload_per_s\":%.0f,\"setup_per_s\":%.0f,"
+        "\"threads\":%zu}\n",
+        B.n, (double)B.n / slowest, (double)B.n / t_import, (double)B.n / t_upload,
+        (double)B.n / t_relay, (double)B.n / t_keyload, (double)B.n / t_setup, B.threads);
     for (size_t i = 0; i < B.n; i++)
         pinpad_close(B.pp[i]);
     free(B.pp);

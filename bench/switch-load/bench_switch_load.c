@@ -250,8 +250,7 @@ int main(int argc, char **argv)
         }
     }
     if (nterm < 1 || nterm > MAX_TERMINALS || seconds < 1 || warmup < 0 || writers < 0 ||
-        group_max < 0 ||
-        (strcmp(backend, "sqlite") != 0 && strcmp(backend, "postgres") != 0) ||
+        group_max < 0 || (strcmp(backend, "sqlite") != 0 && strcmp(backend, "postgres") != 0) ||
         (strcmp(issuer_store, "memory") != 0 && strcmp(issuer_store, "file") != 0)) {
         fprintf(stderr, "bench_switch_load: bad arguments\n");
         return 2;
@@ -265,8 +264,7 @@ int main(int argc, char **argv)
         die("net", &e);
     memset(&pg, 0, sizeof pg);
     if (strcmp(backend, "postgres") == 0) {
-        setenv("PG_TEMP_OPTIONS", "-c fsync=on -c synchronous_commit=on -c max_connections=100",
-               1);
+        setenv("PG_TEMP_OPTIONS", "-c fsync=on -c synchronous_commit=on -c max_connections=100", 1);
         if (pgtemp_start(&pg, &e) != PX_OK)
             die("PostgreSQL", &e);
         conninfo = pg.conninfo;
@@ -283,8 +281,7 @@ int main(int argc, char **argv)
         snprintf(issstore, sizeof issstore, "[store]\nbackend = sqlite\npath = :memory:\n");
     else
         snprintf(issstore, sizeof issstore,
-                 "[store]\nbackend = sqlite\npath = %s/issuer.db\nsynchronous = normal\n",
-                 f.dir);
+                 "[store]\nbackend = sqlite\npath = %s/issuer.db\nsynchronous = normal\n", f.dir);
     if (swfix_start(&f, &iss, "issuer", issstore, sec) != 0)
         die("start the issuer simulator", NULL);
     /* The switch. */
@@ -361,8 +358,9 @@ int main(int argc, char **argv)
         long long rate = (long long)((double)g_approved / secs);
         long long commits = swfix_metric(&sw, "possum_switch_group_commits_total");
         long long jobs = swfix_metric(&sw, "possum_switch_group_jobs_total");
-        fprintf(stderr, "approved %ld in %.1f s, errors %ld (timeouts %ld); group commits %lld "
-                        "(%.1f jobs each)\n",
+        fprintf(stderr,
+                "approved %ld in %.1f s, errors %ld (timeouts %ld); group commits %lld "
+                "(%.1f jobs each)\n",
                 g_approved, secs, g_errors, g_timeouts, commits,
                 commits ? (double)jobs / (double)commits : 0.0);
         printf("terminals %d, store %s: %lld approved purchases/s, p50 %.2f ms, p99 %.2f ms, "

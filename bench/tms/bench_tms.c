@@ -147,8 +147,10 @@ static void register_fleet(setup *s)
             char serial[16];
             store_stmt *q;
             snprintf(serial, sizeof serial, "SN%07d", i);
-            if (store_prepare(s->st, "INSERT INTO tms_terminal (serial, model, created_ms, updated_ms) "
-                                     "VALUES ($1, 'A920', $2, $2)", &q, &e) != PX_OK)
+            if (store_prepare(s->st,
+                              "INSERT INTO tms_terminal (serial, model, created_ms, updated_ms) "
+                              "VALUES ($1, 'A920', $2, $2)",
+                              &q, &e) != PX_OK)
                 die("insert", &e);
             store_bind_text(q, 1, serial);
             store_bind_int64(q, 2, now);
@@ -156,8 +158,10 @@ static void register_fleet(setup *s)
                 die("insert", &e);
             store_done(q);
             if (i < CAMPAIGN) {
-                if (store_prepare(s->st, "INSERT INTO tms_terminal_group (serial, grp) VALUES ($1, "
-                                         "'bench')", &q, &e) != PX_OK)
+                if (store_prepare(s->st,
+                                  "INSERT INTO tms_terminal_group (serial, grp) VALUES ($1, "
+                                  "'bench')",
+                                  &q, &e) != PX_OK)
                     die("group", &e);
                 store_bind_text(q, 1, serial);
                 if (store_step(q, &e) < 0)
@@ -171,7 +175,8 @@ static void register_fleet(setup *s)
     printf("registered %d terminals in %.1f s\n", TERMINALS, (px_mono_ms() - t0) / 1000.0);
 }
 
-static void release(setup *s, const char *name, const char *version, int64_t bytes, const char *file)
+static void release(setup *s, const char *name, const char *version, int64_t bytes,
+                    const char *file)
 {
     tuf_target t;
     FILE *fp = fopen(file, "w");
@@ -256,9 +261,11 @@ static pid_t spawn(char *const argv[], const char *log)
 static int wait_port(int port, int ms)
 {
     for (int i = 0; i < ms / 20; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int fd = socket(AF_INET, SOCK_STREAM, 0), ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        int fd = socket(AF_INET, SOCK_STREAM, 0),
+            ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
         close(fd);
         if (ok)
             return 0;
@@ -275,12 +282,13 @@ static pid_t start_possumd(const char *possumd, int port, int http_port, int wor
     path_of("possumd.ini", ini, sizeof ini);
     path_of("possumd.log", log, sizeof log);
     f = fopen(ini, "w");
-    fprintf(f, "[possumd]\nnode = bench\nlog_level = info\n[store]\npath = %s/possum.db\n"
-               "[http]\nlisten = 127.0.0.1:%d\n[tms]\nenabled = true\nlisten = 127.0.0.1:%d\n"
-               "workers = %d\nmax_connections = 4096\nhsm_lmk_file = %s/lmk.bin\n"
-               "hsm_audit_file = %s/hsm-audit.log\ntimestamp_key = %s/timestamp.key\n"
-               "cache_dir = %s/cache\ntick_ms = 100\nauth_min_interval_ms = 0\n"
-               "max_downloads = 100000\nslice_bytes = %d\n",
+    fprintf(f,
+            "[possumd]\nnode = bench\nlog_level = info\n[store]\npath = %s/possum.db\n"
+            "[http]\nlisten = 127.0.0.1:%d\n[tms]\nenabled = true\nlisten = 127.0.0.1:%d\n"
+            "workers = %d\nmax_connections = 4096\nhsm_lmk_file = %s/lmk.bin\n"
+            "hsm_audit_file = %s/hsm-audit.log\ntimestamp_key = %s/timestamp.key\n"
+            "cache_dir = %s/cache\ntick_ms = 100\nauth_min_interval_ms = 0\n"
+            "max_downloads = 100000\nslice_bytes = %d\n",
             dir, http_port, port, workers, dir, dir, dir, dir, SLICE);
     fclose(f);
     return spawn(argv, log);
@@ -295,13 +303,14 @@ static pid_t start_nginx(int port, int workers, const char *body, size_t blen)
     path_of("nginx.log", log, sizeof log);
     snprintf(prefix, sizeof prefix, "%s/", dir);
     f = fopen(conf, "w");
-    fprintf(f, "%sworker_processes %d;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
-               "events { worker_connections 4096; }\nhttp {\n  access_log off;\n"
-               "  client_body_temp_path %s/nb; proxy_temp_path %s/np; fastcgi_temp_path %s/nf;\n"
-               "  uwsgi_temp_path %s/nu; scgi_temp_path %s/ns;\n  keepalive_requests 1000000;\n"
-               "  server {\n    listen 127.0.0.1:%d;\n    sendfile on;\n"
-               "    location = /v1/checkin { default_type application/json; return 200 '%.*s'; }\n"
-               "    location /files/ { alias %s/; }\n  }\n}\n",
+    fprintf(f,
+            "%sworker_processes %d;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
+            "events { worker_connections 4096; }\nhttp {\n  access_log off;\n"
+            "  client_body_temp_path %s/nb; proxy_temp_path %s/np; fastcgi_temp_path %s/nf;\n"
+            "  uwsgi_temp_path %s/nu; scgi_temp_path %s/ns;\n  keepalive_requests 1000000;\n"
+            "  server {\n    listen 127.0.0.1:%d;\n    sendfile on;\n"
+            "    location = /v1/checkin { default_type application/json; return 200 '%.*s'; }\n"
+            "    location /files/ { alias %s/; }\n  }\n}\n",
             geteuid() == 0 ? "user root;\n" : "", workers, dir, dir, dir, dir, dir, dir, dir, port,
             (int)blen, body, dir);
     fclose(f);
@@ -324,10 +333,10 @@ typedef struct lconn {
 typedef struct load {
     int port;
     int nconns;
-    int check_in;            /* 1: check-ins (a new serial each); 0: download slices; 2: GET
-                                /healthz (the HTTP layer alone) */
-    const char *dl_path;     /* download path */
-    const char *token;       /* bearer token for the TMS, or NULL */
+    int check_in;        /* 1: check-ins (a new serial each); 0: download slices; 2: GET
+                            /healthz (the HTTP layer alone) */
+    const char *dl_path; /* download path */
+    const char *token;   /* bearer token for the TMS, or NULL */
     int64_t file_bytes;
     int64_t seconds;
     /* results */
@@ -339,23 +348,27 @@ typedef struct load {
 static void build_req(load *l, lconn *c)
 {
     if (l->check_in == 2) {
-        c->reqlen = (size_t)snprintf(c->req, sizeof c->req, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        c->reqlen = (size_t)snprintf(c->req, sizeof c->req,
+                                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     } else if (l->check_in) {
         char body[256];
-        int n = snprintf(body, sizeof body, "{\"serial\":\"SN%07llu\",\"model\":\"A920\",\"nonce\":"
-                                            "\"00112233445566778899aabbccddeeff\",\"installed\":"
-                                            "{\"pos-app\":\"1.0.0\"}}",
+        int n = snprintf(body, sizeof body,
+                         "{\"serial\":\"SN%07llu\",\"model\":\"A920\",\"nonce\":"
+                         "\"00112233445566778899aabbccddeeff\",\"installed\":"
+                         "{\"pos-app\":\"1.0.0\"}}",
                          (unsigned long long)(CAMPAIGN + c->seq % (TERMINALS - CAMPAIGN)));
-        c->reqlen = (size_t)snprintf(c->req, sizeof c->req,
-                                     "POST /v1/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                                     "application/json\r\nContent-Length: %d\r\n\r\n%s", n, body);
+        c->reqlen = (size_t)
+            snprintf(c->req, sizeof c->req,
+                     "POST /v1/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                     n, body);
     } else {
         int64_t first = (int64_t)(c->seq % (uint64_t)(l->file_bytes / SLICE)) * SLICE;
-        c->reqlen = (size_t)snprintf(c->req, sizeof c->req,
-                                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%sRange: bytes=%lld-%lld\r\n\r\n",
-                                     l->dl_path, l->token ? "Authorization: Bearer " : "",
-                                     l->token ? l->token : "", l->token ? "\r\n" : "",
-                                     (long long)first, (long long)(first + SLICE - 1));
+        c->reqlen = (size_t)
+            snprintf(c->req, sizeof c->req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%sRange: bytes=%lld-%lld\r\n\r\n",
+                     l->dl_path, l->token ? "Authorization: Bearer " : "", l->token ? l->token : "",
+                     l->token ? "\r\n" : "", (long long)first, (long long)(first + SLICE - 1));
     }
     c->sent = 0;
     c->hlen = 0;
@@ -365,7 +378,8 @@ static void build_req(load *l, lconn *c)
 
 static int lconnect(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
@@ -426,7 +440,8 @@ static void run_load(load *l)
                     if ((e2 = strstr(c->head, "\r\n\r\n")) == NULL)
                         continue;
                     {
-                        char *cl = strstr(c->head, "Content-Length:"); /* both servers write it so */
+                        char *cl = strstr(c->head,
+                                          "Content-Length:"); /* both servers write it so */
                         int64_t len = cl != NULL ? strtoll(cl + 15, NULL, 10) : 0;
                         int64_t extra = (int64_t)c->hlen - (int64_t)(e2 + 4 - c->head);
                         if (strncmp(c->head + 9, "20", 2) != 0)
@@ -436,7 +451,10 @@ static void run_load(load *l)
                             l->bytes += (uint64_t)len;
                     }
                 } else {
-                    r = recv(c->fd, sink, c->body_left < (int64_t)sizeof sink ? (size_t)c->body_left : sizeof sink, 0);
+                    r = recv(c->fd, sink,
+                             c->body_left < (int64_t)sizeof sink ? (size_t)c->body_left
+                                                                 : sizeof sink,
+                             0);
                     if (r <= 0)
                         break;
                     c->body_left -= r;
@@ -481,10 +499,10 @@ static double p99_ms(load *l)
 
 typedef struct sim {
     int port;
-    int from, to;          /* serials SN<from>..SN<to-1> */
+    int from, to; /* serials SN<from>..SN<to-1> */
     int64_t installed, failed, rounds, requests, errors;
     char why[160];
-    char token[80];        /* the last session's */
+    char token[80]; /* the last session's */
     int ok;
 } sim;
 
@@ -496,7 +514,8 @@ static void client_cfg(tmsc_config *c, int port)
     c->timeout_ms = 60000;
 }
 
-static int post_json(tmsc_http *h, const char *path, const char *body, const char *extra, json_t **ans)
+static int post_json(tmsc_http *h, const char *path, const char *body, const char *extra,
+                     json_t **ans)
 {
     tmsc_resp r;
     int rc;
@@ -520,7 +539,7 @@ static int sim_auth(tmsc_http *h, const char *serial, char token[80])
 {
     static const uint8_t iv[8];
     uint8_t master[16], data[16], dmk[16], dwk1[16], dwk[16], tdata[16] = {1, 2, 3}, tac0[16],
-        tac1[16], sdata[16], sac[16];
+                                                              tac1[16], sdata[16], sac[16];
     char body[512], thex[33], sachex[33], url[64];
     json_t *a = NULL;
     size_t n;
@@ -544,8 +563,10 @@ static int sim_auth(tmsc_http *h, const char *serial, char token[80])
     a = NULL;
     if (memcmp(tac0, tac1, 16) != 0)
         return -1;
-    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"sac\":\"%s\",\"tac_ok\":true}", serial, sachex);
-    if (post_json(h, url, body, NULL, &a) != PX_OK || json_string_value(json_object_get(a, "token")) == NULL ||
+    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"sac\":\"%s\",\"tac_ok\":true}", serial,
+             sachex);
+    if (post_json(h, url, body, NULL, &a) != PX_OK ||
+        json_string_value(json_object_get(a, "token")) == NULL ||
         px_strlcpy(token, json_string_value(json_object_get(a, "token")), 80) != PX_OK) {
         json_decref(a);
         return -1;
@@ -562,7 +583,10 @@ static int sim_one(sim *s, tmsc_http *h, int i)
     tmsc_resp r;
     int rc, fd;
     snprintf(serial, sizeof serial, "SN%07d", i);
-    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"model\":\"A920\",\"nonce\":\"00112233445566778899aabbccddeeff\"}", serial);
+    snprintf(
+        body, sizeof body,
+        "{\"serial\":\"%s\",\"model\":\"A920\",\"nonce\":\"00112233445566778899aabbccddeeff\"}",
+        serial);
     s->requests++;
     if (post_json(h, "/v1/checkin", body, NULL, &a) != PX_OK)
         return -1;
@@ -570,9 +594,12 @@ static int sim_one(sim *s, tmsc_http *h, int i)
         json_decref(a);
         return 0;
     }
-    if (json_string_value(json_object_get(json_array_get(json_object_get(a, "updates"), 0), "campaign")) != NULL)
-        px_strlcpy(camp, json_string_value(json_object_get(json_array_get(json_object_get(a, "updates"), 0),
-                                                           "campaign")), sizeof camp);
+    if (json_string_value(json_object_get(json_array_get(json_object_get(a, "updates"), 0),
+                                          "campaign")) != NULL)
+        px_strlcpy(camp,
+                   json_string_value(json_object_get(
+                       json_array_get(json_object_get(a, "updates"), 0), "campaign")),
+                   sizeof camp);
     json_decref(a);
     s->requests += 5;
     if (sim_auth(h, serial, s->token) != 0)
@@ -586,15 +613,19 @@ static int sim_one(sim *s, tmsc_http *h, int i)
     tmsc_resp_free(&r);
     if (rc != PX_OK)
         return -1;
-    snprintf(body, sizeof body, "{\"campaign\":\"%s\",\"status\":\"downloaded\",\"version\":\"2.0.0\"}", camp);
+    snprintf(body, sizeof body,
+             "{\"campaign\":\"%s\",\"status\":\"downloaded\",\"version\":\"2.0.0\"}", camp);
     if (post_json(h, "/v1/reports", body, extra, &a) != PX_OK)
         return -1;
     json_decref(a);
     if (i % 50 == 7)
-        snprintf(body, sizeof body, "{\"campaign\":\"%s\",\"status\":\"failed\",\"version\":\"2.0.0\","
-                                    "\"reason\":\"simulated: self-check failed\"}", camp);
+        snprintf(body, sizeof body,
+                 "{\"campaign\":\"%s\",\"status\":\"failed\",\"version\":\"2.0.0\","
+                 "\"reason\":\"simulated: self-check failed\"}",
+                 camp);
     else
-        snprintf(body, sizeof body, "{\"campaign\":\"%s\",\"status\":\"installed\",\"version\":\"2.0.0\"}", camp);
+        snprintf(body, sizeof body,
+                 "{\"campaign\":\"%s\",\"status\":\"installed\",\"version\":\"2.0.0\"}", camp);
     if (post_json(h, "/v1/reports", body, extra, &a) != PX_OK)
         return -1;
     json_decref(a);
@@ -708,7 +739,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* tmpfs by default: the campaign's HSM audit and store fsyncs would measure the disk */
     snprintf(dir, sizeof dir, "%s/possum-bench-tms.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+             getenv("TMPDIR")                ? getenv("TMPDIR")
+             : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                             : "/tmp");
     if (mkdtemp(dir) == NULL)
         die("mkdtemp", NULL);
     setenv(HSM_ENV_PASSPHRASE, PASS, 1);
@@ -750,9 +783,12 @@ int main(int argc, char **argv)
     client_cfg(&c, tms_port);
     tmsc_http_open(&c, &h, NULL);
     tmsc_resp_init(&r);
-    snprintf(body, sizeof body, "{\"serial\":\"SN%07d\",\"model\":\"A920\",\"nonce\":"
-                                "\"00112233445566778899aabbccddeeff\",\"installed\":{\"pos-app\":\"1.0.0\"}}", CAMPAIGN);
-    if (tmsc_http_request(h, "POST", "/v1/checkin", NULL, body, strlen(body), -1, 0, &r, NULL) != PX_OK ||
+    snprintf(body, sizeof body,
+             "{\"serial\":\"SN%07d\",\"model\":\"A920\",\"nonce\":"
+             "\"00112233445566778899aabbccddeeff\",\"installed\":{\"pos-app\":\"1.0.0\"}}",
+             CAMPAIGN);
+    if (tmsc_http_request(h, "POST", "/v1/checkin", NULL, body, strlen(body), -1, 0, &r, NULL) !=
+            PX_OK ||
         r.status != 200)
         die("first check-in", NULL);
     blen = (int)r.body.len;
@@ -776,7 +812,8 @@ int main(int argc, char **argv)
     {
         int st;
         if (waitpid(pd, &st, WNOHANG) == pd) {
-            fprintf(stderr, "bench_tms: possumd exited during the check-ins (status %d, signal %d)\n",
+            fprintf(stderr,
+                    "bench_tms: possumd exited during the check-ins (status %d, signal %d)\n",
                     WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
             return 1;
         }
@@ -788,7 +825,8 @@ int main(int argc, char **argv)
         hz.nlat = 0;
         hz.lat_us = NULL;
         run_load(&hz);
-        printf("GET /healthz on the tms listener (the HTTP layer alone): %.0f/s\n", hz.done / (double)SECONDS);
+        printf("GET /healthz on the tms listener (the HTTP layer alone): %.0f/s\n",
+               hz.done / (double)SECONDS);
         free(hz.lat_us);
     }
     nk = ck;
@@ -797,14 +835,18 @@ int main(int argc, char **argv)
     nk.nlat = 0;
     run_load(&nk);
     printf("check-in: tms %.0f/s (p99 %.2f ms, %llu errors), nginx static %.0f/s (p99 %.2f ms); "
-           "answers of %d bytes\n", ck.done / (double)SECONDS, p99_ms(&ck),
-           (unsigned long long)ck.errors, nk.done / (double)SECONDS, p99_ms(&nk),
-           (unsigned long long)nk.errors ? 0 : blen);
+           "answers of %d bytes\n",
+           ck.done / (double)SECONDS, p99_ms(&ck), (unsigned long long)ck.errors,
+           nk.done / (double)SECONDS, p99_ms(&nk), (unsigned long long)nk.errors ? 0 : blen);
 
     /* downloads: a session for the terminal the dl campaign reaches */
-    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"model\":\"A920\",\"nonce\":\"00112233445566778899aabbccddeeff\"}", last);
+    snprintf(
+        body, sizeof body,
+        "{\"serial\":\"%s\",\"model\":\"A920\",\"nonce\":\"00112233445566778899aabbccddeeff\"}",
+        last);
     tmsc_resp_init(&r);
-    if (tmsc_http_request(h, "POST", "/v1/checkin", NULL, body, strlen(body), -1, 0, &r, NULL) != PX_OK ||
+    if (tmsc_http_request(h, "POST", "/v1/checkin", NULL, body, strlen(body), -1, 0, &r, NULL) !=
+            PX_OK ||
         sim_auth(h, last, token) != 0)
         die("download session", NULL);
     tmsc_resp_free(&r);
@@ -832,8 +874,9 @@ int main(int argc, char **argv)
     nd.nlat = 0;
     run_load(&nd);
     printf("download (%d connections, %d MiB Range slices of a %d MiB file): tms %.0f MB/s (%llu "
-           "errors), nginx %.0f MB/s\n", DL_CONNS, SLICE >> 20, FILE_BYTES >> 20,
-           dl.bytes / 1e6 / SECONDS, (unsigned long long)dl.errors, nd.bytes / 1e6 / SECONDS);
+           "errors), nginx %.0f MB/s\n",
+           DL_CONNS, SLICE >> 20, FILE_BYTES >> 20, dl.bytes / 1e6 / SECONDS,
+           (unsigned long long)dl.errors, nd.bytes / 1e6 / SECONDS);
     tmsc_http_close(h);
     stop_child(ng, SIGQUIT);
 
@@ -860,7 +903,8 @@ int main(int argc, char **argv)
     snprintf(url, sizeof url, "bench");
     for (int i = 0; i < 100; i++) { /* the last tick completes it */
         tms_campaign_info *ci = calloc(1, sizeof *ci);
-        int done = tms_campaign_get(s.st, url, ci, NULL) == PX_OK && strcmp(ci->state, "completed") == 0;
+        int done = tms_campaign_get(s.st, url, ci, NULL) == PX_OK &&
+                   strcmp(ci->state, "completed") == 0;
         free(ci);
         if (done)
             break;

@@ -20,8 +20,8 @@ static cli_opt *find_opt(cli_opt *opts, const char *name)
     return NULL;
 }
 
-int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos,
-              size_t maxpos, size_t *npos, const char *synopsis)
+int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, size_t maxpos,
+              size_t *npos, const char *synopsis)
 {
     size_t np = 0;
     for (int i = first; i < argc; i++) {

@@ -19,17 +19,17 @@ extern const cli_command cli_commands[]; /* generated: one row per src/app/cmd_*
 
 /* Options of one (sub)command. Flags take no value; others take exactly one. */
 typedef struct cli_opt {
-    const char *name;   /* "key" for --key */
+    const char *name; /* "key" for --key */
     int is_flag;
     const char *help;
-    const char *value;  /* filled by cli_parse: the value, "1" for a set flag, or NULL */
+    const char *value; /* filled by cli_parse: the value, "1" for a set flag, or NULL */
 } cli_opt;
 
 /* Parse argv[first..] as --name VALUE / --flag, and positionals into pos (at most maxpos).
  * Unknown option, missing value or too many positionals: prints why to stderr and returns
  * CLI_USAGE. --help / -h: prints usage (the synopsis and each option) and returns -1. */
-int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos,
-              size_t maxpos, size_t *npos, const char *synopsis);
+int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, size_t maxpos,
+              size_t *npos, const char *synopsis);
 
 const char *cli_get(const cli_opt *opts, const char *name); /* value or NULL */
 int cli_has(const cli_opt *opts, const char *name);

@@ -46,8 +46,9 @@ static void show_info(const pki_cert_info *ci)
     px_time_iso8601(ci->not_before_ms, nb, sizeof nb);
     px_time_iso8601(ci->not_after_ms, na, sizeof na);
     printf("subject:     %s (role %s, %s)\nserial:      %s\nvalid:       %s .. %s\n"
-           "fingerprint: %s\n", ci->cn, pki_role_name(ci->role), pki_purpose_name(ci->purpose),
-           ci->serial, nb, na, ci->fingerprint_hex);
+           "fingerprint: %s\n",
+           ci->cn, pki_role_name(ci->role), pki_purpose_name(ci->purpose), ci->serial, nb, na,
+           ci->fingerprint_hex);
 }
 
 static int ca_init(int argc, char **argv)
@@ -92,8 +93,9 @@ static int read_pubkey(const char *path, uint8_t point[PKI_EC_POINT_LEN])
     k = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
     free(pem);
-    ok = k != NULL && EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                                      PKI_EC_POINT_LEN, &len) == 1 &&
+    ok = k != NULL &&
+         EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, point, PKI_EC_POINT_LEN,
+                                         &len) == 1 &&
          len == PKI_EC_POINT_LEN;
     EVP_PKEY_free(k);
     return ok ? CLI_OK : cli_fail("--pubkey %s: not an uncompressed P-256 public key", path);
@@ -131,16 +133,17 @@ static int write_out(const char *prefix, const char *ext, const char *text, int 
 
 static int ca_issue(int argc, char **argv)
 {
-    cli_opt opts[] = {{"dir", 0, "the CA's directory (default var/ca)", NULL},
-                      {"role", 0, "operator, mtms, kms, pinpad or service", NULL},
-                      {"name", 0, "the name after \"role:\" in the CN (customer code, serial...)", NULL},
-                      {"purpose", 0, "tls, key-agreement or device (default by role)", NULL},
-                      {"san", 0, "host names / IP addresses of a TLS server, comma-separated", NULL},
-                      {"days", 0, "validity (default 825)", NULL},
-                      {"csr", 0, "a certificate request (PEM) signed by the subject's key", NULL},
-                      {"pubkey", 0, "a P-256 public key (PEM) of a key-agreement key", NULL},
-                      {"out", 0, "write OUT.crt (and OUT.key when the CA makes the key)", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        {"dir", 0, "the CA's directory (default var/ca)", NULL},
+        {"role", 0, "operator, mtms, kms, pinpad or service", NULL},
+        {"name", 0, "the name after \"role:\" in the CN (customer code, serial...)", NULL},
+        {"purpose", 0, "tls, key-agreement or device (default by role)", NULL},
+        {"san", 0, "host names / IP addresses of a TLS server, comma-separated", NULL},
+        {"days", 0, "validity (default 825)", NULL},
+        {"csr", 0, "a certificate request (PEM) signed by the subject's key", NULL},
+        {"pubkey", 0, "a P-256 public key (PEM) of a key-agreement key", NULL},
+        {"out", 0, "write OUT.crt (and OUT.key when the CA makes the key)", NULL},
+        {0, 0, 0, 0}};
     pki_issue_req r;
     pki_cert_info ci;
     pki_ca *ca = NULL;
@@ -161,7 +164,8 @@ static int ca_issue(int argc, char **argv)
     r.purpose = r.role == PKI_ROLE_PINPAD ? PKI_PURPOSE_DEVICE
                 : cli_has(opts, "pubkey") ? PKI_PURPOSE_KEY_AGREEMENT
                                           : PKI_PURPOSE_TLS;
-    if (cli_has(opts, "purpose") && pki_purpose_parse(cli_get(opts, "purpose"), &r.purpose) != PX_OK)
+    if (cli_has(opts, "purpose") &&
+        pki_purpose_parse(cli_get(opts, "purpose"), &r.purpose) != PX_OK)
         return cli_usage_error("--purpose: tls, key-agreement or device");
     if ((rc = days_of(opts, "days", 825, &r.days)) != CLI_OK)
         return rc;
@@ -205,8 +209,10 @@ static int ca_revoke(int argc, char **argv)
     cli_opt opts[] = {{"dir", 0, "the CA's directory (default var/ca)", NULL},
                       {"serial", 0, "the certificate's serial number (hex)", NULL},
                       {"cn", 0, "or every valid certificate with this CN (role:name)", NULL},
-                      {"reason", 0, "unspecified, keyCompromise, affiliationChanged, superseded, "
-                                    "cessationOfOperation", NULL},
+                      {"reason", 0,
+                       "unspecified, keyCompromise, affiliationChanged, superseded, "
+                       "cessationOfOperation",
+                       NULL},
                       {"crl-days", 0, "validity of the new CRL (default 30)", NULL},
                       {0, 0, 0, 0}};
     pki_ca *ca = NULL;
@@ -227,7 +233,8 @@ static int ca_revoke(int argc, char **argv)
         rc = cli_fail("ca revoke: %s", px_error_text(&e));
     else
         printf("revoked %zu certificate%s; %s/crl.pem rewritten: give it to every service and "
-               "restart their listeners\n", n, n == 1 ? "" : "s", dir_of(opts));
+               "restart their listeners\n",
+               n, n == 1 ? "" : "s", dir_of(opts));
     pki_ca_close(ca);
     return rc;
 }
@@ -240,7 +247,8 @@ static int ca_crl(int argc, char **argv)
     pki_ca *ca = NULL;
     int64_t crl_days;
     px_error e = {0};
-    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL, "possum ca crl [--crl-days N] [--dir DIR]");
+    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
+                       "possum ca crl [--crl-days N] [--dir DIR]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if ((rc = days_of(opts, "crl-days", 30, &crl_days)) != CLI_OK)
@@ -258,8 +266,8 @@ static int list_row(void *ud, const pki_cert_row *r)
     char when[32];
     (void)ud;
     px_time_iso8601(r->status == 'R' ? r->revoked_ms : r->not_after_ms, when, sizeof when);
-    printf("%-7s %-32s %-13s %-28s %s %s%s%s\n", r->status == 'V' ? "valid" : "revoked",
-           r->serial, pki_purpose_name(r->purpose), r->cn, r->status == 'V' ? "until" : "on", when,
+    printf("%-7s %-32s %-13s %-28s %s %s%s%s\n", r->status == 'V' ? "valid" : "revoked", r->serial,
+           pki_purpose_name(r->purpose), r->cn, r->status == 'V' ? "until" : "on", when,
            r->status == 'R' ? " reason " : "", r->status == 'R' ? r->reason : "");
     return 0;
 }

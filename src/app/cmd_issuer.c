@@ -65,7 +65,8 @@ static int issuer_clearing(int argc, char **argv)
 {
     cli_opt opts[] = {{"date", 0, "business day YYYY-MM-DD (UTC; default today)", NULL},
                       {"out", 0, "directory (default [issuer] clearing_dir, var/clearing)", NULL},
-                      STORE_OPTS, {0, 0, 0, 0}};
+                      STORE_OPTS,
+                      {0, 0, 0, 0}};
     char today[11], path[PX_PATH_MAX + 64];
     const char *date, *dir;
     issuer_cli x;
@@ -90,8 +91,8 @@ static int issuer_clearing(int argc, char **argv)
 }
 
 /* --pvv / --offset given, or computed in the HSM from --pin-block under --pin-key. */
-static int pin_check_of(issuer_cli *x, const cli_opt *opts, issuer_cardholder_new *n,
-                        char out[13], px_error *e)
+static int pin_check_of(issuer_cli *x, const cli_opt *opts, issuer_cardholder_new *n, char out[13],
+                        px_error *e)
 {
     uint8_t block[8];
     size_t len = 0;
@@ -99,14 +100,15 @@ static int pin_check_of(issuer_cli *x, const cli_opt *opts, issuer_cardholder_ne
     int rc;
     if (hex == NULL) {
         n->pin_check = n->method == ISSUER_PIN_PVV ? cli_get(opts, "pvv") : cli_get(opts, "offset");
-        return n->pin_check ? PX_OK : px_error_set(e, PX_EINVAL, "give --pvv, --offset or --pin-block");
+        return n->pin_check ? PX_OK
+                            : px_error_set(e, PX_EINVAL, "give --pvv, --offset or --pin-block");
     }
     if (cli_get(opts, "pin-key") == NULL)
         return px_error_set(e, PX_EINVAL, "--pin-block needs --pin-key (the P0 key it is under)");
     if (px_hex_decode(hex, block, sizeof block, &len) != PX_OK || len != 8)
         return px_error_set(e, PX_EINVAL, "--pin-block: 16 hex digits (ISO 9564 format 0)");
-    rc = issuer_pin_check_compute(x->core, n->method, n->pan, cli_get(opts, "pin-key"), block,
-                                  len, n->pvk_label, n->pvki, out, e);
+    rc = issuer_pin_check_compute(x->core, n->method, n->pan, cli_get(opts, "pin-key"), block, len,
+                                  n->pvk_label, n->pvki, out, e);
     OPENSSL_cleanse(block, sizeof block);
     n->pin_check = out;
     return rc;
@@ -124,11 +126,13 @@ static int new_from_opts(const cli_opt *opts, issuer_cardholder_new *n, px_error
     n->expiry = cli_get(opts, "expiry");
     n->currency = cli_get(opts, "currency") ? cli_get(opts, "currency") : "156";
     n->method = (m && strcmp(m, "ibm3624") == 0) || (!m && cli_has(opts, "offset"))
-                    ? ISSUER_PIN_IBM3624 : ISSUER_PIN_PVV;
+                    ? ISSUER_PIN_IBM3624
+                    : ISSUER_PIN_PVV;
     if (m != NULL && strcmp(m, "pvv") != 0 && strcmp(m, "ibm3624") != 0)
         return px_error_set(e, PX_EINVAL, "--method: pvv or ibm3624");
-    n->pvk_label = cli_get(opts, "pvk") ? cli_get(opts, "pvk")
-                   : n->method == ISSUER_PIN_PVV ? ISSUER_DEMO_PVK_PVV : ISSUER_DEMO_PVK_IBM;
+    n->pvk_label = cli_get(opts, "pvk")          ? cli_get(opts, "pvk")
+                   : n->method == ISSUER_PIN_PVV ? ISSUER_DEMO_PVK_PVV
+                                                 : ISSUER_DEMO_PVK_IBM;
     if (cli_get(opts, "pvki") && px_parse_i64(cli_get(opts, "pvki"), 0, 9, &v) != PX_OK)
         return px_error_set(e, PX_EINVAL, "--pvki: 0..9");
     n->pvki = cli_get(opts, "pvki") ? (int)v : n->method == ISSUER_PIN_PVV ? 1 : 0;
@@ -157,14 +161,16 @@ static int cardholder_add(int argc, char **argv)
                       {"pin-key", 0, "label of the P0 key --pin-block is under", NULL},
                       {"balance", 0, "opening balance in fen (default 0)", NULL},
                       {"currency", 0, "ISO 4217 numeric (default 156)", NULL},
-                      STORE_OPTS, {0, 0, 0, 0}};
+                      STORE_OPTS,
+                      {0, 0, 0, 0}};
     issuer_cardholder_new n;
     issuer_cli x;
     char computed[13], masked[24];
     px_error e = {0};
-    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
-                       "possum issuer cardholder add --pan PAN --name NAME --bank ID --expiry YYMM "
-                       "(--pvv NNNN | --offset DIGITS | --pin-block HEX --pin-key LABEL) [OPTIONS]");
+    int rc =
+        cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
+                  "possum issuer cardholder add --pan PAN --name NAME --bank ID --expiry YYMM "
+                  "(--pvv NNNN | --offset DIGITS | --pin-block HEX --pin-key LABEL) [OPTIONS]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (new_from_opts(opts, &n, &e) != PX_OK)
@@ -186,8 +192,8 @@ static int cardholder_add(int argc, char **argv)
 static int print_row(void *ud, const issuer_cardholder_row *r)
 {
     (void)ud;
-    printf("%-20s %-10s %-12s %-6s %-8s %-5lld %-8s %lld.%02lld %s\n", r->pan_masked,
-           r->name, r->bank_id, r->expiry, r->pin_method, (long long)r->pin_tries, r->status,
+    printf("%-20s %-10s %-12s %-6s %-8s %-5lld %-8s %lld.%02lld %s\n", r->pan_masked, r->name,
+           r->bank_id, r->expiry, r->pin_method, (long long)r->pin_tries, r->status,
            (long long)(r->balance_minor / 100), (long long)(r->balance_minor % 100),
            strcmp(r->currency, "156") == 0 ? "CNY" : r->currency);
     return 0;
@@ -204,8 +210,8 @@ static int cardholder_list(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     rc = cli_open(&x, opts, 0, 0, &e);
     if (rc == PX_OK) {
-        printf("%-20s %-10s %-12s %-6s %-8s %-5s %-8s %s\n", "PAN", "NAME", "BANK", "EXPIRY",
-               "PIN", "TRIES", "STATUS", "BALANCE");
+        printf("%-20s %-10s %-12s %-6s %-8s %-5s %-8s %s\n", "PAN", "NAME", "BANK", "EXPIRY", "PIN",
+               "TRIES", "STATUS", "BALANCE");
         rc = issuer_cardholders_list(x.env.st, print_row, NULL, &e);
     }
     cli_close(&x);
@@ -217,8 +223,9 @@ static int cardholder_reset(int argc, char **argv)
     cli_opt opts[] = {{"pan", 0, "the card", NULL}, STORE_OPTS, {0, 0, 0, 0}};
     issuer_cli x;
     px_error e = {0};
-    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
-                       "possum issuer cardholder reset-pin-tries --pan PAN [--config FILE | --db PATH]");
+    int rc =
+        cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
+                  "possum issuer cardholder reset-pin-tries --pan PAN [--config FILE | --db PATH]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (cli_get(opts, "pan") == NULL)
@@ -250,7 +257,8 @@ static int issuer_bank(int argc, char **argv)
                       {"bin-low", 0, "first BIN of a range, 6..11 digits", NULL},
                       {"bin-high", 0, "last BIN of the range (default bin-low)", NULL},
                       {"not-contracted", 1, "a bank whose cards get 15", NULL},
-                      STORE_OPTS, {0, 0, 0, 0}};
+                      STORE_OPTS,
+                      {0, 0, 0, 0}};
     const char *low, *high;
     issuer_cli x;
     px_error e = {0};

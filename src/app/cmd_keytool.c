@@ -115,7 +115,8 @@ static int kt_pinblock(int argc, char **argv)
     int64_t fmt = 0;
     px_error e = {0};
     int done, rc = parse(argc, argv, o,
-                         "possum keytool pinblock --format N --pin DIGITS --pan DIGITS [--key HEX]", &done);
+                         "possum keytool pinblock --format N --pin DIGITS --pan DIGITS [--key HEX]",
+                         &done);
     if (done || (rc = need(o, "pinblock", req)) != CLI_OK)
         return rc;
     if (px_parse_i64(cli_get(o, "format"), 0, 4, &fmt) != PX_OK || fmt == 2)
@@ -124,14 +125,15 @@ static int kt_pinblock(int argc, char **argv)
         return cli_usage_error("keytool pinblock: --pan is required for format %d", (int)fmt);
     if (cli_has(o, "key") && fmt != 4)
         return cli_usage_error("keytool pinblock: --key is only for format 4");
-    if (cli_has(o, "key") && (rc = hex_arg("key", cli_get(o, "key"), key, sizeof key, &kl)) != CLI_OK)
+    if (cli_has(o, "key") &&
+        (rc = hex_arg("key", cli_get(o, "key"), key, sizeof key, &kl)) != CLI_OK)
         return rc;
     if (cli_has(o, "key")) {
         n = 16;
         rc = crypto_pinblock4_encrypt(key, kl, cli_get(o, "pin"), cli_get(o, "pan"), blk, &e);
     } else {
-        rc = crypto_pinblock_encode((crypto_pin_format)fmt, cli_get(o, "pin"), cli_get(o, "pan"), blk,
-                                    sizeof blk, &n, &e);
+        rc = crypto_pinblock_encode((crypto_pin_format)fmt, cli_get(o, "pin"), cli_get(o, "pan"),
+                                    blk, sizeof blk, &n, &e);
     }
     rc = rc == PX_OK ? print_hex(blk, n) : lib_fail(o, &e);
     crypto_cleanse(key, sizeof key);
@@ -143,30 +145,33 @@ static int kt_pinblock(int argc, char **argv)
 
 static int kt_mac(int argc, char **argv)
 {
-    cli_opt o[] = {{"alg", 0, "x919 | iso9797-1 | pboc | cup-ecb | cmac (also aes-cmac, tdes-cmac)", 0},
-                   {"key", 0, "MAC key in hex", 0},
-                   {"data", 0, "message in hex", 0},
-                   {"aes", 1, "with --alg cmac: AES-CMAC (default TDES for 16/24-byte keys)", 0},
-                   {0, 0, 0, 0}};
+    cli_opt o[] = {
+        {"alg", 0, "x919 | iso9797-1 | pboc | cup-ecb | cmac (also aes-cmac, tdes-cmac)", 0},
+        {"key", 0, "MAC key in hex", 0},
+        {"data", 0, "message in hex", 0},
+        {"aes", 1, "with --alg cmac: AES-CMAC (default TDES for 16/24-byte keys)", 0},
+        {0, 0, 0, 0}};
     static const char *const req[] = {"alg", "key", "data", NULL};
     static uint8_t data[PX_KEYTOOL_DATA_MAX];
     uint8_t key[CRYPTO_KEY_MAX], mac[CRYPTO_MAC_MAX];
     size_t kl = 0, dl = 0, ml = 0;
     crypto_mac_alg alg;
     px_error e = {0};
-    int done, rc = parse(argc, argv, o, "possum keytool mac --alg ALG --key HEX --data HEX [--aes]", &done);
+    int done, rc = parse(argc, argv, o, "possum keytool mac --alg ALG --key HEX --data HEX [--aes]",
+                         &done);
     if (done || (rc = need(o, "mac", req)) != CLI_OK)
         return rc;
     const char *name = cli_get(o, "alg");
     if (strcmp(name, "cmac") != 0 && crypto_mac_alg_from_name(name, &alg) != PX_OK)
-        return cli_fail("--alg: unknown algorithm '%s' (x919, iso9797-1, pboc, cup-ecb, cmac)", name);
+        return cli_fail("--alg: unknown algorithm '%s' (x919, iso9797-1, pboc, cup-ecb, cmac)",
+                        name);
     if ((rc = hex_arg("key", cli_get(o, "key"), key, sizeof key, &kl)) != CLI_OK ||
         (rc = hex_arg("data", cli_get(o, "data"), data, sizeof data, &dl)) != CLI_OK)
         return rc;
     if (strcmp(name, "cmac") == 0)
         alg = cli_has(o, "aes") || kl == 32 ? CRYPTO_MAC_AES_CMAC : CRYPTO_MAC_TDES_CMAC;
     rc = crypto_mac(alg, key, kl, data, dl, mac, sizeof mac, &ml, &e) == PX_OK ? print_hex(mac, ml)
-                                                                          : lib_fail(o, &e);
+                                                                               : lib_fail(o, &e);
     crypto_cleanse(key, sizeof key);
     return rc;
 }
@@ -191,7 +196,8 @@ static int dukpt_tdes(const cli_opt *o, const uint8_t *bdk, size_t bl, const uin
         if (strcmp(var, names[i]) == 0)
             v = (crypto_dukpt_variant)(i + 1);
     if (var != NULL && v == CRYPTO_DUKPT_NONE)
-        return cli_fail("--variant: unknown variant '%s' (pin, mac, mac-resp, data, data-resp)", var);
+        return cli_fail("--variant: unknown variant '%s' (pin, mac, mac-resp, data, data-resp)",
+                        var);
     if (cli_has(o, "ipek"))
         rc = crypto_dukpt_derive_ipek(bdk, ksn, out, &e);
     else
@@ -204,11 +210,17 @@ static int dukpt_tdes(const cli_opt *o, const uint8_t *bdk, size_t bl, const uin
 /* Working key usage of an AES DUKPT --variant name; 0 if unknown. */
 static crypto_dukpt_aes_usage aes_usage(const char *s)
 {
-    static const struct { const char *name; crypto_dukpt_aes_usage u; } t[] = {
-        {"pin", CRYPTO_DUKPT_AES_PIN},          {"mac", CRYPTO_DUKPT_AES_MAC_GEN},
-        {"mac-verify", CRYPTO_DUKPT_AES_MAC_VERIFY}, {"mac-both", CRYPTO_DUKPT_AES_MAC_BOTH},
-        {"data", CRYPTO_DUKPT_AES_DATA_ENC},    {"data-dec", CRYPTO_DUKPT_AES_DATA_DEC},
-        {"data-both", CRYPTO_DUKPT_AES_DATA_BOTH}, {"kek", CRYPTO_DUKPT_AES_KEK}};
+    static const struct {
+        const char *name;
+        crypto_dukpt_aes_usage u;
+    } t[] = {{"pin", CRYPTO_DUKPT_AES_PIN},
+             {"mac", CRYPTO_DUKPT_AES_MAC_GEN},
+             {"mac-verify", CRYPTO_DUKPT_AES_MAC_VERIFY},
+             {"mac-both", CRYPTO_DUKPT_AES_MAC_BOTH},
+             {"data", CRYPTO_DUKPT_AES_DATA_ENC},
+             {"data-dec", CRYPTO_DUKPT_AES_DATA_DEC},
+             {"data-both", CRYPTO_DUKPT_AES_DATA_BOTH},
+             {"kek", CRYPTO_DUKPT_AES_KEK}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(s, t[i].name) == 0)
             return t[i].u;
@@ -216,21 +228,22 @@ static crypto_dukpt_aes_usage aes_usage(const char *s)
 }
 
 /* AES DUKPT: --bdk 16/24/32 bytes, --ksn 12 bytes; working key type from --key-type or BDK. */
-static int dukpt_aes(const cli_opt *o, const uint8_t *bdk, size_t bl, const uint8_t *ksn,
-                     size_t sl)
+static int dukpt_aes(const cli_opt *o, const uint8_t *bdk, size_t bl, const uint8_t *ksn, size_t sl)
 {
     static const char *const types[] = {"2tdea", "3tdea", "aes128", "aes192", "aes256"};
     uint8_t ik[32], out[32];
     size_t ol = 0;
     px_error e = {0};
-    int rc, type = bl == 16 ? CRYPTO_DUKPT_AES_AES128 : bl == 24 ? CRYPTO_DUKPT_AES_AES192
-                                                                : CRYPTO_DUKPT_AES_AES256;
+    int rc, type = bl == 16   ? CRYPTO_DUKPT_AES_AES128
+                   : bl == 24 ? CRYPTO_DUKPT_AES_AES192
+                              : CRYPTO_DUKPT_AES_AES256;
     if (sl != CRYPTO_DUKPT_AES_KSN_LEN)
         return cli_fail("--ksn: AES DUKPT needs a 12-byte KSN, got %zu", sl);
     const char *var = cli_get(o, "variant"), *kt = cli_get(o, "key-type");
     if (var != NULL && aes_usage(var) == 0)
         return cli_fail("--variant: unknown usage '%s' (pin, mac, mac-verify, mac-both, data, "
-                        "data-dec, data-both, kek)", var);
+                        "data-dec, data-both, kek)",
+                        var);
     if (kt != NULL) {
         type = -1;
         for (int i = 0; i < 5; i++)
@@ -256,20 +269,25 @@ static int dukpt_aes(const cli_opt *o, const uint8_t *bdk, size_t bl, const uint
 
 static int kt_dukpt(int argc, char **argv)
 {
-    cli_opt o[] = {{"bdk", 0, "base derivation key in hex", 0},
-                   {"ksn", 0, "key serial number in hex (TDES 10 bytes, AES 12 bytes)", 0},
-                   {"aes", 1, "AES DUKPT (X9.24-3) instead of TDES (X9.24-1)", 0},
-                   {"ipek", 1, "print the initial key (IPEK) instead", 0},
-                   {"variant", 0, "pin | mac | data (TDES also mac-resp, data-resp; AES also "
-                                  "mac-verify, mac-both, data-dec, data-both, kek)", 0},
-                   {"key-type", 0, "AES DUKPT working key type: aes128 | aes192 | aes256 | 2tdea | 3tdea", 0},
-                   {0, 0, 0, 0}};
+    cli_opt o[] = {
+        {"bdk", 0, "base derivation key in hex", 0},
+        {"ksn", 0, "key serial number in hex (TDES 10 bytes, AES 12 bytes)", 0},
+        {"aes", 1, "AES DUKPT (X9.24-3) instead of TDES (X9.24-1)", 0},
+        {"ipek", 1, "print the initial key (IPEK) instead", 0},
+        {"variant", 0,
+         "pin | mac | data (TDES also mac-resp, data-resp; AES also "
+         "mac-verify, mac-both, data-dec, data-both, kek)",
+         0},
+        {"key-type", 0, "AES DUKPT working key type: aes128 | aes192 | aes256 | 2tdea | 3tdea", 0},
+        {0, 0, 0, 0}};
     static const char *const req[] = {"bdk", "ksn", NULL};
     uint8_t bdk[32], ksn[16];
     size_t bl = 0, sl = 0;
-    int done, rc = parse(argc, argv, o,
-                         "possum keytool dukpt --bdk HEX --ksn HEX [--aes] [--ipek] [--variant pin|mac|data]",
-                         &done);
+    int done,
+        rc = parse(
+            argc, argv, o,
+            "possum keytool dukpt --bdk HEX --ksn HEX [--aes] [--ipek] [--variant pin|mac|data]",
+            &done);
     if (done || (rc = need(o, "dukpt", req)) != CLI_OK)
         return rc;
     if (cli_has(o, "ipek") && (cli_has(o, "variant") || cli_has(o, "key-type")))
@@ -288,23 +306,25 @@ static int kt_dukpt(int argc, char **argv)
 
 static int kt_tr31_wrap(int argc, char **argv)
 {
-    cli_opt o[] = {{"kbpk", 0, "key block protection key in hex (B: TDES 16/24; D: AES 16/24/32)", 0},
-                   {"header", 0, "header, e.g. D0000P0AE00E0000 (length filled in; blocks allowed)", 0},
-                   {"key", 0, "clear key to wrap, in hex", 0},
-                   {0, 0, 0, 0}};
+    cli_opt o[] = {
+        {"kbpk", 0, "key block protection key in hex (B: TDES 16/24; D: AES 16/24/32)", 0},
+        {"header", 0, "header, e.g. D0000P0AE00E0000 (length filled in; blocks allowed)", 0},
+        {"key", 0, "clear key to wrap, in hex", 0},
+        {0, 0, 0, 0}};
     static const char *const req[] = {"kbpk", "header", "key", NULL};
     uint8_t kbpk[32], key[CRYPTO_TR31_KEY_MAX];
     char out[CRYPTO_TR31_BLOCK_MAX + 1];
     size_t pl = 0, kl = 0;
     px_error e = {0};
-    int done, rc = parse(argc, argv, o, "possum keytool tr31 wrap --kbpk HEX --header STR --key HEX",
-                         &done);
+    int done, rc = parse(argc, argv, o,
+                         "possum keytool tr31 wrap --kbpk HEX --header STR --key HEX", &done);
     if (done || (rc = need(o, "tr31 wrap", req)) != CLI_OK)
         return rc;
     if ((rc = hex_arg("kbpk", cli_get(o, "kbpk"), kbpk, sizeof kbpk, &pl)) != CLI_OK ||
         (rc = hex_arg("key", cli_get(o, "key"), key, sizeof key, &kl)) != CLI_OK)
         return rc;
-    if (crypto_tr31_wrap_str(kbpk, pl, cli_get(o, "header"), key, kl, out, sizeof out, &e) == PX_OK) {
+    if (crypto_tr31_wrap_str(kbpk, pl, cli_get(o, "header"), key, kl, out, sizeof out, &e) ==
+        PX_OK) {
         puts(out);
         rc = CLI_OK;
     } else {
@@ -359,20 +379,25 @@ static int kt_cipher(int argc, char **argv, int enc)
                    {"iv", 0, "CBC initial vector in hex (default all zeros)", 0},
                    {0, 0, 0, 0}};
     static const char *const req[] = {"alg", "key", "data", NULL};
-    static const struct { const char *name; crypto_alg alg; crypto_mode mode; } algs[] = {
-        {"tdes-ecb", CRYPTO_TDES, CRYPTO_ECB}, {"tdes-cbc", CRYPTO_TDES, CRYPTO_CBC},
-        {"aes-ecb", CRYPTO_AES, CRYPTO_ECB},   {"aes-cbc", CRYPTO_AES, CRYPTO_CBC},
-        {"des-ecb", CRYPTO_DES, CRYPTO_ECB},   {"des-cbc", CRYPTO_DES, CRYPTO_CBC}};
+    static const struct {
+        const char *name;
+        crypto_alg alg;
+        crypto_mode mode;
+    } algs[] = {{"tdes-ecb", CRYPTO_TDES, CRYPTO_ECB}, {"tdes-cbc", CRYPTO_TDES, CRYPTO_CBC},
+                {"aes-ecb", CRYPTO_AES, CRYPTO_ECB},   {"aes-cbc", CRYPTO_AES, CRYPTO_CBC},
+                {"des-ecb", CRYPTO_DES, CRYPTO_ECB},   {"des-cbc", CRYPTO_DES, CRYPTO_CBC}};
     static uint8_t data[PX_KEYTOOL_DATA_MAX];
     uint8_t key[CRYPTO_KEY_MAX], iv[CRYPTO_BLOCK_MAX] = {0};
     size_t kl = 0, dl = 0, il = 0, a;
     px_error e = {0};
-    int done, rc = parse(argc, argv, o, enc ? "possum keytool encrypt --alg ALG --key HEX --data HEX [--iv HEX]"
-                                            : "possum keytool decrypt --alg ALG --key HEX --data HEX [--iv HEX]",
+    int done, rc = parse(argc, argv, o,
+                         enc ? "possum keytool encrypt --alg ALG --key HEX --data HEX [--iv HEX]"
+                             : "possum keytool decrypt --alg ALG --key HEX --data HEX [--iv HEX]",
                          &done);
     if (done || (rc = need(o, enc ? "encrypt" : "decrypt", req)) != CLI_OK)
         return rc;
-    for (a = 0; a < sizeof algs / sizeof algs[0] && strcmp(algs[a].name, cli_get(o, "alg")) != 0; a++)
+    for (a = 0; a < sizeof algs / sizeof algs[0] && strcmp(algs[a].name, cli_get(o, "alg")) != 0;
+         a++)
         ;
     if (a == sizeof algs / sizeof algs[0])
         return cli_fail("--alg: unknown algorithm '%s' (tdes-ecb, tdes-cbc, aes-ecb, aes-cbc)",

@@ -89,11 +89,11 @@ static int parse(int argc, char **argv, cli_opt *opts, const char **pos, size_t 
 
 static int kms_init_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {CONFIG_OPT,
-                      {"label", 0, "label of the receiving key (default kms.recv)", NULL},
-                      {"out", 0, "write its public key here (PEM), for `possum ca issue --pubkey`",
-                       NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        CONFIG_OPT,
+        {"label", 0, "label of the receiving key (default kms.recv)", NULL},
+        {"out", 0, "write its public key here (PEM), for `possum ca issue --pubkey`", NULL},
+        {0, 0, 0, 0}};
     uint8_t pub[HSM_EC_PUB_LEN];
     kms_cli x;
     px_error e = {0};
@@ -177,8 +177,8 @@ static int kms_status_cmd(int argc, char **argv)
     kms_cli x;
     kms_terminal_info t;
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts, pos, 1, &npos, "possum kms status SERIAL [--config FILE]",
-                         &done);
+    int done, rc = parse(argc, argv, opts, pos, 1, &npos,
+                         "possum kms status SERIAL [--config FILE]", &done);
     if (done)
         return rc;
     if (npos != 1)
@@ -221,15 +221,17 @@ static int kms_export_cmd(int argc, char **argv)
 {
     cli_opt opts[] = {CONFIG_OPT,
                       {"serial", 0, "the terminal's serial number", NULL},
-                      {"zone-key", 0, "label of the zone key (default [kms] zone_key): K0 gives "
-                                      "an ECB cryptogram, K1 a TR-31 key block", NULL},
+                      {"zone-key", 0,
+                       "label of the zone key (default [kms] zone_key): K0 gives "
+                       "an ECB cryptogram, K1 a TR-31 key block",
+                       NULL},
                       {0, 0, 0, 0}};
     char out[PX_HSM_KEYBLOCK_MAX], kcv[PX_HSM_KCV_HEX_MAX], actor[64];
     kms_cli x;
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts, NULL, 0, NULL,
-                         "possum kms tmk-export --serial S [--zone-key LABEL] [--config FILE]",
-                         &done);
+    int done,
+        rc = parse(argc, argv, opts, NULL, 0, NULL,
+                   "possum kms tmk-export --serial S [--zone-key LABEL] [--config FILE]", &done);
     if (done)
         return rc;
     if (cli_get(opts, "serial") == NULL)

@@ -133,8 +133,7 @@ static int print_diff(void *ud, const switch_batch_diff *d)
         printf("  %-14s STAN %s  %-8s %12s  (uploaded, not approved here)\n", d->side, d->stan,
                d->ttype, b);
     else
-        printf("  %-14s STAN %s  %-8s switch %s, terminal %s\n", d->side, d->stan, d->ttype, a,
-               b);
+        printf("  %-14s STAN %s  %-8s switch %s, terminal %s\n", d->side, d->stan, d->ttype, a, b);
     return 0;
 }
 
@@ -163,8 +162,8 @@ static int ledger_batch(int argc, char **argv)
             money(b.sw_credit_amount, m2);
             printf("terminal %s batch %06lld: %s, %s\n", b.tid, (long long)b.batch_no, b.state,
                    results[b.result < 0 || b.result > 2 ? 0 : b.result]);
-            printf("  switch:   debits %lld = %s, credits %lld = %s\n",
-                   (long long)b.sw_debit_count, m1, (long long)b.sw_credit_count, m2);
+            printf("  switch:   debits %lld = %s, credits %lld = %s\n", (long long)b.sw_debit_count,
+                   m1, (long long)b.sw_credit_count, m2);
             if (b.result != 0) {
                 money(b.term_debit_amount, m3);
                 money(b.term_credit_amount, m4);

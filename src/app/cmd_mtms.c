@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char cmd_mtms_summary[] = "material tracking system: customers, CSV import, serials, audit, outbox";
+const char cmd_mtms_summary[] =
+    "material tracking system: customers, CSV import, serials, audit, outbox";
 
 #define DEFAULT_CONFIG "etc/mtms.ini"
 /* clang-format off */
@@ -101,15 +102,16 @@ static int customer_add(int argc, char **argv)
     if (pki_read_file(cli_get(opts, "kms-cert"), MTMS_KMS_CERT_MAX - 1, &pem, NULL, &e) != PX_OK)
         return cli_fail("--kms-cert: %s", px_error_text(&e));
     if (cli_open(&x, opts, &e) != PX_OK ||
-        mtms_customer_put(x.m, cli_get(opts, "code"), cli_get(opts, "name"), cli_get(opts, "kms-url"),
-                          pem, actor(), &e) != PX_OK)
+        mtms_customer_put(x.m, cli_get(opts, "code"), cli_get(opts, "name"),
+                          cli_get(opts, "kms-url"), pem, actor(), &e) != PX_OK)
         rc = cli_fail("mtms customer add: %s", px_error_text(&e));
     else
         printf("customer %s (%s): KMS %s\n", cli_get(opts, "code"), cli_get(opts, "name"),
                cli_get(opts, "kms-url"));
     if (rc == CLI_OK && x.trust == NULL)
-        fprintf(stderr, "possum: warning: no [mtms] tls_ca/tls_crl: the KMS certificate was parsed, "
-                        "not checked against the CA\n");
+        fprintf(stderr,
+                "possum: warning: no [mtms] tls_ca/tls_crl: the KMS certificate was parsed, "
+                "not checked against the CA\n");
     free(pem);
     cli_close(&x);
     return rc;
@@ -118,7 +120,8 @@ static int customer_add(int argc, char **argv)
 static int customer_one(void *ud, const mtms_customer *c)
 {
     (void)ud;
-    printf("%-12s %-32s %-36s %s %.16s...\n", c->code, c->name, c->kms_address, c->kms_cn, c->kms_fp);
+    printf("%-12s %-32s %-36s %s %.16s...\n", c->code, c->name, c->kms_address, c->kms_cn,
+           c->kms_fp);
     return 0;
 }
 
@@ -151,14 +154,16 @@ static int mtms_customer_cmd(int argc, char **argv)
 
 static int mtms_import_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {CONFIG_OPT, {"order", 0, "the production order's number", NULL}, {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        CONFIG_OPT, {"order", 0, "the production order's number", NULL}, {0, 0, 0, 0}};
     const char *pos[1];
     size_t npos = 0;
     mtms_cli x;
     mtms_import_report r;
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts, pos, 1, &npos,
-                         "possum mtms import --order NO FILE.csv   (header: serial,customer)", &done);
+    int done,
+        rc = parse(argc, argv, opts, pos, 1, &npos,
+                   "possum mtms import --order NO FILE.csv   (header: serial,customer)", &done);
     if (done)
         return rc;
     if (npos != 1 || !cli_has(opts, "order"))
@@ -173,8 +178,8 @@ static int mtms_import_cmd(int argc, char **argv)
             fprintf(stderr, "%s: ... and %zu more bad lines\n", pos[0], r.bad - r.nerrors);
         rc = cli_fail("mtms import: %s", px_error_text(&e));
     } else {
-        printf("order %s: %zu serial numbers imported from %s\n", cli_get(opts, "order"), r.imported,
-               pos[0]);
+        printf("order %s: %zu serial numbers imported from %s\n", cli_get(opts, "order"),
+               r.imported, pos[0]);
     }
     cli_close(&x);
     return rc;
@@ -205,7 +210,8 @@ static int mtms_serials_cmd(int argc, char **argv)
     mtms_cli x;
     size_t n = 0;
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts, NULL, 0, NULL, "possum mtms serials [--order NO]", &done);
+    int done,
+        rc = parse(argc, argv, opts, NULL, 0, NULL, "possum mtms serials [--order NO]", &done);
     if (done)
         return rc;
     if (cli_open(&x, opts, &e) != PX_OK ||
@@ -276,8 +282,8 @@ static int outbox_one(void *ud, const mtms_outbox_item *i)
 
 static int mtms_outbox_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {CONFIG_OPT, {"pending", 1, "only TKs still waiting for their KMS", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        CONFIG_OPT, {"pending", 1, "only TKs still waiting for their KMS", NULL}, {0, 0, 0, 0}};
     mtms_cli x;
     px_error e = {0};
     int done, rc = parse(argc, argv, opts, NULL, 0, NULL, "possum mtms outbox [--pending]", &done);

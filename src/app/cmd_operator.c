@@ -26,7 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-const char cmd_operator_summary[] = "operator terminal: confirm the customer, send a PIN pad's TK to the MTMS";
+const char cmd_operator_summary[] =
+    "operator terminal: confirm the customer, send a PIN pad's TK to the MTMS";
 
 /* clang-format off */
 #define MTMS_OPTS                                                                                  \
@@ -43,13 +44,22 @@ const char cmd_operator_summary[] = "operator terminal: confirm the customer, se
 /* Flags over the [operator] section of --config. */
 static int load_config(const cli_opt *opts, operator_config *c)
 {
-    static const char *const keys[][2] = {{"mtms", "mtms"},         {"tls-ca", "tls_ca"},
-                                          {"tls-cert", "tls_cert"}, {"tls-key", "tls_key"},
-                                          {"tls-crl", "tls_crl"},   {"pinpad", "pinpad"},
+    static const char *const keys[][2] = {{"mtms", "mtms"},
+                                          {"tls-ca", "tls_ca"},
+                                          {"tls-cert", "tls_cert"},
+                                          {"tls-key", "tls_key"},
+                                          {"tls-crl", "tls_crl"},
+                                          {"pinpad", "pinpad"},
                                           {"timeout-ms", "timeout_ms"}};
-    char *dst[] = {c->mtms_url, c->tls.ca, c->tls.cert, c->tls.key, c->tls.crl, c->pinpad_dir, NULL};
-    size_t sizes[] = {sizeof c->mtms_url, sizeof c->tls.ca, sizeof c->tls.cert, sizeof c->tls.key,
-                      sizeof c->tls.crl, sizeof c->pinpad_dir, 0};
+    char *dst[] = {c->mtms_url, c->tls.ca,     c->tls.cert, c->tls.key,
+                   c->tls.crl,  c->pinpad_dir, NULL};
+    size_t sizes[] = {sizeof c->mtms_url,
+                      sizeof c->tls.ca,
+                      sizeof c->tls.cert,
+                      sizeof c->tls.key,
+                      sizeof c->tls.crl,
+                      sizeof c->pinpad_dir,
+                      0};
     px_config *ini = NULL;
     px_error e = {0};
     memset(c, 0, sizeof *c);
@@ -76,8 +86,7 @@ static int load_config(const cli_opt *opts, operator_config *c)
     return CLI_OK;
 }
 
-static int open_session(const cli_opt *opts, int need_mtms, int need_pinpad,
-                        operator_session **s)
+static int open_session(const cli_opt *opts, int need_mtms, int need_pinpad, operator_session **s)
 {
     operator_config c;
     px_error e = {0};
@@ -185,10 +194,11 @@ static int op_run(int argc, char **argv)
     answers a;
     operator_ui ui = {ui_show, ui_confirm, ui_ask, &a};
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts,
-                         "possum operator [run] --mtms URL --tls-ca CA --tls-cert CRT --tls-key KEY "
-                         "--pinpad DIR [--confirm yes|no [--customer CODE --confirm-again yes|no]]",
-                         &done);
+    int done,
+        rc = parse(argc, argv, opts,
+                   "possum operator [run] --mtms URL --tls-ca CA --tls-cert CRT --tls-key KEY "
+                   "--pinpad DIR [--confirm yes|no [--customer CODE --confirm-again yes|no]]",
+                   &done);
     if (done)
         return rc;
     memset(&a, 0, sizeof a);
@@ -231,7 +241,8 @@ static int op_read(int argc, char **argv)
 
 static int op_lookup(int argc, char **argv)
 {
-    cli_opt opts[] = {MTMS_OPTS, {"serial", 0, "the serial number (default: read the PIN pad)", NULL},
+    cli_opt opts[] = {MTMS_OPTS,
+                      {"serial", 0, "the serial number (default: read the PIN pad)", NULL},
                       {0, 0, 0, 0}};
     operator_session *s = NULL;
     operator_customer c;
@@ -334,7 +345,8 @@ static int op_csr(int argc, char **argv)
     pos_terminal *t = NULL;
     char *csr = NULL;
     px_error e = {0};
-    int done, rc = parse(argc, argv, opts, "possum operator csr --pinpad DIR --out FILE", &done), r2;
+    int done, rc = parse(argc, argv, opts, "possum operator csr --pinpad DIR --out FILE", &done),
+              r2;
     if (done)
         return rc;
     if (!cli_has(opts, "pinpad") || !cli_has(opts, "out"))
@@ -413,7 +425,8 @@ static int op_personalise(int argc, char **argv)
     r.role = PKI_ROLE_PINPAD;
     r.purpose = PKI_PURPOSE_DEVICE;
     r.days = 3650;
-    if (cli_has(opts, "days") && px_parse_i64(cli_get(opts, "days"), 1, PX_PKI_DAYS_MAX, &r.days) != PX_OK)
+    if (cli_has(opts, "days") &&
+        px_parse_i64(cli_get(opts, "days"), 1, PX_PKI_DAYS_MAX, &r.days) != PX_OK)
         return cli_usage_error("--days: 1 to %d", PX_PKI_DAYS_MAX);
     if ((rc = open_pinpad(cli_get(opts, "pinpad"), &t)) != CLI_OK)
         return rc;
@@ -452,7 +465,8 @@ static const cli_command operator_commands[] = {
     {"lookup", op_lookup, "S2: the customer the MTMS holds for a serial"},
     {"customer", op_customer, "claim 2: the name of a customer code"},
     {"upload", op_upload, "S5: export the TK for a confirmed customer and send it up"},
-    {"personalise", op_personalise, "factory: the PIN pad's device key and certificate from a local CA"},
+    {"personalise", op_personalise,
+     "factory: the PIN pad's device key and certificate from a local CA"},
     {"csr", op_csr, "factory: the PIN pad's device key and its certificate request"},
     {"install", op_install, "factory: install the device certificate and the CA"},
     {0, 0, 0}};

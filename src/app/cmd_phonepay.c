@@ -116,22 +116,23 @@ static int payees(int argc, char **argv)
 {
     return list(argc, argv, "possum phonepay payees [--config FILE]",
                 "SELECT mobile, status, card_masked, name FROM phonepay_payee ORDER BY mobile "
-                "LIMIT 100000", 4);
+                "LIMIT 100000",
+                4);
 }
 
 static int outbox(int argc, char **argv)
 {
     return list(argc, argv, "possum phonepay outbox [--config FILE]",
                 "SELECT id, state, CAST(attempts AS TEXT), COALESCE(last_error, '') FROM "
-                "phonepay_outbox WHERE state <> 'sent' ORDER BY created_ms LIMIT 100000", 4);
+                "phonepay_outbox WHERE state <> 'sent' ORDER BY created_ms LIMIT 100000",
+                4);
 }
 
 int cmd_phonepay(int argc, char **argv)
 {
-    static const cli_command sub[] = {
-        {"bin", bin_cmd, "contracted banks by BIN: add, list"},
-        {"payees", payees, "registered payees (cards masked)"},
-        {"outbox", outbox, "notifications not delivered yet"},
-        {0, 0, 0}};
+    static const cli_command sub[] = {{"bin", bin_cmd, "contracted banks by BIN: add, list"},
+                                      {"payees", payees, "registered payees (cards masked)"},
+                                      {"outbox", outbox, "notifications not delivered yet"},
+                                      {0, 0, 0}};
     return cli_dispatch_config("possum phonepay", sub, argc, argv);
 }

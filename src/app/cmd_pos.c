@@ -44,8 +44,8 @@ const char cmd_pos_summary[] =
 #define SYN_PURCHASE "possum pos purchase --amount FEN " CARD_SYN
 #define SYN_BALANCE "possum pos balance " CARD_SYN
 #define SYN_VOID "possum pos void --rrn RRN --stan STAN [" CARD_SYN "]"
-#define SYN_PHONEPAY "possum pos phonepay --payee MOBILE --payer MOBILE --amount FEN " CARD_SYN \
-                     " [--yes]"
+#define SYN_PHONEPAY                                                                               \
+    "possum pos phonepay --payee MOBILE --payer MOBILE --amount FEN " CARD_SYN " [--yes]"
 
 /* Global options given before the subcommand; the subcommand's own copies win. */
 static cli_opt globals[] = {GLOBAL_OPTS, {0, 0, 0, 0}};
@@ -132,8 +132,7 @@ static int flow_error(const px_error *e)
 
 /* Card from --card/--track2/--expiry and, with --pin, the PIN block made by the PIN pad.
  * The PIN's characters in argv are wiped once used. */
-static int card_and_pin(pos_terminal *t, cli_opt *opts, pos_card *card, uint8_t pb[8],
-                        int *has_pin)
+static int card_and_pin(pos_terminal *t, cli_opt *opts, pos_card *card, uint8_t pb[8], int *has_pin)
 {
     px_error e = {0};
     char *pin = (char *)cli_get(opts, "pin");
@@ -205,14 +204,15 @@ static int load_components(pinpad *pp, char *arg, const char *tmk_kcv)
 
 static int pos_init_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {GLOBAL_OPTS,
-                      {"serial", 0, "the PIN pad's serial number (default PP + TID)", NULL},
-                      {"tls-ca", 0, "CA file: talk TLS to the platform", NULL},
-                      {"tls-cert", 0, "client certificate for mutual TLS", NULL},
-                      {"tls-key", 0, "its key", NULL},
-                      {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK from clear components", NULL},
-                      {"tmk-kcv", 0, "check value of the combined TMK", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        GLOBAL_OPTS,
+        {"serial", 0, "the PIN pad's serial number (default PP + TID)", NULL},
+        {"tls-ca", 0, "CA file: talk TLS to the platform", NULL},
+        {"tls-cert", 0, "client certificate for mutual TLS", NULL},
+        {"tls-key", 0, "its key", NULL},
+        {"tmk-components", 0, "HEX[:KCV],HEX[:KCV]: the TMK from clear components", NULL},
+        {"tmk-kcv", 0, "check value of the combined TMK", NULL},
+        {0, 0, 0, 0}};
     pos_config c;
     pos_terminal *t = NULL;
     px_error e = {0};
@@ -262,8 +262,8 @@ static void show_keys(const pos_status *s)
 
 static int pos_status_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {GLOBAL_OPTS, {"list", 1, "list the open batch's transactions", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        GLOBAL_OPTS, {"list", 1, "list the open batch's transactions", NULL}, {0, 0, 0, 0}};
     pos_terminal *t = NULL;
     pos_status s;
     pos_batch_entry b;
@@ -358,8 +358,10 @@ static int pos_reversal_cmd(int argc, char **argv)
 /* purchase and balance: a card, an optional PIN, and for a purchase an amount. */
 static int card_flow(int argc, char **argv, int is_purchase)
 {
-    cli_opt opts[] = {GLOBAL_OPTS, CARD_OPTS,
-                      {"amount", 0, "amount in fen (1234 = 12.34 CNY)", NULL}, {0, 0, 0, 0}};
+    cli_opt opts[] = {GLOBAL_OPTS,
+                      CARD_OPTS,
+                      {"amount", 0, "amount in fen (1234 = 12.34 CNY)", NULL},
+                      {0, 0, 0, 0}};
     pos_terminal *t = NULL;
     pos_card card;
     pos_result r;
@@ -397,8 +399,11 @@ static int pos_balance_cmd(int argc, char **argv)
 
 static int pos_void_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {GLOBAL_OPTS, CARD_OPTS, {"rrn", 0, "the purchase's RRN", NULL},
-                      {"stan", 0, "the purchase's STAN", NULL}, {0, 0, 0, 0}};
+    cli_opt opts[] = {GLOBAL_OPTS,
+                      CARD_OPTS,
+                      {"rrn", 0, "the purchase's RRN", NULL},
+                      {"stan", 0, "the purchase's STAN", NULL},
+                      {0, 0, 0, 0}};
     pos_terminal *t = NULL;
     pos_card card;
     pos_result r;
@@ -418,7 +423,9 @@ static int pos_void_cmd(int argc, char **argv)
         rc = card_and_pin(t, opts, &card, pb, &has_pin);
     if (rc == CLI_OK)
         rc = pos_void(t, cli_get(opts, "rrn"), cli_get(opts, "stan"), given ? &card : NULL,
-                      has_pin ? pb : NULL, &r, &e) == PX_OK ? show(&r) : flow_error(&e);
+                      has_pin ? pb : NULL, &r, &e) == PX_OK
+                 ? show(&r)
+                 : flow_error(&e);
     OPENSSL_cleanse(&card, sizeof card);
     pos_close(t);
     return rc;
@@ -448,7 +455,8 @@ static void show_payee(const pos_result *look, const char *payee, int64_t amount
 
 static int pos_phonepay_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {GLOBAL_OPTS, CARD_OPTS,
+    cli_opt opts[] = {GLOBAL_OPTS,
+                      CARD_OPTS,
                       {"payee", 0, "payee's mobile number (11 digits)", NULL},
                       {"payer", 0, "payer's mobile number", NULL},
                       {"amount", 0, "amount in fen", NULL},
@@ -486,7 +494,9 @@ static int pos_phonepay_cmd(int argc, char **argv)
         } else {
             rc = pos_phonepay_pay(t, cli_get(opts, "payee"), cli_get(opts, "payer"),
                                   look.lookup_ref, amount, &card, has_pin ? pb : NULL, &r,
-                                  &e) == PX_OK ? show(&r) : flow_error(&e);
+                                  &e) == PX_OK
+                     ? show(&r)
+                     : flow_error(&e);
         }
     }
     OPENSSL_cleanse(&card, sizeof card);
@@ -629,7 +639,8 @@ static const cli_command pos_commands[] = {
     {"status", pos_status_cmd, "batch, STAN, pending reversal, keys (check values only)"},
     {"screen", pos_screen_cmd, "the interactive POS screen (default on a terminal)"},
     {"keyload", keyload_cli, "remote key download: the TMK from the KMS under TK (seed 001)"},
-    {"update", tmsclient_cli, "remote program update from the TMS: provision, check, run, auto, status"},
+    {"update", tmsclient_cli,
+     "remote program update from the TMS: provision, check, run, auto, status"},
     {0, 0, 0}};
 
 static int is_global(const char *a)

@@ -27,12 +27,14 @@ static const cli_env_spec recon_env = {DEFAULT_CONFIG, NULL, NULL};
 
 static int recon_run(int argc, char **argv)
 {
-    cli_opt opts[] = {{"date", 0, "business day, YYYY-MM-DD (required)", NULL},
-                      {"file", 0, "clearing file; default [phonepay] clearing_dir/"
-                                  "clearing-YYYYMMDD.csv", NULL},
-                      {"config", 0, "configuration ([store], [phonepay]); default "
-                                    DEFAULT_CONFIG, NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        {"date", 0, "business day, YYYY-MM-DD (required)", NULL},
+        {"file", 0,
+         "clearing file; default [phonepay] clearing_dir/"
+         "clearing-YYYYMMDD.csv",
+         NULL},
+        {"config", 0, "configuration ([store], [phonepay]); default " DEFAULT_CONFIG, NULL},
+        {0, 0, 0, 0}};
     cli_env x;
     phonepay *pp = NULL;
     phonepay_recon_report r;

@@ -37,9 +37,10 @@ static const cli_env_spec term_env = {DEFAULT_CONFIG, "cli:terminal", switch_hsm
 static int cli_open(cli_env *x, const cli_opt *opts, int need_hsm, px_error *e)
 {
     cli_env_init(x, &term_env);
-    return cli_env_open(
-        x, opts, CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG | (need_hsm ? CLI_ENV_HSM : 0u),
-        e);
+    return cli_env_open(x, opts,
+                        CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG |
+                            (need_hsm ? CLI_ENV_HSM : 0u),
+                        e);
 }
 
 /* "HEX[:KCV],HEX[:KCV][,HEX[:KCV]]" and --tmk-kcvs "KCV,KCV". Without check values the
@@ -96,8 +97,10 @@ static int parse_components(const char *spec, const char *kcvs, char hex[3][80],
         }
         crypto_cleanse(key, sizeof key);
         px_hex_encode(cv, cl, kcv[i]);
-        fprintf(stderr, "component %zu: no check value given; its check value is %s: compare "
-                        "it with the custodian's\n", i + 1, kcv[i]);
+        fprintf(stderr,
+                "component %zu: no check value given; its check value is %s: compare "
+                "it with the custodian's\n",
+                i + 1, kcv[i]);
     }
     return PX_OK;
 }
@@ -155,9 +158,10 @@ static int terminal_add(int argc, char **argv)
     cli_env x;
     px_error e = {0};
     const char *tid, *mid, *name;
-    int rc = cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
-                       "possum terminal add --tid TID --mid MID --name NAME "
-                       "(--tmk-components HEX,HEX | --tmk-block BLOCK) [--config FILE | --db PATH]");
+    int rc =
+        cli_parse(argc, argv, 1, opts, NULL, 0, NULL,
+                  "possum terminal add --tid TID --mid MID --name NAME "
+                  "(--tmk-components HEX,HEX | --tmk-block BLOCK) [--config FILE | --db PATH]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     tid = cli_get(opts, "tid");
@@ -233,7 +237,8 @@ static void print_terminal(const switch_terminal_info *t, int long_form)
     if (!long_form) {
         printf("%-8s  %-15s  %-8s  %-10s  batch %06lld %-6s  %s%s\n", t->tid, t->mid, t->status,
                t->signed_on ? "signed-on" : "signed-off", (long long)t->batch_no,
-               t->batch_open ? "open" : "closed", t->name, t->update_waiting ? "  [update waiting]" : "");
+               t->batch_open ? "open" : "closed", t->name,
+               t->update_waiting ? "  [update waiting]" : "");
         return;
     }
     printf("terminal        %s\nmerchant        %s\nname            %s\nstatus          %s\n"

@@ -39,9 +39,10 @@ static const cli_env_spec tms_env = {DEFAULT_CONFIG, "cli:tms", NULL};
 static int cli_open(cli_env *x, const cli_opt *opts, int need_hsm, px_error *e)
 {
     cli_env_init(x, &tms_env);
-    return cli_env_open(
-        x, opts, CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG | (need_hsm ? CLI_ENV_HSM : 0u),
-        e);
+    return cli_env_open(x, opts,
+                        CLI_ENV_DB | CLI_ENV_STORE | CLI_ENV_HSM_CONFIG |
+                            (need_hsm ? CLI_ENV_HSM : 0u),
+                        e);
 }
 
 /* The TMS master key's label: [tms] master_key, else tms.master. */
@@ -173,7 +174,8 @@ static int role_keys(tuf_root *r, tuf_role_id rid, const char *files, const char
         memcpy(path, files, k);
         path[k] = 0;
         files += k + (files[k] == ',');
-        if (tuf_public_key_read(path, pub, e) != PX_OK || tuf_key_from_public(pub, &key, e) != PX_OK)
+        if (tuf_public_key_read(path, pub, e) != PX_OK ||
+            tuf_key_from_public(pub, &key, e) != PX_OK)
             return e->code;
         for (i = 0; i < r->nkeys && strcmp(r->keys[i].keyid, key.keyid) != 0; i++)
             ;
@@ -185,25 +187,28 @@ static int role_keys(tuf_root *r, tuf_role_id rid, const char *files, const char
         px_strlcpy(role->keyids[role->nkeys++], key.keyid, TUF_KEYID_HEX);
     }
     if (role->nkeys == 0)
-        return px_error_set(e, PX_EINVAL, "--%s-keys: at least one public key file", tuf_role_name(rid));
+        return px_error_set(e, PX_EINVAL, "--%s-keys: at least one public key file",
+                            tuf_role_name(rid));
     if (thr != NULL && px_parse_i64(thr, 1, (int64_t)role->nkeys, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "--%s-threshold: 1 to %zu", tuf_role_name(rid), role->nkeys);
+        return px_error_set(e, PX_EINVAL, "--%s-threshold: 1 to %zu", tuf_role_name(rid),
+                            role->nkeys);
     role->threshold = t;
     return PX_OK;
 }
 
 static int tms_root_make(int argc, char **argv)
 {
-    cli_opt opts[] = {{"root-keys", 0, "public key files of the root role, comma-separated", NULL},
-                      {"root-threshold", 0, "signatures a root record needs (default 1)", NULL},
-                      {"targets-keys", 0, "public key files of the targets role", NULL},
-                      {"targets-threshold", 0, "signatures a targets record needs (default 1)", NULL},
-                      {"timestamp-keys", 0, "public key files of the timestamp role (online)", NULL},
-                      {"timestamp-threshold", 0, "default 1", NULL},
-                      {"version", 0, "the root version (default 1)", NULL},
-                      {"expires-days", 0, "valid for this many days (default 365)", NULL},
-                      {"out", 0, "the unsigned record to write", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        {"root-keys", 0, "public key files of the root role, comma-separated", NULL},
+        {"root-threshold", 0, "signatures a root record needs (default 1)", NULL},
+        {"targets-keys", 0, "public key files of the targets role", NULL},
+        {"targets-threshold", 0, "signatures a targets record needs (default 1)", NULL},
+        {"timestamp-keys", 0, "public key files of the timestamp role (online)", NULL},
+        {"timestamp-threshold", 0, "default 1", NULL},
+        {"version", 0, "the root version (default 1)", NULL},
+        {"expires-days", 0, "valid for this many days (default 365)", NULL},
+        {"out", 0, "the unsigned record to write", NULL},
+        {0, 0, 0, 0}};
     tuf_root *r = calloc(1, sizeof *r);
     json_t *env;
     char *text = NULL;
@@ -220,26 +225,32 @@ static int tms_root_make(int argc, char **argv)
         return cli_usage_error("--out FILE is required");
     }
     r->version = 1;
-    if (cli_get(opts, "version") != NULL && px_parse_i64(cli_get(opts, "version"), 1, INT32_MAX, &r->version) != PX_OK)
+    if (cli_get(opts, "version") != NULL &&
+        px_parse_i64(cli_get(opts, "version"), 1, INT32_MAX, &r->version) != PX_OK)
         rc = px_error_set(&e, PX_EINVAL, "--version: a positive number");
     if (rc == PX_OK && (r->expires_ms = days_ms(opts, "expires-days", 365)) < 0)
         rc = px_error_set(&e, PX_EINVAL, "--expires-days: 1 to 3650");
     if (rc == PX_OK)
-        rc = role_keys(r, TUF_ROLE_ROOT, cli_get(opts, "root-keys"), cli_get(opts, "root-threshold"), &e);
+        rc = role_keys(r, TUF_ROLE_ROOT, cli_get(opts, "root-keys"),
+                       cli_get(opts, "root-threshold"), &e);
     if (rc == PX_OK)
-        rc = role_keys(r, TUF_ROLE_TARGETS, cli_get(opts, "targets-keys"), cli_get(opts, "targets-threshold"), &e);
+        rc = role_keys(r, TUF_ROLE_TARGETS, cli_get(opts, "targets-keys"),
+                       cli_get(opts, "targets-threshold"), &e);
     if (rc == PX_OK)
-        rc = role_keys(r, TUF_ROLE_TIMESTAMP, cli_get(opts, "timestamp-keys"), cli_get(opts, "timestamp-threshold"), &e);
+        rc = role_keys(r, TUF_ROLE_TIMESTAMP, cli_get(opts, "timestamp-keys"),
+                       cli_get(opts, "timestamp-threshold"), &e);
     if (rc == PX_OK) {
         env = json_pack("{s:o, s:[]}", "signed", tuf_root_build(r), "signatures");
         text = env != NULL ? json_dumps(env, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
         json_decref(env);
-        rc = text != NULL ? write_text(cli_get(opts, "out"), text, &e) : px_error_set(&e, PX_ENOMEM, "out of memory");
+        rc = text != NULL ? write_text(cli_get(opts, "out"), text, &e)
+                          : px_error_set(&e, PX_ENOMEM, "out of memory");
     }
     free(text);
     if (rc == PX_OK)
         printf("root version %lld written to %s (unsigned: sign it with %lld root keys: possum tms "
-               "sign --key ROOTKEY %s)\n", (long long)r->version, cli_get(opts, "out"),
+               "sign --key ROOTKEY %s)\n",
+               (long long)r->version, cli_get(opts, "out"),
                (long long)r->roles[TUF_ROLE_ROOT].threshold, cli_get(opts, "out"));
     free(r);
     return rc == PX_OK ? CLI_OK : fail_e(&e);
@@ -271,14 +282,17 @@ static int tms_targets_make(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     memset(&t, 0, sizeof t);
     if (cli_get(opts, "name") == NULL || cli_get(opts, "version") == NULL ||
-        cli_get(opts, "file") == NULL || cli_get(opts, "out") == NULL || cli_get(opts, "models") == NULL)
+        cli_get(opts, "file") == NULL || cli_get(opts, "out") == NULL ||
+        cli_get(opts, "models") == NULL)
         return cli_usage_error("--name, --version, --models, --file and --out are required");
     px_strlcpy(t.name, cli_get(opts, "name"), sizeof t.name);
-    px_strlcpy(t.kind, cli_get(opts, "kind") != NULL ? cli_get(opts, "kind") : "app", sizeof t.kind);
+    px_strlcpy(t.kind, cli_get(opts, "kind") != NULL ? cli_get(opts, "kind") : "app",
+               sizeof t.kind);
     px_strlcpy(t.version, cli_get(opts, "version"), sizeof t.version);
     if ((t.expires_ms = days_ms(opts, "expires-days", 365)) < 0)
         return cli_usage_error("--expires-days: 1 to 3650");
-    rc = split_names(cli_get(opts, "models"), t.models, PX_TMS_MODELS_MAX, &t.nmodels, "models", &e);
+    rc = split_names(cli_get(opts, "models"), t.models, PX_TMS_MODELS_MAX, &t.nmodels, "models",
+                     &e);
     if (rc != PX_OK)
         return cli_usage_error("%s", e.msg);
     if ((f = fopen(cli_get(opts, "file"), "rb")) == NULL)
@@ -330,7 +344,8 @@ static int tms_sign(int argc, char **argv)
     json_error_t je;
     char *text, *out = NULL;
     px_error e = {0};
-    int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos, "possum tms sign --key KEYFILE RECORD.json");
+    int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
+                       "possum tms sign --key KEYFILE RECORD.json");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (npos != 1 || cli_get(opts, "key") == NULL)
@@ -389,7 +404,8 @@ static int tms_root_publish_cmd(int argc, char **argv)
     if (rc != PX_OK)
         return fail_e(&e);
     printf("root version %lld published: root %lld of %zu keys, targets %lld of %zu, timestamp "
-           "%lld of %zu\n", (long long)r.version, (long long)r.roles[0].threshold, r.roles[0].nkeys,
+           "%lld of %zu\n",
+           (long long)r.version, (long long)r.roles[0].threshold, r.roles[0].nkeys,
            (long long)r.roles[1].threshold, r.roles[1].nkeys, (long long)r.roles[2].threshold,
            r.roles[2].nkeys);
     return CLI_OK;
@@ -399,8 +415,10 @@ static int tms_root_publish_cmd(int argc, char **argv)
 
 static int tms_package_add_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {STORE_OPTS, {"file", 0, "the package file", NULL},
-                      {"metadata", 0, "its targets record, signed offline", NULL}, {0, 0, 0, 0}};
+    cli_opt opts[] = {STORE_OPTS,
+                      {"file", 0, "the package file", NULL},
+                      {"metadata", 0, "its targets record, signed offline", NULL},
+                      {0, 0, 0, 0}};
     cli_env x;
     tms_package p;
     size_t n;
@@ -464,7 +482,8 @@ static int tms_package_list_cmd(int argc, char **argv)
 
 static int tms_terminal_add_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {STORE_OPTS, {"model", 0, "the terminal model", NULL},
+    cli_opt opts[] = {STORE_OPTS,
+                      {"model", 0, "the terminal model", NULL},
                       {"merchant", 0, "the merchant", NULL},
                       {"tid", 0, "its terminal id at the transaction platform (8)", NULL},
                       {"groups", 0, "groups, comma-separated", NULL},
@@ -485,11 +504,14 @@ static int tms_terminal_add_cmd(int argc, char **argv)
     memset(&t, 0, sizeof t);
     if (px_strlcpy(t.serial, pos[0], sizeof t.serial) != PX_OK ||
         px_strlcpy(t.model, cli_get(opts, "model"), sizeof t.model) != PX_OK ||
-        (cli_get(opts, "merchant") && px_strlcpy(t.merchant, cli_get(opts, "merchant"), sizeof t.merchant) != PX_OK) ||
+        (cli_get(opts, "merchant") &&
+         px_strlcpy(t.merchant, cli_get(opts, "merchant"), sizeof t.merchant) != PX_OK) ||
         (cli_get(opts, "tid") && px_strlcpy(t.tid, cli_get(opts, "tid"), sizeof t.tid) != PX_OK) ||
-        (cli_get(opts, "schedule") && px_strlcpy(t.schedule, cli_get(opts, "schedule"), sizeof t.schedule) != PX_OK))
+        (cli_get(opts, "schedule") &&
+         px_strlcpy(t.schedule, cli_get(opts, "schedule"), sizeof t.schedule) != PX_OK))
         return cli_usage_error("a value is too long");
-    if (split_names(cli_get(opts, "groups"), t.groups, PX_TMS_GROUPS_MAX, &t.ngroups, "groups", &e) != PX_OK)
+    if (split_names(cli_get(opts, "groups"), t.groups, PX_TMS_GROUPS_MAX, &t.ngroups, "groups",
+                    &e) != PX_OK)
         return cli_usage_error("%s", e.msg);
     rc = cli_open(&x, opts, 0, &e);
     if (rc == PX_OK)
@@ -529,7 +551,8 @@ static int tms_terminal_show(int argc, char **argv)
     printf("%s\ninstalled:   ", t.ngroups ? "" : " -");
     for (size_t i = 0; i < t.ninstalled; i++)
         printf(" %s %s", t.installed[i].name, t.installed[i].version);
-    printf("%s\nschedule:     %s\n", t.ninstalled ? "" : " -", t.schedule[0] ? t.schedule : "(the TMS's default)");
+    printf("%s\nschedule:     %s\n", t.ninstalled ? "" : " -",
+           t.schedule[0] ? t.schedule : "(the TMS's default)");
     if (t.last_contact_ms > 0)
         px_time_iso8601(t.last_contact_ms, when, sizeof when);
     printf("last contact: %s\nDMK kcv:      %s\n", t.last_contact_ms > 0 ? when : "never",
@@ -539,7 +562,8 @@ static int tms_terminal_show(int argc, char **argv)
 
 static int tms_terminal_provision_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {STORE_OPTS, {"kek", 0, "label of the K1 key the factory station shares", NULL},
+    cli_opt opts[] = {STORE_OPTS,
+                      {"kek", 0, "label of the K1 key the factory station shares", NULL},
                       {0, 0, 0, 0}};
     const char *pos[1];
     size_t npos = 0;
@@ -576,8 +600,9 @@ static int parse_start(const char *s, int64_t *ms)
         *ms = 0;
         return PX_OK;
     }
-    if (strlen(s) != 10 && !(strlen(s) == 16 && s[10] == 'T' && sscanf(s + 11, "%2d:%2d", &hh, &mm) == 2 &&
-                             s[13] == ':' && hh < 24 && mm < 60))
+    if (strlen(s) != 10 &&
+        !(strlen(s) == 16 && s[10] == 'T' && sscanf(s + 11, "%2d:%2d", &hh, &mm) == 2 &&
+          s[13] == ':' && hh < 24 && mm < 60))
         return PX_EINVAL;
     memcpy(date, s, 10);
     date[10] = 0;
@@ -649,19 +674,21 @@ static void free_serials(char **v, size_t n)
 
 static int tms_campaign_create_cmd(int argc, char **argv)
 {
-    cli_opt opts[] = {STORE_OPTS, {"package", 0, "NAME@VERSION of the release to send", NULL},
-                      {"all", 1, "every terminal the package fits", NULL},
-                      {"models", 0, "terminal models, comma-separated", NULL},
-                      {"groups", 0, "terminal groups, comma-separated", NULL},
-                      {"serials", 0, "a list of serial numbers, comma-separated", NULL},
-                      {"serials-file", 0, "a file of serial numbers, one per line", NULL},
-                      {"waves", 0, "cumulative percentages, e.g. 1,10,50,100 (default 100)", NULL},
-                      {"start", 0, "now (default), YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)", NULL},
-                      {"window", 0, "daily maintenance window HH:MM-HH:MM (UTC)", NULL},
-                      {"max-failures", 0, "halt when this % of a wave fails (default 5)", NULL},
-                      {"advance", 0, "open the next wave when this % of one has finished (default 100)", NULL},
-                      {"wave-min-ms", 0, "and at least this long after it opened (default 0)", NULL},
-                      {0, 0, 0, 0}};
+    cli_opt opts[] = {
+        STORE_OPTS,
+        {"package", 0, "NAME@VERSION of the release to send", NULL},
+        {"all", 1, "every terminal the package fits", NULL},
+        {"models", 0, "terminal models, comma-separated", NULL},
+        {"groups", 0, "terminal groups, comma-separated", NULL},
+        {"serials", 0, "a list of serial numbers, comma-separated", NULL},
+        {"serials-file", 0, "a file of serial numbers, one per line", NULL},
+        {"waves", 0, "cumulative percentages, e.g. 1,10,50,100 (default 100)", NULL},
+        {"start", 0, "now (default), YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)", NULL},
+        {"window", 0, "daily maintenance window HH:MM-HH:MM (UTC)", NULL},
+        {"max-failures", 0, "halt when this % of a wave fails (default 5)", NULL},
+        {"advance", 0, "open the next wave when this % of one has finished (default 100)", NULL},
+        {"wave-min-ms", 0, "and at least this long after it opened (default 0)", NULL},
+        {0, 0, 0, 0}};
     const char *pos[1], *pkg;
     size_t npos = 0, nserials = 0;
     char **serials = NULL;
@@ -669,36 +696,46 @@ static int tms_campaign_create_cmd(int argc, char **argv)
     const char *at;
     cli_env x;
     px_error e = {0};
-    int rc = cli_parse(argc, argv, 1, opts, pos, 1, &npos,
-                       "possum tms campaign create NAME --package NAME@VERSION (--all | --models M "
-                       "| --groups G | --serials S | --serials-file F) [--waves 10,50,100] [--start T] "
-                       "[--window HH:MM-HH:MM] [--max-failures PCT]");
+    int rc =
+        cli_parse(argc, argv, 1, opts, pos, 1, &npos,
+                  "possum tms campaign create NAME --package NAME@VERSION (--all | --models M "
+                  "| --groups G | --serials S | --serials-file F) [--waves 10,50,100] [--start T] "
+                  "[--window HH:MM-HH:MM] [--max-failures PCT]");
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     pkg = cli_get(opts, "package");
     if (npos != 1 || pkg == NULL || (at = strchr(pkg, '@')) == NULL)
         return cli_usage_error("give the campaign name and --package NAME@VERSION");
     tms_campaign_spec_default(&sp);
-    if (px_strlcpy(sp.name, pos[0], sizeof sp.name) != PX_OK || (size_t)(at - pkg) >= sizeof sp.pkg_name ||
+    if (px_strlcpy(sp.name, pos[0], sizeof sp.name) != PX_OK ||
+        (size_t)(at - pkg) >= sizeof sp.pkg_name ||
         px_strlcpy(sp.pkg_version, at + 1, sizeof sp.pkg_version) != PX_OK)
         return cli_usage_error("a name is too long");
     memcpy(sp.pkg_name, pkg, (size_t)(at - pkg));
     sp.all = cli_has(opts, "all");
-    if (split_names(cli_get(opts, "models"), sp.models, PX_TMS_MODELS_MAX, &sp.nmodels, "models", &e) != PX_OK ||
-        split_names(cli_get(opts, "groups"), sp.groups, PX_TMS_GROUPS_MAX, &sp.ngroups, "groups", &e) != PX_OK)
+    if (split_names(cli_get(opts, "models"), sp.models, PX_TMS_MODELS_MAX, &sp.nmodels, "models",
+                    &e) != PX_OK ||
+        split_names(cli_get(opts, "groups"), sp.groups, PX_TMS_GROUPS_MAX, &sp.ngroups, "groups",
+                    &e) != PX_OK)
         return cli_usage_error("%s", e.msg);
     if (cli_get(opts, "waves") != NULL && parse_waves(cli_get(opts, "waves"), &sp) != PX_OK)
         return cli_usage_error("--waves: comma-separated percentages from 1 to 100");
-    if (cli_get(opts, "start") != NULL && parse_start(cli_get(opts, "start"), &sp.start_ms) != PX_OK)
+    if (cli_get(opts, "start") != NULL &&
+        parse_start(cli_get(opts, "start"), &sp.start_ms) != PX_OK)
         return cli_usage_error("--start: now, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)");
     if (cli_get(opts, "window") != NULL &&
-        tms_window_parse(cli_get(opts, "window"), &sp.window_start_min, &sp.window_end_min, &e) != PX_OK)
+        tms_window_parse(cli_get(opts, "window"), &sp.window_start_min, &sp.window_end_min, &e) !=
+            PX_OK)
         return cli_usage_error("--window: %s", e.msg);
-    if ((cli_get(opts, "max-failures") && px_parse_i64(cli_get(opts, "max-failures"), 0, 100, &sp.max_failure_pct) != PX_OK) ||
-        (cli_get(opts, "advance") && px_parse_i64(cli_get(opts, "advance"), 1, 100, &sp.advance_pct) != PX_OK) ||
-        (cli_get(opts, "wave-min-ms") && px_parse_i64(cli_get(opts, "wave-min-ms"), 0, INT64_MAX, &sp.wave_min_ms) != PX_OK))
+    if ((cli_get(opts, "max-failures") &&
+         px_parse_i64(cli_get(opts, "max-failures"), 0, 100, &sp.max_failure_pct) != PX_OK) ||
+        (cli_get(opts, "advance") &&
+         px_parse_i64(cli_get(opts, "advance"), 1, 100, &sp.advance_pct) != PX_OK) ||
+        (cli_get(opts, "wave-min-ms") &&
+         px_parse_i64(cli_get(opts, "wave-min-ms"), 0, INT64_MAX, &sp.wave_min_ms) != PX_OK))
         return cli_usage_error("--max-failures 0..100, --advance 1..100, --wave-min-ms >= 0");
-    if (read_serials(cli_get(opts, "serials"), cli_get(opts, "serials-file"), &serials, &nserials, &e) != PX_OK)
+    if (read_serials(cli_get(opts, "serials"), cli_get(opts, "serials-file"), &serials, &nserials,
+                     &e) != PX_OK)
         return fail_e(&e);
     sp.serials = (const char *const *)serials;
     sp.nserials = nserials;
@@ -776,10 +813,22 @@ static int campaign_action(int argc, char **argv, const char *verb)
     return rc == PX_OK ? CLI_OK : fail_e(&e);
 }
 
-static int tms_campaign_start_cmd(int argc, char **argv) { return campaign_action(argc, argv, "start"); }
-static int tms_campaign_pause_cmd(int argc, char **argv) { return campaign_action(argc, argv, "pause"); }
-static int tms_campaign_resume_cmd(int argc, char **argv) { return campaign_action(argc, argv, "resume"); }
-static int tms_campaign_status_cmd(int argc, char **argv) { return campaign_action(argc, argv, "status"); }
+static int tms_campaign_start_cmd(int argc, char **argv)
+{
+    return campaign_action(argc, argv, "start");
+}
+static int tms_campaign_pause_cmd(int argc, char **argv)
+{
+    return campaign_action(argc, argv, "pause");
+}
+static int tms_campaign_resume_cmd(int argc, char **argv)
+{
+    return campaign_action(argc, argv, "resume");
+}
+static int tms_campaign_status_cmd(int argc, char **argv)
+{
+    return campaign_action(argc, argv, "status");
+}
 
 static int print_campaign_line(void *ud, const tms_campaign_info *c)
 {
@@ -831,11 +880,26 @@ static const cli_command campaign_cmds[] = {
     {"list", tms_campaign_list_cmd, "every campaign"},
     {0, 0, 0}};
 
-static int root_group(int argc, char **argv) { return cli_dispatch("possum tms root", root_cmds, argc, argv); }
-static int targets_group(int argc, char **argv) { return cli_dispatch("possum tms targets", targets_cmds, argc, argv); }
-static int package_group(int argc, char **argv) { return cli_dispatch("possum tms package", package_cmds, argc, argv); }
-static int terminal_group(int argc, char **argv) { return cli_dispatch("possum tms terminal", terminal_cmds, argc, argv); }
-static int campaign_group(int argc, char **argv) { return cli_dispatch("possum tms campaign", campaign_cmds, argc, argv); }
+static int root_group(int argc, char **argv)
+{
+    return cli_dispatch("possum tms root", root_cmds, argc, argv);
+}
+static int targets_group(int argc, char **argv)
+{
+    return cli_dispatch("possum tms targets", targets_cmds, argc, argv);
+}
+static int package_group(int argc, char **argv)
+{
+    return cli_dispatch("possum tms package", package_cmds, argc, argv);
+}
+static int terminal_group(int argc, char **argv)
+{
+    return cli_dispatch("possum tms terminal", terminal_cmds, argc, argv);
+}
+static int campaign_group(int argc, char **argv)
+{
+    return cli_dispatch("possum tms campaign", campaign_cmds, argc, argv);
+}
 
 static const cli_command tms_cmds[] = {
     {"keygen", tms_keygen, "an Ed25519 key pair for a metadata role (offline)"},

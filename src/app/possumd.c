@@ -59,12 +59,11 @@ typedef struct possumd {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: possumd -c FILE [--ports-file FILE] [--check]\n"
-            "  -c FILE             configuration (INI); see docs/possumd.md\n"
-            "  --ports-file FILE   write each listener as NAME=HOST:PORT (for port 0)\n"
-            "  --check             validate the configuration and exit\n"
-            "  --version           print the version\n");
+    fprintf(out, "usage: possumd -c FILE [--ports-file FILE] [--check]\n"
+                 "  -c FILE             configuration (INI); see docs/possumd.md\n"
+                 "  --ports-file FILE   write each listener as NAME=HOST:PORT (for port 0)\n"
+                 "  --check             validate the configuration and exit\n"
+                 "  --version           print the version\n");
 }
 
 static size_t busy_total(possumd *p)

@@ -118,7 +118,8 @@ static int ctx_init(EVP_CIPHER_CTX *ctx, crypto_alg alg, crypto_mode mode, const
     int ok = EVP_CipherInit_ex2(ctx, c, k, mode == CRYPTO_CBC ? iv : NULL, enc, NULL) == 1 &&
              EVP_CIPHER_CTX_set_padding(ctx, 0) == 1;
     OPENSSL_cleanse(k, sizeof k);
-    return ok ? PX_OK : px_error_set(e, PX_ECRYPTO, "%s key setup failed", crypto_int_alg_name(alg));
+    return ok ? PX_OK
+              : px_error_set(e, PX_ECRYPTO, "%s key setup failed", crypto_int_alg_name(alg));
 }
 
 /* Run n bytes (a whole number of blocks) through an initialised context. */
@@ -194,8 +195,7 @@ void crypto_key_free(crypto_key *k)
     free(k);
 }
 
-int crypto_key_new(crypto_alg alg, const uint8_t *key, size_t keylen, crypto_key **out,
-                   px_error *e)
+int crypto_key_new(crypto_alg alg, const uint8_t *key, size_t keylen, crypto_key **out, px_error *e)
 {
     static const uint8_t zero_iv[CRYPTO_BLOCK_MAX];
     *out = NULL;
@@ -213,8 +213,8 @@ int crypto_key_new(crypto_alg alg, const uint8_t *key, size_t keylen, crypto_key
         if (k->ctx[i] == NULL)
             rc = px_error_set(e, PX_ENOMEM, "out of memory");
         else
-            rc = ctx_init(k->ctx[i], alg, i < KCTX_CBC_ENC ? CRYPTO_ECB : CRYPTO_CBC, key,
-                          keylen, zero_iv, i == KCTX_ECB_ENC || i == KCTX_CBC_ENC, e);
+            rc = ctx_init(k->ctx[i], alg, i < KCTX_CBC_ENC ? CRYPTO_ECB : CRYPTO_CBC, key, keylen,
+                          zero_iv, i == KCTX_ECB_ENC || i == KCTX_CBC_ENC, e);
     }
     if (rc != PX_OK) {
         crypto_key_free(k);

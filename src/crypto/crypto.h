@@ -19,10 +19,10 @@
 #include <stdint.h>
 #include "lib/err.h"
 
-#define CRYPTO_DES_BLOCK 8   /* DES/TDES block size in bytes */
-#define CRYPTO_AES_BLOCK 16  /* AES block size in bytes */
-#define CRYPTO_KEY_MAX 32    /* longest symmetric key (AES-256) */
-#define CRYPTO_BLOCK_MAX 16  /* largest block size */
+#define CRYPTO_DES_BLOCK 8    /* DES/TDES block size in bytes */
+#define CRYPTO_AES_BLOCK 16   /* AES block size in bytes */
+#define CRYPTO_KEY_MAX 32     /* longest symmetric key (AES-256) */
+#define CRYPTO_BLOCK_MAX 16   /* largest block size */
 #define CRYPTO_KCV_TDES_LEN 3 /* X9.24-1 TDES check value: 3 bytes */
 #define CRYPTO_KCV_AES_LEN 5  /* X9.24-1 AES check value: 5 bytes of CMAC */
 #define CRYPTO_KCV_MAX 8
@@ -33,10 +33,7 @@ typedef enum crypto_alg {
     CRYPTO_AES = 3   /* AES-128/192/256 */
 } crypto_alg;
 
-typedef enum crypto_mode {
-    CRYPTO_ECB = 1,
-    CRYPTO_CBC = 2
-} crypto_mode;
+typedef enum crypto_mode { CRYPTO_ECB = 1, CRYPTO_CBC = 2 } crypto_mode;
 
 /* Block size of alg in bytes (8 or 16), 0 for an unknown alg. */
 size_t crypto_block_size(crypto_alg alg);
@@ -111,8 +108,8 @@ int crypto_key_combine(crypto_alg alg, const uint8_t *const *components, size_t 
  *   data of 16 bytes DL || DR:   left = 3DES-ECB(MK, DL), right = 3DES-ECB(MK, DR)
  * out receives 16 bytes. Parity is left as computed (crypto_des_set_odd_parity if wanted).
  */
-int crypto_derive_key(const uint8_t *master, size_t masterlen, const uint8_t *data,
-                      size_t datalen, uint8_t out[16], px_error *e);
+int crypto_derive_key(const uint8_t *master, size_t masterlen, const uint8_t *data, size_t datalen,
+                      uint8_t out[16], px_error *e);
 
 /* EMV option A input: the rightmost 16 digits of PAN || PAN sequence number (2 digits,
  * "00" when absent), left-padded with zeros, packed into 8 bytes; then crypto_derive_key

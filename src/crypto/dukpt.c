@@ -81,7 +81,8 @@ int crypto_dukpt_derive_ipek(const uint8_t bdk[16], const uint8_t ksn[10], uint8
     return rc;
 }
 
-/* X9.24-1:2009 Annex A, host derivation of the current key: one NRKGP per one-bit of the counter, high first. */
+/* X9.24-1:2009 Annex A, host derivation of the current key: one NRKGP per one-bit of the counter,
+ * high first. */
 int crypto_dukpt_derive_key(const uint8_t ipek[16], const uint8_t ksn[10], uint8_t key[16],
                             px_error *e)
 {
@@ -104,8 +105,8 @@ int crypto_dukpt_derive_key(const uint8_t ipek[16], const uint8_t ksn[10], uint8
     return rc;
 }
 
-/* X9.24-1:2009 Annex A, table A-1 variants of the current key; the data variants are then encrypted under
- * themselves (each half, TDES-ECB), as the 2009 edition's data encryption key. */
+/* X9.24-1:2009 Annex A, table A-1 variants of the current key; the data variants are then encrypted
+ * under themselves (each half, TDES-ECB), as the 2009 edition's data encryption key. */
 int crypto_dukpt_variant_key(const uint8_t key[16], crypto_dukpt_variant v, uint8_t out[16],
                              px_error *e)
 {
@@ -154,8 +155,7 @@ uint32_t crypto_dukpt_device_counter(const crypto_dukpt_device *d)
 }
 
 /* Fill the future key registers below bit `top` from key k for counter c (A.2 "New Key-3"). */
-static int fill_below(crypto_dukpt_device *d, const uint8_t k[16], uint32_t c, int top,
-                      px_error *e)
+static int fill_below(crypto_dukpt_device *d, const uint8_t k[16], uint32_t c, int top, px_error *e)
 {
     uint8_t reg[8];
     for (int b = top - 1; b >= 0; b--) {
@@ -169,8 +169,8 @@ static int fill_below(crypto_dukpt_device *d, const uint8_t k[16], uint32_t c, i
 }
 
 /* A.2 "Load Initial Key": future keys for counters 1, 2, 4, ... 2^20 from the IPEK. */
-int crypto_dukpt_device_load(crypto_dukpt_device *d, const uint8_t ipek[16],
-                             const uint8_t ksn[10], px_error *e)
+int crypto_dukpt_device_load(crypto_dukpt_device *d, const uint8_t ipek[16], const uint8_t ksn[10],
+                             px_error *e)
 {
     memset(d, 0, sizeof *d);
     if (crypto_dukpt_ksn_counter(ksn) != 0)
@@ -218,15 +218,15 @@ int crypto_dukpt_device_load_at(crypto_dukpt_device *d, const uint8_t ipek[16],
 /* A.2 "Request PIN Entry" and "New Key": hand out the key of the current counter, then
  * derive the future keys below it (if the counter has fewer than 10 one-bits), erase it
  * and move to the next counter, skipping those with more than 10 one-bits. */
-int crypto_dukpt_device_next(crypto_dukpt_device *d, uint8_t key[16], uint8_t ksn[10],
-                             px_error *e)
+int crypto_dukpt_device_next(crypto_dukpt_device *d, uint8_t key[16], uint8_t ksn[10], px_error *e)
 {
     uint32_t c = crypto_dukpt_device_counter(d);
     int b = 0, rc;
     for (;;) {
         if (d->exhausted || c == 0 || c > CRYPTO_DUKPT_COUNTER_MAX) {
             d->exhausted = 1;
-            return px_error_set(e, PX_ELIMIT, "dukpt: transaction counter exhausted; reload the device");
+            return px_error_set(e, PX_ELIMIT,
+                                "dukpt: transaction counter exhausted; reload the device");
         }
         for (b = 0; ((c >> b) & 1) == 0; b++)
             ;

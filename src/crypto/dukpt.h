@@ -18,14 +18,14 @@
 #include <stdint.h>
 #include "lib/err.h"
 
-#define CRYPTO_DUKPT_KSN_LEN 10          /* TDES DUKPT KSN */
-#define CRYPTO_DUKPT_KEY_LEN 16          /* TDES DUKPT keys are double-length */
+#define CRYPTO_DUKPT_KSN_LEN 10 /* TDES DUKPT KSN */
+#define CRYPTO_DUKPT_KEY_LEN 16 /* TDES DUKPT keys are double-length */
 #define CRYPTO_DUKPT_COUNTER_BITS 21
 #define CRYPTO_DUKPT_COUNTER_MAX 0x1FFFFFu
-#define CRYPTO_DUKPT_MAX_ONES 10         /* counters with more one-bits are skipped */
+#define CRYPTO_DUKPT_MAX_ONES 10 /* counters with more one-bits are skipped */
 
-#define CRYPTO_DUKPT_AES_KSN_LEN 12      /* AES DUKPT KSN: initial key ID 8 + counter 4 */
-#define CRYPTO_DUKPT_AES_IKID_LEN 8      /* initial key ID: BDK ID 4 + derivation ID 4 */
+#define CRYPTO_DUKPT_AES_KSN_LEN 12 /* AES DUKPT KSN: initial key ID 8 + counter 4 */
+#define CRYPTO_DUKPT_AES_IKID_LEN 8 /* initial key ID: BDK ID 4 + derivation ID 4 */
 #define CRYPTO_DUKPT_AES_COUNTER_BITS 32
 #define CRYPTO_DUKPT_AES_MAX_ONES 16
 #define CRYPTO_DUKPT_AES_KEY_MAX 32
@@ -34,12 +34,12 @@
 
 /* Key variants of X9.24-1:2009 Annex A table A-1: the transaction key XOR a mask in both halves. */
 typedef enum crypto_dukpt_variant {
-    CRYPTO_DUKPT_NONE = 0,      /* the transaction key itself */
-    CRYPTO_DUKPT_PIN = 1,       /* 00000000000000FF */
-    CRYPTO_DUKPT_MAC_REQ = 2,   /* 000000000000FF00 */
-    CRYPTO_DUKPT_MAC_RESP = 3,  /* 00000000FF000000 */
-    CRYPTO_DUKPT_DATA_REQ = 4,  /* 0000000000FF0000, then encrypted under itself */
-    CRYPTO_DUKPT_DATA_RESP = 5  /* 000000FF00000000, then encrypted under itself */
+    CRYPTO_DUKPT_NONE = 0,     /* the transaction key itself */
+    CRYPTO_DUKPT_PIN = 1,      /* 00000000000000FF */
+    CRYPTO_DUKPT_MAC_REQ = 2,  /* 000000000000FF00 */
+    CRYPTO_DUKPT_MAC_RESP = 3, /* 00000000FF000000 */
+    CRYPTO_DUKPT_DATA_REQ = 4, /* 0000000000FF0000, then encrypted under itself */
+    CRYPTO_DUKPT_DATA_RESP = 5 /* 000000FF00000000, then encrypted under itself */
 } crypto_dukpt_variant;
 
 /* Initial PIN encryption key (IPEK, "initial key") from the BDK and any KSN of the device
@@ -66,15 +66,15 @@ uint32_t crypto_dukpt_ksn_counter(const uint8_t ksn[10]);
 /* ---- TDES DUKPT, device side (A.2 "future key registers") ---- */
 typedef struct crypto_dukpt_device {
     uint8_t fkr[CRYPTO_DUKPT_COUNTER_BITS][16]; /* fkr[b]: future key for counter bit b */
-    uint32_t valid;                              /* bit b: fkr[b] holds a key */
-    uint8_t ksn[CRYPTO_DUKPT_KSN_LEN];           /* counter = the next one to use */
-    int exhausted;                               /* counter overflowed: device inoperative */
+    uint32_t valid;                             /* bit b: fkr[b] holds a key */
+    uint8_t ksn[CRYPTO_DUKPT_KSN_LEN];          /* counter = the next one to use */
+    int exhausted;                              /* counter overflowed: device inoperative */
 } crypto_dukpt_device;
 
 /* "Load Initial Key": from the IPEK and the initial KSN (counter bits must be 0). The IPEK
  * itself is not kept. */
-int crypto_dukpt_device_load(crypto_dukpt_device *d, const uint8_t ipek[16],
-                             const uint8_t ksn[10], px_error *e);
+int crypto_dukpt_device_load(crypto_dukpt_device *d, const uint8_t ipek[16], const uint8_t ksn[10],
+                             px_error *e);
 
 /* Registers as they are just before the transaction with the KSN's counter (as if the
  * device had run up to it): for simulators and tests. */
@@ -84,8 +84,7 @@ int crypto_dukpt_device_load_at(crypto_dukpt_device *d, const uint8_t ipek[16],
 /* "Request PIN Entry" + "New Key": the current transaction key and its KSN, then advance
  * (erase the key used, derive the future keys below it, skip counters with more than 10
  * one-bits). PX_ELIMIT once the 21-bit counter is exhausted (the device must be reloaded). */
-int crypto_dukpt_device_next(crypto_dukpt_device *d, uint8_t key[16], uint8_t ksn[10],
-                             px_error *e);
+int crypto_dukpt_device_next(crypto_dukpt_device *d, uint8_t key[16], uint8_t ksn[10], px_error *e);
 
 /* Counter the next transaction will use. */
 uint32_t crypto_dukpt_device_counter(const crypto_dukpt_device *d);
@@ -122,13 +121,13 @@ size_t crypto_dukpt_aes_keytype_len(crypto_dukpt_aes_keytype t);
 
 /* Initial key from the BDK (16/24/32 bytes) and the 8-byte initial key ID;
  * ik receives bdklen bytes. */
-int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
-                                        const uint8_t ikid[8], uint8_t *ik, px_error *e);
+int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen, const uint8_t ikid[8],
+                                        uint8_t *ik, px_error *e);
 
 /* Intermediate derivation key for the KSN's counter from the initial key (host
  * derivation). dk receives iklen bytes. PX_EINVAL for counter 0 or more than 16 ones. */
-int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12],
-                                uint8_t *dk, px_error *e);
+int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12], uint8_t *dk,
+                                px_error *e);
 
 /* Working key of a usage and type from an intermediate derivation key. */
 int crypto_dukpt_aes_working_key(const uint8_t *dk, size_t dklen, const uint8_t ksn[12],
@@ -145,8 +144,8 @@ uint32_t crypto_dukpt_aes_ksn_counter(const uint8_t ksn[12]);
 /* Device side: intermediate derivation key registers. */
 typedef struct crypto_dukpt_aes_device {
     uint8_t reg[CRYPTO_DUKPT_AES_COUNTER_BITS][CRYPTO_DUKPT_AES_KEY_MAX];
-    uint32_t valid;     /* bit b: reg[b] holds a key */
-    size_t keylen;      /* 16, 24 or 32 */
+    uint32_t valid;                        /* bit b: reg[b] holds a key */
+    size_t keylen;                         /* 16, 24 or 32 */
     uint8_t ksn[CRYPTO_DUKPT_AES_KSN_LEN]; /* counter = the next one to use */
     int exhausted;
 } crypto_dukpt_aes_device;
@@ -155,8 +154,8 @@ typedef struct crypto_dukpt_aes_device {
 int crypto_dukpt_aes_device_load(crypto_dukpt_aes_device *d, const uint8_t *ik, size_t iklen,
                                  const uint8_t ikid[8], px_error *e);
 /* Registers as just before the transaction with the KSN's counter (simulators, tests). */
-int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *ik,
-                                    size_t iklen, const uint8_t ksn[12], px_error *e);
+int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *ik, size_t iklen,
+                                    const uint8_t ksn[12], px_error *e);
 /* The current intermediate derivation key (dk, keylen bytes) and its KSN, then advance.
  * Derive working keys from dk with crypto_dukpt_aes_working_key. PX_ELIMIT once the
  * 32-bit counter is exhausted. */

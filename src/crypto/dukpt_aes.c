@@ -53,8 +53,7 @@ static void put_counter(uint8_t *p, uint32_t c)
  * each 16-byte block of the new key is AES-ECB(derivation key, data with its counter).
  */
 static int derive(const uint8_t *dk, size_t dklen, crypto_dukpt_aes_usage usage,
-                  crypto_dukpt_aes_keytype type, const uint8_t tail[8], uint8_t *out,
-                  px_error *e)
+                  crypto_dukpt_aes_keytype type, const uint8_t tail[8], uint8_t *out, px_error *e)
 {
     size_t outlen = crypto_dukpt_aes_keytype_len(type), bits = outlen * 8;
     uint8_t dd[16], block[16], key[CRYPTO_DUKPT_AES_KEY_MAX];
@@ -90,8 +89,8 @@ static void tail_for(const uint8_t ksn[12], uint32_t c, uint8_t tail[8])
 }
 
 /* X9.24-3:2017 "Derive Initial Key" from the BDK and the initial key ID. */
-int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
-                                        const uint8_t ikid[8], uint8_t *ik, px_error *e)
+int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen, const uint8_t ikid[8],
+                                        uint8_t *ik, px_error *e)
 {
     crypto_dukpt_aes_keytype t;
     if (aes_type_for(bdklen, &t) != PX_OK)
@@ -100,16 +99,18 @@ int crypto_dukpt_aes_derive_initial_key(const uint8_t *bdk, size_t bdklen,
     return derive(bdk, bdklen, CRYPTO_DUKPT_AES_KEY_DERIVATION_INITIAL, t, ikid, ik, e);
 }
 
-/* X9.24-3:2017 host (receiving side) derivation of the intermediate derivation key: one step per one-bit of the counter, high first. */
-int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12],
-                                uint8_t *dk, px_error *e)
+/* X9.24-3:2017 host (receiving side) derivation of the intermediate derivation key: one step per
+ * one-bit of the counter, high first. */
+int crypto_dukpt_aes_derive_key(const uint8_t *ik, size_t iklen, const uint8_t ksn[12], uint8_t *dk,
+                                px_error *e)
 {
     uint32_t c = crypto_dukpt_aes_ksn_counter(ksn), acc = 0;
     uint8_t k[CRYPTO_DUKPT_AES_KEY_MAX], tail[8];
     crypto_dukpt_aes_keytype t;
     int rc = PX_OK;
     if (aes_type_for(iklen, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu", iklen);
+        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu",
+                            iklen);
     if (c == 0 || popcount32(c) > CRYPTO_DUKPT_AES_MAX_ONES)
         return px_error_set(e, PX_EINVAL, "ksn: counter %u is not a valid AES DUKPT counter", c);
     memcpy(k, ik, iklen);
@@ -135,11 +136,13 @@ int crypto_dukpt_aes_working_key(const uint8_t *dk, size_t dklen, const uint8_t 
     uint8_t tail[8];
     size_t len = crypto_dukpt_aes_keytype_len(type);
     if (aes_type_for(dklen, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu", dklen);
+        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu",
+                            dklen);
     if (len == 0)
         return px_error_set(e, PX_EINVAL, "type: unknown working key type");
     if (type >= CRYPTO_DUKPT_AES_AES128 && len > dklen) /* 6.1: never stronger than dk */
-        return px_error_set(e, PX_EINVAL, "type: an AES-%zu working key needs a derivation key at least as long",
+        return px_error_set(e, PX_EINVAL,
+                            "type: an AES-%zu working key needs a derivation key at least as long",
                             len * 8);
     if (outcap < len)
         return px_error_set(e, PX_ETOOBIG, "key: output buffer too small");
@@ -177,14 +180,16 @@ uint32_t crypto_dukpt_aes_device_counter(const crypto_dukpt_aes_device *d)
     return crypto_dukpt_aes_ksn_counter(d->ksn);
 }
 
-/* Intermediate derivation keys for counters c | 2^b, b below top, from key k ("Update Derivation Keys"). */
+/* Intermediate derivation keys for counters c | 2^b, b below top, from key k ("Update Derivation
+ * Keys"). */
 static int fill_below(crypto_dukpt_aes_device *d, const uint8_t *k, uint32_t c, int top,
                       px_error *e)
 {
     crypto_dukpt_aes_keytype t;
     uint8_t tail[8];
     if (aes_type_for(d->keylen, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "AES DUKPT: key length %zu is not 16, 24 or 32", d->keylen);
+        return px_error_set(e, PX_EINVAL, "AES DUKPT: key length %zu is not 16, 24 or 32",
+                            d->keylen);
     for (int b = top - 1; b >= 0; b--) {
         tail_for(d->ksn, c | 1u << b, tail);
         int rc = derive(k, d->keylen, CRYPTO_DUKPT_AES_KEY_DERIVATION, t, tail, d->reg[b], e);
@@ -202,7 +207,8 @@ int crypto_dukpt_aes_device_load(crypto_dukpt_aes_device *d, const uint8_t *ik, 
     crypto_dukpt_aes_keytype t;
     memset(d, 0, sizeof *d);
     if (aes_type_for(iklen, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu", iklen);
+        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu",
+                            iklen);
     d->keylen = iklen;
     memcpy(d->ksn, ikid, 8);
     int rc = fill_below(d, ik, 0, CRYPTO_DUKPT_AES_COUNTER_BITS, e);
@@ -215,8 +221,8 @@ int crypto_dukpt_aes_device_load(crypto_dukpt_aes_device *d, const uint8_t *ik, 
 }
 
 /* Registers as just before counter c (same rule as TDES DUKPT, with 32 bits and 16 ones). */
-int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *ik,
-                                    size_t iklen, const uint8_t ksn[12], px_error *e)
+int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *ik, size_t iklen,
+                                    const uint8_t ksn[12], px_error *e)
 {
     uint32_t c = crypto_dukpt_aes_ksn_counter(ksn);
     crypto_dukpt_aes_keytype t;
@@ -224,7 +230,8 @@ int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *i
     int rc = PX_OK;
     memset(d, 0, sizeof *d);
     if (aes_type_for(iklen, &t) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu", iklen);
+        return px_error_set(e, PX_EINVAL, "key: AES DUKPT keys are 16, 24 or 32 bytes, got %zu",
+                            iklen);
     if (c == 0 || popcount32(c) > CRYPTO_DUKPT_AES_MAX_ONES)
         return px_error_set(e, PX_EINVAL, "ksn: counter %u is not a valid AES DUKPT counter", c);
     d->keylen = iklen;
@@ -247,8 +254,9 @@ int crypto_dukpt_aes_device_load_at(crypto_dukpt_aes_device *d, const uint8_t *i
     return rc;
 }
 
-/* X9.24-3:2017 "Generate Working Keys" and "Update State for Next Transaction": hand out the intermediate derivation key of the current counter, derive the
- * registers below it when the counter has fewer than 16 one-bits, erase it and advance. */
+/* X9.24-3:2017 "Generate Working Keys" and "Update State for Next Transaction": hand out the
+ * intermediate derivation key of the current counter, derive the registers below it when the
+ * counter has fewer than 16 one-bits, erase it and advance. */
 int crypto_dukpt_aes_device_next(crypto_dukpt_aes_device *d, uint8_t *dk, size_t dkcap,
                                  size_t *dklen, uint8_t ksn[12], px_error *e)
 {
@@ -259,7 +267,8 @@ int crypto_dukpt_aes_device_next(crypto_dukpt_aes_device *d, uint8_t *dk, size_t
     for (;;) {
         if (d->exhausted || c == 0 || c > 0xFFFFFFFFull) {
             d->exhausted = 1;
-            return px_error_set(e, PX_ELIMIT, "dukpt: transaction counter exhausted; reload the device");
+            return px_error_set(e, PX_ELIMIT,
+                                "dukpt: transaction counter exhausted; reload the device");
         }
         for (b = 0; ((c >> b) & 1) == 0; b++)
             ;

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-/* X9.24-1:2017 key check values / ASC X9 TR 39: TDES KCV = E(K, 0^64), AES KCV = CMAC(K, 0^128). Full value out. */
+/* X9.24-1:2017 key check values / ASC X9 TR 39: TDES KCV = E(K, 0^64), AES KCV = CMAC(K, 0^128).
+ * Full value out. */
 static int kcv_full(crypto_alg alg, const uint8_t *key, size_t keylen, uint8_t out[16],
                     size_t *outlen, px_error *e)
 {
@@ -79,12 +80,13 @@ int crypto_key_combine(crypto_alg alg, const uint8_t *const *components, size_t 
 }
 
 /* EMV Book 2 A1.4.1 option A / JR/T 0025 diversification: L = E(MK, D), R = E(MK, D'). */
-int crypto_derive_key(const uint8_t *master, size_t masterlen, const uint8_t *data,
-                      size_t datalen, uint8_t out[16], px_error *e)
+int crypto_derive_key(const uint8_t *master, size_t masterlen, const uint8_t *data, size_t datalen,
+                      uint8_t out[16], px_error *e)
 {
     uint8_t in[16];
     if (masterlen != 16)
-        return px_error_set(e, PX_EINVAL, "master: key must be 16 bytes (double-length TDES), got %zu",
+        return px_error_set(e, PX_EINVAL,
+                            "master: key must be 16 bytes (double-length TDES), got %zu",
                             masterlen);
     if (datalen == 8) {
         memcpy(in, data, 8);
@@ -93,8 +95,8 @@ int crypto_derive_key(const uint8_t *master, size_t masterlen, const uint8_t *da
     } else if (datalen == 16) {
         memcpy(in, data, 16);
     } else {
-        return px_error_set(e, PX_EINVAL, "data: diversification data must be 8 or 16 bytes, got %zu",
-                            datalen);
+        return px_error_set(e, PX_EINVAL,
+                            "data: diversification data must be 8 or 16 bytes, got %zu", datalen);
     }
     int rc = crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, master, masterlen, NULL, in, 16, out, e);
     OPENSSL_cleanse(in, sizeof in);

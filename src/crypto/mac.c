@@ -27,7 +27,10 @@ size_t crypto_mac_len(crypto_mac_alg alg)
 
 int crypto_mac_alg_from_name(const char *name, crypto_mac_alg *out)
 {
-    static const struct { const char *name; crypto_mac_alg alg; } names[] = {
+    static const struct {
+        const char *name;
+        crypto_mac_alg alg;
+    } names[] = {
         {"x919", CRYPTO_MAC_X919},         {"iso9797-1", CRYPTO_MAC_ISO9797_1},
         {"pboc", CRYPTO_MAC_PBOC},         {"cup-ecb", CRYPTO_MAC_CUP_ECB},
         {"aes-cmac", CRYPTO_MAC_AES_CMAC}, {"tdes-cmac", CRYPTO_MAC_TDES_CMAC},
@@ -51,8 +54,8 @@ static crypto_alg des_alg_for(size_t keylen)
  * (zeros; an empty string becomes one zero block) or method 2 (80 then zeros); out gets the
  * last cipher block. The data is streamed through a small buffer: no allocation by size.
  */
-static int cbc_mac(crypto_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data,
-                   size_t n, int pad_method, uint8_t out[8], px_error *e)
+static int cbc_mac(crypto_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data, size_t n,
+                   int pad_method, uint8_t out[8], px_error *e)
 {
     static const uint8_t iv[8];
     uint8_t scratch[SCRATCH], last[8] = {0};
@@ -174,8 +177,8 @@ int crypto_cmac(crypto_alg alg, const uint8_t *key, size_t keylen, const uint8_t
     return crypto_int_cmac2(alg, key, keylen, data, n, NULL, 0, mac, maccap, maclen, e);
 }
 
-int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data,
-               size_t n, uint8_t *mac, size_t maccap, size_t *maclen, px_error *e)
+int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data, size_t n,
+               uint8_t *mac, size_t maccap, size_t *maclen, px_error *e)
 {
     uint8_t block[8];
     size_t len = crypto_mac_len(alg);
@@ -197,8 +200,8 @@ int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint
         if (des_alg_for(keylen) == 0)
             return px_error_set(e, PX_EINVAL, "key: %zu bytes; need 8 (DES), 16 or 24 (TDES)",
                                 keylen);
-        rc = cbc_mac(des_alg_for(keylen), key, keylen, data, n,
-                     alg == CRYPTO_MAC_PBOC ? 2 : 1, block, e);
+        rc = cbc_mac(des_alg_for(keylen), key, keylen, data, n, alg == CRYPTO_MAC_PBOC ? 2 : 1,
+                     block, e);
         break;
     }
     if (rc == PX_OK) {
@@ -209,9 +212,8 @@ int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint
     return rc;
 }
 
-int crypto_mac_verify(crypto_mac_alg alg, const uint8_t *key, size_t keylen,
-                      const uint8_t *data, size_t n, const uint8_t *mac, size_t maclen,
-                      px_error *e)
+int crypto_mac_verify(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data,
+                      size_t n, const uint8_t *mac, size_t maclen, px_error *e)
 {
     uint8_t full[CRYPTO_MAC_MAX];
     size_t fl = 0;

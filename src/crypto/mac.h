@@ -42,14 +42,13 @@ int crypto_mac_alg_from_name(const char *name, crypto_mac_alg *out);
 
 /* Compute the full MAC of data (n bytes, may be 0) into mac (capacity maccap >=
  * crypto_mac_len(alg)); *maclen receives its length. */
-int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data,
-               size_t n, uint8_t *mac, size_t maccap, size_t *maclen, px_error *e);
+int crypto_mac(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data, size_t n,
+               uint8_t *mac, size_t maccap, size_t *maclen, px_error *e);
 
 /* Verify a MAC, possibly truncated to its leftmost maclen bytes (4..full length), in
  * constant time. PX_EAUTH when it does not match. */
-int crypto_mac_verify(crypto_mac_alg alg, const uint8_t *key, size_t keylen,
-                      const uint8_t *data, size_t n, const uint8_t *mac, size_t maclen,
-                      px_error *e);
+int crypto_mac_verify(crypto_mac_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data,
+                      size_t n, const uint8_t *mac, size_t maclen, px_error *e);
 
 /* CMAC (SP 800-38B) with a block cipher: CRYPTO_TDES (8-byte output) or CRYPTO_AES (16). */
 int crypto_cmac(crypto_alg alg, const uint8_t *key, size_t keylen, const uint8_t *data, size_t n,

@@ -91,8 +91,8 @@ static int pin_field(crypto_pin_format fmt, const char *pin, uint8_t out[8], px_
     return rc;
 }
 
-int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *pan,
-                           uint8_t *out, size_t outcap, size_t *outlen, px_error *e)
+int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *pan, uint8_t *out,
+                           size_t outcap, size_t *outlen, px_error *e)
 {
     uint8_t panf[8];
     size_t len = crypto_pinblock_len(fmt);
@@ -122,8 +122,8 @@ int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *p
 }
 
 /* Check a clear PIN field (after the PAN is removed) and extract the PIN. */
-static int pin_field_parse(crypto_pin_format fmt, const uint8_t field[8], char *pin,
-                           size_t pincap, px_error *e)
+static int pin_field_parse(crypto_pin_format fmt, const uint8_t field[8], char *pin, size_t pincap,
+                           px_error *e)
 {
     char f[17];
     int rc = PX_OK;
@@ -153,8 +153,8 @@ static int pin_field_parse(crypto_pin_format fmt, const uint8_t field[8], char *
     return rc;
 }
 
-int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t len,
-                           const char *pan, char *pin, size_t pincap, px_error *e)
+int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t len, const char *pan,
+                           char *pin, size_t pincap, px_error *e)
 {
     uint8_t field[8];
     int rc;
@@ -176,8 +176,8 @@ int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t l
     return rc;
 }
 
-/* ISO 9564-1:2017 format 4 PAN field: M (PAN length - 12, 0 if shorter), the PAN (left-padded with zeros to
- * 12 digits), zeros to 32 nibbles. */
+/* ISO 9564-1:2017 format 4 PAN field: M (PAN length - 12, 0 if shorter), the PAN (left-padded with
+ * zeros to 12 digits), zeros to 32 nibbles. */
 int crypto_pinblock4_pan_field(const char *pan, uint8_t out[16], px_error *e)
 {
     char f[33];
@@ -210,8 +210,8 @@ int crypto_pinblock4_encipher(crypto_key *k, const uint8_t pin_field[16],
 }
 
 /* ISO 9564-1:2017 format 4 decipherment: B = D(K, C); A = B XOR PAN field; PIN field = D(K, A). */
-int crypto_pinblock4_decipher(crypto_key *k, const uint8_t in[16],
-                              const uint8_t pan_field[16], uint8_t pin_field[16])
+int crypto_pinblock4_decipher(crypto_key *k, const uint8_t in[16], const uint8_t pan_field[16],
+                              uint8_t pin_field[16])
 {
     uint8_t b[16];
     if (k == NULL || crypto_key_alg(k) != CRYPTO_AES)
@@ -235,8 +235,8 @@ static int fmt4_setup(const uint8_t *key, size_t keylen, const char *pan, crypto
     return rc;
 }
 
-int crypto_pinblock4_encrypt(const uint8_t *key, size_t keylen, const char *pin,
-                             const char *pan, uint8_t out[16], px_error *e)
+int crypto_pinblock4_encrypt(const uint8_t *key, size_t keylen, const char *pin, const char *pan,
+                             uint8_t out[16], px_error *e)
 {
     uint8_t field[16], panf[16];
     size_t len = 0;

@@ -36,22 +36,22 @@ int crypto_pan_check(const char *pan, px_error *e);
 
 /* Build the clear PIN block of fmt (0, 1, 3: ISO 9564-1:2017 formats 0, 1, 3; for format 4
  * this is the plaintext PIN field, 16 bytes) into out (outcap bytes). */
-int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *pan,
-                           uint8_t *out, size_t outcap, size_t *outlen, px_error *e);
+int crypto_pinblock_encode(crypto_pin_format fmt, const char *pin, const char *pan, uint8_t *out,
+                           size_t outcap, size_t *outlen, px_error *e);
 
 /* Recover the PIN from a clear block of fmt (for format 4: the plaintext PIN field).
  * Checks control nibble, length, digits and fill; pin receives a NUL-terminated string
  * (pincap >= 13). PX_EFORMAT when the block is not a well-formed block of that format. */
-int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t len,
-                           const char *pan, char *pin, size_t pincap, px_error *e);
+int crypto_pinblock_decode(crypto_pin_format fmt, const uint8_t *block, size_t len, const char *pan,
+                           char *pin, size_t pincap, px_error *e);
 
 /* The format 4 PAN field: M nibble (PAN length - 12), PAN, zero fill. */
 int crypto_pinblock4_pan_field(const char *pan, uint8_t out[16], px_error *e);
 
 /* Format 4 encipherment: C = E(K, E(K, PIN field) XOR PAN field), with
  * an AES key (16/24/32 bytes). pin/pan as above; out receives 16 bytes. */
-int crypto_pinblock4_encrypt(const uint8_t *key, size_t keylen, const char *pin,
-                             const char *pan, uint8_t out[16], px_error *e);
+int crypto_pinblock4_encrypt(const uint8_t *key, size_t keylen, const char *pin, const char *pan,
+                             uint8_t out[16], px_error *e);
 int crypto_pinblock4_decrypt(const uint8_t *key, size_t keylen, const uint8_t in[16],
                              const char *pan, char *pin, size_t pincap, px_error *e);
 
@@ -59,7 +59,7 @@ int crypto_pinblock4_decrypt(const uint8_t *key, size_t keylen, const uint8_t in
  * encipher a plaintext PIN field, or decipher back to it, given the PAN field. */
 int crypto_pinblock4_encipher(crypto_key *k, const uint8_t pin_field[16],
                               const uint8_t pan_field[16], uint8_t out[16]);
-int crypto_pinblock4_decipher(crypto_key *k, const uint8_t in[16],
-                              const uint8_t pan_field[16], uint8_t pin_field[16]);
+int crypto_pinblock4_decipher(crypto_key *k, const uint8_t in[16], const uint8_t pan_field[16],
+                              uint8_t pin_field[16]);
 
 #endif

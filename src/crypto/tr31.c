@@ -13,10 +13,9 @@
 
 /* X9.143-2022 / TR-31:2018 key usages (numeric pairs are reserved for proprietary use). */
 static const char *const known_usages[] = {
-    "B0", "B1", "B2", "B3", "C0", "D0", "D1", "D2", "D3", "E0", "E1", "E2", "E3", "E4",
-    "E5", "E6", "E7", "I0", "K0", "K1", "K2", "K3", "K4", "M0", "M1", "M2", "M3", "M4",
-    "M5", "M6", "M7", "M8", "P0", "P1", "S0", "S1", "S2", "V0", "V1", "V2", "V3", "V4",
-    "V5", NULL};
+    "B0", "B1", "B2", "B3", "C0", "D0", "D1", "D2", "D3", "E0", "E1", "E2", "E3", "E4", "E5",
+    "E6", "E7", "I0", "K0", "K1", "K2", "K3", "K4", "M0", "M1", "M2", "M3", "M4", "M5", "M6",
+    "M7", "M8", "P0", "P1", "S0", "S1", "S2", "V0", "V1", "V2", "V3", "V4", "V5", NULL};
 
 static int is_alnum(char c)
 {
@@ -40,7 +39,8 @@ int crypto_tr31_usage_is_known(const char *usage)
     return 0;
 }
 
-/* Check the fixed header fields (X9.143 / TR-31 key block header) of h; each failure names its field. */
+/* Check the fixed header fields (X9.143 / TR-31 key block header) of h; each failure names its
+ * field. */
 static int check_fields(const crypto_tr31_header *h, px_error *e)
 {
     if (h->version != 'B' && h->version != 'D')
@@ -60,9 +60,8 @@ static int check_fields(const crypto_tr31_header *h, px_error *e)
     return PX_OK;
 }
 
-int crypto_tr31_header_init(crypto_tr31_header *h, char version, const char *usage,
-                            char algorithm, char mode, const char *key_version,
-                            char exportability, px_error *e)
+int crypto_tr31_header_init(crypto_tr31_header *h, char version, const char *usage, char algorithm,
+                            char mode, const char *key_version, char exportability, px_error *e)
 {
     memset(h, 0, sizeof *h);
     h->version = version;
@@ -76,8 +75,8 @@ int crypto_tr31_header_init(crypto_tr31_header *h, char version, const char *usa
     return check_fields(h, e);
 }
 
-int crypto_tr31_header_add_opt(crypto_tr31_header *h, const char *id, const char *data,
-                               size_t len, px_error *e)
+int crypto_tr31_header_add_opt(crypto_tr31_header *h, const char *id, const char *data, size_t len,
+                               px_error *e)
 {
     if (id == NULL || strlen(id) != 2 || !is_alnum(id[0]) || !is_alnum(id[1]))
         return px_error_set(e, PX_EFORMAT, "optional block: ID must be two alphanumerics");
@@ -90,7 +89,8 @@ int crypto_tr31_header_add_opt(crypto_tr31_header *h, const char *id, const char
         return px_error_set(e, PX_ETOOBIG, "optional block %s: data too long", id);
     for (size_t i = 0; i < len; i++)
         if (!is_printable(data[i]))
-            return px_error_set(e, PX_EFORMAT, "optional block %s: data must be printable ASCII", id);
+            return px_error_set(e, PX_EFORMAT, "optional block %s: data must be printable ASCII",
+                                id);
     crypto_tr31_opt *o = &h->opt[h->nopt++];
     memcpy(o->id, id, 3);
     o->off = h->optdata_len;
@@ -100,8 +100,8 @@ int crypto_tr31_header_add_opt(crypto_tr31_header *h, const char *id, const char
     return PX_OK;
 }
 
-int crypto_tr31_header_find_opt(const crypto_tr31_header *h, const char *id,
-                                const char **data, size_t *len)
+int crypto_tr31_header_find_opt(const crypto_tr31_header *h, const char *id, const char **data,
+                                size_t *len)
 {
     for (size_t i = 0; i < h->nopt; i++)
         if (strcmp(h->opt[i].id, id) == 0) {
@@ -118,9 +118,10 @@ static int read_num(const char *s, size_t digits, int hex, size_t *out)
     size_t v = 0;
     for (size_t i = 0; i < digits; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0'
+        int d = c >= '0' && c <= '9'          ? c - '0'
                 : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                              : -1;
         if (d < 0)
             return PX_EFORMAT;
         v = v * (hex ? 16 : 10) + (size_t)d;
@@ -129,8 +130,9 @@ static int read_num(const char *s, size_t digits, int hex, size_t *out)
     return PX_OK;
 }
 
-/* X9.143 / TR-31 optional header block: one optional block at s[0..n): ID, length (2 hex; or 00, then the length of
- * the length in bytes as 2 hex, then the length), data. *used gets the block's length. */
+/* X9.143 / TR-31 optional header block: one optional block at s[0..n): ID, length (2 hex; or 00,
+ * then the length of the length in bytes as 2 hex, then the length), data. *used gets the block's
+ * length. */
 static int parse_opt(const char *s, size_t n, crypto_tr31_header *h, size_t *used, px_error *e)
 {
     size_t len = 0, hdr = 4, lol = 0;
@@ -198,17 +200,19 @@ static int kb_params_for(char version, size_t kbpklen, kb_params *p, px_error *e
     p->alg = version == 'B' ? CRYPTO_TDES : CRYPTO_AES;
     p->bs = crypto_block_size(p->alg);
     if (version != 'B' && version != 'D')
-        return px_error_set(e, PX_EUNSUPPORTED, "kbpk: key block version is not supported (B or D)");
+        return px_error_set(e, PX_EUNSUPPORTED,
+                            "kbpk: key block version is not supported (B or D)");
     if (!crypto_key_len_is_valid(p->alg, kbpklen))
-        return px_error_set(e, PX_EINVAL, "kbpk: %zu bytes is not a valid %s key block protection key",
-                            kbpklen, version == 'B' ? "TDES (16 or 24 bytes)" : "AES (16, 24 or 32 bytes)");
+        return px_error_set(e, PX_EINVAL,
+                            "kbpk: %zu bytes is not a valid %s key block protection key", kbpklen,
+                            version == 'B' ? "TDES (16 or 24 bytes)" : "AES (16, 24 or 32 bytes)");
     return PX_OK;
 }
 
-/* TR-31:2018 / X9.143 key derivation binding: KBEK and KBAK by the CMAC counter-mode KDF of SP 800-108:
- * input = counter | usage (0000 enc, 0001 MAC) | 00 | algorithm | length in bits. */
-static int derive_kb_keys(const kb_params *p, const uint8_t *kbpk, size_t kbpklen,
-                          uint8_t kbek[32], uint8_t kbak[32], px_error *e)
+/* TR-31:2018 / X9.143 key derivation binding: KBEK and KBAK by the CMAC counter-mode KDF of SP
+ * 800-108: input = counter | usage (0000 enc, 0001 MAC) | 00 | algorithm | length in bits. */
+static int derive_kb_keys(const kb_params *p, const uint8_t *kbpk, size_t kbpklen, uint8_t kbek[32],
+                          uint8_t kbak[32], px_error *e)
 {
     static const uint8_t algcode[2][3] = {{0x00, 0x01, 0x01}, {0x02, 0x03, 0x04}};
     size_t bits = kbpklen * 8, ml = 0;
@@ -295,8 +299,7 @@ static int check_key_len(char algorithm, size_t keylen, px_error *e)
 }
 
 /* X9.24-1 protection rule: a key block never protects a stronger key than its KBPK. */
-static int check_strength(const crypto_tr31_header *h, size_t kbpklen, size_t keylen,
-                          px_error *e)
+static int check_strength(const crypto_tr31_header *h, size_t kbpklen, size_t keylen, px_error *e)
 {
     if (h->version == 'B' && h->algorithm == 'A')
         return px_error_set(e, PX_EPERM, "key: an AES key must be wrapped in a version D block");
@@ -319,7 +322,8 @@ static int wrap_core(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_head
     uint8_t kd[2 + CRYPTO_TR31_KEY_MAX + 16], kbek[32], kbak[32], mac[16];
     size_t ml = 0;
     int rc;
-    if ((rc = check_fields(h, e)) != PX_OK || (rc = kb_params_for(h->version, kbpklen, &p, e)) != PX_OK ||
+    if ((rc = check_fields(h, e)) != PX_OK ||
+        (rc = kb_params_for(h->version, kbpklen, &p, e)) != PX_OK ||
         (rc = check_key_len(h->algorithm, keylen, e)) != PX_OK ||
         (rc = check_strength(h, kbpklen, keylen, e)) != PX_OK)
         return rc;
@@ -362,19 +366,18 @@ int crypto_tr31_wrap(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_head
 }
 
 int crypto_tr31_wrap_padded(const uint8_t *kbpk, size_t kbpklen, const crypto_tr31_header *h,
-                            const uint8_t *key, size_t keylen, const uint8_t *pad,
-                            size_t padlen, char *out, size_t outcap, px_error *e)
+                            const uint8_t *key, size_t keylen, const uint8_t *pad, size_t padlen,
+                            char *out, size_t outcap, px_error *e)
 {
     if (pad == NULL && padlen > 0)
         return px_error_set(e, PX_EINVAL, "padding: missing");
     static const uint8_t none[1];
-    return wrap_core(kbpk, kbpklen, h, key, keylen, pad != NULL ? pad : none, padlen, out,
-                     outcap, e);
+    return wrap_core(kbpk, kbpklen, h, key, keylen, pad != NULL ? pad : none, padlen, out, outcap,
+                     e);
 }
 
 int crypto_tr31_wrap_str(const uint8_t *kbpk, size_t kbpklen, const char *header,
-                         const uint8_t *key, size_t keylen, char *out, size_t outcap,
-                         px_error *e)
+                         const uint8_t *key, size_t keylen, char *out, size_t outcap, px_error *e)
 {
     crypto_tr31_header h;
     size_t n = header != NULL ? strlen(header) : 0;
@@ -402,8 +405,8 @@ static int split_body(const char *s, size_t n, const kb_params *p, uint8_t *kd, 
     return PX_OK;
 }
 
-/* TR-31:2018 / X9.143 key block unwrapping: decrypt with IV = MAC, recompute the MAC over header | key data, compare in
- * constant time; only then read the key length and the key. */
+/* TR-31:2018 / X9.143 key block unwrapping: decrypt with IV = MAC, recompute the MAC over header |
+ * key data, compare in constant time; only then read the key length and the key. */
 int crypto_tr31_unwrap(const uint8_t *kbpk, size_t kbpklen, const char *block, size_t n,
                        crypto_tr31_header *h, uint8_t *key, size_t keycap, size_t *keylen,
                        px_error *e)
@@ -413,7 +416,8 @@ int crypto_tr31_unwrap(const uint8_t *kbpk, size_t kbpklen, const char *block, s
     size_t kdlen = 0, ml = 0, bits;
     int rc;
     if (block == NULL || n > CRYPTO_TR31_BLOCK_MAX)
-        return px_error_set(e, PX_EFORMAT, "key block: longer than %d characters", CRYPTO_TR31_BLOCK_MAX);
+        return px_error_set(e, PX_EFORMAT, "key block: longer than %d characters",
+                            CRYPTO_TR31_BLOCK_MAX);
     if ((rc = crypto_tr31_header_parse(block, n, h, e)) != PX_OK)
         return rc;
     if (h->length != n)
@@ -424,7 +428,8 @@ int crypto_tr31_unwrap(const uint8_t *kbpk, size_t kbpklen, const char *block, s
     if (h->header_len % p.bs != 0)
         return px_error_set(e, PX_EFORMAT, "header: %zu characters is not a multiple of %zu",
                             h->header_len, p.bs);
-    if ((rc = split_body(block + h->header_len, n - h->header_len, &p, kd, &kdlen, mac, e)) != PX_OK)
+    if ((rc = split_body(block + h->header_len, n - h->header_len, &p, kd, &kdlen, mac, e)) !=
+        PX_OK)
         return rc;
     rc = derive_kb_keys(&p, kbpk, kbpklen, kbek, kbak, e);
     if (rc == PX_OK)
@@ -433,7 +438,8 @@ int crypto_tr31_unwrap(const uint8_t *kbpk, size_t kbpklen, const char *block, s
         rc = crypto_int_cmac2(p.alg, kbak, kbpklen, (const uint8_t *)block, h->header_len, kd,
                               kdlen, want, sizeof want, &ml, e);
     if (rc == PX_OK && !px_ct_equal(want, mac, p.bs))
-        rc = px_error_set(e, PX_EAUTH, "key block: MAC does not verify (wrong KBPK or tampered block)");
+        rc = px_error_set(e, PX_EAUTH,
+                          "key block: MAC does not verify (wrong KBPK or tampered block)");
     bits = (size_t)kd[0] << 8 | kd[1];
     if (rc == PX_OK && (bits == 0 || bits % 8 != 0 || bits / 8 > kdlen - 2))
         rc = px_error_set(e, PX_EFORMAT, "key block: key length field is invalid");

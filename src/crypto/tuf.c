@@ -49,7 +49,8 @@ static int hex_exact(const char *s, uint8_t *out, size_t n)
         if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
             return 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned hi = (unsigned)(isdigit((unsigned char)s[2 * i]) ? s[2 * i] - '0' : s[2 * i] - 'a' + 10);
+        unsigned hi = (unsigned)(isdigit((unsigned char)s[2 * i]) ? s[2 * i] - '0'
+                                                                  : s[2 * i] - 'a' + 10);
         unsigned lo = (unsigned)(isdigit((unsigned char)s[2 * i + 1]) ? s[2 * i + 1] - '0'
                                                                       : s[2 * i + 1] - 'a' + 10);
         if (out != NULL)
@@ -82,8 +83,10 @@ int tuf_version_parse(const char *s, int64_t *num, px_error *e)
     size_t np = 0;
     const char *p = s;
     if (s == NULL || *s == 0 || strlen(s) >= PX_TMS_VERSION_MAX)
-        return px_error_set(e, PX_EFORMAT, "version: expected MAJOR[.MINOR[.PATCH]], at most %d "
-                            "characters", PX_TMS_VERSION_MAX - 1);
+        return px_error_set(e, PX_EFORMAT,
+                            "version: expected MAJOR[.MINOR[.PATCH]], at most %d "
+                            "characters",
+                            PX_TMS_VERSION_MAX - 1);
     while (np < 3) {
         size_t n = 0;
         int64_t v = 0;
@@ -93,8 +96,10 @@ int tuf_version_parse(const char *s, int64_t *num, px_error *e)
             n++;
         }
         if (n == 0 || n > 6 || (n > 1 && p[0] == '0'))
-            return px_error_set(e, PX_EFORMAT, "version \"%s\": each part is 0 to 999999 "
-                                "without leading zeros", s);
+            return px_error_set(e, PX_EFORMAT,
+                                "version \"%s\": each part is 0 to 999999 "
+                                "without leading zeros",
+                                s);
         parts[np++] = v;
         p += n;
         if (*p == 0)
@@ -118,14 +123,14 @@ static int check_canonical(const json_t *j, int depth, px_error *e)
         return px_error_set(e, PX_EFORMAT, "metadata nested deeper than %d", TUF_DEPTH_MAX);
     switch (json_typeof(j)) {
     case JSON_OBJECT:
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach ((json_t *)j, k, v) {
             int rc = check_canonical(v, depth + 1, e);
             if (rc != PX_OK)
                 return rc;
         }
         return PX_OK;
     case JSON_ARRAY:
-        json_array_foreach(j, i, v) {
+        json_array_foreach (j, i, v) {
             int rc = check_canonical(v, depth + 1, e);
             if (rc != PX_OK)
                 return rc;
@@ -134,10 +139,8 @@ static int check_canonical(const json_t *j, int depth, px_error *e)
     case JSON_STRING:
     case JSON_INTEGER:
     case JSON_TRUE:
-    case JSON_FALSE:
-        return PX_OK;
-    default:
-        return px_error_set(e, PX_EFORMAT, "metadata: reals and null have no canonical form");
+    case JSON_FALSE: return PX_OK;
+    default: return px_error_set(e, PX_EFORMAT, "metadata: reals and null have no canonical form");
     }
 }
 
@@ -244,7 +247,8 @@ int tuf_envelope_sign(json_t *env, const uint8_t priv[TUF_PRIV_LEN], px_error *e
     json_t *signed_part = json_object_get(env, "signed");
     if (!json_is_object(signed_part))
         return px_error_set(e, PX_EFORMAT, "metadata: no \"signed\" object to sign");
-    if ((rc = tuf_public_of(priv, pub, e)) != PX_OK || (rc = tuf_key_from_public(pub, &k, e)) != PX_OK)
+    if ((rc = tuf_public_of(priv, pub, e)) != PX_OK ||
+        (rc = tuf_key_from_public(pub, &k, e)) != PX_OK)
         return rc;
     px_buf_init(&b, PX_TMS_META_MAX);
     rc = tuf_canonical(signed_part, &b, e);
@@ -260,7 +264,7 @@ int tuf_envelope_sign(json_t *env, const uint8_t priv[TUF_PRIV_LEN], px_error *e
         if (sigs == NULL || json_object_set_new(env, "signatures", sigs) != 0)
             return px_error_set(e, PX_ENOMEM, "out of memory");
     }
-    json_array_foreach(sigs, i, s) {
+    json_array_foreach (sigs, i, s) {
         if (json_is_string(json_object_get(s, "keyid")) &&
             strcmp(json_string_value(json_object_get(s, "keyid")), k.keyid) == 0) {
             json_array_remove(sigs, i);
@@ -281,11 +285,13 @@ static int read_small_file(const char *path, char *buf, size_t cap, px_error *e)
     FILE *f = fopen(path, "r");
     size_t n;
     if (f == NULL)
-        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: %s", path, strerror(errno));
+        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: %s", path,
+                            strerror(errno));
     n = fread(buf, 1, cap - 1, f);
     if (!feof(f)) {
         fclose(f);
-        return px_error_set(e, PX_ETOOBIG, "%s: more than %zu bytes: not a key file", path, cap - 1);
+        return px_error_set(e, PX_ETOOBIG, "%s: more than %zu bytes: not a key file", path,
+                            cap - 1);
     }
     fclose(f);
     buf[n] = 0;
@@ -297,7 +303,8 @@ static int write_new_file(const char *path, const char *text, mode_t mode, px_er
     size_t n = strlen(text);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
-        return px_error_set(e, errno == EEXIST ? PX_EEXIST : PX_EIO, "%s: %s", path, strerror(errno));
+        return px_error_set(e, errno == EEXIST ? PX_EEXIST : PX_EIO, "%s: %s", path,
+                            strerror(errno));
     if (write(fd, text, n) != (ssize_t)n || fsync(fd) != 0) {
         int err = errno;
         close(fd);
@@ -349,19 +356,22 @@ static int key_file_parse(const char *path, int want_priv, uint8_t *priv, uint8_
         return px_error_set(e, PX_EFORMAT, "%s: not a key file (a JSON object)", path);
     }
     rc = PX_OK;
-    json_object_foreach(j, k, v) {
+    json_object_foreach (j, k, v) {
         if (strcmp(k, "keytype") != 0 && strcmp(k, "public") != 0 && strcmp(k, "private") != 0)
             rc = px_error_set(e, PX_EFORMAT, "%s: unknown field \"%s\"", path, k);
     }
     if (rc == PX_OK && (!json_is_string(json_object_get(j, "keytype")) ||
                         strcmp(json_string_value(json_object_get(j, "keytype")), "ed25519") != 0))
         rc = px_error_set(e, PX_EFORMAT, "%s: keytype: expected \"ed25519\"", path);
-    if (rc == PX_OK && !hex_exact(json_string_value(json_object_get(j, "public")), pub, TUF_PUB_LEN))
+    if (rc == PX_OK &&
+        !hex_exact(json_string_value(json_object_get(j, "public")), pub, TUF_PUB_LEN))
         rc = px_error_set(e, PX_EFORMAT, "%s: public: expected 64 lower-case hex digits", path);
     if (rc == PX_OK && want_priv &&
         !hex_exact(json_string_value(json_object_get(j, "private")), priv, TUF_PRIV_LEN))
-        rc = px_error_set(e, PX_EFORMAT, "%s: private: expected 64 lower-case hex digits "
-                          "(is this a public key file?)", path);
+        rc = px_error_set(e, PX_EFORMAT,
+                          "%s: private: expected 64 lower-case hex digits "
+                          "(is this a public key file?)",
+                          path);
     if ((v = json_object_get(j, "private")) != NULL && json_is_string(v))
         OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
     json_decref(j);
@@ -393,7 +403,7 @@ static int only_keys(const json_t *obj, const char *const *allowed, const char *
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach ((json_t *)obj, k, v) {
         size_t i = 0;
         while (allowed[i] != NULL && strcmp(allowed[i], k) != 0)
             i++;
@@ -420,8 +430,8 @@ static int get_str(const json_t *obj, const char *key, char *out, size_t outsz, 
     json_t *v = json_object_get(obj, key);
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= outsz ||
         strlen(json_string_value(v)) != json_string_length(v))
-        return px_error_set(e, PX_EFORMAT, "%s: %s: expected a string of 1 to %zu characters",
-                            what, key, outsz - 1);
+        return px_error_set(e, PX_EFORMAT, "%s: %s: expected a string of 1 to %zu characters", what,
+                            key, outsz - 1);
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
     return PX_OK;
 }
@@ -460,18 +470,22 @@ int tuf_envelope_parse(const void *bytes, size_t n, const char *type, json_t **e
         rc = only_keys(j, env_keys, "metadata", e);
     sigs = json_object_get(j, "signatures");
     if (rc == PX_OK && (!json_is_object(json_object_get(j, "signed")) || !json_is_array(sigs)))
-        rc = px_error_set(e, PX_EFORMAT, "%s metadata: expected {\"signed\":{...},"
-                          "\"signatures\":[...]}", type);
+        rc = px_error_set(e, PX_EFORMAT,
+                          "%s metadata: expected {\"signed\":{...},"
+                          "\"signatures\":[...]}",
+                          type);
     if (rc == PX_OK && json_array_size(sigs) > PX_TMS_SIGS_MAX)
         rc = px_error_set(e, PX_ELIMIT, "%s metadata: %zu signatures, at most %d", type,
                           json_array_size(sigs), PX_TMS_SIGS_MAX);
     if (rc == PX_OK) {
-        json_array_foreach(sigs, i, s) {
+        json_array_foreach (sigs, i, s) {
             if (!json_is_object(s) || only_keys(s, sig_keys, "signature", e) != PX_OK ||
                 !hex_exact(json_string_value(json_object_get(s, "keyid")), NULL, 32) ||
                 !hex_exact(json_string_value(json_object_get(s, "sig")), NULL, TUF_SIG_LEN)) {
-                rc = px_error_set(e, PX_EFORMAT, "%s metadata: signature %zu: expected "
-                                  "{\"keyid\":64 hex,\"sig\":128 hex}", type, i + 1);
+                rc = px_error_set(e, PX_EFORMAT,
+                                  "%s metadata: signature %zu: expected "
+                                  "{\"keyid\":64 hex,\"sig\":128 hex}",
+                                  type, i + 1);
                 break;
             }
         }
@@ -516,20 +530,24 @@ static int parse_keys(const json_t *keys, tuf_root *out, px_error *e)
         json_object_size(keys) > PX_TMS_ROOT_KEYS_MAX)
         return px_error_set(e, PX_EFORMAT, "root: keys: expected an object of 1 to %d keys",
                             PX_TMS_ROOT_KEYS_MAX);
-    json_object_foreach((json_t *)keys, id, v) {
+    json_object_foreach ((json_t *)keys, id, v) {
         uint8_t pub[TUF_PUB_LEN];
         tuf_key *k = &out->keys[out->nkeys];
         const char *kt = json_string_value(json_object_get(v, "keytype"));
         if (!json_is_object(v) || only_keys(v, kk, "root: key", e) != PX_OK || kt == NULL ||
             strcmp(kt, "ed25519") != 0 ||
             !hex_exact(json_string_value(json_object_get(v, "public")), pub, TUF_PUB_LEN))
-            return px_error_set(e, PX_EFORMAT, "root: key %.16s: expected {\"keytype\":\"ed25519\","
-                                "\"public\":64 hex}", id);
+            return px_error_set(e, PX_EFORMAT,
+                                "root: key %.16s: expected {\"keytype\":\"ed25519\","
+                                "\"public\":64 hex}",
+                                id);
         if (tuf_key_from_public(pub, k, e) != PX_OK)
             return e != NULL ? e->code : PX_EFORMAT;
         if (strcmp(k->keyid, id) != 0)
-            return px_error_set(e, PX_EFORMAT, "root: key %.16s: its id is not the SHA-256 of "
-                                "its public key", id);
+            return px_error_set(e, PX_EFORMAT,
+                                "root: key %.16s: its id is not the SHA-256 of "
+                                "its public key",
+                                id);
         out->nkeys++;
     }
     return PX_OK;
@@ -554,7 +572,7 @@ static int parse_role(const json_t *roles, tuf_role_id rid, tuf_root *out, px_er
         json_array_size(ids) > PX_TMS_ROLE_KEYS_MAX)
         return px_error_set(e, PX_EFORMAT, "%s: keyids: expected 1 to %d key ids", what,
                             PX_TMS_ROLE_KEYS_MAX);
-    json_array_foreach(ids, i, v) {
+    json_array_foreach (ids, i, v) {
         const char *id = json_string_value(v);
         if (id == NULL || find_key(out, id) == NULL)
             return px_error_set(e, PX_EFORMAT, "%s: key id %zu is not in keys", what, i + 1);
@@ -568,8 +586,8 @@ static int parse_role(const json_t *roles, tuf_role_id rid, tuf_root *out, px_er
 
 int tuf_root_parse(const json_t *sp, tuf_root *out, px_error *e)
 {
-    static const char *const keys[] = {"_type", "spec_version", "version", "expires_ms", "keys",
-                                       "roles", NULL};
+    static const char *const keys[] = {"_type", "spec_version", "version", "expires_ms",
+                                       "keys",  "roles",        NULL};
     static const char *const rkeys[] = {"root", "targets", "timestamp", NULL};
     int rc;
     memset(out, 0, sizeof *out);
@@ -621,7 +639,7 @@ int tuf_verify_role(const json_t *env, const tuf_root *root, tuf_role_id rid, co
         px_buf_free(&b);
         return rc;
     }
-    json_array_foreach(sigs, i, s) {
+    json_array_foreach (sigs, i, s) {
         const char *id = json_string_value(json_object_get(s, "keyid"));
         uint8_t sig[TUF_SIG_LEN];
         const tuf_key *k;
@@ -685,8 +703,8 @@ int tuf_root_verify_next(const tuf_root *trusted, const void *bytes, size_t n, t
 
 int tuf_target_parse(const json_t *sp, tuf_target *out, px_error *e)
 {
-    static const char *const keys[] = {"_type", "spec_version", "name", "kind", "version",
-                                       "length", "hashes", "models", "expires_ms", NULL};
+    static const char *const keys[] = {"_type",  "spec_version", "name",   "kind",       "version",
+                                       "length", "hashes",       "models", "expires_ms", NULL};
     static const char *const hkeys[] = {"sha256", NULL};
     json_t *models = json_object_get(sp, "models"), *h = json_object_get(sp, "hashes"), *v;
     size_t i;
@@ -715,10 +733,11 @@ int tuf_target_parse(const json_t *sp, tuf_target *out, px_error *e)
         json_array_size(models) > PX_TMS_MODELS_MAX)
         return px_error_set(e, PX_EFORMAT, "targets: models: expected 1 to %d model names",
                             PX_TMS_MODELS_MAX);
-    json_array_foreach(models, i, v) {
+    json_array_foreach (models, i, v) {
         const char *m = json_string_value(v);
         if (!tuf_name_is_valid(m))
-            return px_error_set(e, PX_EFORMAT, "targets: models: entry %zu is not a model name", i + 1);
+            return px_error_set(e, PX_EFORMAT, "targets: models: entry %zu is not a model name",
+                                i + 1);
         px_strlcpy(out->models[out->nmodels++], m, PX_TMS_NAME_MAX);
     }
     return PX_OK;
@@ -775,8 +794,8 @@ static int release_key_is_valid(const char *k)
 int tuf_timestamp_verify(const tuf_root *root, const void *bytes, size_t n, tuf_timestamp *out,
                          px_error *e)
 {
-    static const char *const keys[] = {"_type", "spec_version", "version", "expires_ms",
-                                       "root_version", "targets", NULL};
+    static const char *const keys[] = {"_type",        "spec_version", "version", "expires_ms",
+                                       "root_version", "targets",      NULL};
     static const char *const ek[] = {"length", "sha256", NULL};
     json_t *env, *sp, *t, *v;
     const char *k;
@@ -788,18 +807,22 @@ int tuf_timestamp_verify(const tuf_root *root, const void *bytes, size_t n, tuf_
         rc = get_int(sp, "root_version", 1, INT32_MAX, &out->root_version, "timestamp", e);
     t = json_object_get(sp, "targets");
     if (rc == PX_OK && (!json_is_object(t) || json_object_size(t) > PX_TMS_TIMESTAMP_TARGETS_MAX))
-        rc = px_error_set(e, PX_EFORMAT, "timestamp: targets: expected an object of at most %d "
-                          "releases", PX_TMS_TIMESTAMP_TARGETS_MAX);
+        rc = px_error_set(e, PX_EFORMAT,
+                          "timestamp: targets: expected an object of at most %d "
+                          "releases",
+                          PX_TMS_TIMESTAMP_TARGETS_MAX);
     if (rc == PX_OK) {
-        json_object_foreach(t, k, v) {
+        json_object_foreach (t, k, v) {
             int64_t len;
             char sha[TUF_SHA256_HEX];
             if (!release_key_is_valid(k) || !json_is_object(v) ||
                 only_keys(v, ek, "timestamp: release", e) != PX_OK ||
                 get_int(v, "length", 1, PX_TMS_META_MAX, &len, "timestamp: release", e) != PX_OK ||
                 get_sha256(v, "sha256", sha, "timestamp: release", e) != PX_OK) {
-                rc = px_error_set(e, PX_EFORMAT, "timestamp: targets: entry \"%.80s\": expected "
-                                  "\"NAME/VERSION\":{\"length\":N,\"sha256\":64 hex}", k);
+                rc = px_error_set(e, PX_EFORMAT,
+                                  "timestamp: targets: entry \"%.80s\": expected "
+                                  "\"NAME/VERSION\":{\"length\":N,\"sha256\":64 hex}",
+                                  k);
                 break;
             }
         }

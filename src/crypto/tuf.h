@@ -28,11 +28,11 @@
 #include "lib/err.h"
 #include "lib/limits.h"
 
-#define TUF_SPEC "1"            /* spec_version of every record */
-#define TUF_PUB_LEN 32          /* Ed25519 public key */
-#define TUF_PRIV_LEN 32         /* Ed25519 private key (seed) */
-#define TUF_SIG_LEN 64          /* Ed25519 signature */
-#define TUF_KEYID_HEX 65        /* SHA-256 hex, NUL included */
+#define TUF_SPEC "1"     /* spec_version of every record */
+#define TUF_PUB_LEN 32   /* Ed25519 public key */
+#define TUF_PRIV_LEN 32  /* Ed25519 private key (seed) */
+#define TUF_SIG_LEN 64   /* Ed25519 signature */
+#define TUF_KEYID_HEX 65 /* SHA-256 hex, NUL included */
 #define TUF_SHA256_HEX 65
 
 /* ---- versions: "MAJOR[.MINOR[.PATCH]]", each 0..999999, compared numerically ---------- */
@@ -91,7 +91,11 @@ typedef struct tuf_role {
     int64_t threshold;
 } tuf_role;
 
-typedef enum tuf_role_id { TUF_ROLE_ROOT = 0, TUF_ROLE_TARGETS = 1, TUF_ROLE_TIMESTAMP = 2 } tuf_role_id;
+typedef enum tuf_role_id {
+    TUF_ROLE_ROOT = 0,
+    TUF_ROLE_TARGETS = 1,
+    TUF_ROLE_TIMESTAMP = 2
+} tuf_role_id;
 
 typedef struct tuf_root {
     int64_t version;
@@ -128,11 +132,11 @@ int tuf_root_verify_next(const tuf_root *trusted, const void *bytes, size_t n, t
 
 typedef struct tuf_target {
     char name[PX_TMS_NAME_MAX];
-    char kind[8];                      /* "app" or "params" */
+    char kind[8]; /* "app" or "params" */
     char version[PX_TMS_VERSION_MAX];
     int64_t version_num;
     int64_t length;
-    char sha256[TUF_SHA256_HEX];       /* lower-case hex */
+    char sha256[TUF_SHA256_HEX]; /* lower-case hex */
     char models[PX_TMS_MODELS_MAX][PX_TMS_NAME_MAX];
     size_t nmodels;
     int64_t expires_ms;
@@ -152,7 +156,7 @@ typedef struct tuf_timestamp {
     int64_t version;
     int64_t expires_ms;
     int64_t root_version;
-    json_t *targets;  /* {"NAME/VERSION":{"length":N,"sha256":HEX}} (owned reference) */
+    json_t *targets; /* {"NAME/VERSION":{"length":N,"sha256":HEX}} (owned reference) */
 } tuf_timestamp;
 
 /* Verify a timestamp record against root (threshold of timestamp keys) and parse it. The

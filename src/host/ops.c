@@ -20,8 +20,9 @@ static json_t *fields_json(const iso8583_msg *m)
     for (int f = iso8583_next_field(m, 1); arr != NULL && f != 0; f = iso8583_next_field(m, f)) {
         const iso8583_field_spec *spec = iso8583_field_spec_of(m->dialect, f);
         iso8583_field_display(m, f, shown, sizeof shown);
-        json_array_append_new(arr, json_pack("{s:i,s:s,s:s}", "field", f, "name",
-                                             spec && spec->name ? spec->name : "?", "value", shown));
+        json_array_append_new(arr,
+                              json_pack("{s:i,s:s,s:s}", "field", f, "name",
+                                        spec && spec->name ? spec->name : "?", "value", shown));
     }
     return arr;
 }
@@ -54,8 +55,9 @@ static void on_decode(net_http_req *req, void *user)
     else if (iso8583_unpack(d, raw, n, &m, &e) != PX_OK)
         net_http_reply_error(req, 422, "bad_message", "%s", e.msg);
     else
-        net_http_reply_json(req, 200, json_pack("{s:s,s:s,s:o}", "dialect", d->name, "mti", m.mti,
-                                                "fields", fields_json(&m)));
+        net_http_reply_json(req, 200,
+                            json_pack("{s:s,s:s,s:o}", "dialect", d->name, "mti", m.mti, "fields",
+                                      fields_json(&m)));
     json_decref(body);
 }
 

@@ -21,16 +21,16 @@ struct px_hsm_core;
 typedef struct px_daemon {
     struct event_base *base;
     px_config *cfg;
-    store *st;                 /* the node's store connection (loop thread only) */
-    store_config store_cfg;    /* to open more connections (worker threads) */
-    net_http_server *http;     /* the operator listener: services may add routes */
-    hsm *hsm;                  /* the node's HSM when [hsm] is configured, else NULL:
-                                  opened before any service starts, closed after every
-                                  service is freed; services take it via px_daemon_hsm */
-    struct px_hsm_core *cores; /* HSMs named only by services' hsm_* keys (daemon.c) */
+    store *st;                   /* the node's store connection (loop thread only) */
+    store_config store_cfg;      /* to open more connections (worker threads) */
+    net_http_server *http;       /* the operator listener: services may add routes */
+    hsm *hsm;                    /* the node's HSM when [hsm] is configured, else NULL:
+                                    opened before any service starts, closed after every
+                                    service is freed; services take it via px_daemon_hsm */
+    struct px_hsm_core *cores;   /* HSMs named only by services' hsm_* keys (daemon.c) */
     struct px_hsm_lease *leases; /* sessions lent to services (daemon.c) */
-    char node[64];             /* node name, for logs and metrics */
-    char ports_file[1024];     /* "" = none; see px_daemon_announce */
+    char node[64];               /* node name, for logs and metrics */
+    char ports_file[1024];       /* "" = none; see px_daemon_announce */
 } px_daemon;
 
 typedef struct px_service {

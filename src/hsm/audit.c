@@ -52,7 +52,8 @@ static int json_append(px_buf *b, const char *s, size_t max)
     return rc;
 }
 
-int hsm_audit_open(hsm_audit *a, const char *path, const uint8_t key[HSM_AUDIT_KEY_LEN], px_error *e)
+int hsm_audit_open(hsm_audit *a, const char *path, const uint8_t key[HSM_AUDIT_KEY_LEN],
+                   px_error *e)
 {
     memset(a, 0, sizeof *a);
     a->fd = -1;
@@ -79,8 +80,8 @@ void hsm_audit_close(hsm_audit *a)
     OPENSSL_cleanse(a->key, sizeof a->key);
 }
 
-int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, hsm_audit_level level,
-                  px_error *e)
+int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en,
+                  hsm_audit_level level, px_error *e)
 {
     char ts[32];
     size_t mark = a->pending.len;
@@ -96,8 +97,9 @@ int hsm_audit_add(hsm_audit *a, const char *caller, const hsm_audit_entry *en, h
     rc = rc ? rc : json_append(&a->pending, en->label, PX_HSM_LABEL_MAX);
     rc = rc ? rc : px_buf_append_str(&a->pending, "\",\"kcv\":\"");
     rc = rc ? rc : json_append(&a->pending, en->kcv, PX_HSM_KCV_HEX_MAX);
-    rc = rc ? rc : px_buf_printf(&a->pending, "\",\"result\":\"%s\",\"count\":%llu,\"detail\":\"",
-                                 en->result, (unsigned long long)en->count);
+    rc = rc ? rc
+            : px_buf_printf(&a->pending, "\",\"result\":\"%s\",\"count\":%llu,\"detail\":\"",
+                            en->result, (unsigned long long)en->count);
     rc = rc ? rc : json_append(&a->pending, en->detail, DETAIL_MAX);
     rc = rc ? rc : px_buf_append_str(&a->pending, "\"\n");
     if (rc != PX_OK) {
@@ -146,8 +148,8 @@ static int line_fields(const char *l, size_t n, unsigned long long *seq, const c
 }
 
 /* The last entry's seq and hash (seq 0 and zeros for an empty log). */
-static int read_tail(hsm_audit *a, off_t size, unsigned long long *seq, char hash[HSM_SHA256_HEX + 1],
-                     px_error *e)
+static int read_tail(hsm_audit *a, off_t size, unsigned long long *seq,
+                     char hash[HSM_SHA256_HEX + 1], px_error *e)
 {
     char buf[PX_HSM_AUDIT_LINE_MAX + 1];
     size_t want = size < (off_t)sizeof buf ? (size_t)size : sizeof buf, start;
@@ -157,26 +159,32 @@ static int read_tail(hsm_audit *a, off_t size, unsigned long long *seq, char has
     if (size == 0)
         return PX_OK;
     if (pread(a->fd, buf, want, size - (off_t)want) != (ssize_t)want || buf[want - 1] != '\n')
-        return px_error_set(e, PX_EIO, "audit log %s: last line is incomplete; run 'possum hsm audit verify'", a->path);
+        return px_error_set(e, PX_EIO,
+                            "audit log %s: last line is incomplete; run 'possum hsm audit verify'",
+                            a->path);
     for (start = want - 1; start > 0 && buf[start - 1] != '\n'; start--)
         ;
     if ((start == 0 && want == sizeof buf && size > (off_t)want) ||
         line_fields(buf + start, want - 1 - start, seq, &prev, &mac, &h) != PX_OK)
-        return px_error_set(e, PX_EIO, "audit log %s: last line is damaged; run 'possum hsm audit verify'", a->path);
+        return px_error_set(e, PX_EIO,
+                            "audit log %s: last line is damaged; run 'possum hsm audit verify'",
+                            a->path);
     memcpy(hash, h, HSM_SHA256_HEX);
     hash[HSM_SHA256_HEX] = 0;
     return PX_OK;
 }
 
 /* Chain the pending bodies after (seq, hash) into out; updates seq and hash. */
-static int chain_pending(hsm_audit *a, unsigned long long *seq, char hash[HSM_SHA256_HEX + 1], px_buf *out)
+static int chain_pending(hsm_audit *a, unsigned long long *seq, char hash[HSM_SHA256_HEX + 1],
+                         px_buf *out)
 {
     const char *p = (const char *)a->pending.data, *end = p + a->pending.len;
     char mac[HSM_SHA256_HEX + 1];
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t start = out->len;
-        int rc = px_buf_printf(out, "{\"seq\":%llu,%.*s,\"prev\":\"%s\"", *seq + 1, (int)(nl - p), p, hash);
+        int rc = px_buf_printf(out, "{\"seq\":%llu,%.*s,\"prev\":\"%s\"", *seq + 1, (int)(nl - p),
+                               p, hash);
         if (rc != PX_OK)
             return rc;
         hmac_hex(a->key, out->data + start, out->len - start, mac);
@@ -199,7 +207,8 @@ static int write_head(hsm_audit *a, unsigned long long seq, const char *hash, in
     snprintf(tmp, sizeof tmp, "%s.tmp", a->head_path);
     n = snprintf(anchor, sizeof anchor, "possum.audit.head|%llu|%s", seq, hash);
     hmac_hex(a->key, anchor, (size_t)n, mac);
-    n = snprintf(body, sizeof body, "{\"seq\":%llu,\"hash\":\"%s\",\"mac\":\"%s\"}\n", seq, hash, mac);
+    n = snprintf(body, sizeof body, "{\"seq\":%llu,\"hash\":\"%s\",\"mac\":\"%s\"}\n", seq, hash,
+                 mac);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return PX_EIO;
@@ -241,8 +250,8 @@ int hsm_audit_write(hsm_audit *a, int sync, px_error *e)
                                 : px_error_set(e, PX_EIO, "audit log %s: cannot stat", a->path);
     if (rc == PX_OK && (rc = chain_pending(a, &seq, hash, &out)) != PX_OK)
         px_error_set(e, rc, "audit log %s: out of memory", a->path);
-    if (rc == PX_OK && (write_all(a->fd, out.data, out.len) != PX_OK || (sync && fsync(a->fd) != 0) ||
-                        write_head(a, seq, hash, sync) != PX_OK))
+    if (rc == PX_OK && (write_all(a->fd, out.data, out.len) != PX_OK ||
+                        (sync && fsync(a->fd) != 0) || write_head(a, seq, hash, sync) != PX_OK))
         rc = px_error_set(e, PX_EIO, "audit log %s: write failed (%s)", a->path, strerror(errno));
     flock(a->fd, LOCK_UN);
     px_buf_free(&out);
@@ -263,7 +272,8 @@ typedef struct head_anchor {
 /* Read "<file>.head" if there is one; with key, check its MAC. */
 static int read_head(const char *path, const uint8_t *key, head_anchor *hd, px_error *e)
 {
-    char hp[PX_PATH_MAX + 8], buf[512], mac[HSM_SHA256_HEX + 1], anchor[256], want[HSM_SHA256_HEX + 1];
+    char hp[PX_PATH_MAX + 8], buf[512], mac[HSM_SHA256_HEX + 1], anchor[256],
+        want[HSM_SHA256_HEX + 1];
     FILE *f;
     int n;
     memset(hd, 0, sizeof *hd);
@@ -271,7 +281,8 @@ static int read_head(const char *path, const uint8_t *key, head_anchor *hd, px_e
     if ((f = fopen(hp, "r")) == NULL)
         return errno == ENOENT ? PX_OK : px_error_set(e, PX_EIO, "%s: cannot open", hp);
     n = fgets(buf, sizeof buf, f) != NULL &&
-        sscanf(buf, "{\"seq\":%llu,\"hash\":\"%64[0-9A-F]\",\"mac\":\"%64[0-9A-F]\"}", &hd->seq, hd->hash, mac) == 3;
+        sscanf(buf, "{\"seq\":%llu,\"hash\":\"%64[0-9A-F]\",\"mac\":\"%64[0-9A-F]\"}", &hd->seq,
+               hd->hash, mac) == 3;
     fclose(f);
     if (!n || strlen(hd->hash) != HSM_SHA256_HEX || strlen(mac) != HSM_SHA256_HEX)
         return px_error_set(e, PX_EAUTH, "%s: damaged head anchor", hp);
@@ -286,8 +297,8 @@ static int read_head(const char *path, const uint8_t *key, head_anchor *hd, px_e
 }
 
 /* Check one complete line (no newline) as entry number no after prev. */
-static int verify_line(const char *l, size_t n, size_t no, const uint8_t *key, char prev[HSM_SHA256_HEX + 1],
-                       px_error *e)
+static int verify_line(const char *l, size_t n, size_t no, const uint8_t *key,
+                       char prev[HSM_SHA256_HEX + 1], px_error *e)
 {
     char want[HSM_SHA256_HEX + 1];
     const char *pv, *mac, *hash;
@@ -296,17 +307,23 @@ static int verify_line(const char *l, size_t n, size_t no, const uint8_t *key, c
         return px_error_set(e, PX_EAUTH, "line %zu: not an audit entry (damaged or edited)", no);
     sha256_hex(l, n - HASHED_CUT, want);
     if (!px_ct_equal(want, hash, HSM_SHA256_HEX))
-        return px_error_set(e, PX_EAUTH, "line %zu: hash does not match its content (entry edited)", no);
+        return px_error_set(e, PX_EAUTH, "line %zu: hash does not match its content (entry edited)",
+                            no);
     if (seq != no)
-        return px_error_set(e, PX_EAUTH, "line %zu: seq %llu where %zu was expected (entries deleted, "
-                            "inserted or reordered)", no, seq, no);
+        return px_error_set(e, PX_EAUTH,
+                            "line %zu: seq %llu where %zu was expected (entries deleted, "
+                            "inserted or reordered)",
+                            no, seq, no);
     if (memcmp(pv, prev, HSM_SHA256_HEX) != 0)
-        return px_error_set(e, PX_EAUTH, "line %zu: prev is not the hash of line %zu (entries deleted or "
-                            "reordered)", no, no - 1);
+        return px_error_set(e, PX_EAUTH,
+                            "line %zu: prev is not the hash of line %zu (entries deleted or "
+                            "reordered)",
+                            no, no - 1);
     if (key != NULL) {
         hmac_hex(key, l, (size_t)(mac - 8 - l), want);
         if (!px_ct_equal(want, mac, HSM_SHA256_HEX))
-            return px_error_set(e, PX_EAUTH, "line %zu: MAC does not verify (entry forged or rewritten)", no);
+            return px_error_set(e, PX_EAUTH,
+                                "line %zu: MAC does not verify (entry forged or rewritten)", no);
     }
     memcpy(prev, hash, HSM_SHA256_HEX);
     return PX_OK;
@@ -325,7 +342,8 @@ static int verify_lines(FILE *f, const uint8_t *key, const head_anchor *hd, size
         no++;
         if (n == 0 || line[n - 1] != '\n')
             return px_error_set(e, PX_EAUTH, "line %zu: %s", no,
-                                feof(f) ? "incomplete (log truncated)" : "longer than an entry can be");
+                                feof(f) ? "incomplete (log truncated)"
+                                        : "longer than an entry can be");
         rc = verify_line(line, n - 1, no, key, prev, e);
         if (rc == PX_OK && hd->present && no == hd->seq)
             memcpy(at_head, prev, HSM_SHA256_HEX + 1);
@@ -345,8 +363,9 @@ static int verify_file(const char *path, const uint8_t *key, size_t *entries, px
     if (rc != PX_OK)
         return rc;
     if ((f = fopen(path, "r")) == NULL)
-        return px_error_set(e, hd.present ? PX_EAUTH : PX_EIO, "audit log %s: cannot open (%s)%s", path,
-                            strerror(errno), hd.present ? " but its head anchor exists (log deleted?)" : "");
+        return px_error_set(e, hd.present ? PX_EAUTH : PX_EIO, "audit log %s: cannot open (%s)%s",
+                            path, strerror(errno),
+                            hd.present ? " but its head anchor exists (log deleted?)" : "");
     flock(fileno(f), LOCK_SH);
     rc = verify_lines(f, key, &hd, &count, at_head, e);
     flock(fileno(f), LOCK_UN);
@@ -354,10 +373,13 @@ static int verify_file(const char *path, const uint8_t *key, size_t *entries, px
     if (rc != PX_OK)
         return rc;
     if (hd.present && count < hd.seq)
-        return px_error_set(e, PX_EAUTH, "audit log %s: %zu entries but the head anchor records %llu "
-                            "(log truncated)", path, count, hd.seq);
+        return px_error_set(e, PX_EAUTH,
+                            "audit log %s: %zu entries but the head anchor records %llu "
+                            "(log truncated)",
+                            path, count, hd.seq);
     if (hd.present && hd.seq > 0 && strcmp(at_head, hd.hash) != 0)
-        return px_error_set(e, PX_EAUTH, "audit log %s: entry %llu differs from the head anchor", path, hd.seq);
+        return px_error_set(e, PX_EAUTH, "audit log %s: entry %llu differs from the head anchor",
+                            path, hd.seq);
     *entries = count;
     return PX_OK;
 }

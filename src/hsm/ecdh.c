@@ -37,7 +37,8 @@ static int ec_public_of(const uint8_t d[EC_PRIV_LEN], uint8_t pub[HSM_EC_PUB_LEN
     EC_POINT *p = g ? EC_POINT_new(g) : NULL;
     int ok = g && bn && p && BN_bin2bn(d, EC_PRIV_LEN, bn) != NULL && !BN_is_zero(bn) &&
              EC_POINT_mul(g, p, bn, NULL, NULL, NULL) == 1 &&
-             EC_POINT_point2oct(g, p, POINT_CONVERSION_UNCOMPRESSED, pub, HSM_EC_PUB_LEN, NULL) == HSM_EC_PUB_LEN;
+             EC_POINT_point2oct(g, p, POINT_CONVERSION_UNCOMPRESSED, pub, HSM_EC_PUB_LEN, NULL) ==
+                 HSM_EC_PUB_LEN;
     BN_clear_free(bn);
     EC_POINT_free(p);
     EC_GROUP_free(g);
@@ -79,11 +80,15 @@ static EVP_PKEY *ec_pkey(const uint8_t *d, const uint8_t pub[HSM_EC_PUB_LEN])
 int hsm_ec_public(const hsm_key *k, uint8_t pub[HSM_EC_PUB_LEN], px_error *e)
 {
     if (k->attrs.algorithm != 'E')
-        return px_error_set(e, PX_EINVAL, "key %s is not an EC key", k->label[0] ? k->label : "(unnamed)");
-    return ec_public_of(k->key, pub) == PX_OK ? PX_OK : px_error_set(e, PX_ECRYPTO, "EC key: bad private key");
+        return px_error_set(e, PX_EINVAL, "key %s is not an EC key",
+                            k->label[0] ? k->label : "(unnamed)");
+    return ec_public_of(k->key, pub) == PX_OK
+               ? PX_OK
+               : px_error_set(e, PX_ECRYPTO, "EC key: bad private key");
 }
 
-int hsm_ec_generate(hsm *h, const char *label, hsm_keyblock *out, uint8_t pub[HSM_EC_PUB_LEN], px_error *e)
+int hsm_ec_generate(hsm *h, const char *label, hsm_keyblock *out, uint8_t pub[HSM_EC_PUB_LEN],
+                    px_error *e)
 {
     static const hsm_key_attrs a = {"K3", 'E', 'D', 'N', EC_PRIV_LEN};
     uint8_t d[EC_PRIV_LEN];
@@ -96,7 +101,8 @@ int hsm_ec_generate(hsm *h, const char *label, hsm_keyblock *out, uint8_t pub[HS
     if ((rc = hsm_audit_ok(h, e)) != PX_OK)
         return rc;
     if (label != NULL && !hsm_label_is_valid(label))
-        return px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /", PX_HSM_LABEL_MAX - 1);
+        return px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /",
+                            PX_HSM_LABEL_MAX - 1);
     pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     rc = pk != NULL && EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_PRIV_KEY, &bn) == 1 &&
                  BN_bn2binpad(bn, d, EC_PRIV_LEN) == EC_PRIV_LEN && ec_public_of(d, pub) == PX_OK
@@ -111,23 +117,27 @@ int hsm_ec_generate(hsm *h, const char *label, hsm_keyblock *out, uint8_t pub[HS
 }
 
 /* Z = x-coordinate of ECDH(our key k, their point eph); q receives our public point. */
-static int ecdh_z(const hsm_key *k, const uint8_t eph[HSM_EC_PUB_LEN], uint8_t q[HSM_EC_PUB_LEN], uint8_t z[32],
-                  px_error *e)
+static int ecdh_z(const hsm_key *k, const uint8_t eph[HSM_EC_PUB_LEN], uint8_t q[HSM_EC_PUB_LEN],
+                  uint8_t z[32], px_error *e)
 {
     size_t zl = 32;
     EVP_PKEY *ours = NULL, *theirs = ec_pkey(NULL, eph);
     EVP_PKEY_CTX *dc = NULL;
-    int ok = theirs != NULL && ec_public_of(k->key, q) == PX_OK && (ours = ec_pkey(k->key, q)) != NULL &&
-             (dc = EVP_PKEY_CTX_new_from_pkey(NULL, ours, NULL)) != NULL && EVP_PKEY_derive_init(dc) == 1 &&
-             EVP_PKEY_derive_set_peer(dc, theirs) == 1 && EVP_PKEY_derive(dc, z, &zl) == 1 && zl == 32;
+    int ok = theirs != NULL && ec_public_of(k->key, q) == PX_OK &&
+             (ours = ec_pkey(k->key, q)) != NULL &&
+             (dc = EVP_PKEY_CTX_new_from_pkey(NULL, ours, NULL)) != NULL &&
+             EVP_PKEY_derive_init(dc) == 1 && EVP_PKEY_derive_set_peer(dc, theirs) == 1 &&
+             EVP_PKEY_derive(dc, z, &zl) == 1 && zl == 32;
     EVP_PKEY_CTX_free(dc);
     EVP_PKEY_free(ours);
     EVP_PKEY_free(theirs);
-    return ok ? PX_OK : px_error_set(e, PX_EINVAL, "ECDH: the ephemeral public key is not a P-256 point");
+    return ok ? PX_OK
+              : px_error_set(e, PX_EINVAL, "ECDH: the ephemeral public key is not a P-256 point");
 }
 
 /* KEK = HKDF-SHA-256(IKM = Z, info = "possum.key-wrap.v1" || E || Q), 32 bytes. */
-static int wrap_kek(const hsm_key *k, const uint8_t eph[HSM_EC_PUB_LEN], uint8_t kek[32], px_error *e)
+static int wrap_kek(const hsm_key *k, const uint8_t eph[HSM_EC_PUB_LEN], uint8_t kek[32],
+                    px_error *e)
 {
     uint8_t q[HSM_EC_PUB_LEN], z[32], info[sizeof WRAP_INFO - 1 + 2 * HSM_EC_PUB_LEN];
     size_t il = sizeof WRAP_INFO - 1;
@@ -153,24 +163,30 @@ static int wrap_kek(const hsm_key *k, const uint8_t eph[HSM_EC_PUB_LEN], uint8_t
 }
 
 /* RFC 3394 AES key unwrap of c (n bytes) under kek into key (*keylen = n - 8). */
-static int aes_unwrap(const uint8_t kek[32], const uint8_t *c, size_t n, uint8_t *key, size_t *keylen, px_error *e)
+static int aes_unwrap(const uint8_t kek[32], const uint8_t *c, size_t n, uint8_t *key,
+                      size_t *keylen, px_error *e)
 {
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     int l1 = 0, l2 = 0, ok;
     if (n < 24 || n > CRYPTO_KEY_MAX + 8 || n % 8 != 0) {
         EVP_CIPHER_CTX_free(x);
-        return px_error_set(e, PX_EINVAL, "ECDH: wrapped key must be 24 to 40 bytes, a multiple of 8");
+        return px_error_set(e, PX_EINVAL,
+                            "ECDH: wrapped key must be 24 to 40 bytes, a multiple of 8");
     }
     EVP_CIPHER_CTX_set_flags(x, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
     ok = x != NULL && EVP_DecryptInit_ex(x, EVP_aes_256_wrap(), NULL, kek, NULL) == 1 &&
-         EVP_DecryptUpdate(x, key, &l1, c, (int)n) == 1 && EVP_DecryptFinal_ex(x, key + l1, &l2) == 1;
+         EVP_DecryptUpdate(x, key, &l1, c, (int)n) == 1 &&
+         EVP_DecryptFinal_ex(x, key + l1, &l2) == 1;
     EVP_CIPHER_CTX_free(x);
     *keylen = ok ? (size_t)(l1 + l2) : 0;
-    return ok ? PX_OK : px_error_set(e, PX_EAUTH, "ECDH: the wrapped key does not unwrap (wrong recipient or altered)");
+    return ok ? PX_OK
+              : px_error_set(e, PX_EAUTH,
+                             "ECDH: the wrapped key does not unwrap (wrong recipient or altered)");
 }
 
-int hsm_key_import_ecdh(hsm *h, hsm_key *priv, const uint8_t eph[HSM_EC_PUB_LEN], const uint8_t *wrapped, size_t n,
-                        const hsm_key_attrs *a, const char *kcv, const char *label, hsm_keyblock *out, px_error *e)
+int hsm_key_import_ecdh(hsm *h, hsm_key *priv, const uint8_t eph[HSM_EC_PUB_LEN],
+                        const uint8_t *wrapped, size_t n, const hsm_key_attrs *a, const char *kcv,
+                        const char *label, hsm_keyblock *out, px_error *e)
 {
     static const char *const k3[] = {"K3", NULL};
     uint8_t kek[32], key[CRYPTO_KEY_MAX + 8], want[CRYPTO_KCV_MAX * 2];
@@ -185,30 +201,37 @@ int hsm_key_import_ecdh(hsm *h, hsm_key *priv, const uint8_t eph[HSM_EC_PUB_LEN]
         return rc;
     rc = hsm_policy_check(priv, k3, HSM_NEED_DECRYPT, "ECDH receiving", e);
     if (rc == PX_OK && (a == NULL || priv->attrs.algorithm != 'E'))
-        rc = px_error_set(e, PX_EINVAL, "ECDH import: an EC key (K3, E) and the key's attributes are required");
+        rc = px_error_set(e, PX_EINVAL,
+                          "ECDH import: an EC key (K3, E) and the key's attributes are required");
     if (rc == PX_OK && label != NULL && !hsm_label_is_valid(label))
-        rc = px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /", PX_HSM_LABEL_MAX - 1);
+        rc = px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /",
+                          PX_HSM_LABEL_MAX - 1);
     if (rc == PX_OK && (rc = wrap_kek(priv, eph, kek, e)) == PX_OK)
         rc = aes_unwrap(kek, wrapped, n, key, &keylen, e);
     OPENSSL_cleanse(kek, sizeof kek);
     if (rc == PX_OK) {
         got = *a;
         got.length = keylen;
-        if ((rc = hsm_attrs_check(&got, e)) == PX_OK && hsm_key_strength(got.algorithm, got.length) > 128)
-            rc = px_error_set(e, PX_EPERM, "ECDH import: P-256 (128 bits) cannot carry a %zu-byte %c key",
+        if ((rc = hsm_attrs_check(&got, e)) == PX_OK &&
+            hsm_key_strength(got.algorithm, got.length) > 128)
+            rc = px_error_set(e, PX_EPERM,
+                              "ECDH import: P-256 (128 bits) cannot carry a %zu-byte %c key",
                               got.length, got.algorithm);
     }
     if (rc == PX_OK && hsm_key_is_degenerate(got.algorithm, key, got.length))
         rc = px_error_set(e, PX_EINVAL, "ECDH import: the TDES key has equal halves (single DES)");
     if (rc == PX_OK && kcv != NULL &&
         (px_hex_decode(kcv, want, sizeof want, &wn) != PX_OK || wn < 3 ||
-         crypto_kcv_verify(hsm_crypto_alg(got.algorithm), key, got.length, want, wn, NULL) != PX_OK))
+         crypto_kcv_verify(hsm_crypto_alg(got.algorithm), key, got.length, want, wn, NULL) !=
+             PX_OK))
         rc = px_error_set(e, PX_EAUTH, "ECDH import: the key does not match check value %s", kcv);
     if (rc == PX_OK) {
-        snprintf(detail, sizeof detail, "ecdh kek=%s kek_kcv=%s", priv->label[0] ? priv->label : "-", priv->kcv);
+        snprintf(detail, sizeof detail, "ecdh kek=%s kek_kcv=%s",
+                 priv->label[0] ? priv->label : "-", priv->kcv);
         rc = hsm_key_emit(h, "key.import", &got, label, key, got.length, detail, out, e);
     } else {
-        hsm_audit_event(h, "key.import", priv, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC, NULL);
+        hsm_audit_event(h, "key.import", priv, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC,
+                        NULL);
     }
     OPENSSL_cleanse(key, sizeof key);
     return rc;

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 
 static const char *const agg_names[HSM_AGG_N] = {
-    "pin.translate", "pin.translate.dukpt", "pin.verify",  "pin.generate",
+    "pin.translate", "pin.translate.dukpt", "pin.verify",   "pin.generate",
     "mac.generate",  "mac.verify",          "data.encrypt", "data.decrypt"};
 
 void hsm_config_default(hsm_config *cfg)
@@ -40,7 +40,8 @@ int hsm_config_bind(px_config *c, const char *section, hsm_config *cfg, px_error
         PX_CFG_STR(hsm_config, pkcs11_token_label, "pkcs11_token_label", "possum"),
         PX_CFG_STR(hsm_config, pkcs11_key_label, "pkcs11_key_label", "possum-lmk"),
         PX_CFG_STR(hsm_config, audit_file, "audit_file", "var/hsm-audit.log"),
-        PX_CFG_INT_(hsm_config, audit_flush_ms, "audit_flush_ms", 10, PX_HSM_AUDIT_FLUSH_MS_MAX, "1000"),
+        PX_CFG_INT_(hsm_config, audit_flush_ms, "audit_flush_ms", 10, PX_HSM_AUDIT_FLUSH_MS_MAX,
+                    "1000"),
     };
     const char *ignore[PX_CONFIG_ENTRIES_MAX + 1];
     size_t n = 0;
@@ -76,7 +77,8 @@ int hsm_unlock_lmk(const hsm_config *cfg, hsm_lmk_keys *lk, px_error *e)
     hsm_lmk l;
     int rc;
     memset(&l, 0, sizeof l);
-    rc = cfg->backend == HSM_BACKEND_PKCS11 ? hsm_lmk_pkcs11_open(cfg, &l, e) : hsm_lmk_soft_open(cfg, &l, e);
+    rc = cfg->backend == HSM_BACKEND_PKCS11 ? hsm_lmk_pkcs11_open(cfg, &l, e)
+                                            : hsm_lmk_soft_open(cfg, &l, e);
     if (rc == PX_OK)
         rc = hsm_lmk_derive_keys(&l, lk, e);
     hsm_lmk_close(&l);
@@ -89,7 +91,8 @@ static int check_config(const hsm_config *cfg, px_error *e)
         return px_error_set(e, PX_EINVAL, "hsm: caller must be 1 to %d of A-Z a-z 0-9 . _ - : /",
                             PX_HSM_LABEL_MAX - 1);
     if (cfg->audit_file[0] == 0)
-        return px_error_set(e, PX_ECONFIG, "[hsm] audit_file: required (every key operation is audited)");
+        return px_error_set(e, PX_ECONFIG,
+                            "[hsm] audit_file: required (every key operation is audited)");
     if (cfg->backend == HSM_BACKEND_SOFT && cfg->lmk_file[0] == 0)
         return px_error_set(e, PX_ECONFIG, "[hsm] lmk_file: required with backend = soft");
     return PX_OK;
@@ -157,7 +160,8 @@ static void agg_queue(hsm *h, hsm_key *k)
         for (int r = 0; r < 2; r++) {
             if (k->agg[op][r] == 0)
                 continue;
-            hsm_audit_entry en = {agg_names[op], k->label, k->kcv, r ? "fail" : "ok", k->agg[op][r], "aggregated"};
+            hsm_audit_entry en = {agg_names[op],     k->label,      k->kcv,
+                                  r ? "fail" : "ok", k->agg[op][r], "aggregated"};
             hsm_audit_add(&h->audit, h->cfg.caller, &en, HSM_AUDIT_QUEUE, NULL);
             k->agg[op][r] = 0;
         }
@@ -189,16 +193,23 @@ int hsm_audit_ok(hsm *h, px_error *e)
     if (px_mono_ms() >= h->next_flush_ms && hsm_audit_flush(h, NULL) == PX_OK)
         return PX_OK;
     h->next_flush_ms = px_mono_ms() + h->cfg.audit_flush_ms;
-    return px_error_set(e, PX_EIO, "audit log %s cannot be written: key operations refused until it can",
+    return px_error_set(e, PX_EIO,
+                        "audit log %s cannot be written: key operations refused until it can",
                         h->audit.path);
 }
 
 int hsm_audit_event(hsm *h, const char *op, const hsm_key *k, const char *label, const char *kcv,
                     int rc, const char *detail, hsm_audit_level level, px_error *e)
 {
-    hsm_audit_entry en = {op, k ? k->label : label, k ? k->kcv : kcv,
-                          rc == PX_OK ? "ok" : rc == PX_EPERM ? "refused" : rc == PX_EAUTH ? "fail" : "error",
-                          1, detail};
+    hsm_audit_entry en = {op,
+                          k ? k->label : label,
+                          k ? k->kcv : kcv,
+                          rc == PX_OK      ? "ok"
+                          : rc == PX_EPERM ? "refused"
+                          : rc == PX_EAUTH ? "fail"
+                                           : "error",
+                          1,
+                          detail};
     if (rc != PX_OK && level < HSM_AUDIT_WRITE)
         level = HSM_AUDIT_WRITE;
     int arc = hsm_audit_add(&h->audit, h->cfg.caller, &en, level, rc == PX_OK ? e : NULL);
@@ -260,14 +271,18 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
     if ((rc = check_config(cfg, e)) != PX_OK || (rc = make_parent(cfg->audit_file, e)) != PX_OK)
         return rc;
     if (cfg->backend == HSM_BACKEND_SOFT && stat(cfg->lmk_file, &st) == 0)
-        return px_error_set(e, PX_EEXIST, "LMK file %s: already exists (an LMK is never overwritten)",
+        return px_error_set(e, PX_EEXIST,
+                            "LMK file %s: already exists (an LMK is never overwritten)",
                             cfg->lmk_file);
     if (stat(cfg->audit_file, &st) == 0 && st.st_size > 0)
-        return px_error_set(e, PX_EEXIST, "audit log %s belongs to the current LMK: archive it (and its .head) "
-                            "before creating a new LMK", cfg->audit_file);
+        return px_error_set(e, PX_EEXIST,
+                            "audit log %s belongs to the current LMK: archive it (and its .head) "
+                            "before creating a new LMK",
+                            cfg->audit_file);
     if (cfg->backend == HSM_BACKEND_SOFT && (rc = make_parent(cfg->lmk_file, e)) != PX_OK)
         return rc;
-    rc = cfg->backend == HSM_BACKEND_PKCS11 ? hsm_lmk_pkcs11_create(cfg, &l, e) : hsm_lmk_soft_create(cfg, &l, e);
+    rc = cfg->backend == HSM_BACKEND_PKCS11 ? hsm_lmk_pkcs11_create(cfg, &l, e)
+                                            : hsm_lmk_soft_create(cfg, &l, e);
     if (rc == PX_OK)
         rc = hsm_lmk_derive_keys(&l, &lk, e);
     hsm_lmk_close(&l);
@@ -275,7 +290,8 @@ int hsm_lmk_init(const hsm_config *cfg, char check[PX_HSM_KCV_HEX_MAX], px_error
         return rc;
     px_strlcpy(check, h->lk.lmk_check, PX_HSM_KCV_HEX_MAX);
     rc = hsm_audit_event(h, "lmk.init", NULL, NULL, h->lk.lmk_check, PX_OK,
-                         cfg->backend == HSM_BACKEND_PKCS11 ? "backend=pkcs11" : "backend=soft", HSM_AUDIT_SYNC, e);
+                         cfg->backend == HSM_BACKEND_PKCS11 ? "backend=pkcs11" : "backend=soft",
+                         HSM_AUDIT_SYNC, e);
     hsm_close(h);
     return rc;
 }

@@ -60,17 +60,17 @@ typedef enum hsm_backend { HSM_BACKEND_SOFT = 0, HSM_BACKEND_PKCS11 = 1 } hsm_ba
 typedef int (*hsm_secret_fn)(void *ud, const char *prompt, char *out, size_t outsz);
 
 typedef struct hsm_config {
-    hsm_backend backend;                      /* backend = soft | pkcs11 */
-    char lmk_file[PX_PATH_MAX];               /* soft: lmk_file = var/lmk.bin */
-    int64_t lmk_scrypt_log2n;                 /* soft, at init: scrypt cost N = 2^this */
-    char pkcs11_module[PX_PATH_MAX];          /* pkcs11: the module to dlopen */
-    char pkcs11_token_label[33];              /* pkcs11: token holding the LMK */
-    char pkcs11_key_label[PX_HSM_LABEL_MAX];  /* pkcs11: the LMK object's CKA_LABEL */
-    char audit_file[PX_PATH_MAX];             /* audit_file = var/hsm-audit.log */
-    int64_t audit_flush_ms;                   /* longest delay of an aggregated entry */
+    hsm_backend backend;                     /* backend = soft | pkcs11 */
+    char lmk_file[PX_PATH_MAX];              /* soft: lmk_file = var/lmk.bin */
+    int64_t lmk_scrypt_log2n;                /* soft, at init: scrypt cost N = 2^this */
+    char pkcs11_module[PX_PATH_MAX];         /* pkcs11: the module to dlopen */
+    char pkcs11_token_label[33];             /* pkcs11: token holding the LMK */
+    char pkcs11_key_label[PX_HSM_LABEL_MAX]; /* pkcs11: the LMK object's CKA_LABEL */
+    char audit_file[PX_PATH_MAX];            /* audit_file = var/hsm-audit.log */
+    int64_t audit_flush_ms;                  /* longest delay of an aggregated entry */
     /* Set by the program, not read from the file: */
-    char caller[PX_HSM_CALLER_MAX];           /* who is calling: "switch", "cli:alice" */
-    hsm_secret_fn secret_fn;                  /* NULL: environment variables only */
+    char caller[PX_HSM_CALLER_MAX]; /* who is calling: "switch", "cli:alice" */
+    hsm_secret_fn secret_fn;        /* NULL: environment variables only */
     void *secret_ud;
 } hsm_config;
 
@@ -99,9 +99,9 @@ void hsm_close(hsm *h); /* flushes the audit log, wipes every loaded key; NULL i
  * hsm.open with "session" in its detail. Independent of h once open: close either first. */
 int hsm_session_open(const hsm *h, store *st, const char *caller, hsm **out, px_error *e);
 
-const char *hsm_lmk_check(const hsm *h);     /* LMK check value, 10 hex */
+const char *hsm_lmk_check(const hsm *h); /* LMK check value, 10 hex */
 int hsm_set_caller(hsm *h, const char *caller, px_error *e);
-int hsm_audit_flush(hsm *h, px_error *e);    /* write aggregated entries now (no fsync) */
+int hsm_audit_flush(hsm *h, px_error *e); /* write aggregated entries now (no fsync) */
 
 /* ---- keys ---- */
 
@@ -189,15 +189,15 @@ typedef struct hsm_derive_params {
     hsm_derive_method method;
     const uint8_t *data; /* HSM_DERIVE_3DES, HSM_DERIVE_SESSION */
     size_t datalen;
-    const char *pan;     /* HSM_DERIVE_EMV_A */
-    const char *psn;     /* HSM_DERIVE_EMV_A, may be NULL */
+    const char *pan; /* HSM_DERIVE_EMV_A */
+    const char *psn; /* HSM_DERIVE_EMV_A, may be NULL */
 } hsm_derive_params;
 
 /* Derive a key from a master of mode X (double-length TDES). a gives the derived key's
  * usage (same class letter as the master's), mode and exportability (no looser than the
  * master's); algorithm and length follow from the method. */
-int hsm_key_derive(hsm *h, hsm_key *master, const hsm_derive_params *p,
-                   const hsm_key_attrs *a, const char *label, hsm_keyblock *out, px_error *e);
+int hsm_key_derive(hsm *h, hsm_key *master, const hsm_derive_params *p, const hsm_key_attrs *a,
+                   const char *label, hsm_keyblock *out, px_error *e);
 
 /* ---- keys sent to us under our public key (ECDH P-256; docs/hsm.md "Receiving a key") ---- */
 
@@ -229,8 +229,7 @@ typedef struct hsm_key_row {
 } hsm_key_row;
 
 /* Call fn for each named key in label order; fn returning non-zero stops (returned). */
-int hsm_keys_list(store *st, int (*fn)(void *ud, const hsm_key_row *row), void *ud,
-                  px_error *e);
+int hsm_keys_list(store *st, int (*fn)(void *ud, const hsm_key_row *row), void *ud, px_error *e);
 
 /* ---- PIN ---- */
 
@@ -251,9 +250,8 @@ int hsm_pin_translate(hsm *h, hsm_key *src, const hsm_pin_block *in, hsm_key *ds
 /* The same from a DUKPT device: bdk (B0, mode X) and the KSN (10 bytes TDES DUKPT, 12 AES
  * DUKPT). AES DUKPT uses an AES PIN key of the BDK's length for format 4, 2TDEA else. */
 int hsm_pin_translate_dukpt(hsm *h, hsm_key *bdk, const uint8_t *ksn, size_t ksnlen,
-                            const hsm_pin_block *in, hsm_key *dst,
-                            crypto_pin_format dst_format, const char *pan,
-                            hsm_pin_block *out, px_error *e);
+                            const hsm_pin_block *in, hsm_key *dst, crypto_pin_format dst_format,
+                            const char *pan, hsm_pin_block *out, px_error *e);
 
 /* IBM 3624 PIN offset parameters. */
 typedef struct hsm_ibm3624 {
@@ -277,8 +275,8 @@ int hsm_pin_offset_ibm3624(hsm *h, hsm_key *pin_key, const hsm_pin_block *in, co
 int hsm_pin_verify_pvv(hsm *h, hsm_key *pin_key, const hsm_pin_block *in, const char *pan,
                        hsm_key *pvk, int pvki, const char *pvv, px_error *e);
 /* Compute the PVV of the PIN in `in` (issuer set-up). */
-int hsm_pin_pvv(hsm *h, hsm_key *pin_key, const hsm_pin_block *in, const char *pan,
-                hsm_key *pvk, int pvki, char pvv[5], px_error *e);
+int hsm_pin_pvv(hsm *h, hsm_key *pin_key, const hsm_pin_block *in, const char *pan, hsm_key *pvk,
+                int pvki, char pvv[5], px_error *e);
 
 /* ---- MAC and data ---- */
 
@@ -293,10 +291,10 @@ int hsm_mac_verify(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, 
 
 /* Encrypt / decrypt data with a data key (D0; E, D or B) in ECB or CBC (iv one block);
  * n a multiple of the block size, <= PX_HSM_DATA_MAX. */
-int hsm_data_encrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv,
-                     const uint8_t *in, size_t n, uint8_t *out, px_error *e);
-int hsm_data_decrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv,
-                     const uint8_t *in, size_t n, uint8_t *out, px_error *e);
+int hsm_data_encrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in,
+                     size_t n, uint8_t *out, px_error *e);
+int hsm_data_decrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in,
+                     size_t n, uint8_t *out, px_error *e);
 
 /* ---- audit ---- */
 

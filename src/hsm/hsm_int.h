@@ -10,9 +10,9 @@
 #include "hsm/hsm.h"
 #include "lib/buf.h"
 
-#define HSM_LMK_LEN 32        /* the LMK: AES-256 */
-#define HSM_KBPK_LEN 32       /* key block protection key derived from the LMK: AES-256 */
-#define HSM_AUDIT_KEY_LEN 32  /* HMAC-SHA-256 key derived from the LMK */
+#define HSM_LMK_LEN 32       /* the LMK: AES-256 */
+#define HSM_KBPK_LEN 32      /* key block protection key derived from the LMK: AES-256 */
+#define HSM_AUDIT_KEY_LEN 32 /* HMAC-SHA-256 key derived from the LMK */
 #define HSM_SHA256_HEX 64
 
 /* ---- LMK backends: each offers one primitive, AES-CMAC under the LMK ---- */
@@ -62,12 +62,12 @@ typedef enum hsm_agg_op {
 } hsm_agg_op;
 
 typedef struct hsm_audit {
-    int fd;                        /* the log, O_APPEND; -1 when closed */
+    int fd; /* the log, O_APPEND; -1 when closed */
     char path[PX_PATH_MAX];
-    char head_path[PX_PATH_MAX];   /* path + ".head": the anchor against truncation */
-    px_buf pending;                /* entry bodies waiting to be chained and written */
+    char head_path[PX_PATH_MAX]; /* path + ".head": the anchor against truncation */
+    px_buf pending;              /* entry bodies waiting to be chained and written */
     uint8_t key[HSM_AUDIT_KEY_LEN];
-    int broken;                    /* a write failed: operations refuse until one works */
+    int broken; /* a write failed: operations refuse until one works */
 } hsm_audit;
 
 /* One entry's fields (strings may be NULL or ""). */
@@ -75,9 +75,9 @@ typedef struct hsm_audit_entry {
     const char *op;
     const char *label;
     const char *kcv;
-    const char *result;   /* "ok", "refused", "fail", "error" */
+    const char *result; /* "ok", "refused", "fail", "error" */
     uint64_t count;
-    const char *detail;   /* no secret: a reason or a parameter name */
+    const char *detail; /* no secret: a reason or a parameter name */
 } hsm_audit_entry;
 
 int hsm_audit_open(hsm_audit *a, const char *path, const uint8_t key[HSM_AUDIT_KEY_LEN],
@@ -99,14 +99,14 @@ int hsm_audit_write(hsm_audit *a, int sync, px_error *e);
 /* ---- loaded keys ---- */
 
 struct hsm_key {
-    struct hsm_key *prev, *next;      /* h->loaded */
+    struct hsm_key *prev, *next; /* h->loaded */
     hsm_key_attrs attrs;
     char key_version[3];
     uint8_t key[CRYPTO_KEY_MAX];
-    crypto_key *sched;                /* key schedule for ECB/CBC (NULL for 'D' and 'E' keys) */
+    crypto_key *sched; /* key schedule for ECB/CBC (NULL for 'D' and 'E' keys) */
     char kcv[PX_HSM_KCV_HEX_MAX];
     char label[PX_HSM_LABEL_MAX];
-    uint64_t agg[HSM_AGG_N][2];       /* [op][0 ok, 1 fail]: not yet written */
+    uint64_t agg[HSM_AGG_N][2]; /* [op][0 ok, 1 fail]: not yet written */
 };
 
 struct hsm {
@@ -116,17 +116,16 @@ struct hsm {
     hsm_audit audit;
     hsm_key *loaded;
     size_t nloaded;
-    int64_t next_flush_ms;            /* monotonic */
-    unsigned ticks;                   /* operations since the clock was last read */
+    int64_t next_flush_ms; /* monotonic */
+    unsigned ticks;        /* operations since the clock was last read */
 };
 
 /* Aggregate one hot-path result on k (and flush on schedule). Returns rc unchanged. */
 int hsm_agg(hsm *h, hsm_key *k, hsm_agg_op op, int rc);
 /* Record one event (a refusal is written at least at HSM_AUDIT_WRITE); returns rc when it
  * is an error, else the result of writing the audit entry. */
-int hsm_audit_event(hsm *h, const char *op, const hsm_key *k, const char *label,
-                    const char *kcv, int rc, const char *detail, hsm_audit_level level,
-                    px_error *e);
+int hsm_audit_event(hsm *h, const char *op, const hsm_key *k, const char *label, const char *kcv,
+                    int rc, const char *detail, hsm_audit_level level, px_error *e);
 /* PX_EIO while the audit log cannot be written (fail closed). */
 int hsm_audit_ok(hsm *h, px_error *e);
 
@@ -143,15 +142,15 @@ typedef enum hsm_need {
 /* Attributes a new key may have (usage known, mode valid for it, length for alg). */
 int hsm_attrs_check(const hsm_key_attrs *a, px_error *e);
 /* k has usage among the NULL-terminated list and its mode permits need. */
-int hsm_policy_check(const hsm_key *k, const char *const *usages, hsm_need need,
-                     const char *role, px_error *e);
+int hsm_policy_check(const hsm_key *k, const char *const *usages, hsm_need need, const char *role,
+                     px_error *e);
 /* Effective strength in bits (SP 800-57): 2TDEA 80, 3TDEA 112, AES n*8, DES 56, P-256 128. */
 int hsm_key_strength(char algorithm, size_t length);
 /* crypto_alg of a TR-31 algorithm letter (0 if none). */
 crypto_alg hsm_crypto_alg(char algorithm);
 /* KCV of a clear key as hex (TDES/DES 6, AES 10). */
-int hsm_kcv_hex(char algorithm, const uint8_t *key, size_t keylen,
-                char out[PX_HSM_KCV_HEX_MAX], px_error *e);
+int hsm_kcv_hex(char algorithm, const uint8_t *key, size_t keylen, char out[PX_HSM_KCV_HEX_MAX],
+                px_error *e);
 /* KCV of a P-256 private key: the first 5 bytes of SHA-256 of its public point, as hex. */
 int hsm_ec_kcv_hex(const uint8_t d[32], char out[PX_HSM_KCV_HEX_MAX], px_error *e);
 /* 1 for a TDES key with K1 = K2 or K2 = K3: single DES in disguise. */
@@ -170,8 +169,8 @@ int hsm_key_emit(hsm *h, const char *op, const hsm_key_attrs *a, const char *lab
 
 /* ---- named keys (keystore.c) ---- */
 
-int hsm_store_insert(hsm *h, const char *label, const hsm_key_attrs *a,
-                     const hsm_keyblock *kb, px_error *e);
+int hsm_store_insert(hsm *h, const char *label, const hsm_key_attrs *a, const hsm_keyblock *kb,
+                     px_error *e);
 int hsm_store_get(hsm *h, const char *label, char *block, size_t cap, px_error *e);
 int hsm_store_delete(hsm *h, const char *label, px_error *e);
 

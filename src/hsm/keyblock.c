@@ -36,14 +36,16 @@ static int build_header(hsm *h, const hsm_key_attrs *a, const char *label, const
                         crypto_tr31_header *hd, px_error *e)
 {
     char kc[2 + PX_HSM_KCV_HEX_MAX], kp[2 + PX_HSM_KCV_HEX_MAX], ts[20];
-    int rc = crypto_tr31_header_init(hd, 'D', a->usage, a->algorithm, a->mode, "00", a->exportability, e);
+    int rc = crypto_tr31_header_init(hd, 'D', a->usage, a->algorithm, a->mode, "00",
+                                     a->exportability, e);
     if (rc != PX_OK)
         return rc;
     snprintf(kc, sizeof kc, "%s%s", a->algorithm == 'T' || a->algorithm == 'D' ? "00" : "01", kcv);
     snprintf(kp, sizeof kp, "01%s", h->lk.kbpk_check);
     px_strlcpy(ts, "00", sizeof ts);
     px_time_format_utc(px_now_ms(), "%Y%m%d%H%M%SZ", ts + 2, sizeof ts - 2);
-    if ((a->algorithm != 'E' && (rc = crypto_tr31_header_add_opt(hd, "KC", kc, strlen(kc), e)) != PX_OK) ||
+    if ((a->algorithm != 'E' &&
+         (rc = crypto_tr31_header_add_opt(hd, "KC", kc, strlen(kc), e)) != PX_OK) ||
         (rc = crypto_tr31_header_add_opt(hd, "KP", kp, strlen(kp), e)) != PX_OK ||
         (rc = crypto_tr31_header_add_opt(hd, "TS", ts, strlen(ts), e)) != PX_OK)
         return rc;
@@ -68,16 +70,19 @@ int hsm_block_wrap(hsm *h, const hsm_key_attrs *a, const char *label, const uint
 }
 
 int hsm_key_emit(hsm *h, const char *op, const hsm_key_attrs *a, const char *label,
-                 const uint8_t *key, size_t keylen, const char *extra, hsm_keyblock *out, px_error *e)
+                 const uint8_t *key, size_t keylen, const char *extra, hsm_keyblock *out,
+                 px_error *e)
 {
     char detail[128];
     int rc = hsm_block_wrap(h, a, label, key, keylen, out, e);
-    snprintf(detail, sizeof detail, "usage=%s alg=%c mode=%c exportability=%c length=%zu%s%s", a->usage,
-             a->algorithm, a->mode, a->exportability, keylen, extra ? " " : "", extra ? extra : "");
+    snprintf(detail, sizeof detail, "usage=%s alg=%c mode=%c exportability=%c length=%zu%s%s",
+             a->usage, a->algorithm, a->mode, a->exportability, keylen, extra ? " " : "",
+             extra ? extra : "");
     if (rc == PX_OK && label != NULL)
         rc = hsm_store_insert(h, label, a, out, e);
     if (rc != PX_OK) {
-        hsm_audit_event(h, op, NULL, label, NULL, rc, e ? px_error_text(e) : NULL, HSM_AUDIT_SYNC, NULL);
+        hsm_audit_event(h, op, NULL, label, NULL, rc, e ? px_error_text(e) : NULL, HSM_AUDIT_SYNC,
+                        NULL);
         memset(out, 0, sizeof *out);
         return rc;
     }
@@ -109,18 +114,24 @@ static int unwrap_into(hsm *h, const char *block, hsm_key *k, crypto_tr31_header
     char kp[PX_HSM_KCV_HEX_MAX + 4], kc[PX_HSM_KCV_HEX_MAX + 4];
     int rc;
     if (n >= PX_HSM_KEYBLOCK_MAX)
-        return px_error_set(e, PX_ETOOBIG, "key block: longer than %d characters", PX_HSM_KEYBLOCK_MAX - 1);
+        return px_error_set(e, PX_ETOOBIG, "key block: longer than %d characters",
+                            PX_HSM_KEYBLOCK_MAX - 1);
     if ((rc = crypto_tr31_header_parse(block, n, hd, e)) != PX_OK)
         return px_error_prefix(e, "key block: ");
     if (hd->version != 'D')
-        return px_error_set(e, PX_EAUTH, "key block: version %c is not a block under this LMK", hd->version);
+        return px_error_set(e, PX_EAUTH, "key block: version %c is not a block under this LMK",
+                            hd->version);
     opt_str(hd, "KP", kp, sizeof kp);
     if (kp[0] != 0 && strcmp(kp + 2, h->lk.kbpk_check) != 0)
-        return px_error_set(e, PX_EAUTH, "key block: made under another LMK (key block protection key "
-                            "check %s, this LMK's is %s)", kp + 2, h->lk.kbpk_check);
-    rc = crypto_tr31_unwrap(h->lk.kbpk, sizeof h->lk.kbpk, block, n, hd, k->key, sizeof k->key, &keylen, e);
+        return px_error_set(e, PX_EAUTH,
+                            "key block: made under another LMK (key block protection key "
+                            "check %s, this LMK's is %s)",
+                            kp + 2, h->lk.kbpk_check);
+    rc = crypto_tr31_unwrap(h->lk.kbpk, sizeof h->lk.kbpk, block, n, hd, k->key, sizeof k->key,
+                            &keylen, e);
     if (rc == PX_EAUTH)
-        return px_error_set(e, PX_EAUTH, "key block: does not authenticate under this LMK (tampered, "
+        return px_error_set(e, PX_EAUTH,
+                            "key block: does not authenticate under this LMK (tampered, "
                             "or made under another LMK)");
     if (rc != PX_OK)
         return px_error_prefix(e, "key block: ");
@@ -151,7 +162,8 @@ static int key_from_block(hsm *h, const char *block, hsm_key **out, px_error *e)
     if (rc == PX_OK)
         rc = unwrap_into(h, block, k, hd, e);
     if (rc == PX_OK && k->attrs.algorithm != 'D' && k->attrs.algorithm != 'E')
-        rc = crypto_key_new(hsm_crypto_alg(k->attrs.algorithm), k->key, k->attrs.length, &k->sched, e);
+        rc = crypto_key_new(hsm_crypto_alg(k->attrs.algorithm), k->key, k->attrs.length, &k->sched,
+                            e);
     free(hd);
     if (rc != PX_OK) {
         if (k != NULL)
@@ -174,12 +186,15 @@ int hsm_key_load(hsm *h, const char *block, hsm_key **out, px_error *e)
     if ((rc = hsm_audit_ok(h, e)) != PX_OK)
         return rc;
     if (h->nloaded >= PX_HSM_KEYS_LOADED_MAX)
-        return px_error_set(e, PX_ELIMIT, "key load: %d keys already loaded", PX_HSM_KEYS_LOADED_MAX);
+        return px_error_set(e, PX_ELIMIT, "key load: %d keys already loaded",
+                            PX_HSM_KEYS_LOADED_MAX);
     if ((rc = key_from_block(h, block, &k, e)) != PX_OK) {
-        hsm_audit_event(h, "key.load", NULL, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC, NULL);
+        hsm_audit_event(h, "key.load", NULL, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_SYNC,
+                        NULL);
         return rc;
     }
-    if ((rc = hsm_audit_event(h, "key.load", k, NULL, NULL, PX_OK, k->attrs.usage, HSM_AUDIT_WRITE, e)) != PX_OK) {
+    if ((rc = hsm_audit_event(h, "key.load", k, NULL, NULL, PX_OK, k->attrs.usage, HSM_AUDIT_WRITE,
+                              e)) != PX_OK) {
         crypto_key_free(k->sched);
         OPENSSL_cleanse(k, sizeof *k);
         free(k);
@@ -203,7 +218,8 @@ int hsm_key_load_named(hsm *h, const char *label, hsm_key **out, px_error *e)
     if (e == NULL)
         e = &local;
     if (!hsm_label_is_valid(label))
-        return px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /", PX_HSM_LABEL_MAX - 1);
+        return px_error_set(e, PX_EINVAL, "key label: 1 to %d of A-Z a-z 0-9 . _ - : /",
+                            PX_HSM_LABEL_MAX - 1);
     if ((rc = hsm_store_get(h, label, block, sizeof block, e)) != PX_OK)
         return rc;
     if ((rc = hsm_key_load(h, block, out, e)) != PX_OK)
@@ -211,7 +227,8 @@ int hsm_key_load_named(hsm *h, const char *label, hsm_key **out, px_error *e)
     if (strcmp((*out)->label, label) != 0) {
         hsm_key_free(h, *out);
         *out = NULL;
-        return px_error_set(e, PX_EAUTH, "key %s: the stored block is bound to another label", label);
+        return px_error_set(e, PX_EAUTH, "key %s: the stored block is bound to another label",
+                            label);
     }
     return PX_OK;
 }
@@ -242,8 +259,8 @@ int hsm_key_check_value(hsm *h, hsm_key *k, size_t n, uint8_t *out, px_error *e)
         if (rc != PX_OK)
             return rc;
     } else {
-        return px_error_set(e, PX_EINVAL, "check value: %zu bytes of a '%c' key is not defined",
-                            n, k->attrs.algorithm);
+        return px_error_set(e, PX_EINVAL, "check value: %zu bytes of a '%c' key is not defined", n,
+                            k->attrs.algorithm);
     }
     memcpy(out, full, n);
     OPENSSL_cleanse(full, sizeof full);

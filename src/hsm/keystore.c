@@ -11,8 +11,9 @@
 
 static int need_store(hsm *h, px_error *e)
 {
-    return h->st != NULL ? PX_OK
-                         : px_error_set(e, PX_ESTATE, "named keys: this hsm was opened without a store");
+    return h->st != NULL
+               ? PX_OK
+               : px_error_set(e, PX_ESTATE, "named keys: this hsm was opened without a store");
 }
 
 int hsm_store_insert(hsm *h, const char *label, const hsm_key_attrs *a, const hsm_keyblock *kb,
@@ -47,7 +48,8 @@ int hsm_store_get(hsm *h, const char *label, char *block, size_t cap, px_error *
 {
     store_stmt *st = NULL;
     int rc = need_store(h, e);
-    if (rc != PX_OK || (rc = store_prepare(h->st, "SELECT key_block FROM hsm_key WHERE label = $1", &st, e)) != PX_OK)
+    if (rc != PX_OK || (rc = store_prepare(h->st, "SELECT key_block FROM hsm_key WHERE label = $1",
+                                           &st, e)) != PX_OK)
         return rc;
     store_bind_text(st, 1, label);
     rc = store_step(st, e);
@@ -55,7 +57,8 @@ int hsm_store_get(hsm *h, const char *label, char *block, size_t cap, px_error *
         const char *b = store_col_text(st, 0);
         rc = b != NULL && px_strlcpy(block, b, cap) == PX_OK
                  ? PX_OK
-                 : px_error_set(e, PX_EFORMAT, "key %s: stored key block is empty or too long", label);
+                 : px_error_set(e, PX_EFORMAT, "key %s: stored key block is empty or too long",
+                                label);
     } else if (rc == STORE_DONE) {
         rc = px_error_set(e, PX_ENOTFOUND, "key %s: no such key", label);
     }
@@ -67,12 +70,14 @@ int hsm_store_delete(hsm *h, const char *label, px_error *e)
 {
     store_stmt *st = NULL;
     int rc = need_store(h, e);
-    if (rc != PX_OK || (rc = store_prepare(h->st, "DELETE FROM hsm_key WHERE label = $1", &st, e)) != PX_OK)
+    if (rc != PX_OK ||
+        (rc = store_prepare(h->st, "DELETE FROM hsm_key WHERE label = $1", &st, e)) != PX_OK)
         return rc;
     store_bind_text(st, 1, label);
     rc = store_step(st, e);
     if (rc >= 0)
-        rc = store_changes(st) == 1 ? PX_OK : px_error_set(e, PX_ENOTFOUND, "key %s: no such key", label);
+        rc = store_changes(st) == 1 ? PX_OK
+                                    : px_error_set(e, PX_ENOTFOUND, "key %s: no such key", label);
     store_done(st);
     return rc;
 }
@@ -95,8 +100,9 @@ static void row_from(store_stmt *st, hsm_key_row *r)
 
 int hsm_keys_list(store *s, int (*fn)(void *ud, const hsm_key_row *row), void *ud, px_error *e)
 {
-    static const char sql[] = "SELECT label, key_usage, algorithm, mode_of_use, exportability, key_length, "
-                              "kcv, lmk_check, created_ms FROM hsm_key ORDER BY label";
+    static const char sql[] =
+        "SELECT label, key_usage, algorithm, mode_of_use, exportability, key_length, "
+        "kcv, lmk_check, created_ms FROM hsm_key ORDER BY label";
     store_stmt *st = NULL;
     hsm_key_row r;
     int rc = store_prepare(s, sql, &st, e), stop = 0;

@@ -101,7 +101,7 @@ int hsm_secret_prompt(void *ud, const char *prompt, char *out, size_t outsz)
     }
     if (tcgetattr(fd, &old) == 0) {
         quiet = old;
-        quiet.c_lflag &= (tcflag_t)~(ECHO | ECHONL);
+        quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
         echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
     }
     while (read(fd, &c, 1) == 1 && c != '\n' && c != '\r')

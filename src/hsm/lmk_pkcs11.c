@@ -122,7 +122,8 @@ static int p11_login(const hsm_config *cfg, p11 *p, px_error *e)
     if (rv != CKR_OK)
         return p11_fail(e, PX_EIO, "C_OpenSession", rv);
     p->session = 1;
-    if ((rc = hsm_secret_get(cfg, HSM_ENV_PKCS11_PIN, "Token user PIN: ", pin, sizeof pin, e)) != PX_OK)
+    if ((rc = hsm_secret_get(cfg, HSM_ENV_PKCS11_PIN, "Token user PIN: ", pin, sizeof pin, e)) !=
+        PX_OK)
         return rc;
     rv = p->f->C_Login(p->s, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
     OPENSSL_cleanse(pin, sizeof pin);
@@ -152,17 +153,22 @@ static int p11_check_lmk(p11 *p, const char *label, px_error *e)
     CK_KEY_TYPE kt = 0;
     CK_ULONG len = 0;
     CK_BBOOL sens = CK_FALSE, extr = CK_TRUE, never = CK_FALSE, sign = CK_FALSE;
-    CK_ATTRIBUTE a[] = {{CKA_KEY_TYPE, &kt, sizeof kt},       {CKA_VALUE_LEN, &len, sizeof len},
-                        {CKA_SENSITIVE, &sens, sizeof sens},  {CKA_EXTRACTABLE, &extr, sizeof extr},
-                        {CKA_NEVER_EXTRACTABLE, &never, sizeof never}, {CKA_SIGN, &sign, sizeof sign}};
+    CK_ATTRIBUTE a[] = {{CKA_KEY_TYPE, &kt, sizeof kt},
+                        {CKA_VALUE_LEN, &len, sizeof len},
+                        {CKA_SENSITIVE, &sens, sizeof sens},
+                        {CKA_EXTRACTABLE, &extr, sizeof extr},
+                        {CKA_NEVER_EXTRACTABLE, &never, sizeof never},
+                        {CKA_SIGN, &sign, sizeof sign}};
     CK_RV rv = p->f->C_GetAttributeValue(p->s, p->lmk, a, sizeof a / sizeof a[0]);
     if (rv != CKR_OK)
         return p11_fail(e, PX_EIO, "C_GetAttributeValue(LMK attributes)", rv);
     if (kt != CKK_AES || len != HSM_LMK_LEN || !sign)
-        return px_error_set(e, PX_EPERM, "pkcs11: key '%s' is not an AES-256 signing (CMAC) key", label);
+        return px_error_set(e, PX_EPERM, "pkcs11: key '%s' is not an AES-256 signing (CMAC) key",
+                            label);
     if (!sens || extr || !never)
         return px_error_set(e, PX_EPERM,
-                            "pkcs11: key '%s' is extractable or not sensitive: refused as LMK", label);
+                            "pkcs11: key '%s' is extractable or not sensitive: refused as LMK",
+                            label);
     return PX_OK;
 }
 
@@ -229,18 +235,30 @@ int hsm_lmk_pkcs11_create(const hsm_config *cfg, hsm_lmk *out, px_error *e)
     CK_KEY_TYPE kt = CKK_AES;
     CK_BBOOL t = CK_TRUE, f = CK_FALSE;
     const char *label = cfg->pkcs11_key_label;
-    CK_ATTRIBUTE tpl[] = {
-        {CKA_CLASS, &cls, sizeof cls},   {CKA_KEY_TYPE, &kt, sizeof kt},  {CKA_VALUE_LEN, &len, sizeof len},
-        {CKA_TOKEN, &t, 1},              {CKA_PRIVATE, &t, 1},            {CKA_SENSITIVE, &t, 1},
-        {CKA_EXTRACTABLE, &f, 1},        {CKA_SIGN, &t, 1},               {CKA_VERIFY, &t, 1},
-        {CKA_ENCRYPT, &f, 1},            {CKA_DECRYPT, &f, 1},            {CKA_WRAP, &f, 1},
-        {CKA_UNWRAP, &f, 1},             {CKA_DERIVE, &f, 1},             {CKA_MODIFIABLE, &f, 1},
-        {CKA_COPYABLE, &f, 1},           {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
+    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                          {CKA_KEY_TYPE, &kt, sizeof kt},
+                          {CKA_VALUE_LEN, &len, sizeof len},
+                          {CKA_TOKEN, &t, 1},
+                          {CKA_PRIVATE, &t, 1},
+                          {CKA_SENSITIVE, &t, 1},
+                          {CKA_EXTRACTABLE, &f, 1},
+                          {CKA_SIGN, &t, 1},
+                          {CKA_VERIFY, &t, 1},
+                          {CKA_ENCRYPT, &f, 1},
+                          {CKA_DECRYPT, &f, 1},
+                          {CKA_WRAP, &f, 1},
+                          {CKA_UNWRAP, &f, 1},
+                          {CKA_DERIVE, &f, 1},
+                          {CKA_MODIFIABLE, &f, 1},
+                          {CKA_COPYABLE, &f, 1},
+                          {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
     p11 *p = NULL;
     int rc = p11_start(cfg, &p, e);
     if (rc == PX_OK && (rc = p11_find_keys(p, label, found, &n, e)) == PX_OK && n > 0)
-        rc = px_error_set(e, PX_EEXIST, "pkcs11: token '%s' already holds a key labelled '%s' "
-                          "(an LMK is never overwritten)", cfg->pkcs11_token_label, label);
+        rc = px_error_set(e, PX_EEXIST,
+                          "pkcs11: token '%s' already holds a key labelled '%s' "
+                          "(an LMK is never overwritten)",
+                          cfg->pkcs11_token_label, label);
     if (rc == PX_OK) {
         CK_RV rv = p->f->C_GenerateKey(p->s, &m, tpl, sizeof tpl / sizeof tpl[0], &k);
         if (rv != CKR_OK)

@@ -68,13 +68,15 @@ static void soft_close(void *ctx)
 static int kdf_scrypt(const char *pass, const uint8_t salt[SALT_LEN], int64_t log2n, int64_t r,
                       int64_t p, uint8_t out[32], px_error *e)
 {
-    uint64_t n = (uint64_t)1 << log2n, maxmem = 2 * 128 * (uint64_t)r * (n + (uint64_t)p) + (1u << 20);
+    uint64_t n = (uint64_t)1 << log2n,
+             maxmem = 2 * 128 * (uint64_t)r * (n + (uint64_t)p) + (1u << 20);
     uint32_t r32 = (uint32_t)r, p32 = (uint32_t)p;
     OSSL_PARAM params[7];
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
     EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
     int ok;
-    params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, strlen(pass));
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass,
+                                                  strlen(pass));
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, SALT_LEN);
     params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
     params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r32);
@@ -112,7 +114,8 @@ static int take_line(const char **p, const char *end, const char *name, char *va
 {
     const char *nl = memchr(*p, '\n', (size_t)(end - *p));
     size_t nlen = strlen(name), vlen;
-    if (nl == NULL || (size_t)(nl - *p) <= nlen || strncmp(*p, name, nlen) != 0 || (*p)[nlen] != ' ')
+    if (nl == NULL || (size_t)(nl - *p) <= nlen || strncmp(*p, name, nlen) != 0 ||
+        (*p)[nlen] != ' ')
         return PX_EFORMAT;
     vlen = (size_t)(nl - *p) - nlen - 1;
     if (vlen >= cap)
@@ -174,7 +177,8 @@ static int read_small_file(const char *path, char *buf, size_t cap, size_t *len,
     if (n < 0)
         return px_error_set(e, PX_EIO, "LMK file %s: read failed", path);
     if (got >= cap)
-        return px_error_set(e, PX_ETOOBIG, "LMK file %s: larger than %d bytes", path, PX_HSM_LMK_FILE_MAX);
+        return px_error_set(e, PX_ETOOBIG, "LMK file %s: larger than %d bytes", path,
+                            PX_HSM_LMK_FILE_MAX);
     *len = got;
     return PX_OK;
 }
@@ -191,8 +195,10 @@ int hsm_lmk_soft_open(const hsm_config *cfg, hsm_lmk *out, px_error *e)
         return rc;
     memset(&f, 0, sizeof f);
     if (parse_file(text, len, &f) != PX_OK)
-        return px_error_set(e, PX_EFORMAT, "LMK file %s: not a possum LMK file (damaged?)", cfg->lmk_file);
-    if ((rc = hsm_secret_get(cfg, HSM_ENV_PASSPHRASE, "LMK passphrase: ", pass, sizeof pass, e)) != PX_OK)
+        return px_error_set(e, PX_EFORMAT, "LMK file %s: not a possum LMK file (damaged?)",
+                            cfg->lmk_file);
+    if ((rc = hsm_secret_get(cfg, HSM_ENV_PASSPHRASE, "LMK passphrase: ", pass, sizeof pass, e)) !=
+        PX_OK)
         return rc;
     rc = kdf_scrypt(pass, f.salt, f.log2n, f.r, f.p, kek, e);
     OPENSSL_cleanse(pass, sizeof pass);
@@ -224,7 +230,8 @@ static int new_passphrase(const hsm_config *cfg, char *pass, size_t cap, px_erro
     if (rc != PX_OK)
         return rc;
     if (strlen(pass) < HSM_PASSPHRASE_MIN)
-        rc = px_error_set(e, PX_EINVAL, "LMK passphrase: at least %d characters", HSM_PASSPHRASE_MIN);
+        rc = px_error_set(e, PX_EINVAL, "LMK passphrase: at least %d characters",
+                          HSM_PASSPHRASE_MIN);
     else if ((env == NULL || *env == 0) &&
              (rc = hsm_secret_get(cfg, HSM_ENV_PASSPHRASE, "Repeat LMK passphrase: ", again,
                                   sizeof again, e)) == PX_OK &&
@@ -235,21 +242,24 @@ static int new_passphrase(const hsm_config *cfg, char *pass, size_t cap, px_erro
 }
 
 /* Build the file text for the fresh LMK lmk under pass. */
-static int build_file(const hsm_config *cfg, const char *pass, const uint8_t lmk[HSM_LMK_LEN], char *text,
-                      size_t cap, size_t *len, px_error *e)
+static int build_file(const hsm_config *cfg, const char *pass, const uint8_t lmk[HSM_LMK_LEN],
+                      char *text, size_t cap, size_t *len, px_error *e)
 {
     uint8_t kek[32], salt[SALT_LEN], nonce[NONCE_LEN], ct[HSM_LMK_LEN], tag[TAG_LEN];
     char sh[2 * SALT_LEN + 1], nh[2 * NONCE_LEN + 1], ch[2 * HSM_LMK_LEN + 1], th[2 * TAG_LEN + 1];
     char check[PX_HSM_KCV_HEX_MAX];
     int n, rc;
-    if ((rc = crypto_random(salt, sizeof salt, e)) != PX_OK || (rc = crypto_random(nonce, sizeof nonce, e)) != PX_OK ||
+    if ((rc = crypto_random(salt, sizeof salt, e)) != PX_OK ||
+        (rc = crypto_random(nonce, sizeof nonce, e)) != PX_OK ||
         (rc = hsm_kcv_hex('A', lmk, HSM_LMK_LEN, check, e)) != PX_OK ||
         (rc = kdf_scrypt(pass, salt, cfg->lmk_scrypt_log2n, SCRYPT_R, SCRYPT_P, kek, e)) != PX_OK)
         goto out;
     px_hex_encode(salt, SALT_LEN, sh);
     px_hex_encode(nonce, NONCE_LEN, nh);
-    n = snprintf(text, cap, "possum-lmk 1\nkdf scrypt %d %d %d\nsalt %s\nnonce %s\ncheck %s\ncreated %lld\n",
-                 (int)cfg->lmk_scrypt_log2n, SCRYPT_R, SCRYPT_P, sh, nh, check, (long long)px_now_ms());
+    n = snprintf(text, cap,
+                 "possum-lmk 1\nkdf scrypt %d %d %d\nsalt %s\nnonce %s\ncheck %s\ncreated %lld\n",
+                 (int)cfg->lmk_scrypt_log2n, SCRYPT_R, SCRYPT_P, sh, nh, check,
+                 (long long)px_now_ms());
     if ((rc = gcm(1, kek, nonce, (const uint8_t *)text, (size_t)n, lmk, ct, tag)) != PX_OK) {
         rc = px_error_set(e, PX_ECRYPTO, "LMK file: encryption failed");
         goto out;
@@ -276,7 +286,8 @@ static int write_new_file(const char *path, const char *text, size_t len, px_err
     close(fd);
     if (rc == PX_OK && link(tmp, path) != 0)
         rc = px_error_set(e, errno == EEXIST ? PX_EEXIST : PX_EIO, "LMK file %s: %s", path,
-                          errno == EEXIST ? "already exists (an LMK is never overwritten)" : strerror(errno));
+                          errno == EEXIST ? "already exists (an LMK is never overwritten)"
+                                          : strerror(errno));
     unlink(tmp);
     return rc;
 }
@@ -289,7 +300,8 @@ int hsm_lmk_soft_create(const hsm_config *cfg, hsm_lmk *out, px_error *e)
     soft_lmk *s;
     int rc;
     if (stat(cfg->lmk_file, &st) == 0)
-        return px_error_set(e, PX_EEXIST, "LMK file %s: already exists (an LMK is never overwritten)",
+        return px_error_set(e, PX_EEXIST,
+                            "LMK file %s: already exists (an LMK is never overwritten)",
                             cfg->lmk_file);
     if ((s = calloc(1, sizeof *s)) == NULL)
         return px_error_set(e, PX_ENOMEM, "LMK: out of memory");

@@ -27,8 +27,8 @@ static const char *const *mac_usages(crypto_mac_alg alg)
 }
 
 /* Policy for a MAC with k: usage for alg, mode for need, data length bounded. */
-static int mac_allowed(hsm *h, hsm_key *k, crypto_mac_alg alg, size_t n, hsm_need need, const char *op,
-                       px_error *e)
+static int mac_allowed(hsm *h, hsm_key *k, crypto_mac_alg alg, size_t n, hsm_need need,
+                       const char *op, px_error *e)
 {
     const char *const *u = mac_usages(alg);
     int rc = hsm_audit_ok(h, e);
@@ -40,14 +40,15 @@ static int mac_allowed(hsm *h, hsm_key *k, crypto_mac_alg alg, size_t n, hsm_nee
         rc = px_error_set(e, PX_ETOOBIG, "MAC: %zu bytes is more than %d", n, PX_HSM_DATA_MAX);
     else if ((rc = hsm_policy_check(k, u, need, "MAC", e)) == PX_OK &&
              (alg == CRYPTO_MAC_AES_CMAC) != (k->attrs.algorithm == 'A'))
-        rc = px_error_set(e, PX_EPERM, "MAC: key algorithm %c does not suit this MAC", k->attrs.algorithm);
+        rc = px_error_set(e, PX_EPERM, "MAC: key algorithm %c does not suit this MAC",
+                          k->attrs.algorithm);
     if (rc == PX_EPERM)
         hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_WRITE, NULL);
     return rc;
 }
 
-int hsm_mac_generate(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, size_t n, uint8_t *mac,
-                     size_t maccap, size_t *maclen, px_error *e)
+int hsm_mac_generate(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, size_t n,
+                     uint8_t *mac, size_t maccap, size_t *maclen, px_error *e)
 {
     px_error local = {0};
     int rc;
@@ -60,8 +61,8 @@ int hsm_mac_generate(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data
     return hsm_agg(h, k, HSM_AGG_MAC_GENERATE, rc);
 }
 
-int hsm_mac_verify(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, size_t n, const uint8_t *mac,
-                   size_t maclen, px_error *e)
+int hsm_mac_verify(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, size_t n,
+                   const uint8_t *mac, size_t maclen, px_error *e)
 {
     px_error local = {0};
     int rc;
@@ -74,41 +75,46 @@ int hsm_mac_verify(hsm *h, hsm_key *k, crypto_mac_alg alg, const uint8_t *data, 
 }
 
 /* Shared body of data encryption (enc 1) and decryption (enc 0). */
-static int data_crypt(hsm *h, hsm_key *k, int enc, crypto_mode mode, const uint8_t *iv, const uint8_t *in,
-                      size_t n, uint8_t *out, px_error *e)
+static int data_crypt(hsm *h, hsm_key *k, int enc, crypto_mode mode, const uint8_t *iv,
+                      const uint8_t *in, size_t n, uint8_t *out, px_error *e)
 {
     const char *op = enc ? "data.encrypt" : "data.decrypt";
     int rc = hsm_audit_ok(h, e);
     if (rc != PX_OK)
         return rc;
-    if ((rc = hsm_policy_check(k, data_usages, enc ? HSM_NEED_ENCRYPT : HSM_NEED_DECRYPT, "data", e)) == PX_OK &&
+    if ((rc = hsm_policy_check(k, data_usages, enc ? HSM_NEED_ENCRYPT : HSM_NEED_DECRYPT, "data",
+                               e)) == PX_OK &&
         k->sched == NULL)
         rc = px_error_set(e, PX_EPERM, "data: a single-DES key may not encrypt data");
     if (rc != PX_OK) {
         hsm_audit_event(h, op, k, NULL, NULL, rc, px_error_text(e), HSM_AUDIT_WRITE, NULL);
         return rc;
     }
-    if (n > PX_HSM_DATA_MAX || n % crypto_key_block_size(k->sched) != 0 || (mode == CRYPTO_CBC && iv == NULL))
-        rc = px_error_set(e, PX_EINVAL, "data: %zu bytes must be whole blocks (at most %d), CBC needs an IV", n,
+    if (n > PX_HSM_DATA_MAX || n % crypto_key_block_size(k->sched) != 0 ||
+        (mode == CRYPTO_CBC && iv == NULL))
+        rc = px_error_set(e, PX_EINVAL,
+                          "data: %zu bytes must be whole blocks (at most %d), CBC needs an IV", n,
                           PX_HSM_DATA_MAX);
     else if (mode == CRYPTO_ECB)
-        rc = enc ? crypto_key_ecb_encrypt(k->sched, in, n, out) : crypto_key_ecb_decrypt(k->sched, in, n, out);
+        rc = enc ? crypto_key_ecb_encrypt(k->sched, in, n, out)
+                 : crypto_key_ecb_decrypt(k->sched, in, n, out);
     else if (mode == CRYPTO_CBC)
-        rc = enc ? crypto_key_cbc_encrypt(k->sched, iv, in, n, out) : crypto_key_cbc_decrypt(k->sched, iv, in, n, out);
+        rc = enc ? crypto_key_cbc_encrypt(k->sched, iv, in, n, out)
+                 : crypto_key_cbc_decrypt(k->sched, iv, in, n, out);
     else
         rc = px_error_set(e, PX_EINVAL, "data: mode must be ECB or CBC");
     return hsm_agg(h, k, enc ? HSM_AGG_DATA_ENCRYPT : HSM_AGG_DATA_DECRYPT, rc);
 }
 
-int hsm_data_encrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in, size_t n,
-                     uint8_t *out, px_error *e)
+int hsm_data_encrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in,
+                     size_t n, uint8_t *out, px_error *e)
 {
     px_error local = {0};
     return data_crypt(h, k, 1, mode, iv, in, n, out, e ? e : &local);
 }
 
-int hsm_data_decrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in, size_t n,
-                     uint8_t *out, px_error *e)
+int hsm_data_decrypt(hsm *h, hsm_key *k, crypto_mode mode, const uint8_t *iv, const uint8_t *in,
+                     size_t n, uint8_t *out, px_error *e)
 {
     px_error local = {0};
     return data_crypt(h, k, 0, mode, iv, in, n, out, e ? e : &local);

@@ -17,27 +17,27 @@ typedef struct usage_rule {
 } usage_rule;
 
 static const usage_rule rules[] = {
-    {"B0", "XN", "TA"},         /* base derivation key (DUKPT) */
-    {"B1", "XN", "TA"},         /* initial DUKPT key */
-    {"C0", "CGVN", "T"},        /* card verification key */
-    {"D0", "BDEN", "TA"},       /* symmetric data encryption (TDK, DWK) */
-    {"E0", "BCDEGVXN", "TA"},   /* EMV / chip card master keys: application cryptograms */
-    {"E1", "BCDEGVXN", "TA"},   /* ... secure messaging for confidentiality */
-    {"E2", "BCDEGVXN", "TAD"},  /* ... secure messaging for integrity */
-    {"E3", "BCDEGVXN", "TA"},   /* ... data authentication code */
-    {"E4", "BCDEGVXN", "TA"},   /* ... dynamic numbers */
-    {"E5", "BCDEGVXN", "TA"},   /* ... card personalisation */
-    {"E6", "BCDEGVXN", "TAD"},  /* ... other (PBOC purse load and purchase keys) */
-    {"K0", "BDEXN", "TA"},      /* key encryption key (TMK, TK, ZMK; X: a DMK master) */
-    {"K1", "BDEXN", "TA"},      /* TR-31 key block protection key */
-    {"K3", "DN", "E"},          /* key agreement / wrapping key pair (ECDH P-256, private) */
-    {"M0", "CGVN", "T"},        /* ISO 16609 MAC algorithm 1 (TDES) */
-    {"M1", "CGVN", "TD"},       /* ISO 9797-1 MAC algorithm 1 */
-    {"M3", "CGVN", "T"},        /* ISO 9797-1 MAC algorithm 3 (X9.19 retail MAC) */
-    {"M6", "CGVN", "TA"},       /* ISO 9797-1:2011 MAC algorithm 5 (CMAC) */
-    {"P0", "BDEN", "TA"},       /* PIN encryption (PIK/TPK, ZPK) */
-    {"V1", "CGVN", "T"},        /* PIN verification, IBM 3624 */
-    {"V2", "CGVN", "T"},        /* PIN verification, Visa PVV */
+    {"B0", "XN", "TA"},        /* base derivation key (DUKPT) */
+    {"B1", "XN", "TA"},        /* initial DUKPT key */
+    {"C0", "CGVN", "T"},       /* card verification key */
+    {"D0", "BDEN", "TA"},      /* symmetric data encryption (TDK, DWK) */
+    {"E0", "BCDEGVXN", "TA"},  /* EMV / chip card master keys: application cryptograms */
+    {"E1", "BCDEGVXN", "TA"},  /* ... secure messaging for confidentiality */
+    {"E2", "BCDEGVXN", "TAD"}, /* ... secure messaging for integrity */
+    {"E3", "BCDEGVXN", "TA"},  /* ... data authentication code */
+    {"E4", "BCDEGVXN", "TA"},  /* ... dynamic numbers */
+    {"E5", "BCDEGVXN", "TA"},  /* ... card personalisation */
+    {"E6", "BCDEGVXN", "TAD"}, /* ... other (PBOC purse load and purchase keys) */
+    {"K0", "BDEXN", "TA"},     /* key encryption key (TMK, TK, ZMK; X: a DMK master) */
+    {"K1", "BDEXN", "TA"},     /* TR-31 key block protection key */
+    {"K3", "DN", "E"},         /* key agreement / wrapping key pair (ECDH P-256, private) */
+    {"M0", "CGVN", "T"},       /* ISO 16609 MAC algorithm 1 (TDES) */
+    {"M1", "CGVN", "TD"},      /* ISO 9797-1 MAC algorithm 1 */
+    {"M3", "CGVN", "T"},       /* ISO 9797-1 MAC algorithm 3 (X9.19 retail MAC) */
+    {"M6", "CGVN", "TA"},      /* ISO 9797-1:2011 MAC algorithm 5 (CMAC) */
+    {"P0", "BDEN", "TA"},      /* PIN encryption (PIK/TPK, ZPK) */
+    {"V1", "CGVN", "T"},       /* PIN verification, IBM 3624 */
+    {"V2", "CGVN", "T"},       /* PIN verification, Visa PVV */
     {NULL, NULL, NULL}};
 
 static const usage_rule *find_rule(const char *usage)
@@ -50,8 +50,10 @@ static const usage_rule *find_rule(const char *usage)
 
 crypto_alg hsm_crypto_alg(char algorithm)
 {
-    return algorithm == 'T' ? CRYPTO_TDES : algorithm == 'A' ? CRYPTO_AES
-                                          : algorithm == 'D' ? CRYPTO_DES : (crypto_alg)0;
+    return algorithm == 'T'   ? CRYPTO_TDES
+           : algorithm == 'A' ? CRYPTO_AES
+           : algorithm == 'D' ? CRYPTO_DES
+                              : (crypto_alg)0;
 }
 
 int hsm_attrs_check(const hsm_key_attrs *a, px_error *e)
@@ -59,17 +61,20 @@ int hsm_attrs_check(const hsm_key_attrs *a, px_error *e)
     const usage_rule *r = find_rule(a->usage);
     crypto_alg alg = hsm_crypto_alg(a->algorithm);
     if (r == NULL)
-        return px_error_set(e, PX_EUNSUPPORTED, "key usage '%.2s' is not one this HSM manages", a->usage);
+        return px_error_set(e, PX_EUNSUPPORTED, "key usage '%.2s' is not one this HSM manages",
+                            a->usage);
     if (a->algorithm == 0 || strchr(r->algs, a->algorithm) == NULL)
         return px_error_set(e, PX_EINVAL, "key usage %s: algorithm '%c' not allowed (allowed: %s)",
                             r->usage, a->algorithm ? a->algorithm : '?', r->algs);
     if (a->mode == 0 || strchr(r->modes, a->mode) == NULL)
-        return px_error_set(e, PX_EINVAL, "key usage %s: mode of use '%c' not allowed (allowed: %s)",
-                            r->usage, a->mode ? a->mode : '?', r->modes);
+        return px_error_set(e, PX_EINVAL,
+                            "key usage %s: mode of use '%c' not allowed (allowed: %s)", r->usage,
+                            a->mode ? a->mode : '?', r->modes);
     if (a->exportability == 0 || strchr("ENS", a->exportability) == NULL)
         return px_error_set(e, PX_EINVAL, "exportability must be E, N or S");
-    if (a->algorithm == 'E' ? a->length != 32
-                            : !crypto_key_len_is_valid(alg, a->length) || (alg == CRYPTO_TDES && a->length == 8))
+    if (a->algorithm == 'E'
+            ? a->length != 32
+            : !crypto_key_len_is_valid(alg, a->length) || (alg == CRYPTO_TDES && a->length == 8))
         return px_error_set(e, PX_EINVAL, "key length %zu is not valid for algorithm '%c'",
                             a->length, a->algorithm);
     return PX_OK;
@@ -90,20 +95,21 @@ static int mode_permits(char m, hsm_need need)
 
 static const char *need_name(hsm_need need)
 {
-    static const char *const names[] = {"", "encrypt", "decrypt", "generate", "verify", "derive keys"};
+    static const char *const names[] = {"",         "encrypt", "decrypt",
+                                        "generate", "verify",  "derive keys"};
     return names[need];
 }
 
-int hsm_policy_check(const hsm_key *k, const char *const *usages, hsm_need need,
-                     const char *role, px_error *e)
+int hsm_policy_check(const hsm_key *k, const char *const *usages, hsm_need need, const char *role,
+                     px_error *e)
 {
     const char *label = k->label[0] ? k->label : "(unnamed)";
     int ok = 0;
     for (size_t i = 0; usages[i] != NULL && !ok; i++)
         ok = strcmp(usages[i], k->attrs.usage) == 0;
     if (!ok)
-        return px_error_set(e, PX_EPERM, "%s key %s (KCV %s) has usage %s: not allowed here",
-                            role, label, k->kcv, k->attrs.usage);
+        return px_error_set(e, PX_EPERM, "%s key %s (KCV %s) has usage %s: not allowed here", role,
+                            label, k->kcv, k->attrs.usage);
     if (!mode_permits(k->attrs.mode, need))
         return px_error_set(e, PX_EPERM, "%s key %s (KCV %s) has mode of use %c: it may not %s",
                             role, label, k->kcv, k->attrs.mode, need_name(need));

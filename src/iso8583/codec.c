@@ -117,13 +117,15 @@ static int read_length(rd *r, const iso8583_field_spec *s, int f, size_t *count,
     size_t need = s->len_enc == ISO8583_ENC_ASCII ? (lll ? 3u : 2u) : (lll ? 2u : 1u);
     size_t v = 0;
     if (rd_left(r) < need)
-        return px_error_set(e, PX_EFORMAT, "field %d: length prefix needs %zu byte%s, %zu "
-                            "remain", f, need, need == 1 ? "" : "s", rd_left(r));
+        return px_error_set(e, PX_EFORMAT,
+                            "field %d: length prefix needs %zu byte%s, %zu "
+                            "remain",
+                            f, need, need == 1 ? "" : "s", rd_left(r));
     if (s->len_enc == ISO8583_ENC_ASCII) {
         for (size_t i = 0; i < need; i++) {
             if (!(iso8583_cls[p[i]] & ISO_C_N))
-                return px_error_set(e, PX_EFORMAT, "field %d: length prefix is not %zu digits",
-                                    f, need);
+                return px_error_set(e, PX_EFORMAT, "field %d: length prefix is not %zu digits", f,
+                                    need);
             v = v * 10 + (size_t)(p[i] - '0');
         }
     } else if (s->len_enc == ISO8583_ENC_BCD) {
@@ -144,14 +146,14 @@ static int read_length(rd *r, const iso8583_field_spec *s, int f, size_t *count,
     return PX_OK;
 }
 
-static int short_field(int f, const iso8583_field_spec *s, size_t count, size_t left,
-                       px_error *e)
+static int short_field(int f, const iso8583_field_spec *s, size_t count, size_t left, px_error *e)
 {
     if (s->data_enc == ISO8583_ENC_BCD)
-        return px_error_set(e, PX_EFORMAT, "field %d: expected %zu digits (%zu bytes), %zu bytes "
-                            "remain", f, count, (count + 1) / 2, left);
-    return px_error_set(e, PX_EFORMAT, "field %d: expected %zu bytes, %zu remain", f, count,
-                        left);
+        return px_error_set(e, PX_EFORMAT,
+                            "field %d: expected %zu digits (%zu bytes), %zu bytes "
+                            "remain",
+                            f, count, (count + 1) / 2, left);
+    return px_error_set(e, PX_EFORMAT, "field %d: expected %zu bytes, %zu remain", f, count, left);
 }
 
 static int bad_char(int f, const iso8583_field_spec *s, size_t bad, px_error *e)
@@ -172,8 +174,10 @@ static int unpack_field(rd *r, const iso8583_dialect *d, int f, iso8583_msg *m, 
     uint8_t *dst;
     int rc, check = 1;
     if (s->type == ISO8583_T_UNDEF || f > d->max_field)
-        return px_error_set(e, PX_EFORMAT, "field %d: present in bitmap but not defined in "
-                            "dialect %s", f, d->name);
+        return px_error_set(e, PX_EFORMAT,
+                            "field %d: present in bitmap but not defined in "
+                            "dialect %s",
+                            f, d->name);
     if (s->len_kind != ISO8583_FIXED && (rc = read_length(r, s, f, &count, e)) != PX_OK)
         return rc;
     wire = wire_bytes(s, count);
@@ -257,8 +261,10 @@ static int read_bitmaps(rd *r, const iso8583_dialect *d, uint64_t bm[2], px_erro
     if (!(bm[0] & ISO_TOP_BIT))
         return PX_OK;
     if (d->max_field <= 64)
-        return px_error_set(e, PX_EFORMAT, "bitmap: field 1 (secondary bitmap) set, but dialect "
-                            "%s has fields 2-64 only", d->name);
+        return px_error_set(e, PX_EFORMAT,
+                            "bitmap: field 1 (secondary bitmap) set, but dialect "
+                            "%s has fields 2-64 only",
+                            d->name);
     return read_bitmap_word(r, d, "secondary", &bm[1], e);
 }
 
@@ -279,8 +285,8 @@ static int read_framing(rd *r, const iso8583_dialect *d, iso8583_msg *m, px_erro
     return PX_OK;
 }
 
-int iso8583_unpack(const iso8583_dialect *d, const uint8_t *buf, size_t len,
-                   iso8583_msg *out, px_error *e)
+int iso8583_unpack(const iso8583_dialect *d, const uint8_t *buf, size_t len, iso8583_msg *out,
+                   px_error *e)
 {
     rd r = {buf, len, 0};
     uint64_t bm[2];
@@ -481,8 +487,8 @@ int iso8583_pack(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out, s
     return PX_OK;
 }
 
-int iso8583_pack_framed(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out,
-                        size_t cap, size_t *outlen, px_error *e)
+int iso8583_pack_framed(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out, size_t cap,
+                        size_t *outlen, px_error *e)
 {
     size_t k = d->frame_len_bytes, n = 0;
     int rc;
@@ -491,8 +497,7 @@ int iso8583_pack_framed(const iso8583_dialect *d, const iso8583_msg *m, uint8_t 
     if ((rc = iso8583_pack(d, m, out + k, cap - k, &n, e)) != PX_OK)
         return rc;
     if (PX_BUG(k > 4) || (k > 0 && (uint64_t)n >> (8 * k) != 0))
-        return px_error_set(e, PX_ETOOBIG, "message: %zu bytes do not fit a %zu-byte length", n,
-                            k);
+        return px_error_set(e, PX_ETOOBIG, "message: %zu bytes do not fit a %zu-byte length", n, k);
     for (size_t i = 0; i < k; i++)
         out[i] = (uint8_t)(n >> (8 * (k - 1 - i)));
     if (outlen != NULL)

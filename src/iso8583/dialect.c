@@ -97,8 +97,8 @@ int iso8583_dialect_check(const iso8583_dialect *d, px_error *e)
         if (s->type == ISO8583_T_UNDEF)
             continue;
         if (f > d->max_field)
-            return px_error_set(e, PX_ECONFIG, "dialect %s: field %d: beyond max_field %u",
-                                d->name, f, (unsigned)d->max_field);
+            return px_error_set(e, PX_ECONFIG, "dialect %s: field %d: beyond max_field %u", d->name,
+                                f, (unsigned)d->max_field);
         if ((why = check_field(s)) != NULL)
             return px_error_set(e, PX_ECONFIG, "dialect %s: field %d: %s", d->name, f, why);
     }

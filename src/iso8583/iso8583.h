@@ -56,16 +56,16 @@ typedef enum iso8583_sensitivity {
 
 /* One data element. Lengths count digits for BCD-encoded n/z, characters or bytes otherwise. */
 typedef struct iso8583_field_spec {
-    const char *name;  /* NULL when the field is not defined (type ISO8583_T_UNDEF) */
-    uint8_t type;      /* iso8583_type */
-    uint8_t len_kind;  /* iso8583_len_kind */
-    uint8_t len_enc;   /* iso8583_enc of the LL/LLL prefix */
-    uint8_t data_enc;  /* iso8583_enc of the value */
-    uint8_t align;     /* iso8583_align, for an odd number of BCD digits */
-    uint8_t pad;       /* pad nibble written (0x0 or 0xF); unpack accepts either */
-    uint8_t sens;      /* iso8583_sensitivity */
-    uint8_t flags;     /* ISO8583_F_* */
-    uint16_t max_len;  /* the length of a fixed field, the maximum of a variable one */
+    const char *name; /* NULL when the field is not defined (type ISO8583_T_UNDEF) */
+    uint8_t type;     /* iso8583_type */
+    uint8_t len_kind; /* iso8583_len_kind */
+    uint8_t len_enc;  /* iso8583_enc of the LL/LLL prefix */
+    uint8_t data_enc; /* iso8583_enc of the value */
+    uint8_t align;    /* iso8583_align, for an odd number of BCD digits */
+    uint8_t pad;      /* pad nibble written (0x0 or 0xF); unpack accepts either */
+    uint8_t sens;     /* iso8583_sensitivity */
+    uint8_t flags;    /* ISO8583_F_* */
+    uint16_t max_len; /* the length of a fixed field, the maximum of a variable one */
 } iso8583_field_spec;
 
 /* A dialect: framing plus the table of fields. Message layout on the wire, after the
@@ -107,12 +107,12 @@ typedef struct iso8583_msg {
     uint8_t header_len;
     uint8_t tpdu[PX_ISO_TPDU_MAX];
     uint8_t header[PX_ISO_HEADER_MAX];
-    uint64_t present[2];            /* fields 1-64, 65-128; bit 63 of [0] is field 1 */
-    uint64_t wire_bitmap[2];        /* as unpack read it (0 if not read); set/clear zero it */
-    uint16_t used;                  /* bytes of data in use */
+    uint64_t present[2];     /* fields 1-64, 65-128; bit 63 of [0] is field 1 */
+    uint64_t wire_bitmap[2]; /* as unpack read it (0 if not read); set/clear zero it */
+    uint16_t used;           /* bytes of data in use */
     uint16_t off[PX_ISO_FIELDS + 1];
     uint16_t len[PX_ISO_FIELDS + 1];
-    uint8_t data[PX_ISO_DATA_MAX];  /* values, each followed by a NUL */
+    uint8_t data[PX_ISO_DATA_MAX]; /* values, each followed by a NUL */
 } iso8583_msg;
 
 /* Start an empty message for dialect d (cheap: touches only the header of the struct). */
@@ -147,8 +147,8 @@ int iso8583_next_field(const iso8583_msg *m, int after); /* next present > after
  * failure e names the part ("MTI", "bitmap", "field 4") and the reason; out->mti_valid
  * tells whether the MTI (and so the TPDU and header before it) could still be read, and
  * the fields before the bad one remain readable for diagnostics. */
-int iso8583_unpack(const iso8583_dialect *d, const uint8_t *buf, size_t len,
-                   iso8583_msg *out, px_error *e);
+int iso8583_unpack(const iso8583_dialect *d, const uint8_t *buf, size_t len, iso8583_msg *out,
+                   px_error *e);
 
 /* Write m in dialect d's layout, without the frame length. If m was built for another
  * dialect its values are checked again against d. PX_ETOOBIG if cap is too small. */
@@ -157,15 +157,15 @@ int iso8583_pack(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out, s
 
 /* Same, preceded by the dialect's binary big-endian frame length (2 bytes for both
  * built-in dialects); *outlen counts the prefix too. */
-int iso8583_pack_framed(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out,
-                        size_t cap, size_t *outlen, px_error *e);
+int iso8583_pack_framed(const iso8583_dialect *d, const iso8583_msg *m, uint8_t *out, size_t cap,
+                        size_t *outlen, px_error *e);
 
 /* The bytes a MAC covers in a packed message (from pack, or accepted by unpack) whose last
  * field is the MAC (64, or 128 with a secondary bitmap): from the MTI up to the MAC field,
  * excluding TPDU and header (UnionPay POS: "MTI through field 63"). The 8 MAC bytes are at
  * packed + *off + *n. Pack with a zero MAC, compute it over the span, write it there. */
-int iso8583_mac_span(const iso8583_dialect *d, const uint8_t *packed, size_t len,
-                     size_t *off, size_t *n, px_error *e);
+int iso8583_mac_span(const iso8583_dialect *d, const uint8_t *packed, size_t len, size_t *off,
+                     size_t *n, px_error *e);
 
 /* The response MTI of a request or advice: function digit + 1 (0200 -> 0210,
  * 0800 -> 0810, 0420 -> 0430), and a repeat's origin made plain (0421 -> 0430).

@@ -29,34 +29,24 @@ static uint8_t class_bit(const iso8583_field_spec *s)
 {
     switch (s->type) {
     case ISO8583_T_N:
-    case ISO8583_T_XN:
-        return ISO_C_N;
-    case ISO8583_T_AN:
-        return ISO_C_AN;
-    case ISO8583_T_ANS:
-        return (s->flags & ISO8583_F_8BIT) ? ISO_C_ANS8 : ISO_C_ANS;
-    case ISO8583_T_Z:
-        return ISO_C_Z;
-    default:
-        return 0;
+    case ISO8583_T_XN: return ISO_C_N;
+    case ISO8583_T_AN: return ISO_C_AN;
+    case ISO8583_T_ANS: return (s->flags & ISO8583_F_8BIT) ? ISO_C_ANS8 : ISO_C_ANS;
+    case ISO8583_T_Z: return ISO_C_Z;
+    default: return 0;
     }
 }
 
 const char *iso_class_name(const iso8583_field_spec *s)
 {
     switch (s->type) {
-    case ISO8583_T_N:
-        return "a digit";
-    case ISO8583_T_XN:
-        return "a digit after the C/D sign";
-    case ISO8583_T_AN:
-        return "alphanumeric or space";
+    case ISO8583_T_N: return "a digit";
+    case ISO8583_T_XN: return "a digit after the C/D sign";
+    case ISO8583_T_AN: return "alphanumeric or space";
     case ISO8583_T_ANS:
         return (s->flags & ISO8583_F_8BIT) ? "printable or 8-bit text" : "printable ASCII";
-    case ISO8583_T_Z:
-        return "a digit or '='";
-    default:
-        return "valid";
+    case ISO8583_T_Z: return "a digit or '='";
+    default: return "valid";
     }
 }
 

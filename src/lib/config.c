@@ -51,8 +51,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
     }
     if (strlen(section) >= PX_CONFIG_NAME_MAX || strlen(key) >= PX_CONFIG_NAME_MAX ||
         strlen(value) >= PX_CONFIG_VALUE_MAX) {
-        px_error_set(c->err, PX_ETOOBIG, "%s:%d: [%.32s] %.32s: name or value too long",
-                     c->path, c->line, section, key);
+        px_error_set(c->err, PX_ETOOBIG, "%s:%d: [%.32s] %.32s: name or value too long", c->path,
+                     c->line, section, key);
         return 0;
     }
     for (size_t i = 0; i < c->n; i++)
@@ -127,8 +127,8 @@ static int config_parse(px_config *c, ini_reader reader, void *stream, px_error 
     if (c->err->code != 0)
         return c->err->code;
     if (rc > 0)
-        return px_error_set(e, PX_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)",
-                            c->path, rc);
+        return px_error_set(e, PX_ECONFIG,
+                            "%s:%d: syntax error (expected [section] or key = value)", c->path, rc);
     if (rc < 0)
         return px_error_set(e, PX_EIO, "%s: cannot read", c->path);
     return PX_OK;
@@ -249,13 +249,9 @@ static int set_field(const px_config_field *f, const char *v, void *out, const c
         return PX_OK;
     case PX_CFG_INT:
         switch (px_parse_i64(v, f->min, f->max, &i64)) {
-        case PX_OK:
-            memcpy(p, &i64, sizeof i64);
-            return PX_OK;
-        case PX_ERANGE:
-            return *why = "number out of range", PX_ERANGE;
-        default:
-            return *why = "expected a whole number", PX_ECONFIG;
+        case PX_OK: memcpy(p, &i64, sizeof i64); return PX_OK;
+        case PX_ERANGE: return *why = "number out of range", PX_ERANGE;
+        default: return *why = "expected a whole number", PX_ECONFIG;
         }
     case PX_CFG_BOOL:
         if (px_parse_bool(v, &b) != PX_OK)
@@ -273,8 +269,8 @@ static int set_field(const px_config_field *f, const char *v, void *out, const c
     return *why = "unknown field type", PX_EINTERNAL;
 }
 
-int px_config_bind(px_config *c, const char *section, const px_config_field *fields,
-                   size_t nfields, void *out, px_error *e)
+int px_config_bind(px_config *c, const char *section, const px_config_field *fields, size_t nfields,
+                   void *out, px_error *e)
 {
     for (size_t i = 0; i < nfields; i++) {
         const px_config_field *f = &fields[i];
@@ -291,19 +287,22 @@ int px_config_bind(px_config *c, const char *section, const px_config_field *fie
         rc = set_field(f, v, out, &why);
         if (rc != PX_OK) {
             if (ent == NULL)
-                return px_error_set(e, PX_EINTERNAL, "[%s] %s: bad default: %s", section, f->key, why);
+                return px_error_set(e, PX_EINTERNAL, "[%s] %s: bad default: %s", section, f->key,
+                                    why);
             if (f->type == PX_CFG_ENUM) {
                 char list[256] = "";
                 size_t o = 0;
                 for (int k = 0; f->choices[k] && o < sizeof list - 1; k++)
-                    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "", f->choices[k]);
+                    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "",
+                                          f->choices[k]);
                 return px_error_set(e, rc, "%s:%d: [%s] %s: '%s' %s (%s)", c->path, ent->line,
                                     section, f->key, ent->value, why, list);
             }
             if (f->type == PX_CFG_INT)
                 return px_error_set(e, rc, "%s:%d: [%s] %s: %s (%lld..%lld)", c->path, ent->line,
                                     section, f->key, why, (long long)f->min, (long long)f->max);
-            return px_error_set(e, rc, "%s:%d: [%s] %s: %s", c->path, ent->line, section, f->key, why);
+            return px_error_set(e, rc, "%s:%d: [%s] %s: %s", c->path, ent->line, section, f->key,
+                                why);
         }
         if (ent != NULL)
             ent->used = 1;

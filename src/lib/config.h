@@ -13,22 +13,22 @@
 typedef struct px_config px_config;
 
 typedef enum px_config_type {
-    PX_CFG_STRING,    /* char[size] at offset */
-    PX_CFG_INT,       /* int64_t at offset, within [min, max] */
-    PX_CFG_BOOL,      /* int at offset: 0 or 1 */
-    PX_CFG_HOSTPORT,  /* char[size] at offset, checked as host:port */
-    PX_CFG_ENUM       /* int at offset: index into choices (NULL-terminated) */
+    PX_CFG_STRING,   /* char[size] at offset */
+    PX_CFG_INT,      /* int64_t at offset, within [min, max] */
+    PX_CFG_BOOL,     /* int at offset: 0 or 1 */
+    PX_CFG_HOSTPORT, /* char[size] at offset, checked as host:port */
+    PX_CFG_ENUM      /* int at offset: index into choices (NULL-terminated) */
 } px_config_type;
 
 typedef struct px_config_field {
     const char *key;
     px_config_type type;
-    size_t offset;               /* offsetof(struct, member) */
-    size_t size;                 /* for strings: sizeof member */
-    int64_t min, max;            /* for integers */
-    const char *def;             /* default as text, NULL = none */
-    int required;                /* 1: error when absent and no default */
-    const char *const *choices;  /* for enums */
+    size_t offset;              /* offsetof(struct, member) */
+    size_t size;                /* for strings: sizeof member */
+    int64_t min, max;           /* for integers */
+    const char *def;            /* default as text, NULL = none */
+    int required;               /* 1: error when absent and no default */
+    const char *const *choices; /* for enums */
 } px_config_field;
 
 /* clang-format off */
@@ -54,8 +54,8 @@ const char *px_config_get(px_config *c, const char *section, const char *key);
 int px_config_line(const px_config *c, const char *section, const char *key);
 
 /* Fill out from [section] per fields (defaults first). Marks keys used. */
-int px_config_bind(px_config *c, const char *section, const px_config_field *fields,
-                   size_t nfields, void *out, px_error *e);
+int px_config_bind(px_config *c, const char *section, const px_config_field *fields, size_t nfields,
+                   void *out, px_error *e);
 
 /* After every module has bound its sections: the first key nobody used is an error
  * ("unknown key"), so typos never pass silently. Sections in `ignore` are skipped. */

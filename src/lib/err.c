@@ -5,12 +5,27 @@
 #include <string.h>
 
 static const char *const px_err_text[PX_ERR_COUNT_] = {
-    "ok", "out of memory", "invalid argument", "value out of range",
-    "larger than the limit", "format error", "I/O error", "not found",
-    "already exists", "cryptographic failure", "not permitted", "timed out",
-    "conflicts with stored data", "database error", "network error",
-    "not allowed in this state", "authentication failed", "configuration error",
-    "limit reached", "not supported", "internal error",
+    "ok",
+    "out of memory",
+    "invalid argument",
+    "value out of range",
+    "larger than the limit",
+    "format error",
+    "I/O error",
+    "not found",
+    "already exists",
+    "cryptographic failure",
+    "not permitted",
+    "timed out",
+    "conflicts with stored data",
+    "database error",
+    "network error",
+    "not allowed in this state",
+    "authentication failed",
+    "configuration error",
+    "limit reached",
+    "not supported",
+    "internal error",
 };
 
 const char *px_strerror(int code)

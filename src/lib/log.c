@@ -58,8 +58,14 @@ static size_t run_length(const char *s, int (*cls)(int))
     return n;
 }
 
-static int is_digit_cls(int c) { return c >= '0' && c <= '9'; }
-static int is_hex_cls(int c) { return isxdigit(c); }
+static int is_digit_cls(int c)
+{
+    return c >= '0' && c <= '9';
+}
+static int is_hex_cls(int c)
+{
+    return isxdigit(c);
+}
 
 /* Append src[0..n) to out at *o, bounded. */
 static void put(char *out, size_t outsz, size_t *o, const char *src, size_t n)

@@ -32,8 +32,8 @@ void px_log(px_log_level level, const char *module, const char *fmt, ...)
 void px_log_redact(const char *in, char *out, size_t outsz);
 
 #define px_debug(mod, ...) px_log(PX_LOG_DEBUG, mod, __VA_ARGS__)
-#define px_info(mod, ...)  px_log(PX_LOG_INFO, mod, __VA_ARGS__)
-#define px_warn(mod, ...)  px_log(PX_LOG_WARN, mod, __VA_ARGS__)
+#define px_info(mod, ...) px_log(PX_LOG_INFO, mod, __VA_ARGS__)
+#define px_warn(mod, ...) px_log(PX_LOG_WARN, mod, __VA_ARGS__)
 #define px_errorlog(mod, ...) px_log(PX_LOG_ERROR, mod, __VA_ARGS__)
 
 #endif

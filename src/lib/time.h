@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t px_now_ms(void);   /* milliseconds since the Unix epoch, UTC */
-int64_t px_mono_ms(void);  /* monotonic milliseconds, for timeouts and latency */
-int64_t px_mono_ns(void);  /* monotonic nanoseconds, for benchmarks */
+int64_t px_now_ms(void);  /* milliseconds since the Unix epoch, UTC */
+int64_t px_mono_ms(void); /* monotonic milliseconds, for timeouts and latency */
+int64_t px_mono_ns(void); /* monotonic nanoseconds, for benchmarks */
 
 /* "2026-11-22T10:15:30.123Z" into out (size >= 25). */
 void px_time_iso8601(int64_t ms, char *out, size_t outsz);

@@ -96,12 +96,9 @@ static int ssl_wait(net_client *c, int r, int64_t deadline, const char *what, px
     char why[160];
     long verify;
     switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        return wait_fd(c->fd, POLLIN, deadline, e);
-    case SSL_ERROR_WANT_WRITE:
-        return wait_fd(c->fd, POLLOUT, deadline, e);
-    case SSL_ERROR_ZERO_RETURN:
-        return px_error_set(e, PX_ENET, "net: peer closed the connection");
+    case SSL_ERROR_WANT_READ: return wait_fd(c->fd, POLLIN, deadline, e);
+    case SSL_ERROR_WANT_WRITE: return wait_fd(c->fd, POLLOUT, deadline, e);
+    case SSL_ERROR_ZERO_RETURN: return px_error_set(e, PX_ENET, "net: peer closed the connection");
     default:
         verify = SSL_get_verify_result(c->ssl);
         net_tls_last_error(why, sizeof why);
@@ -231,8 +228,8 @@ static int read_exact(net_client *c, uint8_t *p, size_t len, int64_t deadline, p
     return PX_OK;
 }
 
-int net_client_recv_raw(net_client *c, uint8_t *buf, size_t cap, size_t *len,
-                        int64_t timeout_ms, px_error *e)
+int net_client_recv_raw(net_client *c, uint8_t *buf, size_t cap, size_t *len, int64_t timeout_ms,
+                        px_error *e)
 {
     *len = 0;
     if (cap == 0)
@@ -264,8 +261,8 @@ int net_client_send_frame(net_client *c, const void *data, size_t len, px_error 
     return rc;
 }
 
-int net_client_recv_frame(net_client *c, uint8_t *buf, size_t cap, size_t *len,
-                          int64_t timeout_ms, px_error *e)
+int net_client_recv_frame(net_client *c, uint8_t *buf, size_t cap, size_t *len, int64_t timeout_ms,
+                          px_error *e)
 {
     int64_t deadline = px_mono_ms() + timeout_ms;
     uint8_t hdr[2];

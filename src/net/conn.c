@@ -30,14 +30,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void tls_refused(net_conn *c, int timed_out);
 
-net_metric *net_server_metric(net_server *s, net_metric **slot, const char *name,
-                              const char *help, const char *extra_labels, int gauge)
+net_metric *net_server_metric(net_server *s, net_metric **slot, const char *name, const char *help,
+                              const char *extra_labels, int gauge)
 {
     char labels[160];
     if (*slot != NULL)
         return *slot;
-    snprintf(labels, sizeof labels, "listener=\"%s\"%s%s", s->cfg.name,
-             extra_labels ? "," : "", extra_labels ? extra_labels : "");
+    snprintf(labels, sizeof labels, "listener=\"%s\"%s%s", s->cfg.name, extra_labels ? "," : "",
+             extra_labels ? extra_labels : "");
     *slot = gauge ? net_metric_gauge(name, help, labels) : net_metric_counter(name, help, labels);
     return *slot;
 }
@@ -48,8 +48,7 @@ static void count_close(net_server *s, int reason)
     if (reason < 0 || reason > NET_CLOSE_SHUTDOWN)
         return;
     snprintf(extra, sizeof extra, "reason=\"%s\"", net_close_reason_name(reason));
-    net_metric_add(net_server_metric(s, &s->m_closed[reason],
-                                     "possum_net_connections_closed_total",
+    net_metric_add(net_server_metric(s, &s->m_closed[reason], "possum_net_connections_closed_total",
                                      "Connections closed, by reason", extra, 0),
                    1);
 }
@@ -184,7 +183,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (evbuffer_get_length(net_conn_output(c)) > 0) { /* still sending: the write timeout */
-        net_conn_touch(c);                               /* guards a stuck peer */
+        net_conn_touch(c);                             /* guards a stuck peer */
         return;
     }
     net_conn_close(c, NET_CLOSE_IDLE, 0);
@@ -251,7 +250,8 @@ static int refusal_may_report(net_server *s)
     net_metric_add(net_server_metric(s, &s->m_tls_unreported,
                                      "possum_net_tls_refusals_unreported_total",
                                      "Refused TLS handshakes neither logged nor reported "
-                                     "to the service (over the rate limit)", NULL, 0),
+                                     "to the service (over the rate limit)",
+                                     NULL, 0),
                    1);
     return 0;
 }
@@ -267,7 +267,8 @@ static void tls_refused(net_conn *c, int timed_out)
     int hello = net_tls_refusal_fill(bufferevent_openssl_get_ssl(c->bev), err, timed_out, &r);
     net_metric_add(net_server_metric(s, &s->m_tls_fail, "possum_net_tls_handshake_failures_total",
                                      "TLS handshakes that failed (bad, unknown or revoked "
-                                     "certificates among them)", NULL, 0),
+                                     "certificates among them)",
+                                     NULL, 0),
                    1);
     if (!hello || !refusal_may_report(s)) {
         px_debug("net", "%s: TLS handshake with %s failed%s", s->cfg.name, c->peer,
@@ -318,8 +319,9 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t outsz)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     char port[8] = "0";
-    getnameinfo(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in),
+    getnameinfo(sa,
+                sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                          : sizeof(struct sockaddr_in),
                 host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(out, outsz, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
@@ -394,8 +396,8 @@ static void conn_start(net_server *s, net_conn *c)
     }
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     net_server *s = arg;
     net_conn *c;
@@ -504,8 +506,8 @@ static int check_limits(const net_listener_config *cfg, px_error *e)
 }
 
 int net_server_init(net_server *s, struct event_base *base, const net_listener_config *cfg,
-                    const net_proto *proto, void *owner, size_t read_high,
-                    const char *kind, px_error *e)
+                    const net_proto *proto, void *owner, size_t read_high, const char *kind,
+                    px_error *e)
 {
     char labels[64];
     int rc = check_limits(cfg, e);
@@ -533,7 +535,7 @@ int net_server_init(net_server *s, struct event_base *base, const net_listener_c
         return rc;
     }
     px_info("net", "%s: %s listening on %s (port %d)%s", cfg->name, kind, cfg->listen, s->port,
-            s->tls == NULL ? ""
+            s->tls == NULL                 ? ""
             : cfg->tls.require_client_cert ? ", TLS, client certificate required"
                                            : ", TLS");
     return PX_OK;

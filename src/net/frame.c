@@ -102,8 +102,7 @@ int net_frame_server_new(struct event_base *base, const net_listener_config *cfg
         fs->cb = *cb;
     snprintf(labels, sizeof labels, "listener=\"%s\"", cfg->name);
     fs->m_in = net_metric_counter("possum_net_frames_received_total", "Frames received", labels);
-    fs->m_out = net_metric_counter("possum_net_frames_sent_total", "Frames queued to send",
-                                   labels);
+    fs->m_out = net_metric_counter("possum_net_frames_sent_total", "Frames queued to send", labels);
     read_high = 2 * ((size_t)cfg->max_frame + 2) + 4096; /* a frame and the next, in part */
     rc = net_server_init(&fs->srv, base, cfg, &frame_proto, fs, read_high, "framed TCP", e);
     if (rc != PX_OK) {
@@ -154,8 +153,8 @@ int net_frame_server_send(net_frame_server *fs, uint64_t conn_id, const void *da
     out = net_conn_output(c);
     if (evbuffer_get_length(out) + 2 + len > 2 * (size_t)fs->srv.cfg.max_output) {
         net_metric_add(net_server_metric(&fs->srv, &fs->m_output_full,
-                                         "possum_net_sends_refused_total",
-                                         "Sends refused", "reason=\"output_full\"", 0),
+                                         "possum_net_sends_refused_total", "Sends refused",
+                                         "reason=\"output_full\"", 0),
                        1);
         px_info("net", "%s: %s does not read its replies: connection closed", fs->srv.cfg.name,
                 c->peer);

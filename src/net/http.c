@@ -19,12 +19,12 @@
 #define METRICS_TEXT_MAX (1024 * 1024)
 
 typedef struct http_conn {
-    size_t scanned;    /* head bytes searched for its end so far */
-    size_t head_len;   /* 0 until the head is complete and accepted */
+    size_t scanned;  /* head bytes searched for its end so far */
+    size_t head_len; /* 0 until the head is complete and accepted */
     size_t body_len;
     int expect_continue;
     int sent_continue;
-    size_t discard;    /* body bytes still to drop before closing (after a 413) */
+    size_t discard; /* body bytes still to drop before closing (after a 413) */
 } http_conn;
 
 void http_count_status(net_http_server *s, int status)
@@ -121,9 +121,8 @@ static const http_route *route_find(net_http_server *s, net_http_req *req, char 
             continue;
         if (strcmp(r->method, req->method) != 0) {
             if (!list_has(allow, r->method) && used + strlen(r->method) + 8 < allowsz)
-                used += (size_t)snprintf(allow + used, allowsz - used, "%s%s%s",
-                                         used ? ", " : "", r->method,
-                                         strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+                used += (size_t)snprintf(allow + used, allowsz - used, "%s%s%s", used ? ", " : "",
+                                         r->method, strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
             continue;
         }
         if (!r->has_star)
@@ -340,8 +339,8 @@ static int route_parse(http_route *r, const char *pattern, px_error *e)
     return PX_OK;
 }
 
-int net_http_route(net_http_server *s, const char *method, const char *pattern,
-                   net_http_handler h, void *user, px_error *e)
+int net_http_route(net_http_server *s, const char *method, const char *pattern, net_http_handler h,
+                   void *user, px_error *e)
 {
     http_route *r;
     size_t mlen = strlen(method);

@@ -51,9 +51,9 @@ int net_http_route(net_http_server *srv, const char *method, const char *pattern
 
 /* ---- the request (valid until the handler returns) --------------------------------- */
 
-const char *net_http_method(const net_http_req *req);   /* "GET" (also for HEAD) */
+const char *net_http_method(const net_http_req *req); /* "GET" (also for HEAD) */
 int net_http_is_head(const net_http_req *req);
-const char *net_http_path(const net_http_req *req);     /* decoded "/v1/packages/a b" */
+const char *net_http_path(const net_http_req *req); /* decoded "/v1/packages/a b" */
 size_t net_http_segment_count(const net_http_req *req);
 /* Decoded segment i ("/v1/x" -> 0:"v1", 1:"x"); NULL past the end. A segment never
  * contains '/', NUL, or is "." / "..": such paths are refused with 400 bad_path. */
@@ -77,13 +77,13 @@ const char *net_http_peer_addr(const net_http_req *req); /* "127.0.0.1:53211" */
 /* Add a reply header (before the reply call). PX_EINVAL for CR/LF or a bad name,
  * PX_ETOOBIG past PX_HTTP_REPLY_HEADERS_MAX. */
 int net_http_add_header(net_http_req *req, const char *name, const char *value);
-int net_http_reply(net_http_req *req, int status, const char *content_type,
-                   const void *body, size_t len);
+int net_http_reply(net_http_req *req, int status, const char *content_type, const void *body,
+                   size_t len);
 /* body is stolen (decref'd) even on failure; NULL = {} */
 int net_http_reply_json(net_http_req *req, int status, json_t *body);
 /* The error shape above; code is a short snake_case word ("bad_json", "not_found"). */
-int net_http_reply_error(net_http_req *req, int status, const char *code, const char *fmt,
-                         ...) __attribute__((format(printf, 4, 5)));
+int net_http_reply_error(net_http_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Map a px_err to a status and code (EINVAL/EFORMAT/ERANGE 400, EAUTH 401, EPERM 403,
  * ENOTFOUND 404, EEXIST/ECONFLICT 409, ETOOBIG 413, ELIMIT 429, others 500) and reply with
  * e's message (500s say only "internal error"; the detail is logged). */
@@ -97,7 +97,6 @@ int net_http_reply_file(net_http_req *req, int fd, int64_t size, const char *con
 
 /* Parse len bytes (at most max) as one JSON object: no NUL bytes, no duplicate keys, depth
  * bounded by jansson. PX_ETOOBIG over max, PX_EFORMAT with "line L column C: reason". */
-int net_http_json_parse(const void *data, size_t len, size_t max, json_t **out,
-                        px_error *e);
+int net_http_json_parse(const void *data, size_t len, size_t max, json_t **out, px_error *e);
 
 #endif

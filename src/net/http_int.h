@@ -19,8 +19,8 @@
 
 typedef struct http_route {
     char method[HTTP_METHOD_MAX];
-    char pattern[HTTP_PATTERN_MAX];  /* as registered */
-    char segbuf[HTTP_PATTERN_MAX];   /* segments, NUL-separated */
+    char pattern[HTTP_PATTERN_MAX]; /* as registered */
+    char segbuf[HTTP_PATTERN_MAX];  /* segments, NUL-separated */
     const char *segs[PX_HTTP_SEGMENTS_MAX];
     size_t nsegs;
     int has_star;
@@ -34,19 +34,19 @@ struct net_http_req {
     net_conn *conn;
     http_head head;
     int is_head;
-    const char *method;       /* for routing: "GET" for HEAD */
-    char *work;               /* head copy, PX_HTTP_HEADERS_MAX + 1 */
-    char *path;               /* decoded path, same size */
-    char *segbuf;             /* decoded segments, same size */
+    const char *method; /* for routing: "GET" for HEAD */
+    char *work;         /* head copy, PX_HTTP_HEADERS_MAX + 1 */
+    char *path;         /* decoded path, same size */
+    char *segbuf;       /* decoded segments, same size */
     const char *segs[PX_HTTP_SEGMENTS_MAX];
     size_t nsegs;
     const char *query;
     const uint8_t *body;
     size_t body_len;
-    px_buf extra;             /* reply headers added by the handler */
+    px_buf extra; /* reply headers added by the handler */
     int replied;
-    int close_after;          /* send Connection: close and close once sent */
-    int status;               /* what was replied */
+    int close_after; /* send Connection: close and close once sent */
+    int status;      /* what was replied */
 };
 
 typedef struct http_error_metric {
@@ -59,7 +59,7 @@ struct net_http_server {
     http_route routes[PX_HTTP_ROUTES_MAX];
     size_t nroutes;
     net_http_req req;
-    net_metric *m_class[6];   /* requests by status class 1xx..5xx */
+    net_metric *m_class[6]; /* requests by status class 1xx..5xx */
     http_error_metric errors[HTTP_ERROR_CODES_CACHED];
 };
 

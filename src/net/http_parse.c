@@ -8,8 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(http_head *h, int status, const char *code, int rc, px_error *e,
-                const char *what)
+static int fail(http_head *h, int status, const char *code, int rc, px_error *e, const char *what)
 {
     h->err_status = status;
     h->err_code = code;
@@ -93,8 +92,8 @@ static int has_token(const char *v, const char *token)
     while (*v) {
         while (*v == ' ' || *v == '\t' || *v == ',')
             v++;
-        if (strncasecmp(v, token, n) == 0 && (v[n] == 0 || v[n] == ',' || v[n] == ' ' ||
-                                               v[n] == '\t'))
+        if (strncasecmp(v, token, n) == 0 &&
+            (v[n] == 0 || v[n] == ',' || v[n] == ' ' || v[n] == '\t'))
             return 1;
         while (*v && *v != ',')
             v++;
@@ -264,8 +263,8 @@ static int add_segment(const char *raw, size_t n, char **seg_out, size_t *seg_ro
     return PX_OK;
 }
 
-int http_split_target(const char *target, char *path, char *segbuf, size_t bufsz,
-                      const char **segs, size_t *nsegs, const char **query, px_error *e)
+int http_split_target(const char *target, char *path, char *segbuf, size_t bufsz, const char **segs,
+                      size_t *nsegs, const char **query, px_error *e)
 {
     const char *q = strchr(target, '?');
     size_t plen = q ? (size_t)(q - target) : strlen(target);

@@ -15,12 +15,12 @@
 
 typedef struct http_head {
     char method[HTTP_METHOD_MAX];
-    const char *target;           /* origin-form, points into the work buffer */
-    int minor;                    /* HTTP/1.minor: 0 or 1 */
+    const char *target; /* origin-form, points into the work buffer */
+    int minor;          /* HTTP/1.minor: 0 or 1 */
     size_t nheaders;
     const char *names[PX_HTTP_HEADER_COUNT_MAX];  /* as sent */
     const char *values[PX_HTTP_HEADER_COUNT_MAX]; /* blanks trimmed */
-    int64_t content_length;       /* -1: none */
+    int64_t content_length;                       /* -1: none */
     int keep_alive;
     int expect_continue;
     /* on failure: the reply to send */
@@ -42,8 +42,8 @@ int http_parse_head(const char *data, size_t len, char *work, size_t worksz, htt
  * strlen(target) + 1); path gets the decoded path (same size). Refuses (PX_EFORMAT) bad
  * escapes, a decoded '/' or NUL, "." and "..", and more than PX_HTTP_SEGMENTS_MAX
  * segments; empty segments are skipped. query: the raw text after '?', or "". */
-int http_split_target(const char *target, char *path, char *segbuf, size_t bufsz,
-                      const char **segs, size_t *nsegs, const char **query, px_error *e);
+int http_split_target(const char *target, char *path, char *segbuf, size_t bufsz, const char **segs,
+                      size_t *nsegs, const char **query, px_error *e);
 
 /* %-decode n bytes of in (with '+' as space when plus_is_space) into out (outsz). */
 int http_pct_decode(const char *in, size_t n, int plus_is_space, char *out, size_t outsz,

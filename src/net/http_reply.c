@@ -134,8 +134,7 @@ char *http_error_body(int status, const char *code, const char *msg)
     for (i = 0; msg[i] != 0 && i + 1 < sizeof clean; i++)
         clean[i] = (unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] > 0x7e ? '?' : msg[i];
     clean[i] = 0;
-    obj = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message",
-                    clean);
+    obj = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message", clean);
     text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     return text;
@@ -162,20 +161,16 @@ int net_http_reply_px_error(net_http_req *req, int code, const px_error *e)
 {
     const char *msg = e != NULL ? px_error_text(e) : px_strerror(code);
     switch (code) {
-    case PX_EINVAL: case PX_EFORMAT: case PX_ERANGE:
-        return net_http_reply_error(req, 400, "bad_request", "%s", msg);
-    case PX_EAUTH:
-        return net_http_reply_error(req, 401, "unauthorized", "%s", msg);
-    case PX_EPERM:
-        return net_http_reply_error(req, 403, "forbidden", "%s", msg);
-    case PX_ENOTFOUND:
-        return net_http_reply_error(req, 404, "not_found", "%s", msg);
-    case PX_EEXIST: case PX_ECONFLICT:
-        return net_http_reply_error(req, 409, "conflict", "%s", msg);
-    case PX_ETOOBIG:
-        return net_http_reply_error(req, 413, "too_large", "%s", msg);
-    case PX_ELIMIT:
-        return net_http_reply_error(req, 429, "too_many_requests", "%s", msg);
+    case PX_EINVAL:
+    case PX_EFORMAT:
+    case PX_ERANGE: return net_http_reply_error(req, 400, "bad_request", "%s", msg);
+    case PX_EAUTH: return net_http_reply_error(req, 401, "unauthorized", "%s", msg);
+    case PX_EPERM: return net_http_reply_error(req, 403, "forbidden", "%s", msg);
+    case PX_ENOTFOUND: return net_http_reply_error(req, 404, "not_found", "%s", msg);
+    case PX_EEXIST:
+    case PX_ECONFLICT: return net_http_reply_error(req, 409, "conflict", "%s", msg);
+    case PX_ETOOBIG: return net_http_reply_error(req, 413, "too_large", "%s", msg);
+    case PX_ELIMIT: return net_http_reply_error(req, 429, "too_many_requests", "%s", msg);
     default:
         px_errorlog("net", "%s: %s %s: %s", req->srv->srv.cfg.name, req->method,
                     req->path ? req->path : "?", msg);
@@ -269,8 +264,7 @@ int net_http_json_parse(const void *data, size_t len, size_t max, json_t **out, 
         return px_error_set(e, PX_EFORMAT, "empty body: expected a JSON object");
     j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err); /* NUL escapes refused by default */
     if (j == NULL)
-        return px_error_set(e, PX_EFORMAT, "line %d column %d: %s", err.line, err.column,
-                            err.text);
+        return px_error_set(e, PX_EFORMAT, "line %d column %d: %s", err.line, err.column, err.text);
     if (!json_is_object(j)) {
         json_decref(j);
         return px_error_set(e, PX_EFORMAT, "line 1 column 1: expected a JSON object");

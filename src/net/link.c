@@ -33,7 +33,7 @@ struct net_link {
     struct event *timer; /* connect deadline while connecting, retry while down */
     net_link_state state;
     int64_t backoff_ms;
-    uint8_t *scratch;    /* max_frame bytes, for on_frame */
+    uint8_t *scratch; /* max_frame bytes, for on_frame */
     net_metric *m_up, *m_connects, *m_failures, *m_in, *m_out, *m_refused;
 };
 
@@ -63,8 +63,8 @@ static void link_down(net_link *l, const char *why)
     }
     ERR_clear_error();
     net_metric_add(l->m_failures, 1);
-    px_info("net", "%s: link to %s down (%s); retry in %lld ms", l->cfg.name, l->cfg.connect,
-            why, (long long)wait);
+    px_info("net", "%s: link to %s down (%s); retry in %lld ms", l->cfg.name, l->cfg.connect, why,
+            (long long)wait);
     l->backoff_ms = l->backoff_ms * 2 > l->cfg.reconnect_max_ms ? l->cfg.reconnect_max_ms
                                                                 : l->backoff_ms * 2;
     arm(l, wait);
@@ -198,14 +198,11 @@ static void link_connect(net_link *l)
     freeaddrinfo(ai);
 }
 
-static int link_check(const net_link_config *cfg, char *host, size_t hostsz, int *port,
-                      px_error *e)
+static int link_check(const net_link_config *cfg, char *host, size_t hostsz, int *port, px_error *e)
 {
     if (!net_name_is_valid(cfg->name))
-        return px_error_set(e, PX_ECONFIG, "link name \"%.32s\": use A-Z a-z 0-9 _ . -",
-                            cfg->name);
-    if (px_parse_hostport(cfg->connect, host, hostsz, port) != PX_OK || host[0] == 0 ||
-        *port == 0)
+        return px_error_set(e, PX_ECONFIG, "link name \"%.32s\": use A-Z a-z 0-9 _ . -", cfg->name);
+    if (px_parse_hostport(cfg->connect, host, hostsz, port) != PX_OK || host[0] == 0 || *port == 0)
         return px_error_set(e, PX_ECONFIG, "%s: connect: bad host:port \"%s\"", cfg->name,
                             cfg->connect);
     if (cfg->max_frame < 1 || cfg->max_frame > PX_FRAME_MAX_CEILING)
@@ -229,14 +226,14 @@ static void link_metrics(net_link *l)
                                        "Link connections lost or attempts failed", labels);
     l->m_in = net_metric_counter("possum_net_link_frames_received_total",
                                  "Frames received on a link", labels);
-    l->m_out = net_metric_counter("possum_net_link_frames_sent_total",
-                                  "Frames queued on a link", labels);
+    l->m_out = net_metric_counter("possum_net_link_frames_sent_total", "Frames queued on a link",
+                                  labels);
     l->m_refused = net_metric_counter("possum_net_link_sends_refused_total",
                                       "Sends refused (link down or output full)", labels);
 }
 
-int net_link_new(struct event_base *base, const net_link_config *cfg,
-                 const net_link_callbacks *cb, net_link **out, px_error *e)
+int net_link_new(struct event_base *base, const net_link_config *cfg, const net_link_callbacks *cb,
+                 net_link **out, px_error *e)
 {
     net_link *l;
     int rc;

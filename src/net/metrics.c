@@ -93,8 +93,8 @@ static net_metric *metric_register(const char *name, const char *help, const cha
             atomic_store_explicit(&g_count, n + 1, memory_order_release);
         } else if (!g_full_logged) {
             g_full_logged = 1;
-            px_warn("net", "metrics registry full (%d series): %s not recorded",
-                    PX_METRICS_MAX, name);
+            px_warn("net", "metrics registry full (%d series): %s not recorded", PX_METRICS_MAX,
+                    name);
         }
     }
     pthread_mutex_unlock(&g_lock);

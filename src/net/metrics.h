@@ -31,9 +31,9 @@ typedef enum net_metric_type { NET_METRIC_COUNTER = 0, NET_METRIC_GAUGE = 1 } ne
 net_metric *net_metric_counter(const char *name, const char *help, const char *labels);
 net_metric *net_metric_gauge(const char *name, const char *help, const char *labels);
 
-void net_metric_add(net_metric *m, int64_t delta);   /* counters: delta >= 0 */
-void net_metric_set(net_metric *m, int64_t value);   /* gauges only */
-int64_t net_metric_value(const net_metric *m);       /* 0 for NULL */
+void net_metric_add(net_metric *m, int64_t delta); /* counters: delta >= 0 */
+void net_metric_set(net_metric *m, int64_t value); /* gauges only */
+int64_t net_metric_value(const net_metric *m);     /* 0 for NULL */
 
 /* Append every series to out, grouped by name, HELP and TYPE once per name, in the order
  * names were first registered. PX_ETOOBIG if out's ceiling is too small. */

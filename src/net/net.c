@@ -88,8 +88,8 @@ int net_post(struct event_base *base, void (*fn)(void *arg), void *arg)
 
 const char *net_close_reason_name(int reason)
 {
-    static const char *const names[] = {"peer", "local", "idle", "oversize",
-                                        "output_full", "tls", "error", "shutdown"};
+    static const char *const names[] = {"peer",        "local", "idle",  "oversize",
+                                        "output_full", "tls",   "error", "shutdown"};
     if (reason < 0 || reason > NET_CLOSE_SHUTDOWN)
         return "unknown";
     return names[reason];
@@ -172,14 +172,13 @@ static int bind_listener_fields(px_config *c, const char *section, const char *p
     typedef net_listener_config L;
     const px_config_field f[] = {
         PX_CFG_ADDR(L, listen, pkey(k[0], prefix, "listen"), "127.0.0.1:0"),
-        PX_CFG_INT_(L, max_frame, pkey(k[1], prefix, "max_frame"), 1, PX_FRAME_MAX_CEILING,
-                    "4096"),
-        PX_CFG_INT_(L, idle_timeout_ms, pkey(k[2], prefix, "idle_timeout_ms"), 0,
-                    INT64_C(86400000), "60000"),
-        PX_CFG_INT_(L, max_conns, pkey(k[3], prefix, "max_connections"), 1,
-                    PX_CONN_MAX_CEILING, "1024"),
-        PX_CFG_INT_(L, max_output, pkey(k[4], prefix, "max_output"), 1024,
-                    PX_OUTPUT_MAX_CEILING, "262144"),
+        PX_CFG_INT_(L, max_frame, pkey(k[1], prefix, "max_frame"), 1, PX_FRAME_MAX_CEILING, "4096"),
+        PX_CFG_INT_(L, idle_timeout_ms, pkey(k[2], prefix, "idle_timeout_ms"), 0, INT64_C(86400000),
+                    "60000"),
+        PX_CFG_INT_(L, max_conns, pkey(k[3], prefix, "max_connections"), 1, PX_CONN_MAX_CEILING,
+                    "1024"),
+        PX_CFG_INT_(L, max_output, pkey(k[4], prefix, "max_output"), 1024, PX_OUTPUT_MAX_CEILING,
+                    "262144"),
         PX_CFG_INT_(L, max_body, pkey(k[5], prefix, "max_body"), 0, PX_HTTP_BODY_MAX_CEILING,
                     "65536"),
         PX_CFG_STR(L, tls.cert, pkey(k[6], prefix, "tls_cert"), ""),
@@ -212,8 +211,8 @@ int net_listener_config_bind(px_config *c, const char *section, const char *pref
     if (rc != PX_OK)
         return rc;
     if ((out->tls.cert[0] == 0) != (out->tls.key[0] == 0))
-        return px_error_set(e, PX_ECONFIG, "%s: [%s] %s and %s go together", where, section,
-                            k[6], k[7]);
+        return px_error_set(e, PX_ECONFIG, "%s: [%s] %s and %s go together", where, section, k[6],
+                            k[7]);
     if ((out->tls.require_client_cert || out->tls.crl[0] != 0) && out->tls.ca[0] == 0)
         return px_error_set(e, PX_ECONFIG, "%s: [%s] %s needs %s", where, section,
                             out->tls.crl[0] ? k[9] : k[10], k[8]);
@@ -230,16 +229,15 @@ int net_link_config_bind(px_config *c, const char *section, const char *prefix,
     const px_config_field f[] = {
         {pkey(k[0], prefix, "connect"), PX_CFG_HOSTPORT, offsetof(K, connect),
          sizeof(((K *)0)->connect), 0, 0, NULL, 1, NULL},
-        PX_CFG_INT_(K, max_frame, pkey(k[1], prefix, "max_frame"), 1, PX_FRAME_MAX_CEILING,
-                    "4096"),
+        PX_CFG_INT_(K, max_frame, pkey(k[1], prefix, "max_frame"), 1, PX_FRAME_MAX_CEILING, "4096"),
         PX_CFG_INT_(K, connect_timeout_ms, pkey(k[2], prefix, "connect_timeout_ms"), 1,
                     INT64_C(600000), "5000"),
         PX_CFG_INT_(K, reconnect_min_ms, pkey(k[3], prefix, "reconnect_min_ms"), 1,
                     PX_LINK_BACKOFF_MAX_MS, "100"),
         PX_CFG_INT_(K, reconnect_max_ms, pkey(k[4], prefix, "reconnect_max_ms"), 1,
                     PX_LINK_BACKOFF_MAX_MS, "10000"),
-        PX_CFG_INT_(K, max_output, pkey(k[5], prefix, "max_output"), 1024,
-                    PX_OUTPUT_MAX_CEILING, "262144"),
+        PX_CFG_INT_(K, max_output, pkey(k[5], prefix, "max_output"), 1024, PX_OUTPUT_MAX_CEILING,
+                    "262144"),
         PX_CFG_STR(K, tls.ca, pkey(k[6], prefix, "tls_ca"), ""),
         PX_CFG_STR(K, tls.cert, pkey(k[7], prefix, "tls_cert"), ""),
         PX_CFG_STR(K, tls.key, pkey(k[8], prefix, "tls_key"), ""),
@@ -258,8 +256,8 @@ int net_link_config_bind(px_config *c, const char *section, const char *prefix,
     if (rc != PX_OK)
         return rc;
     if (out->reconnect_min_ms > out->reconnect_max_ms)
-        return px_error_set(e, PX_ECONFIG, "%s: [%s] %s is above %s", px_config_path(c),
-                            section, k[3], k[4]);
+        return px_error_set(e, PX_ECONFIG, "%s: [%s] %s is above %s", px_config_path(c), section,
+                            k[3], k[4]);
     if ((out->tls.cert[0] != 0 || out->tls.server_name[0] != 0) && out->tls.ca[0] == 0)
         return px_error_set(e, PX_ECONFIG, "%s: [%s] TLS settings need %s", px_config_path(c),
                             section, k[6]);

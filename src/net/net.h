@@ -51,18 +51,18 @@ int net_post(struct event_base *base, void (*fn)(void *arg), void *arg);
 typedef void (*net_tls_refused_fn)(const net_tls_refusal *r, void *user);
 
 typedef struct net_listener_config {
-    char name[PX_NET_NAME_MAX];   /* label in metrics and logs ("switch"): [A-Za-z0-9_.-] */
-    char listen[PX_NET_ADDR_MAX]; /* "host:port", "[v6]:port" or ":port"; port 0 = ephemeral */
-    int64_t max_frame;            /* framed: largest frame body, 1..65535 */
-    int64_t idle_timeout_ms;      /* close after this long without a complete frame or
-                                     request (and with nothing left to send); 0 = never */
-    int64_t max_conns;            /* open connections; past it new ones are refused */
-    int64_t max_output;           /* unsent bytes per connection before reads pause */
-    int64_t max_body;             /* HTTP: largest request body */
-    int reuse_port;               /* SO_REUSEPORT: one listener per thread on one port */
-    net_tls_config tls;           /* tls.cert "" = plain TCP */
+    char name[PX_NET_NAME_MAX];        /* label in metrics and logs ("switch"): [A-Za-z0-9_.-] */
+    char listen[PX_NET_ADDR_MAX];      /* "host:port", "[v6]:port" or ":port"; port 0 = ephemeral */
+    int64_t max_frame;                 /* framed: largest frame body, 1..65535 */
+    int64_t idle_timeout_ms;           /* close after this long without a complete frame or
+                                          request (and with nothing left to send); 0 = never */
+    int64_t max_conns;                 /* open connections; past it new ones are refused */
+    int64_t max_output;                /* unsent bytes per connection before reads pause */
+    int64_t max_body;                  /* HTTP: largest request body */
+    int reuse_port;                    /* SO_REUSEPORT: one listener per thread on one port */
+    net_tls_config tls;                /* tls.cert "" = plain TCP */
     net_tls_refused_fn on_tls_refused; /* NULL = only logged and counted */
-    void *tls_refused_user;       /* its user argument */
+    void *tls_refused_user;            /* its user argument */
 } net_listener_config;
 
 /* Defaults from lib/limits.h: listen "127.0.0.1:0", no TLS, no on_tls_refused. */
@@ -81,14 +81,14 @@ int net_listener_config_bind(px_config *c, const char *section, const char *pref
 
 /* Why a connection closed (passed to on_close). */
 typedef enum net_close_reason {
-    NET_CLOSE_PEER = 0,     /* the peer closed, or reset */
-    NET_CLOSE_LOCAL,        /* net_frame_server_close_conn() */
-    NET_CLOSE_IDLE,         /* idle timeout, or a send that made no progress for as long */
-    NET_CLOSE_OVERSIZE,     /* length prefix over max_frame */
-    NET_CLOSE_OUTPUT_FULL,  /* a send would have passed twice max_output */
-    NET_CLOSE_TLS,          /* TLS handshake or record failure (bad or revoked cert, ...) */
-    NET_CLOSE_ERROR,        /* socket or memory error */
-    NET_CLOSE_SHUTDOWN      /* the server is being freed */
+    NET_CLOSE_PEER = 0,    /* the peer closed, or reset */
+    NET_CLOSE_LOCAL,       /* net_frame_server_close_conn() */
+    NET_CLOSE_IDLE,        /* idle timeout, or a send that made no progress for as long */
+    NET_CLOSE_OVERSIZE,    /* length prefix over max_frame */
+    NET_CLOSE_OUTPUT_FULL, /* a send would have passed twice max_output */
+    NET_CLOSE_TLS,         /* TLS handshake or record failure (bad or revoked cert, ...) */
+    NET_CLOSE_ERROR,       /* socket or memory error */
+    NET_CLOSE_SHUTDOWN     /* the server is being freed */
 } net_close_reason;
 
 const char *net_close_reason_name(int reason);
@@ -103,8 +103,8 @@ typedef struct net_frame_server net_frame_server;
  * resets the idle timer and is never delivered. Any callback may be NULL. */
 typedef struct net_frame_callbacks {
     void (*on_open)(net_frame_server *srv, uint64_t conn_id, const char *peer, void *user);
-    void (*on_frame)(net_frame_server *srv, uint64_t conn_id, const uint8_t *data,
-                     size_t len, void *user);
+    void (*on_frame)(net_frame_server *srv, uint64_t conn_id, const uint8_t *data, size_t len,
+                     void *user);
     void (*on_close)(net_frame_server *srv, uint64_t conn_id, int reason, void *user);
     void *user;
 } net_frame_callbacks;
@@ -124,8 +124,7 @@ int net_frame_server_port(const net_frame_server *srv);
  * PX_ENOTFOUND: that connection has gone (or is closing); PX_ETOOBIG: len > max_frame;
  * PX_ELIMIT: its unsent output would pass twice max_output: the connection is closed
  * (NET_CLOSE_OUTPUT_FULL) since it is not reading. */
-int net_frame_server_send(net_frame_server *srv, uint64_t conn_id, const void *data,
-                          size_t len);
+int net_frame_server_send(net_frame_server *srv, uint64_t conn_id, const void *data, size_t len);
 
 /* Close conn_id after what was already queued is sent (bounded by the idle timeout, or
  * 5 s when there is none). Sends to it fail with PX_ENOTFOUND from now on; on_close
@@ -134,8 +133,7 @@ int net_frame_server_close_conn(net_frame_server *srv, uint64_t conn_id);
 
 /* Subject CN of conn_id's verified client certificate (mutual TLS). PX_ENOTFOUND if the
  * connection has gone or presented none. */
-int net_frame_server_peer_cn(net_frame_server *srv, uint64_t conn_id, char *out,
-                             size_t outsz);
+int net_frame_server_peer_cn(net_frame_server *srv, uint64_t conn_id, char *out, size_t outsz);
 
 /* Connections open or closing. */
 size_t net_frame_server_conn_count(const net_frame_server *srv);
@@ -161,13 +159,13 @@ int net_client_send_raw(net_client *c, const void *data, size_t len, px_error *e
 /* Receive the next non-empty frame into buf (cap bytes) within timeout_ms.
  * PX_ETIMEOUT, PX_ENET (peer closed or failed), PX_ETOOBIG (frame > cap; the connection is
  * then unusable). */
-int net_client_recv_frame(net_client *c, uint8_t *buf, size_t cap, size_t *len,
-                          int64_t timeout_ms, px_error *e);
+int net_client_recv_frame(net_client *c, uint8_t *buf, size_t cap, size_t *len, int64_t timeout_ms,
+                          px_error *e);
 
 /* Receive whatever bytes arrive next (at most cap) within timeout_ms: raw protocols and
  * tests. *len 0 with PX_OK never happens; end of stream is PX_ENET. */
-int net_client_recv_raw(net_client *c, uint8_t *buf, size_t cap, size_t *len,
-                        int64_t timeout_ms, px_error *e);
+int net_client_recv_raw(net_client *c, uint8_t *buf, size_t cap, size_t *len, int64_t timeout_ms,
+                        px_error *e);
 
 /* Subject CN of the server's certificate (TLS only). */
 int net_client_peer_cn(net_client *c, char *out, size_t outsz);
@@ -177,14 +175,14 @@ void net_client_close(net_client *c); /* NULL is fine */
 /* ---- asynchronous framed link (service to service) -------------------------------- */
 
 typedef struct net_link_config {
-    char name[PX_NET_NAME_MAX];       /* label in metrics and logs ("issuer"): [A-Za-z0-9_.-] */
-    char connect[PX_NET_ADDR_MAX];    /* "host:port" of the peer */
-    int64_t max_frame;                /* largest frame either way */
-    int64_t connect_timeout_ms;       /* TCP connect + TLS handshake */
-    int64_t reconnect_min_ms;         /* first pause after a failure; doubles ... */
-    int64_t reconnect_max_ms;         /* ... up to this */
-    int64_t max_output;               /* unsent bytes; past it net_link_send refuses */
-    net_tls_config tls;               /* tls.ca "" = plain TCP */
+    char name[PX_NET_NAME_MAX];    /* label in metrics and logs ("issuer"): [A-Za-z0-9_.-] */
+    char connect[PX_NET_ADDR_MAX]; /* "host:port" of the peer */
+    int64_t max_frame;             /* largest frame either way */
+    int64_t connect_timeout_ms;    /* TCP connect + TLS handshake */
+    int64_t reconnect_min_ms;      /* first pause after a failure; doubles ... */
+    int64_t reconnect_max_ms;      /* ... up to this */
+    int64_t max_output;            /* unsent bytes; past it net_link_send refuses */
+    net_tls_config tls;            /* tls.ca "" = plain TCP */
 } net_link_config;
 
 void net_link_config_defaults(net_link_config *cfg, const char *name);
@@ -196,9 +194,9 @@ int net_link_config_bind(px_config *c, const char *section, const char *prefix,
                          net_link_config *out, px_error *e);
 
 typedef enum net_link_state {
-    NET_LINK_CONNECTING = 0,  /* connecting or waiting to retry */
-    NET_LINK_UP = 1,          /* connected (and TLS done): sends are accepted */
-    NET_LINK_DOWN = 2         /* just lost or failed; a retry is scheduled */
+    NET_LINK_CONNECTING = 0, /* connecting or waiting to retry */
+    NET_LINK_UP = 1,         /* connected (and TLS done): sends are accepted */
+    NET_LINK_DOWN = 2        /* just lost or failed; a retry is scheduled */
 } net_link_state;
 
 typedef struct net_link net_link;
@@ -212,8 +210,8 @@ typedef struct net_link_callbacks {
 /* Start connecting now; reconnects by itself (backoff) until freed. The host part of
  * cfg->connect should be an IP address or a name resolvable without delay (/etc/hosts):
  * it is resolved with getaddrinfo() on each attempt. */
-int net_link_new(struct event_base *base, const net_link_config *cfg,
-                 const net_link_callbacks *cb, net_link **out, px_error *e);
+int net_link_new(struct event_base *base, const net_link_config *cfg, const net_link_callbacks *cb,
+                 net_link **out, px_error *e);
 
 /* Queue one frame. PX_ESTATE when not up (nothing is queued while down: the caller
  * answers "peer unavailable" at once); PX_ELIMIT when the output queue is full;

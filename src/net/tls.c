@@ -72,7 +72,7 @@ static int load_cert_key(SSL_CTX *ctx, const net_tls_config *cfg, px_error *e)
 static int load_crl(SSL_CTX *ctx, const char *path, px_error *e)
 {
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    STACK_OF(X509_INFO) *infos;
+    STACK_OF(X509_INFO) * infos;
     BIO *bio = BIO_new_file(path, "r");
     int ncrl = 0, rc = PX_OK;
     if (bio == NULL)

@@ -24,12 +24,12 @@
 #include "lib/limits.h"
 
 typedef struct net_tls_config {
-    char cert[PX_PATH_MAX];        /* PEM certificate chain; "" = no certificate */
-    char key[PX_PATH_MAX];         /* PEM private key for cert */
-    char ca[PX_PATH_MAX];          /* PEM CA bundle to verify the peer; "" = none */
-    char crl[PX_PATH_MAX];         /* PEM CRL(s) checked against the peer's certificate */
+    char cert[PX_PATH_MAX];            /* PEM certificate chain; "" = no certificate */
+    char key[PX_PATH_MAX];             /* PEM private key for cert */
+    char ca[PX_PATH_MAX];              /* PEM CA bundle to verify the peer; "" = none */
+    char crl[PX_PATH_MAX];             /* PEM CRL(s) checked against the peer's certificate */
     char server_name[PX_TLS_NAME_MAX]; /* client: name to expect instead of the host */
-    int require_client_cert;       /* server: 1 = mutual TLS, refuse clients without one */
+    int require_client_cert;           /* server: 1 = mutual TLS, refuse clients without one */
 } net_tls_config;
 
 /* 1 if cfg asks for TLS at all (a certificate for a server, a CA for a client). */

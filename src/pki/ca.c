@@ -116,9 +116,8 @@ static int write_key(const char *path, EVP_PKEY *k, const char *pass, px_error *
     char *data;
     long len;
     int rc;
-    if (b == NULL ||
-        PEM_write_bio_PKCS8PrivateKey(b, k, pass ? EVP_aes_256_cbc() : NULL, NULL, 0, NULL,
-                                      (void *)pass) != 1) {
+    if (b == NULL || PEM_write_bio_PKCS8PrivateKey(b, k, pass ? EVP_aes_256_cbc() : NULL, NULL, 0,
+                                                   NULL, (void *)pass) != 1) {
         BIO_free(b);
         return pki_ossl_fail(e, PX_ECRYPTO, "CA: cannot encode the key");
     }
@@ -197,8 +196,8 @@ static int row_format(const pki_cert_row *r, char *out, size_t outsz)
 {
     int n = snprintf(out, outsz, "%c\t%s\t%s\t%s\t%s\t%lld\t%lld\t%lld\t%s\t%s\n", r->status,
                      r->serial, pki_role_name(r->role), pki_purpose_name(r->purpose), r->cn,
-                     (long long)r->issued_ms, (long long)r->not_after_ms,
-                     (long long)r->revoked_ms, r->reason, r->fingerprint_hex);
+                     (long long)r->issued_ms, (long long)r->not_after_ms, (long long)r->revoked_ms,
+                     r->reason, r->fingerprint_hex);
     return n > 0 && (size_t)n < outsz ? PX_OK : PX_ETOOBIG;
 }
 
@@ -390,8 +389,8 @@ static X509 *self_signed(EVP_PKEY *k, const char *name, int64_t days, px_error *
         rc = PX_ECRYPTO;
     nm = X509_get_subject_name(x);
     if (rc == PX_OK &&
-        (X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"possum", -1,
-                                    -1, 0) != 1 ||
+        (X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"possum", -1, -1,
+                                    0) != 1 ||
          X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1,
                                     0) != 1 ||
          X509_set_issuer_name(x, nm) != 1))
@@ -539,8 +538,9 @@ static EVP_PKEY *subject_key(const pki_issue_req *r, char **key_pem, px_error *e
         }
         k = X509_REQ_get_pubkey(req);
         if (k == NULL || X509_REQ_verify(req, k) != 1) {
-            pki_ossl_fail(e, PX_EAUTH, "certificate request: its signature does not verify "
-                                       "(no proof of possession)");
+            pki_ossl_fail(e, PX_EAUTH,
+                          "certificate request: its signature does not verify "
+                          "(no proof of possession)");
             EVP_PKEY_free(k);
             k = NULL;
         }
@@ -561,7 +561,8 @@ static EVP_PKEY *subject_key(const pki_issue_req *r, char **key_pem, px_error *e
         char *data;
         long len;
         if (b == NULL || PEM_write_bio_PKCS8PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1 ||
-            (len = BIO_get_mem_data(b, &data)) <= 0 || (*key_pem = malloc((size_t)len + 1)) == NULL) {
+            (len = BIO_get_mem_data(b, &data)) <= 0 ||
+            (*key_pem = malloc((size_t)len + 1)) == NULL) {
             pki_ossl_fail(e, PX_ECRYPTO, "key: cannot encode");
             EVP_PKEY_free(k);
             k = NULL;
@@ -587,8 +588,7 @@ static int san_value(const pki_issue_req *r, char *out, size_t outsz, px_error *
         if (!is_ip && !pki_name_is_valid(s))
             return px_error_set(e, PX_EINVAL, "subjectAltName %d: not a host name or IP address",
                                 i + 1);
-        n = snprintf(out + used, outsz - used, "%s%s:%s", used ? "," : "", is_ip ? "IP" : "DNS",
-                     s);
+        n = snprintf(out + used, outsz - used, "%s%s:%s", used ? "," : "", is_ip ? "IP" : "DNS", s);
         if (n < 0 || (size_t)n >= outsz - used)
             return px_error_set(e, PX_ETOOBIG, "subjectAltName: too long");
         used += (size_t)n;
@@ -601,7 +601,7 @@ static int leaf_extensions(pki_ca *ca, X509 *x, const pki_issue_req *r, px_error
     X509V3_CTX ctx;
     char san[PX_PKI_SAN_MAX * (PX_PKI_NAME_MAX + 8)];
     const char *ku = r->purpose == PKI_PURPOSE_KEY_AGREEMENT ? "critical,keyAgreement"
-                                                              : "critical,digitalSignature";
+                                                             : "critical,digitalSignature";
     const char *eku = NULL;
     int rc;
     if (r->purpose == PKI_PURPOSE_TLS)
@@ -635,8 +635,9 @@ static int check_request(const pki_issue_req *r, px_error *e)
     if (r->csr_pem != NULL && r->pub_point != NULL)
         return px_error_set(e, PX_EINVAL, "certificate: a request or a public key, not both");
     if (r->pub_point != NULL && r->purpose != PKI_PURPOSE_KEY_AGREEMENT)
-        return px_error_set(e, PX_EINVAL, "certificate: a bare public key (no proof of possession) "
-                                          "is taken only for a key-agreement key");
+        return px_error_set(e, PX_EINVAL,
+                            "certificate: a bare public key (no proof of possession) "
+                            "is taken only for a key-agreement key");
     if (r->san[0] != NULL && r->purpose != PKI_PURPOSE_TLS)
         return px_error_set(e, PX_EINVAL, "certificate: host names are for TLS certificates");
     return PX_OK;
@@ -668,10 +669,11 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
         rc = rc != PX_OK ? rc : pki_ossl_fail(e, PX_ECRYPTO, "certificate");
     nm = x ? X509_get_subject_name(x) : NULL;
     if (rc == PX_OK &&
-        (X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"possum", -1,
-                                    -1, 0) != 1 ||
+        (X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"possum", -1, -1,
+                                    0) != 1 ||
          X509_NAME_add_entry_by_txt(nm, "OU", MBSTRING_UTF8,
-                                    (const unsigned char *)pki_role_name(r->role), -1, -1, 0) != 1 ||
+                                    (const unsigned char *)pki_role_name(r->role), -1, -1,
+                                    0) != 1 ||
          X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
                                     0) != 1))
         rc = pki_ossl_fail(e, PX_ECRYPTO, "certificate subject");
@@ -731,9 +733,11 @@ int pki_ca_revoke(pki_ca *ca, const char *serial, const char *cn, const char *re
     if (reason == NULL)
         reason = "unspecified";
     if (pki_reason_code(reason, &code) != PX_OK)
-        return px_error_set(e, PX_EINVAL, "revocation reason %s: expected unspecified, "
-                                          "keyCompromise, affiliationChanged, superseded or "
-                                          "cessationOfOperation", reason);
+        return px_error_set(e, PX_EINVAL,
+                            "revocation reason %s: expected unspecified, "
+                            "keyCompromise, affiliationChanged, superseded or "
+                            "cessationOfOperation",
+                            reason);
     if ((serial == NULL) == (cn == NULL))
         return px_error_set(e, PX_EINVAL, "revoke: a serial number or a CN");
     if ((rc = lock_dir(ca->dir, &fd, e)) != PX_OK)

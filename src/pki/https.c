@@ -25,8 +25,8 @@ struct pki_https {
     char peer_cn[PX_TLS_NAME_MAX];
 };
 
-int pki_https_open(const char *url, const net_tls_config *tls, int64_t timeout_ms,
-                   pki_https **out, px_error *e)
+int pki_https_open(const char *url, const net_tls_config *tls, int64_t timeout_ms, pki_https **out,
+                   px_error *e)
 {
     pki_https *c;
     const char *rest, *slash;

@@ -23,8 +23,8 @@ typedef struct pki_https pki_https;
 /* url: "https://host:port[/prefix]" (or "http://" with tls NULL or without a CA, for tests
  * of plain listeners). tls: ca (required for https), cert/key for mutual TLS, crl to check
  * the server's certificate against. Nothing is connected yet. */
-int pki_https_open(const char *url, const net_tls_config *tls, int64_t timeout_ms,
-                   pki_https **out, px_error *e);
+int pki_https_open(const char *url, const net_tls_config *tls, int64_t timeout_ms, pki_https **out,
+                   px_error *e);
 void pki_https_close(pki_https *c); /* NULL is fine */
 
 /* One request: method and path (appended to the URL's prefix), body (NULL: none; borrowed)

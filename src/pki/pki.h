@@ -55,7 +55,7 @@ typedef enum pki_purpose {
     PKI_PURPOSE_COUNT = 3
 } pki_purpose;
 
-const char *pki_role_name(pki_role r);       /* "operator", ... ("?" otherwise) */
+const char *pki_role_name(pki_role r); /* "operator", ... ("?" otherwise) */
 int pki_role_parse(const char *s, pki_role *out);
 const char *pki_purpose_name(pki_purpose p); /* "tls", "key-agreement", "device" */
 int pki_purpose_parse(const char *s, pki_purpose *out);
@@ -75,12 +75,12 @@ typedef struct pki_cert_info {
     pki_role role;
     pki_purpose purpose;
     char cn[PX_PKI_CN_MAX];
-    char name[PX_PKI_NAME_MAX];            /* CN after "role:" */
-    char serial[PX_PKI_SERIAL_HEX_MAX];    /* upper-case hex */
-    uint8_t fingerprint[PKI_FP_LEN];       /* SHA-256 of the DER */
+    char name[PX_PKI_NAME_MAX];         /* CN after "role:" */
+    char serial[PX_PKI_SERIAL_HEX_MAX]; /* upper-case hex */
+    uint8_t fingerprint[PKI_FP_LEN];    /* SHA-256 of the DER */
     char fingerprint_hex[2 * PKI_FP_LEN + 1];
     int64_t not_before_ms, not_after_ms;
-    uint8_t point[PKI_EC_POINT_LEN];       /* the public key */
+    uint8_t point[PKI_EC_POINT_LEN]; /* the public key */
 } pki_cert_info;
 
 /* ---- the CA ---------------------------------------------------------------------------- */
@@ -106,11 +106,11 @@ const char *pki_ca_dir(const pki_ca *ca);
 typedef struct pki_issue_req {
     pki_role role;
     pki_purpose purpose;
-    const char *name;                 /* the CN's name part */
-    const char *san[PX_PKI_SAN_MAX];  /* DNS names or IP addresses (TLS servers), NULL-ended */
+    const char *name;                /* the CN's name part */
+    const char *san[PX_PKI_SAN_MAX]; /* DNS names or IP addresses (TLS servers), NULL-ended */
     int64_t days;
     const char *csr_pem;
-    const uint8_t *pub_point;         /* PKI_EC_POINT_LEN bytes */
+    const uint8_t *pub_point; /* PKI_EC_POINT_LEN bytes */
 } pki_issue_req;
 
 /* Issue: certificate PEM into *cert_pem (malloc'd, NUL-terminated; caller frees), and with
@@ -120,13 +120,13 @@ int pki_ca_issue(pki_ca *ca, const pki_issue_req *r, char **cert_pem, char **key
                  pki_cert_info *info, px_error *e);
 
 typedef struct pki_cert_row {
-    char status;                       /* 'V' valid, 'R' revoked */
+    char status; /* 'V' valid, 'R' revoked */
     char serial[PX_PKI_SERIAL_HEX_MAX];
     pki_role role;
     pki_purpose purpose;
     char cn[PX_PKI_CN_MAX];
     int64_t issued_ms, not_after_ms, revoked_ms;
-    char reason[24];                   /* RFC 5280 reason name, "" when valid */
+    char reason[24]; /* RFC 5280 reason name, "" when valid */
     char fingerprint_hex[2 * PKI_FP_LEN + 1];
 } pki_cert_row;
 

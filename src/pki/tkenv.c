@@ -119,8 +119,7 @@ int pki_tkenv_parse_b64(const char *b64, uint8_t *buf, size_t cap, size_t *len, 
     return pki_tkenv_parse(buf, *len, env, e);
 }
 
-int pki_tkenv_encode_body(const pki_tkenv *env, uint8_t *out, size_t cap, size_t *len,
-                          px_error *e)
+int pki_tkenv_encode_body(const pki_tkenv *env, uint8_t *out, size_t cap, size_t *len, px_error *e)
 {
     size_t s = strlen(env->serial), o = 0;
     size_t need = MAGIC_LEN + 2 + s + PKI_FP_LEN + PKI_EC_POINT_LEN + 1 + env->wrapped_len +
@@ -189,8 +188,8 @@ int pki_tkenv_verify(const pki_trust *t, const uint8_t *in, size_t n, const pki_
         return px_error_prefix(e, "TK envelope: PIN pad ");
     if (strcmp(ci.name, env->serial) != 0)
         return px_error_set(e, PX_EPERM,
-                            "TK envelope: the device certificate is %s's, not serial %s's",
-                            ci.name, env->serial);
+                            "TK envelope: the device certificate is %s's, not serial %s's", ci.name,
+                            env->serial);
     k = pki_pkey_from_point(ci.point);
     md = EVP_MD_CTX_new();
     ok = k != NULL && md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k) == 1 &&

@@ -46,9 +46,9 @@ typedef struct pki_tkenv {
     int64_t created_ms;
     const uint8_t *device_cert; /* into the parsed input (or the caller's, to encode) */
     size_t device_cert_len;
-    const uint8_t *sig;         /* into the parsed input */
+    const uint8_t *sig; /* into the parsed input */
     size_t sig_len;
-    size_t signed_len;          /* bytes of the input the signature covers */
+    size_t signed_len; /* bytes of the input the signature covers */
 } pki_tkenv;
 
 /* 1 if s is a usable serial number (1..32 of A-Z a-z 0-9 . _ - @). */
@@ -63,8 +63,7 @@ int pki_tkenv_parse_b64(const char *b64, uint8_t *buf, size_t cap, size_t *len, 
                         px_error *e);
 
 /* Encode everything up to the signature (env's fields, its device_cert) into out. */
-int pki_tkenv_encode_body(const pki_tkenv *env, uint8_t *out, size_t cap, size_t *len,
-                          px_error *e);
+int pki_tkenv_encode_body(const pki_tkenv *env, uint8_t *out, size_t cap, size_t *len, px_error *e);
 
 /* Append the signature to a body of bodylen bytes already in out. */
 int pki_tkenv_append_sig(uint8_t *out, size_t cap, size_t bodylen, const uint8_t *sig,

@@ -21,7 +21,7 @@
 #include <openssl/x509v3.h>
 
 static const char *const role_names[PKI_ROLE_COUNT] = {"operator", "mtms", "kms", "pinpad",
-                                                      "service"};
+                                                       "service"};
 static const char *const purpose_names[PKI_PURPOSE_COUNT] = {"tls", "key-agreement", "device"};
 
 const char *pki_role_name(pki_role r)
@@ -162,8 +162,8 @@ int pki_pkey_is_p256(const EVP_PKEY *k)
     size_t len = 0;
     if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC)
         return 0;
-    if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-                                       &len) != 1)
+    if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len) !=
+        1)
         return 0;
     return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }
@@ -187,8 +187,8 @@ int pki_pkey_point(const EVP_PKEY *k, uint8_t point[PKI_EC_POINT_LEN], px_error 
     g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
     pt = g ? EC_POINT_new(g) : NULL;
     ok = pt != NULL && EC_POINT_oct2point(g, pt, raw, len, NULL) == 1 &&
-         EC_POINT_point2oct(g, pt, POINT_CONVERSION_UNCOMPRESSED, point, PKI_EC_POINT_LEN,
-                            NULL) == PKI_EC_POINT_LEN;
+         EC_POINT_point2oct(g, pt, POINT_CONVERSION_UNCOMPRESSED, point, PKI_EC_POINT_LEN, NULL) ==
+             PKI_EC_POINT_LEN;
     EC_POINT_free(pt);
     EC_GROUP_free(g);
     return ok ? PX_OK : pki_ossl_fail(e, PX_ECRYPTO, "key: bad public point");
@@ -243,7 +243,8 @@ static int purpose_of(X509 *x)
         return PKI_PURPOSE_KEY_AGREEMENT;
     if (ku == KU_DIGITAL_SIGNATURE && xku == UINT32_MAX)
         return PKI_PURPOSE_DEVICE;
-    if (ku == KU_DIGITAL_SIGNATURE && xku != UINT32_MAX && (xku & (XKU_SSL_SERVER | XKU_SSL_CLIENT)) &&
+    if (ku == KU_DIGITAL_SIGNATURE && xku != UINT32_MAX &&
+        (xku & (XKU_SSL_SERVER | XKU_SSL_CLIENT)) &&
         !(xku & ~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT)))
         return PKI_PURPOSE_TLS;
     return -1;
@@ -276,8 +277,7 @@ int pki_x509_info(X509 *x, pki_cert_info *info, px_error *e)
         rc = px_error_set(e, PX_EFORMAT, "certificate %s: key usages match no purpose", info->cn);
     else if (rc == PX_OK)
         info->purpose = (pki_purpose)purpose;
-    if (rc == PX_OK &&
-        X509_digest(x, EVP_sha256(), info->fingerprint, &mdlen) != 1)
+    if (rc == PX_OK && X509_digest(x, EVP_sha256(), info->fingerprint, &mdlen) != 1)
         rc = pki_ossl_fail(e, PX_ECRYPTO, "certificate: fingerprint");
     if (rc == PX_OK)
         rc = pki_pkey_point(X509_get0_pubkey(x), info->point, e);

@@ -130,8 +130,7 @@ static int chain_error(const pki_trust *t, X509 *x, int err, px_error *e)
         return px_error_set(e, PX_EPERM, "the CRL is out of date: fetch a fresh one from the CA");
     case X509_V_ERR_CRL_NOT_YET_VALID:
         return px_error_set(e, PX_EPERM, "the CRL is not yet valid (clock?)");
-    case X509_V_ERR_UNABLE_TO_GET_CRL:
-        return px_error_set(e, PX_EPERM, "no CRL for this CA");
+    case X509_V_ERR_UNABLE_TO_GET_CRL: return px_error_set(e, PX_EPERM, "no CRL for this CA");
     default:
         return px_error_set(e, PX_EPERM, "certificate does not verify: %s",
                             X509_verify_cert_error_string(err));
@@ -147,8 +146,8 @@ int pki_trust_verify(const pki_trust *t, const uint8_t *cert, size_t n, pki_role
     int rc = x ? PX_OK : PX_EFORMAT;
     if (rc == PX_OK && t->crl == NULL)
         rc = px_error_set(e, PX_EPERM, "no CRL to check the certificate against");
-    if (rc == PX_OK && ((ctx = X509_STORE_CTX_new()) == NULL ||
-                        X509_STORE_CTX_init(ctx, t->store, x, NULL) != 1))
+    if (rc == PX_OK &&
+        ((ctx = X509_STORE_CTX_new()) == NULL || X509_STORE_CTX_init(ctx, t->store, x, NULL) != 1))
         rc = pki_ossl_fail(e, PX_ECRYPTO, "certificate check");
     if (rc == PX_OK) {
         X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);

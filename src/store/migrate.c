@@ -15,8 +15,8 @@
 
 /* Serialises migrations across nodes; the key is "possum" in ASCII. The wait for it is not
  * limited (another node may be applying a long migration); DDL lock waits still are. */
-#define STORE_MIGRATE_LOCK_FMT \
-    "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(123623980627309); " \
+#define STORE_MIGRATE_LOCK_FMT                                                                     \
+    "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(123623980627309); "                  \
     "SET LOCAL lock_timeout = %lld"
 
 static const char version_table_sql[] =
@@ -100,8 +100,10 @@ static int filter_sections(const char *sql, store_backend b, px_buf *out, px_err
         size_t n = line_len(p);
         int m = section_marker(p, n, b, &keep);
         if (m < 0)
-            return px_error_set(e, PX_EFORMAT, "line %d: unknown section marker "
-                                "(use -- @all, -- @sqlite or -- @postgres)", line);
+            return px_error_set(e, PX_EFORMAT,
+                                "line %d: unknown section marker "
+                                "(use -- @all, -- @sqlite or -- @postgres)",
+                                line);
         if (m == 0 && keep && (rc = px_buf_append(out, p, n)) != PX_OK)
             return px_error_set(e, rc, "SQL too long");
         p += n;
@@ -191,7 +193,8 @@ static int check_list(const store_migration *m, size_t n, px_error *e)
             (i > 0 && m[i].version <= m[i - 1].version))
             return px_error_set(e, PX_EINVAL,
                                 "store: migration list entry %zu: versions must be >= 1 and "
-                                "strictly increasing, with a name and SQL", i);
+                                "strictly increasing, with a name and SQL",
+                                i);
     }
     return PX_OK;
 }
@@ -219,8 +222,8 @@ static int check_applied(store *s, const store_migration *m, size_t n, px_error 
         if (k == NULL && v > known_max)
             rc = px_error_set(e, PX_ESTATE,
                               "store: database schema is at version %lld (%s), newer than this "
-                              "build knows (%d): upgrade possum", (long long)v,
-                              name ? name : "?", known_max);
+                              "build knows (%d): upgrade possum",
+                              (long long)v, name ? name : "?", known_max);
         else if (k == NULL || name == NULL || strcmp(k->name, name) != 0)
             rc = px_error_set(e, PX_ESTATE,
                               "store: database has migration %lld as %s, this build has %s",
@@ -249,8 +252,10 @@ static int apply_one(store *s, const store_migration *m, px_error *e)
     int rc = store_exec(s, m->sql, e);
     if (rc != PX_OK)
         return px_error_prefix(e, "store: migration %s.sql: ", m->name), rc;
-    rc = store_prepare(s, "INSERT INTO schema_version (version, name, applied_at_ms) "
-                          "VALUES ($1, $2, $3)", &st, e);
+    rc = store_prepare(s,
+                       "INSERT INTO schema_version (version, name, applied_at_ms) "
+                       "VALUES ($1, $2, $3)",
+                       &st, e);
     if (rc != PX_OK)
         return rc;
     store_bind_int64(st, 1, m->version);

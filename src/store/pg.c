@@ -20,12 +20,12 @@
 #define PG_BLOB_KEEP 4096 /* a decoded-blob buffer larger than this is freed at reset */
 
 typedef struct pg_stmt {
-    char name[24];        /* server-side name; "" = not prepared (uncached statement) */
-    uint64_t generation;  /* s->generation when prepared */
+    char name[24];       /* server-side name; "" = not prepared (uncached statement) */
+    uint64_t generation; /* s->generation when prepared */
     PGresult *res;
     int row, nrows, ncols;
-    px_buf *blobs;        /* per column: the decoded bytea of the current row */
-    int *blob_row;        /* per column: the row blobs[col] holds, -1 for none */
+    px_buf *blobs; /* per column: the decoded bytea of the current row */
+    int *blob_row; /* per column: the row blobs[col] holds, -1 for none */
     int nblobs;
 } pg_stmt;
 
@@ -248,8 +248,8 @@ static void pg_finalize(store_stmt *st)
 
 /* Parameter arrays for libpq: integers as text, text as text, blobs binary, NULL as NULL.
  * ints[] provides the digits' storage for the duration of the call. */
-static int pg_params(store_stmt *st, const char **vals, int *lens, int *fmts,
-                     char ints[][24], px_error *e)
+static int pg_params(store_stmt *st, const char **vals, int *lens, int *fmts, char ints[][24],
+                     px_error *e)
 {
     for (int k = 1; k <= st->nparams; k++) {
         const store_value *v = &st->params[k];
@@ -261,23 +261,19 @@ static int pg_params(store_stmt *st, const char **vals, int *lens, int *fmts,
         case STORE_V_UNSET: {
             char ex[64];
             store_sql_excerpt(st->sql, ex, sizeof ex);
-            return px_error_set(e, PX_EINVAL, "store: parameter $%d: not bound (in \"%s\")", k,
-                                ex);
+            return px_error_set(e, PX_EINVAL, "store: parameter $%d: not bound (in \"%s\")", k, ex);
         }
         case STORE_V_INT:
             snprintf(ints[i], sizeof ints[i], "%lld", (long long)v->i);
             vals[i] = ints[i];
             break;
-        case STORE_V_TEXT:
-            vals[i] = v->b.data ? (const char *)v->b.data : pg_empty;
-            break;
+        case STORE_V_TEXT: vals[i] = v->b.data ? (const char *)v->b.data : pg_empty; break;
         case STORE_V_BLOB:
             vals[i] = v->b.data ? (const char *)v->b.data : pg_empty;
             lens[i] = (int)v->b.len;
             fmts[i] = 1;
             break;
-        case STORE_V_NULL:
-            break;
+        case STORE_V_NULL: break;
         }
     }
     return PX_OK;

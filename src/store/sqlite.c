@@ -26,25 +26,18 @@ static int sq_code(int rc)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-        return PX_ECONFLICT;
-    default:
-        break;
+    case SQLITE_CONSTRAINT_PRIMARYKEY: return PX_ECONFLICT;
+    default: break;
     }
     switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return PX_ETIMEOUT;
-    case SQLITE_NOMEM:
-        return PX_ENOMEM;
+    case SQLITE_LOCKED: return PX_ETIMEOUT;
+    case SQLITE_NOMEM: return PX_ENOMEM;
     case SQLITE_IOERR:
     case SQLITE_FULL:
-    case SQLITE_CANTOPEN:
-        return PX_EIO;
-    case SQLITE_TOOBIG:
-        return PX_ETOOBIG;
-    default:
-        return PX_ESTORE;
+    case SQLITE_CANTOPEN: return PX_EIO;
+    case SQLITE_TOOBIG: return PX_ETOOBIG;
+    default: return PX_ESTORE;
     }
 }
 
@@ -70,7 +63,7 @@ static int make_parent_dirs(const char *path, px_error *e)
     if (slash == NULL || slash == dir)
         return PX_OK;
     *slash = 0;
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         char c = *p;
         if (c != '/' && c != 0)
             continue;
@@ -115,9 +108,10 @@ static int sq_pragma_is(store *s, const char *sql, const char *want, px_error *e
         return rc;
     }
     got = (const char *)sqlite3_column_text(h, 0);
-    rc = got != NULL && strcmp(got, want) == 0 ? PX_OK
-         : px_error_set(e, PX_ESTORE, "sqlite: %s gave %s, expected %s", sql,
-                        got ? got : "nothing", want);
+    rc = got != NULL && strcmp(got, want) == 0
+             ? PX_OK
+             : px_error_set(e, PX_ESTORE, "sqlite: %s gave %s, expected %s", sql,
+                            got ? got : "nothing", want);
     sqlite3_finalize(h);
     return rc;
 }
@@ -144,8 +138,8 @@ static int sq_connect(store *s, const store_config *cfg, px_error *e)
     if (!memory && ((rc = make_parent_dirs(cfg->path, e)) != PX_OK ||
                     (rc = create_private(cfg->path, e)) != PX_OK))
         return rc;
-    rc = sqlite3_open_v2(cfg->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                         SQLITE_OPEN_NOMUTEX, NULL);
+    rc = sqlite3_open_v2(cfg->path, &db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = px_error_set(e, sq_code(rc), "sqlite: cannot open %s: %s", cfg->path,
                           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -157,8 +151,9 @@ static int sq_connect(store *s, const store_config *cfg, px_error *e)
     sqlite3_busy_timeout(db, (int)s->busy_timeout_ms);
     rc = sq_pragma_is(s, "PRAGMA journal_mode = WAL", memory ? "memory" : "wal", e);
     if (rc == PX_OK)
-        rc = sq_exec(s, s->synchronous_full ? "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"
-                                            : "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+        rc = sq_exec(s,
+                     s->synchronous_full ? "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"
+                                         : "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
                      e);
     if (rc != PX_OK) {
         sqlite3_close(db);
@@ -189,8 +184,10 @@ static int sq_map_params(store_stmt *st, sq_stmt *q, px_error *e)
             px_parse_i64(name + 1, 1, PX_STORE_PARAMS_MAX, &k) != PX_OK) {
             char ex[64];
             store_sql_excerpt(st->sql, ex, sizeof ex);
-            return px_error_set(e, PX_EINVAL, "sqlite: parameter %s: write parameters as "
-                                "$1..$%d (in \"%s\")", name ? name : "?", PX_STORE_PARAMS_MAX, ex);
+            return px_error_set(e, PX_EINVAL,
+                                "sqlite: parameter %s: write parameters as "
+                                "$1..$%d (in \"%s\")",
+                                name ? name : "?", PX_STORE_PARAMS_MAX, ex);
         }
         q->map[k] = i;
     }
@@ -228,8 +225,10 @@ static int sq_prepare(store_stmt *st, px_error *e)
     else if (q->h == NULL)
         rc = sq_error(s, SQLITE_MISUSE, "no SQL statement", st->sql, e);
     else
-        rc = sq_only_comments(s, tail) ? sq_map_params(st, q, e)
-             : sq_error(s, SQLITE_ERROR, "more than one statement (use store_exec)", st->sql, e);
+        rc = sq_only_comments(s, tail)
+                 ? sq_map_params(st, q, e)
+                 : sq_error(s, SQLITE_ERROR, "more than one statement (use store_exec)", st->sql,
+                            e);
     if (rc != PX_OK) {
         sqlite3_finalize(q->h);
         free(q);
@@ -250,16 +249,14 @@ static void sq_finalize(store_stmt *st)
 static int sq_bind_one(sqlite3_stmt *h, int i, const store_value *v)
 {
     switch (v->type) {
-    case STORE_V_INT:
-        return sqlite3_bind_int64(h, i, v->i);
+    case STORE_V_INT: return sqlite3_bind_int64(h, i, v->i);
     case STORE_V_TEXT:
         return sqlite3_bind_text64(h, i, (const char *)v->b.data ? (const char *)v->b.data : "",
                                    v->b.len, SQLITE_STATIC, SQLITE_UTF8);
     case STORE_V_BLOB:
-        return sqlite3_bind_blob64(h, i, v->b.data ? (const void *)v->b.data : sq_empty,
-                                   v->b.len, SQLITE_STATIC);
-    default:
-        return sqlite3_bind_null(h, i);
+        return sqlite3_bind_blob64(h, i, v->b.data ? (const void *)v->b.data : sq_empty, v->b.len,
+                                   SQLITE_STATIC);
+    default: return sqlite3_bind_null(h, i);
     }
 }
 

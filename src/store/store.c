@@ -65,7 +65,8 @@ int store_config_bind(px_config *cfg, const char *section, store_config *out, px
     if (env == NULL || env[0] == 0)
         return px_error_set(e, PX_ECONFIG,
                             "%s: [%s] conninfo: required for backend = postgres "
-                            "(or set POSSUM_PG_CONNINFO)", px_config_path(cfg), section);
+                            "(or set POSSUM_PG_CONNINFO)",
+                            px_config_path(cfg), section);
     if (px_strlcpy(out->conninfo, env, sizeof out->conninfo) != PX_OK)
         return px_error_set(e, PX_ETOOBIG, "POSSUM_PG_CONNINFO: longer than %d bytes",
                             PX_STORE_CONNINFO_MAX - 1);
@@ -104,9 +105,9 @@ int store_open(const store_config *cfg, store **out, px_error *e)
         return px_error_set(e, PX_ENOMEM, "store: out of memory");
     s->backend = cfg->backend;
     s->ops = cfg->backend == STORE_POSTGRES ? &store_pg_ops : &store_sqlite_ops;
-    s->busy_timeout_ms = cfg->busy_timeout_ms < 1 ? 1
+    s->busy_timeout_ms = cfg->busy_timeout_ms < 1                      ? 1
                          : cfg->busy_timeout_ms > PX_STORE_BUSY_MAX_MS ? PX_STORE_BUSY_MAX_MS
-                         : cfg->busy_timeout_ms;
+                                                                       : cfg->busy_timeout_ms;
     s->synchronous_full = cfg->synchronous_full;
     rc = s->ops->connect(s, cfg, e);
     if (rc != PX_OK) {
@@ -169,8 +170,8 @@ static int note_failure(store *s, int rc, const px_error *err)
 static int ready(store *s, px_error *e)
 {
     if (s->txn_failed)
-        return px_error_set(e, PX_ESTATE,
-                            "store: transaction already failed (%s); roll back first", s->txn_error);
+        return px_error_set(e, PX_ESTATE, "store: transaction already failed (%s); roll back first",
+                            s->txn_error);
     if (!s->broken)
         return PX_OK;
     if (s->in_txn)
@@ -299,7 +300,7 @@ static int stmt_new(store *s, const char *sql, uint64_t h, store_stmt **out, px_
     rc = store_sql_for_backend(sql, s->backend, &b, e);
     if (rc == PX_OK && b.data == NULL)
         rc = px_buf_append(&b, "", 0); /* empty SQL: still a string */
-    st->exec_sql = (char *)b.data; /* taken over from the buffer */
+    st->exec_sql = (char *)b.data;     /* taken over from the buffer */
     st->sql = strdup(sql);
     if (rc == PX_OK && (st->sql == NULL || st->exec_sql == NULL))
         rc = px_error_set(e, PX_ENOMEM, "store: out of memory");
@@ -456,7 +457,8 @@ int store_step(store_stmt *st, px_error *e)
             store_sql_excerpt(st->sql, sql, sizeof sql);
             px_error_set(err, st->bind_rc, "store: parameter $%d: %s (in \"%s\")", st->bind_idx,
                          st->bind_rc == PX_ESTATE ? "bound after the statement ran"
-                                                  : px_strerror(st->bind_rc), sql);
+                                                  : px_strerror(st->bind_rc),
+                         sql);
             return note_failure(s, st->bind_rc, err);
         }
     }

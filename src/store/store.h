@@ -49,10 +49,10 @@ typedef struct store_migration {
 
 typedef struct store_config {
     store_backend backend;
-    char path[PX_PATH_MAX];  /* sqlite: database file, e.g. var/possum.db */
+    char path[PX_PATH_MAX];               /* sqlite: database file, e.g. var/possum.db */
     char conninfo[PX_STORE_CONNINFO_MAX]; /* postgres: libpq conninfo or URI */
-    int64_t busy_timeout_ms; /* longest wait for a lock before PX_ETIMEOUT */
-    int synchronous_full;    /* 1: a returned commit survives power loss (default) */
+    int64_t busy_timeout_ms;              /* longest wait for a lock before PX_ETIMEOUT */
+    int synchronous_full;                 /* 1: a returned commit survives power loss (default) */
     /* Migrations to apply; NULL = the set built into the library (store_migrations_builtin).
      * Tests use this to inject extra ones. Must be sorted by version, versions unique. */
     const store_migration *migrations;
@@ -109,7 +109,10 @@ int store_bind_null(store_stmt *st, int idx);
 
 /* Execute / advance: STORE_ROW, STORE_DONE, or a negative px_err (see the top). */
 int store_step(store_stmt *st, px_error *e);
-static inline int store_is_retryable(int rc) { return rc == STORE_ERETRY; }
+static inline int store_is_retryable(int rc)
+{
+    return rc == STORE_ERETRY;
+}
 
 /* Columns of the current row (0-based). Pointers stay valid until the next step or done.
  * NULL reads as 0 / NULL; an empty blob is a non-NULL pointer with *n == 0.

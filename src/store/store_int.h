@@ -12,7 +12,13 @@
 extern const store_migration store_builtin_migrations[];
 extern const size_t store_builtin_migrations_n;
 
-typedef enum store_vtype { STORE_V_UNSET = 0, STORE_V_NULL, STORE_V_INT, STORE_V_TEXT, STORE_V_BLOB } store_vtype;
+typedef enum store_vtype {
+    STORE_V_UNSET = 0,
+    STORE_V_NULL,
+    STORE_V_INT,
+    STORE_V_TEXT,
+    STORE_V_BLOB
+} store_vtype;
 
 /* One bound parameter; the bytes of text and blob values are copied into b. */
 typedef struct store_value {
@@ -25,50 +31,50 @@ typedef enum store_run { STORE_RUN_FRESH = 0, STORE_RUN_ROWS, STORE_RUN_DONE } s
 
 struct store_stmt {
     store *s;
-    char *sql;               /* as the caller wrote it: the cache key, quoted in errors */
-    char *exec_sql;          /* as the backend runs it (store_sql_for_backend) */
-    uint64_t hash;           /* of sql, for the cache */
-    int cached;              /* lives in s->cache (else freed by store_done) */
-    int in_use;              /* handed out by store_prepare, not yet done */
-    uint64_t last_used;      /* s->tick at the last prepare, for LRU eviction */
+    char *sql;          /* as the caller wrote it: the cache key, quoted in errors */
+    char *exec_sql;     /* as the backend runs it (store_sql_for_backend) */
+    uint64_t hash;      /* of sql, for the cache */
+    int cached;         /* lives in s->cache (else freed by store_done) */
+    int in_use;         /* handed out by store_prepare, not yet done */
+    uint64_t last_used; /* s->tick at the last prepare, for LRU eviction */
     store_value params[PX_STORE_PARAMS_MAX + 1]; /* index 1..PX_STORE_PARAMS_MAX */
-    int nparams;             /* highest index bound */
-    int bind_rc;             /* first bind error, returned by store_step */
-    int bind_idx;            /* ... and the parameter it concerned */
+    int nparams;                                 /* highest index bound */
+    int bind_rc;                                 /* first bind error, returned by store_step */
+    int bind_idx;                                /* ... and the parameter it concerned */
     store_run run;
     int64_t changes;
-    void *impl;              /* backend statement state */
+    void *impl; /* backend statement state */
 };
 
 typedef struct store_ops {
     int (*connect)(store *s, const store_config *cfg, px_error *e);
     void (*disconnect)(store *s);
     int (*exec)(store *s, const char *sql, px_error *e);
-    int (*prepare)(store_stmt *st, px_error *e);   /* fills st->impl */
-    void (*finalize)(store_stmt *st);              /* frees st->impl */
-    int (*step)(store_stmt *st, px_error *e);      /* binds st->params on the first step */
-    void (*reset)(store_stmt *st);                 /* back to fresh, results dropped */
+    int (*prepare)(store_stmt *st, px_error *e); /* fills st->impl */
+    void (*finalize)(store_stmt *st);            /* frees st->impl */
+    int (*step)(store_stmt *st, px_error *e);    /* binds st->params on the first step */
+    void (*reset)(store_stmt *st);               /* back to fresh, results dropped */
     int (*column_count)(store_stmt *st);
     int (*col_is_null)(store_stmt *st, int col);
     int64_t (*col_int64)(store_stmt *st, int col);
     const char *(*col_text)(store_stmt *st, int col);
     const void *(*col_blob)(store_stmt *st, int col, size_t *n);
-    int (*reconnect)(store *s, px_error *e);       /* NULL: never needed */
+    int (*reconnect)(store *s, px_error *e); /* NULL: never needed */
     const char *begin_sql;
 } store_ops;
 
 struct store {
     const store_ops *ops;
     store_backend backend;
-    void *db;                /* sqlite3 * or PGconn * */
+    void *db; /* sqlite3 * or PGconn * */
     int in_txn;
-    int txn_failed;          /* a statement failed inside the transaction */
+    int txn_failed; /* a statement failed inside the transaction */
     char txn_error[PX_ERRMSG_MAX];
-    int broken;              /* connection lost: reconnect before the next transaction */
-    int closing;             /* store_close: server-side cleanup is not worth a round trip */
+    int broken;  /* connection lost: reconnect before the next transaction */
+    int closing; /* store_close: server-side cleanup is not worth a round trip */
     uint64_t tick;
-    uint64_t stmt_seq;       /* names PostgreSQL prepared statements */
-    uint64_t generation;     /* bumped on reconnect: server-side statements are gone */
+    uint64_t stmt_seq;   /* names PostgreSQL prepared statements */
+    uint64_t generation; /* bumped on reconnect: server-side statements are gone */
     store_stmt *cache[PX_STORE_STMT_CACHE];
     size_t ncache;
     int64_t busy_timeout_ms;

@@ -12,7 +12,7 @@
 
 typedef struct e2e_daemon {
     pid_t pid;
-    char dir[256];      /* temporary directory: possum.ini, possum.db, possumd.log, ports */
+    char dir[256]; /* temporary directory: possum.ini, possum.db, possumd.log, ports */
     char ini[512];
     char log[512];
     char ports[512];

@@ -82,7 +82,8 @@ static void expect_echo_works(net_client *c, const char *stan)
     const uint8_t *v;
     size_t vn;
     build_echo(&req, stan);
-    assert_int_equal(iso8583_pack_framed(&iso8583_unionpay_pos, &req, out, sizeof out, &n, NULL), 0);
+    assert_int_equal(iso8583_pack_framed(&iso8583_unionpay_pos, &req, out, sizeof out, &n, NULL),
+                     0);
     assert_int_equal(send_and_recv(c, out, n, &rsp), 0);
     assert_string_equal(rsp.mti, "0810");
     assert_int_equal(iso8583_get(&rsp, 39, &v, &vn), 0);
@@ -143,11 +144,13 @@ static void test_oversize_frame_refused_others_served(void **state)
     const uint8_t huge[2] = {0xFF, 0xF0}; /* announces 65520 bytes; the limit is 4096 */
     net_client *bad = connect_switch(), *good = connect_switch();
     iso8583_msg rsp;
-    int64_t before = metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} ");
+    int64_t before =
+        metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} ");
     assert_int_not_equal(send_and_recv(bad, huge, sizeof huge, &rsp), 0); /* closed */
     expect_echo_works(good, "000003");
-    assert_int_equal(metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} "),
-                     before + 1);
+    assert_int_equal(
+        metric("possum_net_frames_rejected_total{listener=\"switch\",reason=\"oversize\"} "),
+        before + 1);
     net_client_close(bad);
     net_client_close(good);
 }
@@ -200,7 +203,9 @@ static void test_operator_endpoints(void **state)
     assert_int_equal(status, 404);
     assert_non_null(strstr(px_buf_str(&body), "\"error\""));
     px_buf_reset(&body);
-    assert_int_equal(e2e_http(D.http_port, "POST", "/v1/iso8583/decode", "{\"hex\": ", &status, &body), 0);
+    assert_int_equal(e2e_http(D.http_port, "POST", "/v1/iso8583/decode", "{\"hex\": ", &status,
+                              &body),
+                     0);
     assert_int_equal(status, 400);
     assert_non_null(strstr(px_buf_str(&body), "\"code\":\"bad_json\""));
     px_buf_free(&body);

@@ -36,9 +36,13 @@ static int post(pki_https *h, const char *path, json_t *body, json_t **reply, px
         return px_error_prefix(e, "KMS: ");
     if (status / 100 == 2)
         return PX_OK;
-    rc = status == 404 ? PX_ENOTFOUND : status == 401 ? PX_EAUTH : status == 409 ? PX_ECONFLICT
-       : status == 410 ? PX_ETIMEOUT : status == 403 ? PX_EPERM : status == 400 ? PX_EINVAL
-                                                                                 : PX_ENET;
+    rc = status == 404   ? PX_ENOTFOUND
+         : status == 401 ? PX_EAUTH
+         : status == 409 ? PX_ECONFLICT
+         : status == 410 ? PX_ETIMEOUT
+         : status == 403 ? PX_EPERM
+         : status == 400 ? PX_EINVAL
+                         : PX_ENET;
     px_error_set(e, rc, "KMS refused (%ld): %s", status,
                  pki_https_error_message(*reply, "(no message)"));
     json_decref(*reply);
@@ -79,8 +83,9 @@ int keyload_run(pinpad *p, const keyload_config *c, keyload_result *r, px_error 
     memset(r, 0, sizeof *r);
     px_strlcpy(r->serial, pinpad_serial(p), sizeof r->serial);
     if (!pinpad_has_key(p, PINPAD_TK))
-        return px_error_set(e, PX_ESTATE, "PIN pad %s holds no transmission key: it must be "
-                                          "exported to the customer's KMS first (possum operator)",
+        return px_error_set(e, PX_ESTATE,
+                            "PIN pad %s holds no transmission key: it must be "
+                            "exported to the customer's KMS first (possum operator)",
                             pinpad_serial(p));
     rc = pki_https_open(c->kms_url, &c->tls, c->timeout_ms, &h, e);
     /* 1. challenge */
@@ -91,8 +96,8 @@ int keyload_run(pinpad *p, const keyload_config *c, keyload_result *r, px_error 
         pki_role role;
         char name[PX_PKI_NAME_MAX];
         px_strlcpy(r->kms_cn, pki_https_peer_cn(h), sizeof r->kms_cn);
-        if (r->kms_cn[0] != 0 && (pki_cn_split(r->kms_cn, &role, name) != PX_OK ||
-                                  role != PKI_ROLE_KMS))
+        if (r->kms_cn[0] != 0 &&
+            (pki_cn_split(r->kms_cn, &role, name) != PX_OK || role != PKI_ROLE_KMS))
             rc = px_error_set(e, PX_EPERM, "the server at %s is %s, not a KMS", c->kms_url,
                               r->kms_cn);
     }
@@ -114,8 +119,10 @@ int keyload_run(pinpad *p, const keyload_config *c, keyload_result *r, px_error 
     }
     if (rc == PX_OK && (rc = hex_of(reply, "tmk", tmk, sizeof tmk, e)) == PX_OK) {
         kcv_hex = json_string_value(json_object_get(reply, "tmk_kcv"));
-        if (kcv_hex == NULL || px_hex_decode_n(kcv_hex, strlen(kcv_hex) < 6 ? strlen(kcv_hex) : 6,
-                                               kcv, sizeof kcv, &n) != PX_OK || n != 3)
+        if (kcv_hex == NULL ||
+            px_hex_decode_n(kcv_hex, strlen(kcv_hex) < 6 ? strlen(kcv_hex) : 6, kcv, sizeof kcv,
+                            &n) != PX_OK ||
+            n != 3)
             rc = px_error_set(e, PX_EFORMAT, "KMS answer: tmk_kcv is not a check value");
     }
     json_decref(reply);
@@ -124,13 +131,16 @@ int keyload_run(pinpad *p, const keyload_config *c, keyload_result *r, px_error 
         int lrc = pinpad_load_tmk_under_tk(p, tmk, sizeof tmk, kcv, sizeof kcv, e);
         px_error e2 = {0};
         /* 4. tell the KMS either way */
-        int rrc = report(h, p, session, nonce, lrc == PX_OK ? "loaded"
-                                                 : lrc == PX_EAUTH ? "kcv_mismatch" : "error",
+        int rrc = report(h, p, session, nonce,
+                         lrc == PX_OK      ? "loaded"
+                         : lrc == PX_EAUTH ? "kcv_mismatch"
+                                           : "error",
                          &e2);
         if (lrc != PX_OK)
-            rc = lrc == PX_EAUTH ? px_error_set(e, PX_EAUTH, "the TMK from the KMS does not match "
-                                                             "its check value: nothing loaded "
-                                                             "(reported to the KMS)")
+            rc = lrc == PX_EAUTH ? px_error_set(e, PX_EAUTH,
+                                                "the TMK from the KMS does not match "
+                                                "its check value: nothing loaded "
+                                                "(reported to the KMS)")
                                  : lrc;
         else if (rrc != PX_OK)
             px_warn("keyload", "TMK loaded, but the report to the KMS failed: %s",
@@ -215,7 +225,8 @@ int keyload_cli(int argc, char **argv)
         kc.timeout_ms = v;
     }
     pos_config_defaults(&pc);
-    if (val[1] != NULL && (strlen(val[1]) != 8 || px_strlcpy(pc.tid, val[1], sizeof pc.tid) != PX_OK)) {
+    if (val[1] != NULL &&
+        (strlen(val[1]) != 8 || px_strlcpy(pc.tid, val[1], sizeof pc.tid) != PX_OK)) {
         fprintf(stderr, "possum: pos keyload: --tid: 8 characters\n");
         return KL_USAGE;
     }
@@ -234,7 +245,7 @@ int keyload_cli(int argc, char **argv)
         fprintf(stderr, "possum: pos keyload: PIN pad %s: %s\n", r.serial, px_error_text(&e));
         return KL_FAIL;
     }
-    printf("TMK loaded into PIN pad %s (check value %s) from %s in %lld ms\n", r.serial,
-           r.tmk_kcv, r.kms_cn[0] ? r.kms_cn : kc.kms_url, (long long)r.elapsed_ms);
+    printf("TMK loaded into PIN pad %s (check value %s) from %s in %lld ms\n", r.serial, r.tmk_kcv,
+           r.kms_cn[0] ? r.kms_cn : kc.kms_url, (long long)r.elapsed_ms);
     return KL_OK;
 }

@@ -31,7 +31,7 @@ typedef struct keyload_config {
 typedef struct keyload_result {
     char serial[PX_PKI_NAME_MAX];
     char tmk_kcv[PINPAD_KCV_HEX];
-    char kms_cn[PX_TLS_NAME_MAX];   /* the KMS's certificate CN ("" without TLS) */
+    char kms_cn[PX_TLS_NAME_MAX]; /* the KMS's certificate CN ("" without TLS) */
     int64_t elapsed_ms;
 } keyload_result;
 

@@ -60,9 +60,11 @@ static int call(operator_session *s, const char *method, const char *path, json_
     pki_role role;
     char name[PX_PKI_NAME_MAX];
     *reply = NULL;
-    if (s->h == NULL && (s->cfg.tls.ca[0] == 0 || s->cfg.tls.cert[0] == 0 || s->cfg.tls.key[0] == 0))
-        rc = px_error_set(e, PX_ECONFIG, "the MTMS is reached over mutual TLS: give the CA and "
-                                         "the operator's certificate and key");
+    if (s->h == NULL &&
+        (s->cfg.tls.ca[0] == 0 || s->cfg.tls.cert[0] == 0 || s->cfg.tls.key[0] == 0))
+        rc = px_error_set(e, PX_ECONFIG,
+                          "the MTMS is reached over mutual TLS: give the CA and "
+                          "the operator's certificate and key");
     if (rc == PX_OK && s->h == NULL)
         rc = pki_https_open(s->cfg.mtms_url, &s->cfg.tls, s->cfg.timeout_ms, &s->h, e);
     if (rc == PX_OK)
@@ -78,8 +80,12 @@ static int call(operator_session *s, const char *method, const char *path, json_
     }
     if (status / 100 == 2)
         return PX_OK;
-    rc = status == 404 ? PX_ENOTFOUND : status == 403 ? PX_EPERM : status == 409 ? PX_ECONFLICT
-       : status == 401 ? PX_EAUTH : status == 400 ? PX_EINVAL : PX_ENET;
+    rc = status == 404   ? PX_ENOTFOUND
+         : status == 403 ? PX_EPERM
+         : status == 409 ? PX_ECONFLICT
+         : status == 401 ? PX_EAUTH
+         : status == 400 ? PX_EINVAL
+                         : PX_ENET;
     px_error_set(e, rc, "%s", pki_https_error_message(*reply, "MTMS error"));
     json_decref(*reply);
     *reply = NULL;
@@ -149,9 +155,10 @@ int operator_lookup_serial(operator_session *s, const char *serial, operator_cus
     if (rc == PX_OK)
         rc = customer_from(json_object_get(reply, "customer"), c, e);
     if (rc == PX_OK && status != NULL)
-        px_strlcpy(status, json_string_value(json_object_get(reply, "status"))
-                               ? json_string_value(json_object_get(reply, "status"))
-                               : "?",
+        px_strlcpy(status,
+                   json_string_value(json_object_get(reply, "status"))
+                       ? json_string_value(json_object_get(reply, "status"))
+                       : "?",
                    16);
     json_decref(reply);
     return rc;
@@ -249,8 +256,8 @@ int operator_run(operator_session *s, const operator_ui *ui, operator_result *r,
         return rc;
     show(ui, "MTMS: customer %s  %s  (serial status: %s)", c.code, c.name, status);
     /* S4 */
-    snprintf(question, sizeof question, "Send the TK of %s to customer %s (%s)?", r->serial,
-             c.code, c.name);
+    snprintf(question, sizeof question, "Send the TK of %s to customer %s (%s)?", r->serial, c.code,
+             c.name);
     yes = ui->confirm(ui->ud, question);
     for (int tries = 0; yes == 0; tries++) {
         char code[PX_CUSTOMER_CODE_MAX];
@@ -284,8 +291,9 @@ int operator_run(operator_session *s, const operator_ui *ui, operator_result *r,
     if (yes <= 0) {
         operator_customer_clear(&c);
         show(ui, "Not confirmed: nothing was sent.");
-        return px_error_set(e, PX_EPERM, "the operator did not confirm a customer: no TK was "
-                                         "exported or sent");
+        return px_error_set(e, PX_EPERM,
+                            "the operator did not confirm a customer: no TK was "
+                            "exported or sent");
     }
     /* S5: TK, serial and customer code together */
     px_strlcpy(r->customer_code, c.code, sizeof r->customer_code);

@@ -28,7 +28,7 @@ typedef struct operator_config {
     char mtms_url[PX_HTTPS_URL_MAX]; /* https://host:port */
     net_tls_config tls;              /* ca (required), cert + key (the operator's), crl */
     int64_t timeout_ms;
-    char pinpad_dir[PX_PATH_MAX];    /* the POS terminal's directory (its PIN pad) */
+    char pinpad_dir[PX_PATH_MAX]; /* the POS terminal's directory (its PIN pad) */
 } operator_config;
 
 typedef struct operator_session operator_session;
@@ -85,7 +85,7 @@ typedef struct operator_result {
     char serial[PX_PKI_NAME_MAX];
     char customer_code[PX_CUSTOMER_CODE_MAX];
     char customer_name[PX_CUSTOMER_NAME_MAX];
-    int corrected;                    /* the operator gave another customer code */
+    int corrected; /* the operator gave another customer code */
     operator_upload_result upload;
 } operator_result;
 

@@ -59,18 +59,18 @@ static int gcm(int enc, const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_N
     return ok;
 }
 
-int pp_gcm_seal(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE],
-                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t n, uint8_t *out,
-                uint8_t tag[PP_TAG], px_error *e)
+int pp_gcm_seal(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE], const uint8_t *aad,
+                size_t aadlen, const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[PP_TAG],
+                px_error *e)
 {
     if (!gcm(1, key, nonce, aad, aadlen, in, n, out, tag))
         return px_error_set(e, PX_ECRYPTO, "pinpad: AES-GCM encryption failed");
     return PX_OK;
 }
 
-int pp_gcm_open(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE],
-                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t n, uint8_t *out,
-                const uint8_t tag[PP_TAG], px_error *e)
+int pp_gcm_open(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE], const uint8_t *aad,
+                size_t aadlen, const uint8_t *in, size_t n, uint8_t *out, const uint8_t tag[PP_TAG],
+                px_error *e)
 {
     uint8_t t[PP_TAG];
     memcpy(t, tag, PP_TAG);

@@ -47,8 +47,7 @@ static int sync_parent(const char *path)
     return rc;
 }
 
-int devfile_write_atomic(const char *path, const void *data, size_t n, mode_t mode,
-                         px_error *e)
+int devfile_write_atomic(const char *path, const void *data, size_t n, mode_t mode, px_error *e)
 {
     char tmp[PX_PATH_MAX];
     int fd, saved;
@@ -69,8 +68,7 @@ int devfile_write_atomic(const char *path, const void *data, size_t n, mode_t mo
         return px_error_set(e, PX_EIO, "%s: cannot replace: %s", path, strerror(saved));
     }
     if (sync_parent(path) != 0)
-        return px_error_set(e, PX_EIO, "%s: cannot sync its directory: %s", path,
-                            strerror(errno));
+        return px_error_set(e, PX_EIO, "%s: cannot sync its directory: %s", path, strerror(errno));
     return PX_OK;
 }
 
@@ -80,8 +78,8 @@ int devfile_read(const char *path, px_buf *out, px_error *e)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = PX_OK;
     if (fd < 0)
-        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: cannot open: %s",
-                            path, strerror(errno));
+        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: cannot open: %s", path,
+                            strerror(errno));
     px_buf_reset(out);
     for (;;) {
         ssize_t r = read(fd, chunk, sizeof chunk);

@@ -13,8 +13,7 @@
 #include "lib/err.h"
 
 /* Replace path with n bytes of data, created with mode (e.g. 0600). */
-int devfile_write_atomic(const char *path, const void *data, size_t n, mode_t mode,
-                         px_error *e);
+int devfile_write_atomic(const char *path, const void *data, size_t n, mode_t mode, px_error *e);
 
 /* Read all of path into out (its ceiling bounds the size: PX_ETOOBIG past it).
  * PX_ENOTFOUND when the file does not exist. */

@@ -35,7 +35,8 @@ void pinpad_key_info_get(const pinpad *p, pinpad_slot s, pinpad_key_info *out)
     out->present = 1;
     out->loaded_ms = p->slot[s].loaded_ms;
     if (crypto_kcv(CRYPTO_TDES, p->slot[s].key, PINPAD_KEY_LEN, kcv, sizeof kcv, &n, NULL) ==
-            PX_OK && n == CRYPTO_KCV_TDES_LEN)
+            PX_OK &&
+        n == CRYPTO_KCV_TDES_LEN)
         px_hex_encode(kcv, n, out->kcv);
 }
 
@@ -75,14 +76,14 @@ static int install_tmk(pinpad *p, const uint8_t tmk[PINPAD_KEY_LEN], px_error *e
 }
 
 int pinpad_load_tmk_components(pinpad *p, const uint8_t *const *components, size_t n,
-                               const uint8_t *const *kcvs, size_t kcvlen,
-                               const uint8_t *tmk_kcv, size_t tmk_kcvlen, px_error *e)
+                               const uint8_t *const *kcvs, size_t kcvlen, const uint8_t *tmk_kcv,
+                               size_t tmk_kcvlen, px_error *e)
 {
     uint8_t tmk[PINPAD_KEY_LEN];
     int rc;
     if (n < 2 || n > CRYPTO_COMPONENTS_MAX)
-        return px_error_set(e, PX_EINVAL, "TMK: 2 to %d components, got %zu",
-                            CRYPTO_COMPONENTS_MAX, n);
+        return px_error_set(e, PX_EINVAL, "TMK: 2 to %d components, got %zu", CRYPTO_COMPONENTS_MAX,
+                            n);
     rc = crypto_key_combine(CRYPTO_TDES, components, n, PINPAD_KEY_LEN, kcvs, kcvlen, tmk, e);
     if (rc == PX_OK && tmk_kcv != NULL &&
         crypto_kcv_verify(CRYPTO_TDES, tmk, PINPAD_KEY_LEN, tmk_kcv, tmk_kcvlen, NULL) != PX_OK)
@@ -114,8 +115,8 @@ int pinpad_tk_generate(pinpad *p, char kcv_hex[PINPAD_KCV_HEX], px_error *e)
     return rc;
 }
 
-int pinpad_load_tmk_under_tk(pinpad *p, const uint8_t *cryptogram, size_t n,
-                             const uint8_t *kcv, size_t kcvlen, px_error *e)
+int pinpad_load_tmk_under_tk(pinpad *p, const uint8_t *cryptogram, size_t n, const uint8_t *kcv,
+                             size_t kcvlen, px_error *e)
 {
     uint8_t tmk[PINPAD_KEY_LEN];
     int rc;
@@ -126,8 +127,8 @@ int pinpad_load_tmk_under_tk(pinpad *p, const uint8_t *cryptogram, size_t n,
                             PINPAD_KEY_LEN);
     rc = crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, p->slot[PINPAD_TK].key, PINPAD_KEY_LEN, NULL,
                         cryptogram, n, tmk, e);
-    if (rc == PX_OK && crypto_kcv_verify(CRYPTO_TDES, tmk, PINPAD_KEY_LEN, kcv, kcvlen, NULL) !=
-                           PX_OK)
+    if (rc == PX_OK &&
+        crypto_kcv_verify(CRYPTO_TDES, tmk, PINPAD_KEY_LEN, kcv, kcvlen, NULL) != PX_OK)
         rc = px_error_set(e, PX_EAUTH, "TMK: the key under TK does not match its check value");
     if (rc == PX_OK)
         rc = install_tmk(p, tmk, e);
@@ -149,12 +150,14 @@ int pinpad_install_work_keys(pinpad *p, const uint8_t *f62, size_t n, px_error *
     memcpy(next, p->slot, sizeof next);
     for (int i = 0; i < 3 && rc == PX_OK; i++) {
         const uint8_t *k = f62 + i * (PINPAD_KEY_LEN + F62_CV);
-        rc = crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, p->slot[PINPAD_TMK].key, PINPAD_KEY_LEN,
-                            NULL, k, PINPAD_KEY_LEN, clear, e);
-        if (rc == PX_OK && crypto_kcv_verify(CRYPTO_TDES, clear, PINPAD_KEY_LEN,
-                                             k + PINPAD_KEY_LEN, F62_CV, NULL) != PX_OK)
-            rc = px_error_set(e, PX_EAUTH, "field 62: the %s does not match its check value; "
-                              "no work key installed", pinpad_slot_name(order[i]));
+        rc = crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, p->slot[PINPAD_TMK].key, PINPAD_KEY_LEN, NULL,
+                            k, PINPAD_KEY_LEN, clear, e);
+        if (rc == PX_OK && crypto_kcv_verify(CRYPTO_TDES, clear, PINPAD_KEY_LEN, k + PINPAD_KEY_LEN,
+                                             F62_CV, NULL) != PX_OK)
+            rc = px_error_set(e, PX_EAUTH,
+                              "field 62: the %s does not match its check value; "
+                              "no work key installed",
+                              pinpad_slot_name(order[i]));
         if (rc == PX_OK)
             set_slot(&next[order[i]], clear);
     }
@@ -165,8 +168,8 @@ int pinpad_install_work_keys(pinpad *p, const uint8_t *f62, size_t n, px_error *
     return rc;
 }
 
-int pinpad_pin_block(pinpad *p, const char *pin, const char *pan,
-                     uint8_t out[PINPAD_PINBLOCK_LEN], px_error *e)
+int pinpad_pin_block(pinpad *p, const char *pin, const char *pan, uint8_t out[PINPAD_PINBLOCK_LEN],
+                     px_error *e)
 {
     uint8_t clear[CRYPTO_PINBLOCK_MAX];
     size_t n = 0;
@@ -175,29 +178,28 @@ int pinpad_pin_block(pinpad *p, const char *pin, const char *pan,
         return px_error_set(e, PX_ESTATE, "PIN block: no PIN key (sign on first)");
     rc = crypto_pinblock_encode(CRYPTO_PIN_ISO0, pin, pan, clear, sizeof clear, &n, e);
     if (rc == PX_OK)
-        rc = crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, p->slot[PINPAD_PIK].key, PINPAD_KEY_LEN,
-                            NULL, clear, PINPAD_PINBLOCK_LEN, out, e);
+        rc = crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, p->slot[PINPAD_PIK].key, PINPAD_KEY_LEN, NULL,
+                            clear, PINPAD_PINBLOCK_LEN, out, e);
     OPENSSL_cleanse(clear, sizeof clear);
     return rc;
 }
 
-int pinpad_mac(pinpad *p, const uint8_t *data, size_t n, uint8_t out[PINPAD_MAC_LEN],
-               px_error *e)
+int pinpad_mac(pinpad *p, const uint8_t *data, size_t n, uint8_t out[PINPAD_MAC_LEN], px_error *e)
 {
     size_t len = 0;
     if (!pinpad_has_key(p, PINPAD_MAK))
         return px_error_set(e, PX_ESTATE, "MAC: no MAC key (sign on first)");
-    return crypto_mac(CRYPTO_MAC_CUP_ECB, p->slot[PINPAD_MAK].key, PINPAD_KEY_LEN, data, n,
-                      out, PINPAD_MAC_LEN, &len, e);
+    return crypto_mac(CRYPTO_MAC_CUP_ECB, p->slot[PINPAD_MAK].key, PINPAD_KEY_LEN, data, n, out,
+                      PINPAD_MAC_LEN, &len, e);
 }
 
-int pinpad_mac_verify(pinpad *p, const uint8_t *data, size_t n,
-                      const uint8_t mac[PINPAD_MAC_LEN], px_error *e)
+int pinpad_mac_verify(pinpad *p, const uint8_t *data, size_t n, const uint8_t mac[PINPAD_MAC_LEN],
+                      px_error *e)
 {
     if (!pinpad_has_key(p, PINPAD_MAK))
         return px_error_set(e, PX_ESTATE, "MAC: no MAC key (sign on first)");
-    return crypto_mac_verify(CRYPTO_MAC_CUP_ECB, p->slot[PINPAD_MAK].key, PINPAD_KEY_LEN, data,
-                             n, mac, PINPAD_MAC_LEN, e);
+    return crypto_mac_verify(CRYPTO_MAC_CUP_ECB, p->slot[PINPAD_MAK].key, PINPAD_KEY_LEN, data, n,
+                             mac, PINPAD_MAC_LEN, e);
 }
 
 static int wipe(pinpad *p, int from, int to, px_error *e)

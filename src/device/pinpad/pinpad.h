@@ -31,11 +31,11 @@ typedef enum pinpad_slot {
     PINPAD_SLOTS = 5
 } pinpad_slot;
 
-#define PINPAD_KEY_LEN 16    /* every key is double-length TDES */
-#define PINPAD_F62_LEN 60    /* sign-on field 62: three keys, each with a 4-byte check value */
+#define PINPAD_KEY_LEN 16 /* every key is double-length TDES */
+#define PINPAD_F62_LEN 60 /* sign-on field 62: three keys, each with a 4-byte check value */
 #define PINPAD_PINBLOCK_LEN 8
-#define PINPAD_MAC_LEN 8     /* field 64: 8 ASCII hex characters (CUP ECB MAC) */
-#define PINPAD_KCV_HEX 7     /* 3-byte check value as hex, NUL included */
+#define PINPAD_MAC_LEN 8 /* field 64: 8 ASCII hex characters (CUP ECB MAC) */
+#define PINPAD_KCV_HEX 7 /* 3-byte check value as hex, NUL included */
 
 typedef struct pinpad pinpad;
 
@@ -55,13 +55,13 @@ int pinpad_secret_create(const char *secret_path, px_error *e);
 
 /* Create an empty key store for serial (1..32 printable characters) and open it.
  * PX_EEXIST if store_path exists. */
-int pinpad_create(const char *store_path, const char *secret_path, const char *serial,
-                  pinpad **out, px_error *e);
+int pinpad_create(const char *store_path, const char *secret_path, const char *serial, pinpad **out,
+                  px_error *e);
 
 /* Open an existing key store. PX_EAUTH when it does not authenticate: tampered, written
  * under another device secret, or for another serial number. */
-int pinpad_open(const char *store_path, const char *secret_path, const char *serial,
-                pinpad **out, px_error *e);
+int pinpad_open(const char *store_path, const char *secret_path, const char *serial, pinpad **out,
+                px_error *e);
 
 /* Wipe every key from memory and free. NULL is fine. */
 void pinpad_close(pinpad *p);
@@ -76,16 +76,16 @@ int pinpad_has_key(const pinpad *p, pinpad_slot s);
  * unchecked). Any mismatch refuses the whole load and names the component. Replacing the
  * TMK erases the work keys, which it no longer protects. */
 int pinpad_load_tmk_components(pinpad *p, const uint8_t *const *components, size_t n,
-                               const uint8_t *const *kcvs, size_t kcvlen,
-                               const uint8_t *tmk_kcv, size_t tmk_kcvlen, px_error *e);
+                               const uint8_t *const *kcvs, size_t kcvlen, const uint8_t *tmk_kcv,
+                               size_t tmk_kcvlen, px_error *e);
 
 /* Remote key loading (seed 001): generate a fresh TK inside; *kcv gets its check value. */
 int pinpad_tk_generate(pinpad *p, char kcv_hex[PINPAD_KCV_HEX], px_error *e);
 
 /* Load the TMK from its cryptogram under TK (TDES-ECB, 16 bytes) and its check value
  * (kcvlen 3..8). PX_EAUTH and nothing changes when the check value does not match. */
-int pinpad_load_tmk_under_tk(pinpad *p, const uint8_t *cryptogram, size_t n,
-                             const uint8_t *kcv, size_t kcvlen, px_error *e);
+int pinpad_load_tmk_under_tk(pinpad *p, const uint8_t *cryptogram, size_t n, const uint8_t *kcv,
+                             size_t kcvlen, px_error *e);
 
 /* Install the work keys of a sign-on answer (docs/switch-protocol.md, "Sign-on"): field 62
  * = PIK(16) CV(4) MAK(16) CV(4) TDK(16) CV(4), each key TDES-ECB under the TMK, each CV
@@ -95,8 +95,8 @@ int pinpad_install_work_keys(pinpad *p, const uint8_t *f62, size_t n, px_error *
 
 /* ISO 9564-1 format 0 PIN block of pin (4..12 digits) and pan (12..19 digits), TDES-ECB
  * under the PIK, into out (field 52). */
-int pinpad_pin_block(pinpad *p, const char *pin, const char *pan,
-                     uint8_t out[PINPAD_PINBLOCK_LEN], px_error *e);
+int pinpad_pin_block(pinpad *p, const char *pin, const char *pan, uint8_t out[PINPAD_PINBLOCK_LEN],
+                     px_error *e);
 
 /* Read a PIN from the terminal (fd_in, echo off, one '*' per digit on fd_out, Enter ends,
  * Backspace corrects, Esc, Ctrl-C or end of input cancels: PX_EPERM; Enter alone: no PIN,
@@ -106,11 +106,10 @@ int pinpad_pin_entry(pinpad *p, int fd_in, int fd_out, const char *prompt, const
                      uint8_t out[PINPAD_PINBLOCK_LEN], px_error *e);
 
 /* UnionPay POS ECB MAC (CRYPTO_MAC_CUP_ECB) under the MAK over data: 8 ASCII hex bytes. */
-int pinpad_mac(pinpad *p, const uint8_t *data, size_t n, uint8_t out[PINPAD_MAC_LEN],
-               px_error *e);
+int pinpad_mac(pinpad *p, const uint8_t *data, size_t n, uint8_t out[PINPAD_MAC_LEN], px_error *e);
 /* Constant-time check of a received MAC. PX_EAUTH when it does not match. */
-int pinpad_mac_verify(pinpad *p, const uint8_t *data, size_t n,
-                      const uint8_t mac[PINPAD_MAC_LEN], px_error *e);
+int pinpad_mac_verify(pinpad *p, const uint8_t *data, size_t n, const uint8_t mac[PINPAD_MAC_LEN],
+                      px_error *e);
 
 /* Erase the work keys (sign-off), or every key (decommissioning), in memory and on disk. */
 int pinpad_wipe_work_keys(pinpad *p, px_error *e);
@@ -122,9 +121,9 @@ int pinpad_wipe_all(pinpad *p, px_error *e);
  * device secret (not a work key, so it survives a sign-on). Sealed size = n + PINPAD_SEAL_OVERHEAD.
  */
 #define PINPAD_SEAL_OVERHEAD 29 /* version 1, nonce 12, tag 16 */
-int pinpad_seal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-                size_t *outlen, px_error *e);
-int pinpad_unseal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-                  size_t *outlen, px_error *e);
+int pinpad_seal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                px_error *e);
+int pinpad_unseal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                  px_error *e);
 
 #endif

@@ -4,10 +4,10 @@
 
 #include "device/pinpad/pinpad.h"
 
-#define PP_AEAD_KEY 32   /* AES-256 */
-#define PP_NONCE 12      /* GCM nonce */
-#define PP_TAG 16        /* GCM tag */
-#define PP_SALT 16       /* HKDF salt, fresh on every write */
+#define PP_AEAD_KEY 32 /* AES-256 */
+#define PP_NONCE 12    /* GCM nonce */
+#define PP_TAG 16      /* GCM tag */
+#define PP_SALT 16     /* HKDF salt, fresh on every write */
 
 typedef struct pp_slot {
     int present;
@@ -32,11 +32,11 @@ int pp_derive(const pinpad *p, const char *label, const uint8_t *salt, size_t sa
 
 /* AES-256-GCM (NIST SP 800-38D) with a 12-byte nonce and 16-byte tag. open fails with
  * PX_EAUTH when the tag does not verify, and then writes nothing usable to out. */
-int pp_gcm_seal(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE],
-                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t n, uint8_t *out,
-                uint8_t tag[PP_TAG], px_error *e);
-int pp_gcm_open(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE],
-                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t n, uint8_t *out,
-                const uint8_t tag[PP_TAG], px_error *e);
+int pp_gcm_seal(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE], const uint8_t *aad,
+                size_t aadlen, const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[PP_TAG],
+                px_error *e);
+int pp_gcm_open(const uint8_t key[PP_AEAD_KEY], const uint8_t nonce[PP_NONCE], const uint8_t *aad,
+                size_t aadlen, const uint8_t *in, size_t n, uint8_t *out, const uint8_t tag[PP_TAG],
+                px_error *e);
 
 #endif

@@ -13,8 +13,8 @@
 #define SEAL_VERSION 1
 #define SEAL_LABEL "possum pinpad card data v1"
 
-int pinpad_seal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-                size_t *outlen, px_error *e)
+int pinpad_seal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                px_error *e)
 {
     uint8_t key[PP_AEAD_KEY];
     int rc;
@@ -27,16 +27,16 @@ int pinpad_seal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap
     if (rc == PX_OK)
         rc = pp_derive(p, SEAL_LABEL, NULL, 0, key, e);
     if (rc == PX_OK)
-        rc = pp_gcm_seal(key, out + 1, out, 1, in, n, out + 1 + PP_NONCE,
-                         out + 1 + PP_NONCE + n, e);
+        rc = pp_gcm_seal(key, out + 1, out, 1, in, n, out + 1 + PP_NONCE, out + 1 + PP_NONCE + n,
+                         e);
     OPENSSL_cleanse(key, sizeof key);
     if (rc == PX_OK)
         *outlen = n + PINPAD_SEAL_OVERHEAD;
     return rc;
 }
 
-int pinpad_unseal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-                  size_t *outlen, px_error *e)
+int pinpad_unseal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                  px_error *e)
 {
     uint8_t key[PP_AEAD_KEY];
     size_t len;
@@ -48,8 +48,8 @@ int pinpad_unseal(pinpad *p, const uint8_t *in, size_t n, uint8_t *out, size_t c
         return px_error_set(e, PX_ETOOBIG, "unseal: output buffer too small");
     rc = pp_derive(p, SEAL_LABEL, NULL, 0, key, e);
     if (rc == PX_OK)
-        rc = pp_gcm_open(key, in + 1, in, 1, in + 1 + PP_NONCE, len, out,
-                         in + 1 + PP_NONCE + len, e);
+        rc = pp_gcm_open(key, in + 1, in, 1, in + 1 + PP_NONCE, len, out, in + 1 + PP_NONCE + len,
+                         e);
     OPENSSL_cleanse(key, sizeof key);
     if (rc == PX_EAUTH)
         return px_error_set(e, PX_EAUTH, "unseal: sealed data does not authenticate");

@@ -88,8 +88,8 @@ static int secret_read(pinpad *p, const char *path, px_error *e)
     px_buf b;
     int rc;
     if (stat(path, &st) != 0)
-        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO,
-                            "%s: no device secret: %s", path, strerror(errno));
+        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: no device secret: %s",
+                            path, strerror(errno));
     if ((st.st_mode & 077) != 0)
         return px_error_set(e, PX_EPERM, "%s: device secret is readable by others (mode %03o)",
                             path, (unsigned)(st.st_mode & 0777));
@@ -107,14 +107,16 @@ static int secret_read(pinpad *p, const char *path, px_error *e)
     return rc;
 }
 
-static int pp_new(const char *store_path, const char *secret_path, const char *serial,
-                  pinpad **out, px_error *e)
+static int pp_new(const char *store_path, const char *secret_path, const char *serial, pinpad **out,
+                  px_error *e)
 {
     pinpad *p;
     int rc;
     if (!serial_is_valid(serial))
-        return px_error_set(e, PX_EINVAL, "serial number: 1 to %d letters, digits, '-', '_' "
-                            "or '.'", PP_SERIAL_FIELD);
+        return px_error_set(e, PX_EINVAL,
+                            "serial number: 1 to %d letters, digits, '-', '_' "
+                            "or '.'",
+                            PP_SERIAL_FIELD);
     p = calloc(1, sizeof *p);
     if (p == NULL)
         return px_error_set(e, PX_ENOMEM, "pinpad: out of memory");
@@ -175,16 +177,17 @@ static int pp_load(pinpad *p, const uint8_t *file, size_t n, px_error *e)
                             p->store_path, file[8]);
     memcpy(serial, file + 12, PP_SERIAL_FIELD);
     if (strcmp(serial, p->serial) != 0)
-        return px_error_set(e, PX_EAUTH, "%s: key store belongs to another PIN pad",
-                            p->store_path);
+        return px_error_set(e, PX_EAUTH, "%s: key store belongs to another PIN pad", p->store_path);
     rc = pp_derive(p, PP_STORE_LABEL, file + 12 + PP_SERIAL_FIELD, PP_SALT, key, e);
     if (rc == PX_OK)
         rc = pp_gcm_open(key, file + PP_HDR - PP_NONCE, file, PP_HDR, file + PP_HDR, PP_PLAIN,
                          plain, file + PP_HDR + PP_PLAIN, e);
     OPENSSL_cleanse(key, sizeof key);
     if (rc != PX_OK)
-        return px_error_set(e, PX_EAUTH, "%s: key store does not authenticate (altered, or "
-                            "not written under this device secret)", p->store_path);
+        return px_error_set(e, PX_EAUTH,
+                            "%s: key store does not authenticate (altered, or "
+                            "not written under this device secret)",
+                            p->store_path);
     p->generation = get_u64(q);
     q += 8;
     for (int i = 0; i < PINPAD_SLOTS; i++, q += PP_SLOT_BYTES) {
@@ -196,8 +199,8 @@ static int pp_load(pinpad *p, const uint8_t *file, size_t n, px_error *e)
     return PX_OK;
 }
 
-int pinpad_create(const char *store_path, const char *secret_path, const char *serial,
-                  pinpad **out, px_error *e)
+int pinpad_create(const char *store_path, const char *secret_path, const char *serial, pinpad **out,
+                  px_error *e)
 {
     pinpad *p = NULL;
     int rc;
@@ -214,8 +217,8 @@ int pinpad_create(const char *store_path, const char *secret_path, const char *s
     return PX_OK;
 }
 
-int pinpad_open(const char *store_path, const char *secret_path, const char *serial,
-                pinpad **out, px_error *e)
+int pinpad_open(const char *store_path, const char *secret_path, const char *serial, pinpad **out,
+                px_error *e)
 {
     pinpad *p = NULL;
     px_buf b;

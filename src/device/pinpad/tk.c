@@ -88,19 +88,19 @@ static int devkey_load(pinpad *p, EVP_PKEY **out, px_error *e)
     size_t len = 0, n;
     int rc = file_beside(p, TK_DEVICE_KEY_FILE, path, e);
     *out = NULL;
-    if (rc == PX_OK && (rc = pki_read_file(path, 1 + PP_NONCE + DEVKEY_DER_MAX + PP_TAG, &file,
-                                           &len, e)) != PX_OK)
-        return rc == PX_ENOTFOUND ? px_error_set(e, PX_ENOTFOUND,
-                                                 "PIN pad %s has no device key", p->serial)
-                                  : rc;
+    if (rc == PX_OK &&
+        (rc = pki_read_file(path, 1 + PP_NONCE + DEVKEY_DER_MAX + PP_TAG, &file, &len, e)) != PX_OK)
+        return rc == PX_ENOTFOUND
+                   ? px_error_set(e, PX_ENOTFOUND, "PIN pad %s has no device key", p->serial)
+                   : rc;
     if (rc == PX_OK && (len < 1 + PP_NONCE + PP_TAG + 1 || file[0] != DEVKEY_VERSION))
         rc = px_error_set(e, PX_EFORMAT, "%s: not a sealed device key", path);
     n = rc == PX_OK ? len - 1 - PP_NONCE - PP_TAG : 0;
     if (rc == PX_OK)
         rc = pp_derive(p, DEVKEY_LABEL, NULL, 0, key, e);
     if (rc == PX_OK &&
-        pp_gcm_open(key, (uint8_t *)file + 1, (uint8_t *)file, 1, (uint8_t *)file + 1 + PP_NONCE,
-                    n, der, (uint8_t *)file + 1 + PP_NONCE + n, e) != PX_OK)
+        pp_gcm_open(key, (uint8_t *)file + 1, (uint8_t *)file, 1, (uint8_t *)file + 1 + PP_NONCE, n,
+                    der, (uint8_t *)file + 1 + PP_NONCE + n, e) != PX_OK)
         rc = px_error_set(e, PX_EAUTH, "%s: does not authenticate (tampered, or another PIN pad's)",
                           path);
     if (rc == PX_OK) {
@@ -165,8 +165,10 @@ int tk_device_key_create(pinpad *p, char **csr_pem, px_error *e)
     if (access(path, F_OK) == 0)
         return px_error_set(e, PX_EEXIST, "PIN pad %s already has a device key", p->serial);
     if (!pki_name_is_valid(p->serial) || strlen(p->serial) > PKI_TKENV_SERIAL_MAX)
-        return px_error_set(e, PX_EINVAL, "PIN pad serial %s: not usable in a certificate "
-                                          "(1 to 32 of A-Z a-z 0-9 . _ - @)", p->serial);
+        return px_error_set(e, PX_EINVAL,
+                            "PIN pad serial %s: not usable in a certificate "
+                            "(1 to 32 of A-Z a-z 0-9 . _ - @)",
+                            p->serial);
     k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     if (k == NULL)
         return ossl_fail(e, PX_ECRYPTO, "device key: generation");
@@ -203,8 +205,8 @@ int tk_device_install(pinpad *p, const char *cert_pem, const char *ca_pem, const
     if (rc == PX_OK && crl_pem != NULL)
         rc = pki_trust_verify(t, (const uint8_t *)cert_pem, strlen(cert_pem), PKI_ROLE_PINPAD,
                               PKI_PURPOSE_DEVICE, px_now_ms(), &ci, e);
-    else if (rc == PX_OK && (rc = pki_cert_parse((const uint8_t *)cert_pem, strlen(cert_pem), &ci,
-                                                  e)) == PX_OK &&
+    else if (rc == PX_OK &&
+             (rc = pki_cert_parse((const uint8_t *)cert_pem, strlen(cert_pem), &ci, e)) == PX_OK &&
              (ci.role != PKI_ROLE_PINPAD || ci.purpose != PKI_PURPOSE_DEVICE))
         rc = px_error_set(e, PX_EPERM, "device certificate: %s is not a PIN pad's", ci.cn);
     if (rc == PX_OK && strcmp(ci.name, p->serial) != 0)
@@ -247,8 +249,8 @@ static int wrap_to(const uint8_t q[PKI_EC_POINT_LEN], const uint8_t *key, size_t
     EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     ok = dc != NULL && kc != NULL && x != NULL &&
-         EVP_PKEY_get_octet_string_param(ep, OSSL_PKEY_PARAM_PUB_KEY, eph, PKI_EC_POINT_LEN,
-                                         &el) == 1 &&
+         EVP_PKEY_get_octet_string_param(ep, OSSL_PKEY_PARAM_PUB_KEY, eph, PKI_EC_POINT_LEN, &el) ==
+             1 &&
          el == PKI_EC_POINT_LEN && EVP_PKEY_derive_init(dc) == 1 &&
          EVP_PKEY_derive_set_peer(dc, peer) == 1 && EVP_PKEY_derive(dc, z, &zl) == 1 &&
          zl == sizeof z;
@@ -299,8 +301,10 @@ static int trust_of(pinpad *p, const char *crl_pem, pki_trust **t, px_error *e)
     size_t len = 0;
     int rc = file_beside(p, TK_CA_FILE, path, e);
     if (rc == PX_OK && (rc = pki_read_file(path, PX_PKI_PEM_MAX, &ca, &len, e)) != PX_OK)
-        rc = rc == PX_ENOTFOUND ? px_error_set(e, PX_ESTATE, "PIN pad %s has no CA certificate "
-                                                             "(not personalised)", p->serial)
+        rc = rc == PX_ENOTFOUND ? px_error_set(e, PX_ESTATE,
+                                               "PIN pad %s has no CA certificate "
+                                               "(not personalised)",
+                                               p->serial)
                                 : rc;
     if (rc == PX_OK && crl_pem == NULL)
         rc = px_error_set(e, PX_EINVAL, "TK export: the CA's current CRL is required");
@@ -317,8 +321,10 @@ static int read_device_cert(pinpad *p, uint8_t **der, size_t *derlen, px_error *
     int rc = file_beside(p, TK_DEVICE_CERT_FILE, path, e);
     *der = NULL;
     if (rc == PX_OK && (rc = pki_read_file(path, PX_PKI_PEM_MAX, &pem, &len, e)) != PX_OK)
-        rc = rc == PX_ENOTFOUND ? px_error_set(e, PX_ESTATE, "PIN pad %s has no device "
-                                                             "certificate", p->serial)
+        rc = rc == PX_ENOTFOUND ? px_error_set(e, PX_ESTATE,
+                                               "PIN pad %s has no device "
+                                               "certificate",
+                                               p->serial)
                                 : rc;
     if (rc == PX_OK)
         rc = pki_cert_pem_to_der(pem, len, der, derlen, e);
@@ -342,9 +348,8 @@ int tk_export(pinpad *p, const char *kms_cert_pem, const char *crl_pem, uint8_t 
         return px_error_set(e, PX_EINVAL, "TK export: no KMS certificate");
     rc = trust_of(p, crl_pem, &t, e);
     if (rc == PX_OK &&
-        (rc = pki_trust_verify(t, (const uint8_t *)kms_cert_pem, strlen(kms_cert_pem),
-                               PKI_ROLE_KMS, PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ki, e)) !=
-            PX_OK)
+        (rc = pki_trust_verify(t, (const uint8_t *)kms_cert_pem, strlen(kms_cert_pem), PKI_ROLE_KMS,
+                               PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ki, e)) != PX_OK)
         px_error_prefix(e, "TK export refused: KMS ");
     if (rc == PX_OK)
         rc = devkey_load(p, &dev, e);
@@ -399,8 +404,9 @@ static int session_key(pinpad *p, const uint8_t *session, size_t n, const uint8_
                         session, n, key, e);
     if (rc == PX_OK && kcv != NULL &&
         crypto_kcv_verify(CRYPTO_TDES, key, PINPAD_KEY_LEN, kcv, 3, NULL) != PX_OK)
-        rc = px_error_set(e, PX_EAUTH, "key download: the session key does not match its check "
-                                       "value: this PIN pad's TK is not the one the KMS holds");
+        rc = px_error_set(e, PX_EAUTH,
+                          "key download: the session key does not match its check "
+                          "value: this PIN pad's TK is not the one the KMS holds");
     if (rc != PX_OK)
         OPENSSL_cleanse(key, PINPAD_KEY_LEN);
     return rc;
@@ -426,8 +432,7 @@ static int mac_with(pinpad *p, const uint8_t *session, size_t n, const uint8_t *
 }
 
 int tk_download_proof(pinpad *p, const uint8_t *session, size_t n, const uint8_t *session_kcv,
-                      const uint8_t *nonce, size_t nonce_len, uint8_t mac[TK_MAC_LEN],
-                      px_error *e)
+                      const uint8_t *nonce, size_t nonce_len, uint8_t mac[TK_MAC_LEN], px_error *e)
 {
     return mac_with(p, session, n, session_kcv, TK_PROOF_LABEL, nonce, nonce_len, NULL, mac, e);
 }

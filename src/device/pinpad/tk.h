@@ -33,8 +33,8 @@
 #define TK_CA_FILE "ca.crt"
 #define TK_PROOF_LABEL PKI_KEYLOAD_PROOF_LABEL
 #define TK_RESULT_LABEL PKI_KEYLOAD_RESULT_LABEL
-#define TK_MAC_LEN 8        /* TDES CMAC */
-#define TK_SESSION_LEN 16   /* the session key's cryptogram under TK */
+#define TK_MAC_LEN 8      /* TDES CMAC */
+#define TK_SESSION_LEN 16 /* the session key's cryptogram under TK */
 
 /* Make the device key inside (refused with PX_EEXIST when there is one) and write a
  * certificate request for it, signed by it, into *csr_pem (malloc'd; the CA ignores its
@@ -65,8 +65,7 @@ int tk_export(pinpad *p, const char *kms_cert_pem, const char *crl_pem, uint8_t 
  * value session_kcv (3 bytes; a mismatch means this PIN pad's TK is not the one the KMS
  * holds: PX_EAUTH); mac = CMAC(session key, TK_PROOF_LABEL || serial || nonce). */
 int tk_download_proof(pinpad *p, const uint8_t *session, size_t n, const uint8_t *session_kcv,
-                      const uint8_t *nonce, size_t nonce_len, uint8_t mac[TK_MAC_LEN],
-                      px_error *e);
+                      const uint8_t *nonce, size_t nonce_len, uint8_t mac[TK_MAC_LEN], px_error *e);
 
 /* Key download, last step: mac = CMAC(session key, TK_RESULT_LABEL || serial || nonce ||
  * result) for the outcome the terminal reports ("loaded", "kcv_mismatch", ...). */

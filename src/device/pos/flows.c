@@ -53,11 +53,11 @@ static int signon_apply(pos_terminal *t, int force, pos_result *res, px_error *e
     int64_t batch = 0;
     px_error why = {0};
     int rc;
-    if (strlen(f60) < 8 || px_parse_i64((char[7]){f60[2], f60[3], f60[4], f60[5], f60[6],
-                                                  f60[7], 0}, 1, 999999, &batch) != PX_OK) {
+    if (strlen(f60) < 8 ||
+        px_parse_i64((char[7]){f60[2], f60[3], f60[4], f60[5], f60[6], f60[7], 0}, 1, 999999,
+                     &batch) != PX_OK) {
         res->outcome = POS_FAILED;
-        px_strlcpy(res->text, "sign-on answer: field 60 carries no batch number",
-                   sizeof res->text);
+        px_strlcpy(res->text, "sign-on answer: field 60 carries no batch number", sizeof res->text);
         return PX_OK;
     }
     (void)iso8583_get(&t->rsp, 62, &f62, &n);
@@ -174,13 +174,15 @@ static int batch_upload(pos_terminal *t, pos_result *res, px_error *e)
         }
         memset(&one, 0, sizeof one);
         rc = begin_req(t, "0320", "00", last ? "202" : "201", &one, e);
-        if (rc == PX_OK) rc = pos_msg_set(t, 48, f48, e);
-        if (rc == PX_OK) rc = ask(t, POS_MAC, &one);
+        if (rc == PX_OK)
+            rc = pos_msg_set(t, 48, f48, e);
+        if (rc == PX_OK)
+            rc = ask(t, POS_MAC, &one);
         if (rc < 0)
             return rc;
         if (rc == 0 || one.outcome != POS_APPROVED) {
-            snprintf(res->text, sizeof res->text, "batch upload stopped after %zu of %zu: %s",
-                     i, t->st.ntxn, one.text);
+            snprintf(res->text, sizeof res->text, "batch upload stopped after %zu of %zu: %s", i,
+                     t->st.ntxn, one.text);
             return 0;
         }
         res->uploaded = i + n;
@@ -189,8 +191,7 @@ static int batch_upload(pos_terminal *t, pos_result *res, px_error *e)
 }
 
 /* The platform's verdict (field 48 of 0510, position 31 of the domestic totals). */
-static int settle_close(pos_terminal *t, pos_result *res, size_t count, int64_t minor,
-                        px_error *e)
+static int settle_close(pos_terminal *t, pos_result *res, size_t count, int64_t minor, px_error *e)
 {
     const char *f48 = pos_rsp_get(t, 48);
     char amt[32];
@@ -203,9 +204,10 @@ static int settle_close(pos_terminal *t, pos_result *res, size_t count, int64_t 
         snprintf(res->text, sizeof res->text, "batch %06u settled, balanced: %zu debits, %s CNY",
                  t->st.batch, count, amt);
     else if (res->uploaded == t->st.ntxn)
-        snprintf(res->text, sizeof res->text, "batch %06u settled, NOT balanced: %zu "
-                 "transactions uploaded for the platform to reconcile", t->st.batch,
-                 res->uploaded);
+        snprintf(res->text, sizeof res->text,
+                 "batch %06u settled, NOT balanced: %zu "
+                 "transactions uploaded for the platform to reconcile",
+                 t->st.batch, res->uploaded);
     rc = pos_state_write_batch_file(t, e);
     if (rc != PX_OK)
         return rc;

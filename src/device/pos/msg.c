@@ -177,8 +177,9 @@ static int verify_answer(pos_terminal *t, size_t len, int *verified, px_error *e
                 pinpad_mac_verify(t->pp, t->wire + off, n, t->wire + off + n, NULL) == PX_OK;
     if (*verified || rsp_is_unprocessed(pos_rsp_get(t, 39)))
         return PX_OK;
-    return px_error_set(e, PX_EAUTH, has ? "the platform's answer does not verify (MAC)"
-                                         : "the platform's answer carries no MAC");
+    return px_error_set(e, PX_EAUTH,
+                        has ? "the platform's answer does not verify (MAC)"
+                            : "the platform's answer carries no MAC");
 }
 
 static int recv_answer(pos_terminal *t, int64_t deadline, size_t *len, px_error *e)

@@ -27,8 +27,8 @@ static int numbers_are_valid(const char *payee, const char *payer, pos_result *r
 }
 
 /* Checks common to both steps; on 1 the STAN for the request is taken. */
-static int begin(pos_terminal *t, const char *payee, const char *payer, int64_t amount,
-                 int adds, pos_result *res, px_error *e)
+static int begin(pos_terminal *t, const char *payee, const char *payer, int64_t amount, int adds,
+                 pos_result *res, px_error *e)
 {
     int go;
     memset(res, 0, sizeof *res);
@@ -50,19 +50,24 @@ static int begin(pos_terminal *t, const char *payee, const char *payer, int64_t 
     return go;
 }
 
-int pos_phonepay_lookup(pos_terminal *t, const char *payee, const char *payer,
-                        int64_t amount_minor, pos_result *res, px_error *e)
+int pos_phonepay_lookup(pos_terminal *t, const char *payee, const char *payer, int64_t amount_minor,
+                        pos_result *res, px_error *e)
 {
     px_error why = {0};
     int sent = 0, rc = begin(t, payee, payer, amount_minor, 0, res, e);
     if (rc <= 0)
         return pos_msg_end(t, rc);
     rc = pos_state_save(t, e);
-    if (rc == PX_OK) rc = pos_msg_begin(t, "0100", t->st.stan, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, "380000", e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 48, "%s%s", payee, payer);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 60, "81%06u000", t->st.batch);
+    if (rc == PX_OK)
+        rc = pos_msg_begin(t, "0100", t->st.stan, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, "380000", e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 48, "%s%s", payee, payer);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 60, "81%06u000", t->st.batch);
     if (rc != PX_OK)
         return pos_msg_end(t, rc);
     rc = pos_msg_exchange(t, POS_MAC, &sent, res, &why);
@@ -85,9 +90,9 @@ int pos_phonepay_lookup(pos_terminal *t, const char *payee, const char *payer,
     return pos_msg_end(t, pos_state_save(t, e));
 }
 
-int pos_phonepay_pay(pos_terminal *t, const char *payee, const char *payer,
-                     const char *lookup_ref, int64_t amount_minor, const pos_card *card,
-                     const uint8_t *pin_block, pos_result *res, px_error *e)
+int pos_phonepay_pay(pos_terminal *t, const char *payee, const char *payer, const char *lookup_ref,
+                     int64_t amount_minor, const pos_card *card, const uint8_t *pin_block,
+                     pos_result *res, px_error *e)
 {
     int rc;
     if (lookup_ref == NULL || strlen(lookup_ref) != 12 || !px_is_digits(lookup_ref, 12)) {
@@ -100,13 +105,20 @@ int pos_phonepay_pay(pos_terminal *t, const char *payee, const char *payer,
         return pos_msg_end(t, rc);
     pos_mask_pan(card->pan, res->pan_masked);
     rc = pos_msg_begin(t, "0200", t->st.stan, e);
-    if (rc == PX_OK) rc = pos_msg_set_card(t, card, pin_block != NULL, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, "480000", e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 48, "%s%s%s", payee, payer, lookup_ref);
-    if (rc == PX_OK) rc = pos_msg_set(t, 49, "156", e);
-    if (rc == PX_OK) rc = pos_msg_set_pin(t, pin_block, e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 60, "82%06u000", t->st.batch);
+    if (rc == PX_OK)
+        rc = pos_msg_set_card(t, card, pin_block != NULL, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, "480000", e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 48, "%s%s%s", payee, payer, lookup_ref);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 49, "156", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set_pin(t, pin_block, e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 60, "82%06u000", t->st.batch);
     if (rc == PX_OK)
         rc = pos_txn_financial(t, 'M', card, res, e);
     return pos_msg_end(t, rc);

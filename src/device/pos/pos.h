@@ -31,18 +31,18 @@
 /* ---- configuration ------------------------------------------------------------------ */
 
 typedef struct pos_config {
-    char tid[POS_TID_LEN + 1];          /* field 41 */
-    char mid[POS_MID_LEN + 1];          /* field 42 */
-    char host[256];                     /* the transaction platform */
+    char tid[POS_TID_LEN + 1]; /* field 41 */
+    char mid[POS_MID_LEN + 1]; /* field 42 */
+    char host[256];            /* the transaction platform */
     int64_t port;
-    char tls_ca[PX_PATH_MAX];           /* "" = plain TCP; else TLS checked against this CA */
-    char tls_cert[PX_PATH_MAX];         /* optional client certificate (mutual TLS) */
+    char tls_ca[PX_PATH_MAX];   /* "" = plain TCP; else TLS checked against this CA */
+    char tls_cert[PX_PATH_MAX]; /* optional client certificate (mutual TLS) */
     char tls_key[PX_PATH_MAX];
-    int64_t timeout_ms;                 /* wait for an answer (then: reversal) */
+    int64_t timeout_ms; /* wait for an answer (then: reversal) */
     int64_t connect_timeout_ms;
     char data_dir[PX_PATH_MAX];
-    char serial[PX_PINPAD_SERIAL_MAX];  /* the PIN pad's serial number */
-    char sw_version[7];                 /* header bytes 4-6, e.g. "310000" */
+    char serial[PX_PINPAD_SERIAL_MAX]; /* the PIN pad's serial number */
+    char sw_version[7];                /* header bytes 4-6, e.g. "310000" */
 } pos_config;
 
 /* tid 10000001, mid 898100000000001, 127.0.0.1:5000, 30 s answer, 10 s connect,
@@ -99,21 +99,21 @@ typedef enum pos_outcome {
 
 typedef struct pos_result {
     pos_outcome outcome;
-    char rsp_code[3];          /* field 39, "" when there was no answer */
+    char rsp_code[3];           /* field 39, "" when there was no answer */
     char text[PX_POS_TEXT_MAX]; /* the reason in plain words */
     char stan[7], rrn[13], auth_code[7], batch[7];
     int64_t amount_minor;
     char pan_masked[20];
     int has_balance;
-    int64_t balance_minor;     /* balance inquiry (field 54), signed */
-    int proc_req;              /* processing requirement of the answer's header (0, 3, 6) */
-    int update_waiting;        /* 6: an update waits at the TMS (seed 000) */
-    int resign_required;       /* 3: sign on again */
-    int reversal_pending;      /* a reversal is queued on this terminal */
+    int64_t balance_minor;            /* balance inquiry (field 54), signed */
+    int proc_req;                     /* processing requirement of the answer's header (0, 3, 6) */
+    int update_waiting;               /* 6: an update waits at the TMS (seed 000) */
+    int resign_required;              /* 3: sign on again */
+    int reversal_pending;             /* a reversal is queued on this terminal */
     char payee_name[PX_POS_TEXT_MAX]; /* mobile-number lookup: masked name */
     char lookup_ref[13];
-    int settle_balanced;       /* settlement: 1 balanced, 0 not (batch uploaded) */
-    size_t uploaded;           /* settlement: transactions sent in the batch upload */
+    int settle_balanced; /* settlement: 1 balanced, 0 not (batch uploaded) */
+    size_t uploaded;     /* settlement: transactions sent in the batch upload */
     int64_t elapsed_ms;
 } pos_result;
 
@@ -144,8 +144,8 @@ int pos_echo(pos_terminal *t, pos_result *res, px_error *e);
 int pos_purchase(pos_terminal *t, const pos_card *card, int64_t amount_minor,
                  const uint8_t *pin_block, pos_result *res, px_error *e);
 /* Balance inquiry (0200, 3 = 310000): res->balance_minor. */
-int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block,
-                pos_result *res, px_error *e);
+int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block, pos_result *res,
+                px_error *e);
 /* Void (0200, 3 = 200000) of a purchase of the open batch, found by its STAN and RRN.
  * card NULL: the PAN the PIN pad sealed at the sale (then no PIN). */
 int pos_void(pos_terminal *t, const char *rrn, const char *stan, const pos_card *card,
@@ -161,11 +161,11 @@ int pos_settle(pos_terminal *t, pos_result *res, px_error *e);
  * lookup (0100, 3 = 380000) gives res->payee_name (masked by the platform) and
  * res->lookup_ref; pay (0200, 3 = 480000) with the same numbers and amount. Numbers are
  * checked here first (mobile.h): a bad one is refused before any message. */
-int pos_phonepay_lookup(pos_terminal *t, const char *payee, const char *payer,
-                        int64_t amount_minor, pos_result *res, px_error *e);
-int pos_phonepay_pay(pos_terminal *t, const char *payee, const char *payer,
-                     const char *lookup_ref, int64_t amount_minor, const pos_card *card,
-                     const uint8_t *pin_block, pos_result *res, px_error *e);
+int pos_phonepay_lookup(pos_terminal *t, const char *payee, const char *payer, int64_t amount_minor,
+                        pos_result *res, px_error *e);
+int pos_phonepay_pay(pos_terminal *t, const char *payee, const char *payer, const char *lookup_ref,
+                     int64_t amount_minor, const pos_card *card, const uint8_t *pin_block,
+                     pos_result *res, px_error *e);
 
 /* The TMS check-in (later issue) clears the update flag once it has run. */
 int pos_update_flag_clear(pos_terminal *t, px_error *e);
@@ -173,7 +173,7 @@ int pos_update_flag_clear(pos_terminal *t, px_error *e);
 /* ---- what the terminal knows --------------------------------------------------------- */
 
 typedef struct pos_status {
-    uint32_t stan;           /* last STAN used */
+    uint32_t stan; /* last STAN used */
     uint32_t batch;
     int signed_on;
     int update_waiting;
@@ -183,10 +183,10 @@ typedef struct pos_status {
     char reversal_reason[3];
     int64_t reversal_amount_minor;
     int reversal_sends;
-    size_t batch_count;      /* transactions in the open batch, voids included */
-    size_t debit_count;      /* approved purchases and mobile payments (voided or not) */
+    size_t batch_count; /* transactions in the open batch, voids included */
+    size_t debit_count; /* approved purchases and mobile payments (voided or not) */
     int64_t debit_minor;
-    size_t credit_count;     /* approved voids (docs/switch-protocol.md, settlement) */
+    size_t credit_count; /* approved voids (docs/switch-protocol.md, settlement) */
     int64_t credit_minor;
     pinpad_key_info keys[PINPAD_SLOTS];
 } pos_status;
@@ -194,7 +194,7 @@ typedef struct pos_status {
 void pos_status_get(const pos_terminal *t, pos_status *out);
 
 typedef struct pos_batch_entry {
-    char kind;               /* 'S' purchase, 'M' mobile-number payment, 'V' void */
+    char kind; /* 'S' purchase, 'M' mobile-number payment, 'V' void */
     char stan[7], rrn[13], auth_code[7], proc[7];
     int64_t amount_minor;
     char pan_masked[20];

@@ -10,7 +10,7 @@
 #define POS_SEALED_HEX (2 * (37 + PINPAD_SEAL_OVERHEAD) + 1)
 
 typedef struct pos_txn {
-    char kind;                       /* 'S', 'M', 'V' */
+    char kind; /* 'S', 'M', 'V' */
     char stan[7], rrn[13], auth[7], proc[7];
     int64_t amount_minor;
     char pan_masked[20];
@@ -21,20 +21,20 @@ typedef struct pos_txn {
 /* What a reversal (0400) repeats of its original (docs/switch-protocol.md, "Reversal"). */
 typedef struct pos_reversal {
     int pending;
-    char kind;                       /* the original's: 'S', 'M', 'V' */
-    char reason[3];                  /* 98 no answer, A0 answer's MAC bad, 06 other */
-    char proc[7];                    /* 3 */
-    char amount[13];                 /* 4 */
-    char stan[7];                    /* 11: the original's */
-    char entry[4];                   /* 22 */
-    char f60[18];                    /* 60 */
-    int is_track;                    /* sealed holds field 35 (else field 2) */
+    char kind;       /* the original's: 'S', 'M', 'V' */
+    char reason[3];  /* 98 no answer, A0 answer's MAC bad, 06 other */
+    char proc[7];    /* 3 */
+    char amount[13]; /* 4 */
+    char stan[7];    /* 11: the original's */
+    char entry[4];   /* 22 */
+    char f60[18];    /* 60 */
+    int is_track;    /* sealed holds field 35 (else field 2) */
     char sealed[POS_SEALED_HEX];
     int sends;
 } pos_reversal;
 
 typedef struct pos_state {
-    uint32_t stan;                   /* last used, 0..999999 */
+    uint32_t stan; /* last used, 0..999999 */
     uint32_t batch;
     int signed_on;
     int update_waiting;
@@ -49,10 +49,10 @@ struct pos_terminal {
     pinpad *pp;
     char state_path[PX_PATH_MAX];
     pos_state st;
-    int lock_fd;                     /* DIR/lock, held (flock) while open */
-    net_client *conn;                /* open for the length of one flow */
-    void *tls;                       /* SSL_CTX when cfg.tls_ca is set */
-    iso8583_msg req, rsp;            /* scratch: one exchange at a time */
+    int lock_fd;          /* DIR/lock, held (flock) while open */
+    net_client *conn;     /* open for the length of one flow */
+    void *tls;            /* SSL_CTX when cfg.tls_ca is set */
+    iso8583_msg req, rsp; /* scratch: one exchange at a time */
     uint8_t wire[PX_ISO_MSG_MAX];
 };
 

@@ -80,8 +80,7 @@ static void res_begin(pos_terminal *t, pos_result *res, const pos_card *card, in
 }
 
 /* Common body: checks, reversal first, STAN. 1 to go on. amount < 0: none (balance). */
-static int begin_financial(pos_terminal *t, pos_result *res, int64_t amount, int adds,
-                           px_error *e)
+static int begin_financial(pos_terminal *t, pos_result *res, int64_t amount, int adds, px_error *e)
 {
     if (amount >= 0 && (amount < 1 || amount > POS_AMOUNT_MAX)) {
         pos_res_refused(res, "amount: 0.01 to 9999999999.99 CNY");
@@ -106,12 +105,18 @@ int pos_purchase(pos_terminal *t, const pos_card *card, int64_t amount_minor,
     if (rc <= 0)
         return pos_msg_end(t, rc);
     rc = pos_msg_begin(t, "0200", t->st.stan, e);
-    if (rc == PX_OK) rc = pos_msg_set_card(t, card, pin_block != NULL, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, "000000", e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
-    if (rc == PX_OK) rc = pos_msg_set(t, 49, "156", e);
-    if (rc == PX_OK) rc = pos_msg_set_pin(t, pin_block, e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 60, "22%06u000", t->st.batch);
+    if (rc == PX_OK)
+        rc = pos_msg_set_card(t, card, pin_block != NULL, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, "000000", e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 4, "%012lld", (long long)amount_minor);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 49, "156", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set_pin(t, pin_block, e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 60, "22%06u000", t->st.batch);
     if (rc == PX_OK)
         rc = pos_txn_financial(t, 'S', card, res, e);
     return pos_msg_end(t, rc);
@@ -128,8 +133,8 @@ static void parse_balance(const char *f54, pos_result *res)
     res->balance_minor = f54[7] == 'D' ? -v : v;
 }
 
-int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block,
-                pos_result *res, px_error *e)
+int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block, pos_result *res,
+                px_error *e)
 {
     px_error why = {0};
     int sent = 0, rc;
@@ -140,11 +145,16 @@ int pos_balance(pos_terminal *t, const pos_card *card, const uint8_t *pin_block,
     if ((rc = pos_state_save(t, e)) != PX_OK) /* the STAN */
         return pos_msg_end(t, rc);
     rc = pos_msg_begin(t, "0200", t->st.stan, e);
-    if (rc == PX_OK) rc = pos_msg_set_card(t, card, pin_block != NULL, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, "310000", e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 49, "156", e);
-    if (rc == PX_OK) rc = pos_msg_set_pin(t, pin_block, e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 60, "01%06u000", t->st.batch);
+    if (rc == PX_OK)
+        rc = pos_msg_set_card(t, card, pin_block != NULL, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, "310000", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 49, "156", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set_pin(t, pin_block, e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 60, "01%06u000", t->st.batch);
     if (rc != PX_OK)
         return pos_msg_end(t, rc);
     rc = pos_msg_exchange(t, POS_MAC, &sent, res, &why);
@@ -220,14 +230,22 @@ int pos_void(pos_terminal *t, const char *rrn, const char *stan, const pos_card 
         return pos_msg_end(t, rc);
     }
     rc = pos_msg_begin(t, "0200", t->st.stan, e);
-    if (rc == PX_OK) rc = pos_msg_set_card(t, &card, pin_block != NULL, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, "200000", e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 4, "%012lld", (long long)res->amount_minor);
-    if (rc == PX_OK) rc = pos_msg_set(t, 37, rrn, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 49, "156", e);
-    if (rc == PX_OK) rc = pos_msg_set_pin(t, pin_block, e);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 60, "23%06u000", t->st.batch);
-    if (rc == PX_OK) rc = pos_msg_setf(t, e, 61, "%06u%s", t->st.batch, stan);
+    if (rc == PX_OK)
+        rc = pos_msg_set_card(t, &card, pin_block != NULL, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, "200000", e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 4, "%012lld", (long long)res->amount_minor);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 37, rrn, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 49, "156", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set_pin(t, pin_block, e);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 60, "23%06u000", t->st.batch);
+    if (rc == PX_OK)
+        rc = pos_msg_setf(t, e, 61, "%06u%s", t->st.batch, stan);
     if (rc == PX_OK)
         rc = pos_txn_financial(t, 'V', &card, res, e);
     if (rc == PX_OK && res->outcome == POS_APPROVED) {

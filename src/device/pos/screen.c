@@ -29,7 +29,9 @@ static void say(screen *s, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    for (size_t off = 0, len = n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    for (size_t off = 0, len = n < 0                    ? 0
+                               : (size_t)n < sizeof buf ? (size_t)n
+                                                        : sizeof buf - 1;
          off < len;) {
         ssize_t w = write(s->out, buf + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -237,18 +239,28 @@ static int choose(screen *s, const char *c)
     pos_result r;
     px_error e = {0};
     int rc = PX_OK, done = 1;
-    if (strcmp(c, "1") == 0) rc = pos_signon(s->t, 0, &r, &e);
-    else if (strcmp(c, "6") == 0) rc = pos_settle(s->t, &r, &e);
-    else if (strcmp(c, "7") == 0) rc = pos_signoff(s->t, &r, &e);
-    else if (strcmp(c, "8") == 0) rc = pos_echo(s->t, &r, &e);
+    if (strcmp(c, "1") == 0)
+        rc = pos_signon(s->t, 0, &r, &e);
+    else if (strcmp(c, "6") == 0)
+        rc = pos_settle(s->t, &r, &e);
+    else if (strcmp(c, "7") == 0)
+        rc = pos_signoff(s->t, &r, &e);
+    else if (strcmp(c, "8") == 0)
+        rc = pos_echo(s->t, &r, &e);
     else {
         done = 0;
-        if (strcmp(c, "2") == 0) rc = do_purchase(s, 1, &e);
-        else if (strcmp(c, "3") == 0) rc = do_purchase(s, 0, &e);
-        else if (strcmp(c, "4") == 0) rc = do_void(s, &e);
-        else if (strcmp(c, "5") == 0) rc = do_phonepay(s, &e);
-        else if (strcmp(c, "0") == 0 || strcmp(c, "q") == 0) return 0;
-        else if (c[0] != 0) say(s, "  choose 0 to 8\n\n");
+        if (strcmp(c, "2") == 0)
+            rc = do_purchase(s, 1, &e);
+        else if (strcmp(c, "3") == 0)
+            rc = do_purchase(s, 0, &e);
+        else if (strcmp(c, "4") == 0)
+            rc = do_void(s, &e);
+        else if (strcmp(c, "5") == 0)
+            rc = do_phonepay(s, &e);
+        else if (strcmp(c, "0") == 0 || strcmp(c, "q") == 0)
+            return 0;
+        else if (c[0] != 0)
+            say(s, "  choose 0 to 8\n\n");
     }
     if (rc != PX_OK) {
         say(s, "  TERMINAL ERROR: %s\n", px_error_text(&e));

@@ -46,9 +46,11 @@ static const char *dash(const char *s)
 int pos_state_encode(const pos_state *st, px_buf *out)
 {
     const pos_reversal *r = &st->rev;
-    int rc = px_buf_printf(out, "%s\nstan %06u\nbatch %06u\nsigned-on %d\nupdate-waiting %d\n"
-                           "proc-req %d\n", STATE_MAGIC, st->stan, st->batch, st->signed_on,
-                           st->update_waiting, st->last_proc_req);
+    int rc = px_buf_printf(out,
+                           "%s\nstan %06u\nbatch %06u\nsigned-on %d\nupdate-waiting %d\n"
+                           "proc-req %d\n",
+                           STATE_MAGIC, st->stan, st->batch, st->signed_on, st->update_waiting,
+                           st->last_proc_req);
     if (rc == PX_OK && r->pending)
         rc = px_buf_printf(out, "reversal %c %s %s %s %s %s %s %c %s %d\n", r->kind, r->reason,
                            r->proc, dash(r->amount), r->stan, r->entry, r->f60,
@@ -138,18 +140,25 @@ static int parse_reversal(line_ctx *l, pos_reversal *r)
         rc = bad(l, "reversal reason");
     if (rc == PX_OK)
         memcpy(r->reason, l->tok[2], 3);
-    if (rc == PX_OK) rc = tok_digits(l, 3, 6, r->proc, sizeof r->proc, "processing code");
-    if (rc == PX_OK) rc = tok_digits(l, 4, 0, r->amount, sizeof r->amount, "amount");
-    if (rc == PX_OK) rc = tok_digits(l, 5, 6, r->stan, sizeof r->stan, "STAN");
-    if (rc == PX_OK) rc = tok_digits(l, 6, 3, r->entry, sizeof r->entry, "entry mode");
-    if (rc == PX_OK) rc = tok_digits(l, 7, 11, r->f60, sizeof r->f60, "field 60");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 3, 6, r->proc, sizeof r->proc, "processing code");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 4, 0, r->amount, sizeof r->amount, "amount");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 5, 6, r->stan, sizeof r->stan, "STAN");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 6, 3, r->entry, sizeof r->entry, "entry mode");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 7, 11, r->f60, sizeof r->f60, "field 60");
     if (rc == PX_OK && strcmp(l->tok[8], "T") != 0 && strcmp(l->tok[8], "P") != 0)
         rc = bad(l, "card data kind");
     r->is_track = l->tok[8][0] == 'T';
-    if (rc == PX_OK) rc = tok_text(l, 9, HEXC, r->sealed, sizeof r->sealed, "sealed card");
+    if (rc == PX_OK)
+        rc = tok_text(l, 9, HEXC, r->sealed, sizeof r->sealed, "sealed card");
     if (rc == PX_OK && (r->sealed[0] == 0 || strlen(r->sealed) % 2 != 0))
         rc = bad(l, "sealed card");
-    if (rc == PX_OK) rc = tok_num(l, 10, 1000000000, &sends, "sends");
+    if (rc == PX_OK)
+        rc = tok_num(l, 10, 1000000000, &sends, "sends");
     r->sends = (int)sends;
     r->pending = rc == PX_OK;
     return rc;
@@ -162,16 +171,22 @@ static int parse_txn(line_ctx *l, pos_txn *x)
     if (l->ntok != 10)
         return bad(l, "txn (10 fields)");
     rc = tok_kind(l, 1, &x->kind);
-    if (rc == PX_OK) rc = tok_digits(l, 2, 6, x->stan, sizeof x->stan, "STAN");
-    if (rc == PX_OK) rc = tok_text(l, 3, ALNUM, x->rrn, sizeof x->rrn, "RRN");
-    if (rc == PX_OK) rc = tok_text(l, 4, ALNUM, x->auth, sizeof x->auth, "auth code");
-    if (rc == PX_OK) rc = tok_digits(l, 5, 6, x->proc, sizeof x->proc, "processing code");
-    if (rc == PX_OK) rc = tok_num(l, 6, POS_AMOUNT_MAX, &x->amount_minor, "amount");
-    if (rc == PX_OK) rc = tok_text(l, 7, DIGITS "*", x->pan_masked, sizeof x->pan_masked,
-                                   "masked PAN");
-    if (rc == PX_OK) rc = tok_text(l, 8, HEXC, x->sealed_pan, sizeof x->sealed_pan,
-                                   "sealed PAN");
-    if (rc == PX_OK) rc = tok_num(l, 9, 1, &v, "voided flag");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 2, 6, x->stan, sizeof x->stan, "STAN");
+    if (rc == PX_OK)
+        rc = tok_text(l, 3, ALNUM, x->rrn, sizeof x->rrn, "RRN");
+    if (rc == PX_OK)
+        rc = tok_text(l, 4, ALNUM, x->auth, sizeof x->auth, "auth code");
+    if (rc == PX_OK)
+        rc = tok_digits(l, 5, 6, x->proc, sizeof x->proc, "processing code");
+    if (rc == PX_OK)
+        rc = tok_num(l, 6, POS_AMOUNT_MAX, &x->amount_minor, "amount");
+    if (rc == PX_OK)
+        rc = tok_text(l, 7, DIGITS "*", x->pan_masked, sizeof x->pan_masked, "masked PAN");
+    if (rc == PX_OK)
+        rc = tok_text(l, 8, HEXC, x->sealed_pan, sizeof x->sealed_pan, "sealed PAN");
+    if (rc == PX_OK)
+        rc = tok_num(l, 9, 1, &v, "voided flag");
     x->voided = (int)v;
     return rc;
 }
@@ -222,8 +237,7 @@ int pos_state_decode(const char *text, size_t n, pos_state *st, px_error *e)
         char *save = line;
         l.lineno++;
         if (nl == NULL || len >= sizeof line)
-            return px_error_set(e, PX_EFORMAT, "state line %d: unterminated or too long",
-                                l.lineno);
+            return px_error_set(e, PX_EFORMAT, "state line %d: unterminated or too long", l.lineno);
         memcpy(line, text + pos, len);
         line[len] = 0;
         pos += len + 1;
@@ -243,8 +257,8 @@ int pos_state_decode(const char *text, size_t n, pos_state *st, px_error *e)
         rc = parse_line(&l, st, &ended);
     }
     if (rc == PX_OK && (!ended || pos != n))
-        rc = px_error_set(e, PX_EFORMAT, "state file: %s", ended ? "data after end" :
-                          "truncated (no end line)");
+        rc = px_error_set(e, PX_EFORMAT, "state file: %s",
+                          ended ? "data after end" : "truncated (no end line)");
     return rc;
 }
 

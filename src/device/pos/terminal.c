@@ -106,10 +106,11 @@ static int write_ini(const pos_config *c, px_error *e)
     px_buf b;
     int rc;
     px_buf_init(&b, 16384);
-    rc = px_buf_printf(&b, "# possum POS terminal (docs/pos.md)\n[pos]\ntid = %s\nmid = %s\n"
+    rc = px_buf_printf(&b,
+                       "# possum POS terminal (docs/pos.md)\n[pos]\ntid = %s\nmid = %s\n"
                        "host = %s\nport = %lld\ntimeout_ms = %lld\nconnect_timeout_ms = %lld\n"
-                       "serial = %s\nsw_version = %s\n", c->tid, c->mid, c->host,
-                       (long long)c->port, (long long)c->timeout_ms,
+                       "serial = %s\nsw_version = %s\n",
+                       c->tid, c->mid, c->host, (long long)c->port, (long long)c->timeout_ms,
                        (long long)c->connect_timeout_ms, c->serial, c->sw_version);
     if (rc == PX_OK && c->tls_ca[0] != 0)
         rc = px_buf_printf(&b, "tls_ca = %s\n", c->tls_ca);

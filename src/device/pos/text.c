@@ -90,14 +90,8 @@ void pos_result_format(const pos_result *r, char *out, size_t outsz)
         if (r->rrn[0] != 0 && n >= 0 && (size_t)n < outsz)
             snprintf(out + n, outsz - (size_t)n, "  RRN %s", r->rrn);
         break;
-    case POS_DECLINED:
-        snprintf(out, outsz, "DECLINED %s: %s", r->rsp_code, r->text);
-        break;
-    case POS_FAILED:
-        snprintf(out, outsz, "FAILED: %s", r->text);
-        break;
-    default:
-        snprintf(out, outsz, "REFUSED: %s", r->text);
-        break;
+    case POS_DECLINED: snprintf(out, outsz, "DECLINED %s: %s", r->rsp_code, r->text); break;
+    case POS_FAILED: snprintf(out, outsz, "FAILED: %s", r->text); break;
+    default: snprintf(out, outsz, "REFUSED: %s", r->text); break;
     }
 }

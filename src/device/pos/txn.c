@@ -34,8 +34,8 @@ void pos_res_failed(pos_terminal *t, pos_result *res, int rc, const px_error *wh
     res->outcome = POS_FAILED;
     res->rsp_code[0] = 0;
     res->reversal_pending = t->st.rev.pending;
-    snprintf(res->text, sizeof res->text, "%s%s", why != NULL ? px_error_text(why)
-                                                                : px_strerror(rc),
+    snprintf(res->text, sizeof res->text, "%s%s",
+             why != NULL ? px_error_text(why) : px_strerror(rc),
              t->st.rev.pending ? "; a reversal is queued" : "");
 }
 
@@ -88,8 +88,8 @@ static int seal_hex(pos_terminal *t, const char *clear, char *out, size_t cap, p
 {
     uint8_t sealed[64 + PINPAD_SEAL_OVERHEAD];
     size_t n = 0;
-    int rc = pinpad_seal(t->pp, (const uint8_t *)clear, strlen(clear), sealed, sizeof sealed,
-                         &n, e);
+    int rc = pinpad_seal(t->pp, (const uint8_t *)clear, strlen(clear), sealed, sizeof sealed, &n,
+                         e);
     if (rc == PX_OK && 2 * n + 1 > cap)
         rc = px_error_set(e, PX_ETOOBIG, "sealed card data too long");
     if (rc == PX_OK)
@@ -149,13 +149,20 @@ static int reversal_build(pos_terminal *t, px_error *e)
     if (rc == PX_OK)
         rc = pos_msg_set(t, r->is_track ? 35 : 2, card, e);
     OPENSSL_cleanse(card, sizeof card);
-    if (rc == PX_OK) rc = pos_msg_set(t, 3, r->proc, e);
-    if (rc == PX_OK && r->amount[0] != 0) rc = pos_msg_set(t, 4, r->amount, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 22, r->entry, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 25, "00", e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 39, r->reason, e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 49, "156", e);
-    if (rc == PX_OK) rc = pos_msg_set(t, 60, r->f60, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 3, r->proc, e);
+    if (rc == PX_OK && r->amount[0] != 0)
+        rc = pos_msg_set(t, 4, r->amount, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 22, r->entry, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 25, "00", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 39, r->reason, e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 49, "156", e);
+    if (rc == PX_OK)
+        rc = pos_msg_set(t, 60, r->f60, e);
     return rc;
 }
 
@@ -184,8 +191,8 @@ static int reversal_send_once(pos_terminal *t, int *stop, px_error *e)
     }
     pos_res_answer(t, &rr);
     if (strcmp(rr.rsp_code, "00") != 0 && strcmp(rr.rsp_code, "25") != 0) {
-        px_warn("pos", "terminal %s: reversal of STAN %s answered %s", t->cfg.tid,
-                t->st.rev.stan, rr.rsp_code);
+        px_warn("pos", "terminal %s: reversal of STAN %s answered %s", t->cfg.tid, t->st.rev.stan,
+                rr.rsp_code);
         *stop = 1;
         rc = pos_state_save(t, e);
         return rc == PX_OK ? 0 : rc;
@@ -213,8 +220,9 @@ int pos_reversal_flush(pos_terminal *t, pos_result *res, px_error *e)
         return got;
     res->reversal_pending = t->st.rev.pending;
     res->outcome = got == 1 ? POS_APPROVED : POS_FAILED;
-    snprintf(res->text, sizeof res->text, got == 1 ? "reversal of STAN %s accepted"
-             : "reversal of STAN %s still unanswered (%d sends); it will be sent again",
+    snprintf(res->text, sizeof res->text,
+             got == 1 ? "reversal of STAN %s accepted"
+                      : "reversal of STAN %s still unanswered (%d sends); it will be sent again",
              res->stan, t->st.rev.sends);
     return PX_OK;
 }

@@ -84,7 +84,7 @@ static int fail(const char *what, const px_error *e)
 typedef struct glue {
     pos_config pc;
     pos_terminal *t;
-    int hold;          /* keep the terminal open (locked) until the pass ends */
+    int hold; /* keep the terminal open (locked) until the pass ends */
     int quiet;
     int64_t last_pct;
 } glue;
@@ -216,7 +216,8 @@ static int load(const opt *opts, glue *g, tmsc_config *c, int need_tms, px_error
     g->last_pct = -1;
     g->quiet = get(opts, "quiet") != NULL;
     pos_config_defaults(&g->pc);
-    if (get(opts, "tid") != NULL && px_strlcpy(g->pc.tid, get(opts, "tid"), sizeof g->pc.tid) != PX_OK)
+    if (get(opts, "tid") != NULL &&
+        px_strlcpy(g->pc.tid, get(opts, "tid"), sizeof g->pc.tid) != PX_OK)
         return px_error_set(e, PX_EINVAL, "--tid: 8 characters");
     snprintf(g->pc.serial, sizeof g->pc.serial, "PP%s", g->pc.tid);
     if (get(opts, "data") != NULL)
@@ -253,19 +254,20 @@ static int split_list(char *s, const char **out, size_t max)
 
 static int cmd_provision(int argc, char **argv)
 {
-    opt opts[] = {TERMINAL_OPTS,
-                  {"tms", 0, "the TMS's terminal listener HOST:PORT", NULL},
-                  {"model", 0, "this terminal's model", NULL},
-                  {"serial", 0, "serial number (default: the PIN pad's)", NULL},
-                  {"dmk-block", 0, "the DMK as a TR-31 key block (possum tms terminal provision)", NULL},
-                  {"dmk-kcv", 0, "its check value", NULL},
-                  {"kbpk-components", 0, "the factory KBPK: HEX[:KCV],HEX[:KCV][,HEX[:KCV]]", NULL},
-                  {"root", 0, "the root record to trust (root.json)", NULL},
-                  {"tls-ca", 0, "CA file: talk HTTPS to the TMS", NULL},
-                  {"tls-cert", 0, "client certificate (mutual TLS)", NULL},
-                  {"tls-key", 0, "its key", NULL},
-                  {"max-package-bytes", 0, "largest package accepted (default 64 MiB)", NULL},
-                  {NULL, 0, NULL, NULL}};
+    opt opts[] = {
+        TERMINAL_OPTS,
+        {"tms", 0, "the TMS's terminal listener HOST:PORT", NULL},
+        {"model", 0, "this terminal's model", NULL},
+        {"serial", 0, "serial number (default: the PIN pad's)", NULL},
+        {"dmk-block", 0, "the DMK as a TR-31 key block (possum tms terminal provision)", NULL},
+        {"dmk-kcv", 0, "its check value", NULL},
+        {"kbpk-components", 0, "the factory KBPK: HEX[:KCV],HEX[:KCV][,HEX[:KCV]]", NULL},
+        {"root", 0, "the root record to trust (root.json)", NULL},
+        {"tls-ca", 0, "CA file: talk HTTPS to the TMS", NULL},
+        {"tls-cert", 0, "client certificate (mutual TLS)", NULL},
+        {"tls-key", 0, "its key", NULL},
+        {"max-package-bytes", 0, "largest package accepted (default 64 MiB)", NULL},
+        {NULL, 0, NULL, NULL}};
     char comps[512], host[256];
     const char *list[3];
     tmsc_provision_args a;
@@ -275,13 +277,15 @@ static int cmd_provision(int argc, char **argv)
     glue g;
     int port = 0, rc;
     px_error e = {0};
-    rc = parse_opts(argc, argv, opts, "possum pos update provision --tms HOST:PORT --model M "
-                                      "--dmk-block B --kbpk-components C1,C2 --root ROOT.json");
+    rc = parse_opts(argc, argv, opts,
+                    "possum pos update provision --tms HOST:PORT --model M "
+                    "--dmk-block B --kbpk-components C1,C2 --root ROOT.json");
     if (rc != OK)
         return rc < 0 ? OK : rc;
     if (get(opts, "tms") == NULL || get(opts, "model") == NULL || get(opts, "dmk-block") == NULL ||
         get(opts, "kbpk-components") == NULL || get(opts, "root") == NULL) {
-        fprintf(stderr, "possum: --tms, --model, --dmk-block, --kbpk-components and --root are required\n");
+        fprintf(stderr,
+                "possum: --tms, --model, --dmk-block, --kbpk-components and --root are required\n");
         return USAGE;
     }
     if (px_parse_hostport(get(opts, "tms"), host, sizeof host, &port) != PX_OK || port <= 0) {
@@ -302,7 +306,8 @@ static int cmd_provision(int argc, char **argv)
     if (get(opts, "tls-key") != NULL)
         px_strlcpy(c.tls_key, get(opts, "tls-key"), sizeof c.tls_key);
     if (get(opts, "max-package-bytes") != NULL &&
-        px_parse_i64(get(opts, "max-package-bytes"), 1, PX_TMS_PACKAGE_MAX, &c.max_package_bytes) != PX_OK) {
+        px_parse_i64(get(opts, "max-package-bytes"), 1, PX_TMS_PACKAGE_MAX, &c.max_package_bytes) !=
+            PX_OK) {
         fprintf(stderr, "possum: --max-package-bytes: 1 to %lld\n", (long long)PX_TMS_PACKAGE_MAX);
         return USAGE;
     }
@@ -325,7 +330,8 @@ static int cmd_provision(int argc, char **argv)
     if (rc != PX_OK)
         return fail("provision", &e);
     printf("terminal %s (model %s) provisioned for the TMS at %s:%lld: DMK sealed by the PIN pad, "
-           "root trusted\n", c.serial, c.model, c.host, (long long)c.port);
+           "root trusted\n",
+           c.serial, c.model, c.host, (long long)c.port);
     return OK;
 }
 
@@ -429,9 +435,9 @@ static int cmd_auto(int argc, char **argv)
         printf("nothing due: no update flag, next scheduled check-in %s\n", when);
         return OK;
     }
-    printf("%s: checking in with the TMS now\n", s.update_waiting
-               ? "the platform flagged an update (processing requirement 6)"
-               : "the scheduled check-in is due");
+    printf("%s: checking in with the TMS now\n",
+           s.update_waiting ? "the platform flagged an update (processing requirement 6)"
+                            : "the scheduled check-in is due");
     return run_pass(&g, &c);
 }
 
@@ -450,7 +456,8 @@ static int cmd_status(int argc, char **argv)
     int rc = parse_opts(argc, argv, opts, "possum pos update status [--data DIR]");
     if (rc != OK)
         return rc < 0 ? OK : rc;
-    if ((rc = load(opts, &g, &c, 1, &e)) != PX_OK || (rc = tmsc_apps(&c, apps, PX_TMS_INSTALLED_MAX, &n, &e)) != PX_OK ||
+    if ((rc = load(opts, &g, &c, 1, &e)) != PX_OK ||
+        (rc = tmsc_apps(&c, apps, PX_TMS_INSTALLED_MAX, &n, &e)) != PX_OK ||
         (rc = tmsc_state_load(&c, &st, &e)) != PX_OK)
         return fail("", &e);
     printf("terminal %s (model %s), TMS %s:%lld\n", c.serial, c.model, c.host, (long long)c.port);
@@ -486,7 +493,8 @@ int tmsclient_cli(int argc, char **argv)
         int (*run)(int, char **);
         const char *help;
     } cmds[] = {
-        {"provision", cmd_provision, "at the factory: DMK sealed by the PIN pad, the root to trust"},
+        {"provision", cmd_provision,
+         "at the factory: DMK sealed by the PIN pad, the root to trust"},
         {"check", cmd_check, "check in: what waits, when the next call is due"},
         {"run", cmd_run, "a whole update pass now"},
         {"auto", cmd_auto, "a pass when the platform flagged an update or the schedule is due"},

@@ -51,7 +51,8 @@ int tmsc_config_load(tmsc_config *c, px_error *e)
         PX_CFG_STR(tmsc_config, serial, "serial", NULL),
         PX_CFG_STR(tmsc_config, model, "model", NULL),
         PX_CFG_INT_(tmsc_config, timeout_ms, "timeout_ms", 100, 600000, NULL),
-        PX_CFG_INT_(tmsc_config, max_package_bytes, "max_package_bytes", 1, PX_TMS_PACKAGE_MAX, NULL),
+        PX_CFG_INT_(tmsc_config, max_package_bytes, "max_package_bytes", 1, PX_TMS_PACKAGE_MAX,
+                    NULL),
     };
     static const char *const ignore[] = {NULL};
     char path[PX_PATH_MAX + 32];
@@ -59,8 +60,10 @@ int tmsc_config_load(tmsc_config *c, px_error *e)
     int rc;
     tmsc_path(c, "tms/client.ini", path, sizeof path);
     if (access(path, R_OK) != 0)
-        return px_error_set(e, PX_ENOTFOUND, "%s: this terminal was never provisioned for the TMS "
-                            "(possum pos update provision)", path);
+        return px_error_set(e, PX_ENOTFOUND,
+                            "%s: this terminal was never provisioned for the TMS "
+                            "(possum pos update provision)",
+                            path);
     rc = px_config_load_file(path, &cfg, e);
     if (rc == PX_OK)
         rc = px_config_bind(cfg, "tms", fields, sizeof fields / sizeof fields[0], c, e);
@@ -75,13 +78,16 @@ int tmsc_config_load(tmsc_config *c, px_error *e)
 static int write_config(const tmsc_config *c, px_error *e)
 {
     char path[PX_PATH_MAX + 32], text[4 * PX_PATH_MAX + 512];
-    snprintf(text, sizeof text, "; the TMS this terminal updates from (possum pos update)\n[tms]\n"
-             "host = %s\nport = %lld\n%s%s%s%s%s%s%s%s%sserial = %s\nmodel = %s\ntimeout_ms = %lld\n"
-             "max_package_bytes = %lld\n", c->host, (long long)c->port,
-             c->tls_ca[0] ? "tls_ca = " : "", c->tls_ca, c->tls_ca[0] ? "\n" : "",
-             c->tls_cert[0] ? "tls_cert = " : "", c->tls_cert, c->tls_cert[0] ? "\n" : "",
-             c->tls_key[0] ? "tls_key = " : "", c->tls_key, c->tls_key[0] ? "\n" : "", c->serial,
-             c->model, (long long)c->timeout_ms, (long long)c->max_package_bytes);
+    snprintf(
+        text, sizeof text,
+        "; the TMS this terminal updates from (possum pos update)\n[tms]\n"
+        "host = %s\nport = %lld\n%s%s%s%s%s%s%s%s%sserial = %s\nmodel = %s\ntimeout_ms = %lld\n"
+        "max_package_bytes = %lld\n",
+        c->host, (long long)c->port, c->tls_ca[0] ? "tls_ca = " : "", c->tls_ca,
+        c->tls_ca[0] ? "\n" : "", c->tls_cert[0] ? "tls_cert = " : "", c->tls_cert,
+        c->tls_cert[0] ? "\n" : "", c->tls_key[0] ? "tls_key = " : "", c->tls_key,
+        c->tls_key[0] ? "\n" : "", c->serial, c->model, (long long)c->timeout_ms,
+        (long long)c->max_package_bytes);
     tmsc_path(c, "tms/client.ini", path, sizeof path);
     return tmsc_write_file(path, text, strlen(text), 0600, e);
 }
@@ -102,7 +108,8 @@ static int form_kbpk(const tmsc_provision_args *a, uint8_t kbpk[16], px_error *e
         size_t hl = colon != NULL ? (size_t)(colon - s) : strlen(s), n = 0;
         if (hl != 32 || px_hex_decode_n(s, hl, comp[i], 16, &n) != PX_OK || n != 16)
             return px_error_set(e, PX_EINVAL, "KBPK component %zu: 32 hex digits", i + 1);
-        if (colon == NULL || px_hex_decode(colon + 1, kcv[i], sizeof kcv[i], &nk) != PX_OK || nk != 3)
+        if (colon == NULL || px_hex_decode(colon + 1, kcv[i], sizeof kcv[i], &nk) != PX_OK ||
+            nk != 3)
             with_kcv = 0;
         cp[i] = comp[i];
         kp[i] = kcv[i];
@@ -129,16 +136,20 @@ int tmsc_provision(const tmsc_config *c, const tmsc_provision_args *a, const tms
         return px_error_prefix(e, "the root to trust: ");
     if ((rc = form_kbpk(a, kbpk, e)) != PX_OK)
         return rc;
-    rc = crypto_tr31_unwrap(kbpk, 16, a->dmk_block, strlen(a->dmk_block), &hdr, dmk, sizeof dmk, &n, e);
+    rc = crypto_tr31_unwrap(kbpk, 16, a->dmk_block, strlen(a->dmk_block), &hdr, dmk, sizeof dmk, &n,
+                            e);
     OPENSSL_cleanse(kbpk, sizeof kbpk);
     if (rc == PX_OK && (strcmp(hdr.usage, "K0") != 0 || hdr.algorithm != 'T' || n != 16))
-        rc = px_error_set(e, PX_EPERM, "the DMK block holds a %s key of %zu bytes, not a K0 "
-                          "double-length TDES key", hdr.usage, n);
+        rc = px_error_set(e, PX_EPERM,
+                          "the DMK block holds a %s key of %zu bytes, not a K0 "
+                          "double-length TDES key",
+                          hdr.usage, n);
     if (rc == PX_OK && a->dmk_kcv != NULL) {
         crypto_kcv(CRYPTO_TDES, dmk, 16, kcv, sizeof kcv, &kn, NULL);
         px_hex_encode(kcv, 3, kcvhex);
         if (strcasecmp(kcvhex, a->dmk_kcv) != 0)
-            rc = px_error_set(e, PX_EAUTH, "the DMK's check value is %s, not %s", kcvhex, a->dmk_kcv);
+            rc = px_error_set(e, PX_EAUTH, "the DMK's check value is %s, not %s", kcvhex,
+                              a->dmk_kcv);
     }
     if (rc == PX_OK)
         rc = h->seal(h->ud, dmk, 16, sealed, sizeof sealed, &sn, e);
@@ -171,7 +182,8 @@ static int parse_offer(const json_t *u, tmsc_offer *o)
     int64_t num;
     memset(o, 0, sizeof *o);
     if (!str_into(u, "campaign", o->campaign, sizeof o->campaign) ||
-        !str_into(u, "name", o->name, sizeof o->name) || !str_into(u, "kind", o->kind, sizeof o->kind) ||
+        !str_into(u, "name", o->name, sizeof o->name) ||
+        !str_into(u, "kind", o->kind, sizeof o->kind) ||
         !str_into(u, "version", o->version, sizeof o->version) ||
         !str_into(u, "sha256", o->sha256, sizeof o->sha256) || !json_is_integer(len))
         return 0;
@@ -220,11 +232,12 @@ static int do_checkin(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http
         json_string_value(json_object_get(ans, "serial")) == NULL ||
         strcmp(json_string_value(json_object_get(ans, "serial")), c->serial) != 0) {
         json_decref(ans);
-        return px_error_set(e, PX_EAUTH, "check-in: the answer is not for this request (nonce or "
+        return px_error_set(e, PX_EAUTH,
+                            "check-in: the answer is not for this request (nonce or "
                             "serial differ)");
     }
     ups = json_object_get(ans, "updates");
-    json_array_foreach(ups, i, u) {
+    json_array_foreach (ups, i, u) {
         if (out->noffers >= PX_TMS_UPDATES_MAX)
             break;
         if (!parse_offer(u, &out->offers[out->noffers])) {
@@ -330,13 +343,15 @@ static int update_root(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *htt
     }
     px_buf_free(&b);
     if (rc == PX_OK && root->expires_ms <= px_now_ms())
-        rc = px_error_set(e, PX_EAUTH, "root version %lld has expired and the TMS offers no newer "
-                          "one: nothing can be trusted", (long long)root->version);
+        rc = px_error_set(e, PX_EAUTH,
+                          "root version %lld has expired and the TMS offers no newer "
+                          "one: nothing can be trusted",
+                          (long long)root->version);
     return rc;
 }
 
-static int check_timestamp(tmsc_http *http, const tuf_root *root, tmsc_state *st,
-                           tuf_timestamp *ts, px_error *e)
+static int check_timestamp(tmsc_http *http, const tuf_root *root, tmsc_state *st, tuf_timestamp *ts,
+                           px_error *e)
 {
     px_buf b;
     char when[32];
@@ -349,16 +364,21 @@ static int check_timestamp(tmsc_http *http, const tuf_root *root, tmsc_state *st
     if (rc != PX_OK)
         return rc;
     if (ts->version < st->timestamp_version)
-        rc = px_error_set(e, PX_EAUTH, "timestamp version %lld is older than version %lld seen "
-                          "before (a replayed record)", (long long)ts->version,
-                          (long long)st->timestamp_version);
+        rc = px_error_set(e, PX_EAUTH,
+                          "timestamp version %lld is older than version %lld seen "
+                          "before (a replayed record)",
+                          (long long)ts->version, (long long)st->timestamp_version);
     else if (ts->expires_ms <= px_now_ms()) {
         px_time_iso8601(ts->expires_ms, when, sizeof when);
-        rc = px_error_set(e, PX_EAUTH, "timestamp version %lld expired at %s (a frozen or stale "
-                          "TMS)", (long long)ts->version, when);
+        rc = px_error_set(e, PX_EAUTH,
+                          "timestamp version %lld expired at %s (a frozen or stale "
+                          "TMS)",
+                          (long long)ts->version, when);
     } else if (ts->root_version != root->version)
-        rc = px_error_set(e, PX_EAUTH, "the timestamp binds root version %lld, the terminal "
-                          "trusts version %lld", (long long)ts->root_version, (long long)root->version);
+        rc = px_error_set(e, PX_EAUTH,
+                          "the timestamp binds root version %lld, the terminal "
+                          "trusts version %lld",
+                          (long long)ts->root_version, (long long)root->version);
     if (rc != PX_OK) {
         tuf_timestamp_free(ts);
         return rc;
@@ -392,20 +412,26 @@ static int check_target(const tmsc_config *c, tmsc_http *http, const tuf_root *r
     if (rc != PX_OK)
         return rc;
     if (strcmp(t->name, o->name) != 0 || strcmp(t->version, o->version) != 0 ||
-        strcmp(t->kind, o->kind) != 0 || t->length != o->length || strcmp(t->sha256, o->sha256) != 0)
+        strcmp(t->kind, o->kind) != 0 || t->length != o->length ||
+        strcmp(t->sha256, o->sha256) != 0)
         return px_error_set(e, PX_EAUTH, "the offer of %s %s differs from its signed record",
                             o->name, o->version);
     if (!tuf_target_fits_model(t, c->model))
-        return px_error_set(e, PX_EPERM, "%s %s is not for model %s", t->name, t->version, c->model);
+        return px_error_set(e, PX_EPERM, "%s %s is not for model %s", t->name, t->version,
+                            c->model);
     if (t->expires_ms <= px_now_ms())
         return px_error_set(e, PX_EAUTH, "targets %s %s has expired", t->name, t->version);
     if (t->length > c->max_package_bytes)
-        return px_error_set(e, PX_ETOOBIG, "%s %s: %lld bytes, over this terminal's limit of "
-                            "%lld", t->name, t->version, (long long)t->length,
+        return px_error_set(e, PX_ETOOBIG,
+                            "%s %s: %lld bytes, over this terminal's limit of "
+                            "%lld",
+                            t->name, t->version, (long long)t->length,
                             (long long)c->max_package_bytes);
     if (tmsc_installed(c, t->name, have, &have_num) == PX_OK && have_num >= t->version_num)
-        return px_error_set(e, PX_EPERM, "%s %s is not newer than the installed %s (rollback "
-                            "refused)", t->name, t->version, have);
+        return px_error_set(e, PX_EPERM,
+                            "%s %s is not newer than the installed %s (rollback "
+                            "refused)",
+                            t->name, t->version, have);
     return PX_OK;
 }
 
@@ -461,8 +487,8 @@ static int post_json(tmsc_http *http, const char *path, json_t *req, const char 
 }
 
 /* T-DATA -> (TAC-1, DWK-1, S-DATA); TAC-0 == TAC-1?; SAC-1 and the result -> token. */
-static int authenticate(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http,
-                        char token[80], px_error *e)
+static int authenticate(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http, char token[80],
+                        px_error *e)
 {
     uint8_t dmk[16], dwk[16], t_data[16], tac1[16], tac0[16], dwk1[16], s_data[16], sac[16];
     char thex[33], sachex[33], path[96], session[40];
@@ -472,11 +498,12 @@ static int authenticate(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *ht
         rc = crypto_random(t_data, sizeof t_data, e);
     px_hex_encode(t_data, sizeof t_data, thex);
     if (rc == PX_OK)
-        rc = post_json(http, "/v1/sessions", json_pack("{s:s, s:s}", "serial", c->serial, "t_data", thex),
-                       NULL, &ans, e);
-    if (rc == PX_OK && (!hex16(ans, "tac", tac1) || !hex16(ans, "dwk", dwk1) ||
-                        !hex16(ans, "s_data", s_data) || !str_into(ans, "session", session, sizeof session) ||
-                        strlen(session) != 32 || !px_hex_is_valid(session, 32)))
+        rc = post_json(http, "/v1/sessions",
+                       json_pack("{s:s, s:s}", "serial", c->serial, "t_data", thex), NULL, &ans, e);
+    if (rc == PX_OK &&
+        (!hex16(ans, "tac", tac1) || !hex16(ans, "dwk", dwk1) || !hex16(ans, "s_data", s_data) ||
+         !str_into(ans, "session", session, sizeof session) || strlen(session) != 32 ||
+         !px_hex_is_valid(session, 32)))
         rc = px_error_set(e, PX_EFORMAT, "authentication: the TMS's challenge is malformed");
     json_decref(ans);
     ans = NULL;
@@ -494,11 +521,14 @@ static int authenticate(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *ht
     tac_ok = px_ct_equal(tac0, tac1, sizeof tac0);
     px_hex_encode(sac, sizeof sac, sachex);
     snprintf(path, sizeof path, "/v1/sessions/%s", session);
-    rc = post_json(http, path, json_pack("{s:s, s:s, s:b}", "serial", c->serial, "sac", sachex,
-                                         "tac_ok", tac_ok), NULL, &ans, e);
+    rc = post_json(http, path,
+                   json_pack("{s:s, s:s, s:b}", "serial", c->serial, "sac", sachex, "tac_ok",
+                             tac_ok),
+                   NULL, &ans, e);
     if (!tac_ok) {
         json_decref(ans);
-        return px_error_set(e, PX_EAUTH, "authentication: the TMS's TAC does not match: it does "
+        return px_error_set(e, PX_EAUTH,
+                            "authentication: the TMS's TAC does not match: it does "
                             "not hold this terminal's DMK (or this terminal holds the wrong one)");
     }
     if (rc == PX_OK && !str_into(ans, "token", token, 80))
@@ -553,8 +583,9 @@ static int download(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http, 
                  (long long)o->length);
     snprintf(url, sizeof url, "/v1/packages/%s/%s", o->name, o->version);
     while (off < o->length) {
-        int64_t last = o->slice_bytes > 0 && off + o->slice_bytes < o->length ? off + o->slice_bytes - 1
-                                                                              : o->length - 1;
+        int64_t last = o->slice_bytes > 0 && off + o->slice_bytes < o->length
+                           ? off + o->slice_bytes - 1
+                           : o->length - 1;
         tmsc_resp r;
         px_error le = {0};
         if ((rc = ensure_session(c, h, http, s, e)) != PX_OK)
@@ -577,7 +608,8 @@ static int download(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http, 
             rc = PX_OK;
             continue;
         }
-        if (r.status == 206 && r.range_first == off && r.range_last == last && r.range_total == o->length) {
+        if (r.status == 206 && r.range_first == off && r.range_last == last &&
+            r.range_total == o->length) {
             off = last + 1;
         } else if (r.status == 200 && off == 0 && r.content_length == o->length) {
             off = o->length;
@@ -590,8 +622,10 @@ static int download(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http, 
         } else {
             json_t *j = NULL;
             rc = r.status >= 200 && r.status < 300
-                     ? px_error_set(e, PX_EFORMAT, "download: the TMS sent range %lld-%lld/%lld for "
-                                    "%lld-%lld", (long long)r.range_first, (long long)r.range_last,
+                     ? px_error_set(e, PX_EFORMAT,
+                                    "download: the TMS sent range %lld-%lld/%lld for "
+                                    "%lld-%lld",
+                                    (long long)r.range_first, (long long)r.range_last,
                                     (long long)r.range_total, (long long)off, (long long)last)
                      : tmsc_resp_json(&r, &j, e);
             json_decref(j);
@@ -611,8 +645,10 @@ static int download(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *http, 
         return rc;
     if (len != o->length || strcmp(sha, o->sha256) != 0) {
         unlink(file); /* never kept: the next attempt starts over */
-        return px_error_set(e, PX_EAUTH, "the downloaded %s %s does not match its signed record "
-                            "(SHA-256 %.16s..., %lld bytes)", o->name, o->version, sha, (long long)len);
+        return px_error_set(e, PX_EAUTH,
+                            "the downloaded %s %s does not match its signed record "
+                            "(SHA-256 %.16s..., %lld bytes)",
+                            o->name, o->version, sha, (long long)len);
     }
     return PX_OK;
 }
@@ -706,7 +742,8 @@ static void one_update(const tmsc_config *c, const tmsc_hooks *h, tmsc_http *htt
         tmsc_state_queue(st, o, "deferred", why);
         return; /* the verified download is kept for the next pass */
     }
-    if (tmsc_install(c, h, &t, o->campaign, file, out->status, out->reason, sizeof out->reason, &e) != PX_OK) {
+    if (tmsc_install(c, h, &t, o->campaign, file, out->status, out->reason, sizeof out->reason,
+                     &e) != PX_OK) {
         px_strlcpy(out->status, "failed", sizeof out->status);
         px_strlcpy(out->reason, e.msg, sizeof out->reason);
     }

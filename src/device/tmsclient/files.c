@@ -104,7 +104,8 @@ int tmsc_read_file(const char *path, size_t max, px_buf *out, px_error *e)
     size_t n;
     px_buf_reset(out);
     if (f == NULL)
-        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: %s", path, strerror(errno));
+        return px_error_set(e, errno == ENOENT ? PX_ENOTFOUND : PX_EIO, "%s: %s", path,
+                            strerror(errno));
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
         if (out->len + n > max || px_buf_append(out, buf, n) != PX_OK) {
             fclose(f);
@@ -194,15 +195,17 @@ int tmsc_state_load(const tmsc_config *c, tmsc_state *s, px_error *e)
             continue;
         if (strcmp(key, "timestamp-version") == 0 && num(&p, &s->timestamp_version))
             continue;
-        if (strcmp(key, "checkin") == 0 && num(&p, &s->last_checkin_ms) && num(&p, &s->next_checkin_ms))
+        if (strcmp(key, "checkin") == 0 && num(&p, &s->last_checkin_ms) &&
+            num(&p, &s->next_checkin_ms))
             continue;
         if (strcmp(key, "schedule") == 0 && num(&p, &s->period_ms) && num(&p, &s->anchor_ms) &&
             num(&p, &s->jitter_ms))
             continue;
         if (strcmp(key, "report") == 0 && s->nreports < TMSC_REPORTS_MAX) {
             tmsc_report *r = &s->reports[s->nreports];
-            if (word(&p, r->campaign, sizeof r->campaign) && word(&p, r->status, sizeof r->status) &&
-                word(&p, r->name, sizeof r->name) && word(&p, r->version, sizeof r->version)) {
+            if (word(&p, r->campaign, sizeof r->campaign) &&
+                word(&p, r->status, sizeof r->status) && word(&p, r->name, sizeof r->name) &&
+                word(&p, r->version, sizeof r->version)) {
                 while (*p == ' ')
                     p++;
                 px_strlcpy(r->reason, p, sizeof r->reason);
@@ -222,10 +225,12 @@ int tmsc_state_save(const tmsc_config *c, const tmsc_state *s, px_error *e)
     px_buf b;
     int rc;
     px_buf_init(&b, 64 * 1024);
-    rc = px_buf_printf(&b, "possum-tms-client 1\ntimestamp-version %lld\ncheckin %lld %lld\n"
-                           "schedule %lld %lld %lld\n", (long long)s->timestamp_version,
-                       (long long)s->last_checkin_ms, (long long)s->next_checkin_ms,
-                       (long long)s->period_ms, (long long)s->anchor_ms, (long long)s->jitter_ms);
+    rc = px_buf_printf(&b,
+                       "possum-tms-client 1\ntimestamp-version %lld\ncheckin %lld %lld\n"
+                       "schedule %lld %lld %lld\n",
+                       (long long)s->timestamp_version, (long long)s->last_checkin_ms,
+                       (long long)s->next_checkin_ms, (long long)s->period_ms,
+                       (long long)s->anchor_ms, (long long)s->jitter_ms);
     for (size_t i = 0; rc == PX_OK && i < s->nreports; i++) {
         const tmsc_report *r = &s->reports[i];
         rc = px_buf_printf(&b, "report %s %s %s %s %s\n", r->campaign, r->status, r->name,

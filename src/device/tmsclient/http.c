@@ -26,7 +26,7 @@ struct tmsc_http {
     tmsc_config cfg;
     SSL_CTX *tls;
     net_client *conn;
-    uint8_t *buf;      /* received and not yet consumed */
+    uint8_t *buf; /* received and not yet consumed */
     size_t have;
 };
 
@@ -89,7 +89,8 @@ static int ensure_conn(tmsc_http *h, px_error *e)
     if (h->conn != NULL)
         return PX_OK;
     h->have = 0;
-    return net_client_connect(h->cfg.host, (int)h->cfg.port, h->tls, h->cfg.timeout_ms, &h->conn, e);
+    return net_client_connect(h->cfg.host, (int)h->cfg.port, h->tls, h->cfg.timeout_ms, &h->conn,
+                              e);
 }
 
 /* The end of the head (CRLF CRLF) in the buffer, or NULL. */
@@ -247,11 +248,15 @@ int tmsc_http_request(tmsc_http *h, const char *method, const char *path, const 
     px_buf req;
     int rc = PX_OK;
     px_buf_init(&req, PX_TMS_HTTP_HEAD_MAX + PX_TMS_HTTP_BODY_MAX);
-    if (px_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s:%lld\r\nUser-Agent: possum-tmsclient\r\n"
-                            "Accept: application/json\r\n%s", method, path, h->cfg.host,
-                      (long long)h->cfg.port, extra != NULL ? extra : "") != PX_OK ||
-        (body != NULL && (px_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: "
-                                              "%zu\r\n\r\n", len) != PX_OK ||
+    if (px_buf_printf(&req,
+                      "%s %s HTTP/1.1\r\nHost: %s:%lld\r\nUser-Agent: possum-tmsclient\r\n"
+                      "Accept: application/json\r\n%s",
+                      method, path, h->cfg.host, (long long)h->cfg.port,
+                      extra != NULL ? extra : "") != PX_OK ||
+        (body != NULL && (px_buf_printf(&req,
+                                        "Content-Type: application/json\r\nContent-Length: "
+                                        "%zu\r\n\r\n",
+                                        len) != PX_OK ||
                           px_buf_append(&req, body, len) != PX_OK)) ||
         (body == NULL && px_buf_append_str(&req, "\r\n") != PX_OK)) {
         px_buf_free(&req);
@@ -284,12 +289,15 @@ int tmsc_http_request(tmsc_http *h, const char *method, const char *path, const 
 int tmsc_resp_json(const tmsc_resp *r, json_t **out, px_error *e)
 {
     json_error_t je;
-    json_t *j = r->body.len > 0 ? json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *j = r->body.len > 0 ? json_loadb((const char *)r->body.data, r->body.len,
+                                             JSON_REJECT_DUPLICATES, &je)
+                                : NULL;
     *out = NULL;
     if (r->status >= 200 && r->status < 300) {
         if (!json_is_object(j)) {
             json_decref(j);
-            return px_error_set(e, PX_EFORMAT, "the TMS answered %d without a JSON object", r->status);
+            return px_error_set(e, PX_EFORMAT, "the TMS answered %d without a JSON object",
+                                r->status);
         }
         *out = j;
         return PX_OK;
@@ -298,10 +306,13 @@ int tmsc_resp_json(const tmsc_resp *r, json_t **out, px_error *e)
         json_t *err = json_object_get(j, "error");
         const char *code = json_string_value(json_object_get(err, "code"));
         const char *msg = json_string_value(json_object_get(err, "message"));
-        int pc = r->status == 401 ? PX_EAUTH : r->status == 403 ? PX_EPERM
-               : r->status == 404 ? PX_ENOTFOUND : r->status == 409 ? PX_ECONFLICT
-               : r->status == 429 || r->status == 503 ? PX_ELIMIT
-               : r->status >= 500 ? PX_ENET : PX_EINVAL;
+        int pc = r->status == 401                       ? PX_EAUTH
+                 : r->status == 403                     ? PX_EPERM
+                 : r->status == 404                     ? PX_ENOTFOUND
+                 : r->status == 409                     ? PX_ECONFLICT
+                 : r->status == 429 || r->status == 503 ? PX_ELIMIT
+                 : r->status >= 500                     ? PX_ENET
+                                                        : PX_EINVAL;
         px_error_set(e, pc, "TMS: %d %s: %s", r->status, code != NULL ? code : "error",
                      msg != NULL ? msg : "(no message)");
         json_decref(j);

@@ -198,7 +198,8 @@ static int run_program(const tmsc_config *c, const char *name, const char *slot,
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (WIFEXITED(status))
-        snprintf(why, whysz, "%s %s: %s exited with status %d", name, version, arg, WEXITSTATUS(status));
+        snprintf(why, whysz, "%s %s: %s exited with status %d", name, version, arg,
+                 WEXITSTATUS(status));
     else
         snprintf(why, whysz, "%s %s: %s was killed by signal %d", name, version, arg,
                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
@@ -293,9 +294,10 @@ static int fill_slot(const char *dir, const char *slot, const tuf_target *t, con
     if (len != t->length || strcmp(sha, t->sha256) != 0)
         return px_error_set(e, PX_EIO, "%s: the copy in the slot does not match the release", dst);
     snprintf(dst, sizeof dst, "%s/manifest", sdir);
-    snprintf(text, sizeof text, "name %s\nkind %s\nversion %s\nsha256 %s\ncampaign %s\n"
-             "installed-ms %lld\n", t->name, t->kind, t->version, t->sha256, campaign,
-             (long long)px_now_ms());
+    snprintf(text, sizeof text,
+             "name %s\nkind %s\nversion %s\nsha256 %s\ncampaign %s\n"
+             "installed-ms %lld\n",
+             t->name, t->kind, t->version, t->sha256, campaign, (long long)px_now_ms());
     if ((rc = tmsc_write_file(dst, text, strlen(text), 0644, e)) != PX_OK)
         return rc;
     tmsc_fsync_dir(sdir);
@@ -399,7 +401,8 @@ int tmsc_install(const tmsc_config *c, const tmsc_hooks *h, const tuf_target *t,
                  ? PX_OK
                  : PX_EAUTH;
         if (rc != PX_OK)
-            snprintf(why, sizeof why, "%s %s: the parameters read back do not match", t->name, t->version);
+            snprintf(why, sizeof why, "%s %s: the parameters read back do not match", t->name,
+                     t->version);
     }
     if (rc == PX_OK) {
         trial_remove(dir); /* 6. commit */
@@ -453,7 +456,8 @@ int tmsc_recover(const tmsc_config *c, const tmsc_hooks *h, tmsc_state *s, px_er
                 px_strlcpy(o.campaign, v, sizeof o.campaign);
         }
         fclose(f);
-        tmsc_say(h, "%s %s was on trial when the terminal stopped: rolling back", o.name, o.version);
+        tmsc_say(h, "%s %s was on trial when the terminal stopped: rolling back", o.name,
+                 o.version);
         roll_back(c, o.name, adir, from, kind, note, sizeof note);
         trial_remove(adir);
         snprintf(reason, sizeof reason, "interrupted during the trial of %s %s%s", o.name,

@@ -11,9 +11,9 @@
 #include "lib/buf.h"
 
 #define TMSC_MOD "tmsclient"
-#define TMSC_REPORTS_MAX 32       /* reports kept until the TMS has them */
+#define TMSC_REPORTS_MAX 32           /* reports kept until the TMS has them */
 #define TMSC_RETRY_WAIT_MAX_MS 600000 /* longest total wait on 429/503 for one download */
-#define TMSC_CUTS_MAX 8           /* connection cuts survived in one download */
+#define TMSC_CUTS_MAX 8               /* connection cuts survived in one download */
 
 /* ---- a small blocking HTTP/1.1 client (keep-alive, Content-Length bodies only) -------- */
 

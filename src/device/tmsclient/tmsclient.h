@@ -39,8 +39,8 @@ typedef struct tmsc_config {
     char data_dir[PX_PATH_MAX];
     char host[256];
     int64_t port;
-    char tls_ca[PX_PATH_MAX];      /* "" = plain HTTP (tests, the demo); else HTTPS */
-    char tls_cert[PX_PATH_MAX];    /* optional client certificate (mutual TLS) */
+    char tls_ca[PX_PATH_MAX];   /* "" = plain HTTP (tests, the demo); else HTTPS */
+    char tls_cert[PX_PATH_MAX]; /* optional client certificate (mutual TLS) */
     char tls_key[PX_PATH_MAX];
     char serial[PX_TMS_SERIAL_MAX];
     char model[PX_TMS_NAME_MAX];
@@ -55,8 +55,8 @@ typedef struct tmsc_hooks {
     /* Seal / unseal the DMK with the terminal's secure store (the PIN pad). Required. */
     int (*seal)(void *ud, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
                 px_error *e);
-    int (*unseal)(void *ud, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-                  size_t *outlen, px_error *e);
+    int (*unseal)(void *ud, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                  px_error *e);
     /* A check-in succeeded: the "update waiting" flag has been answered. */
     void (*checked_in)(void *ud);
     /* Download progress of release name. */
@@ -79,7 +79,7 @@ typedef struct tmsc_provision_args {
     const char *dmk_block;
     const char *const *kbpk_components; /* "HEX" or "HEX:KCV", 2..3 */
     size_t ncomponents;
-    const char *dmk_kcv;                /* may be NULL */
+    const char *dmk_kcv; /* may be NULL */
     const void *root_json;
     size_t root_len;
 } tmsc_provision_args;
@@ -104,13 +104,12 @@ typedef struct tmsc_checkin_result {
 } tmsc_checkin_result;
 
 /* Check in: who, model, installed versions, a fresh nonce (echoed back, or refused). */
-int tmsc_checkin(const tmsc_config *c, const tmsc_hooks *h, tmsc_checkin_result *out,
-                 px_error *e);
+int tmsc_checkin(const tmsc_config *c, const tmsc_hooks *h, tmsc_checkin_result *out, px_error *e);
 
 /* The outcome of one update, as reported. */
 typedef struct tmsc_outcome {
     tmsc_offer offer;
-    char status[16];                 /* installed, rolled_back, failed, deferred, "" */
+    char status[16]; /* installed, rolled_back, failed, deferred, "" */
     char reason[PX_TMS_REASON_MAX];
 } tmsc_outcome;
 

@@ -11,16 +11,16 @@
 
 #include <openssl/crypto.h>
 
-int issuer_bank_add(store *st, const char *bank_id, const char *name, int contracted,
-                    px_error *e)
+int issuer_bank_add(store *st, const char *bank_id, const char *name, int contracted, px_error *e)
 {
     store_stmt *s;
     size_t n = strlen(bank_id);
     int rc;
     if (n == 0 || n >= ISSUER_BANK_ID_MAX || strlen(name) == 0 || strlen(name) >= ISSUER_NAME_MAX)
         return px_error_set(e, PX_EINVAL, "bank: id of 1..16 and name of 1..64 bytes required");
-    rc = store_prepare(st, "INSERT INTO issuer_bank (bank_id, name, contracted, created_ms) "
-                           "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING bank_id",
+    rc = store_prepare(st,
+                       "INSERT INTO issuer_bank (bank_id, name, contracted, created_ms) "
+                       "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING bank_id",
                        &s, e);
     if (rc != PX_OK)
         return rc;
@@ -42,12 +42,15 @@ int issuer_bin_range_add(store *st, const char *bank_id, const char *low, const 
     issuer_bank_row b;
     int rc;
     if (!issuer_bin_range_is_valid(low, high))
-        return px_error_set(e, PX_EINVAL, "BIN range: low and high of 6..11 digits, same "
+        return px_error_set(e, PX_EINVAL,
+                            "BIN range: low and high of 6..11 digits, same "
                             "length, low <= high");
     if ((rc = issuer_db_bank_get(st, bank_id, &b, e)) != PX_OK)
         return rc == PX_ENOTFOUND ? px_error_set(e, rc, "bank %s: no such bank", bank_id) : rc;
-    rc = store_prepare(st, "INSERT INTO issuer_bin_range (bin_low, bin_high, bank_id) VALUES "
-                           "($1, $2, $3) ON CONFLICT DO NOTHING RETURNING bank_id", &s, e);
+    rc = store_prepare(st,
+                       "INSERT INTO issuer_bin_range (bin_low, bin_high, bank_id) VALUES "
+                       "($1, $2, $3) ON CONFLICT DO NOTHING RETURNING bank_id",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, low);
@@ -73,9 +76,9 @@ static int check_new(const issuer_cardholder_new *n, px_error *e)
         return px_error_set(e, PX_EINVAL, "expiry: YYMM required");
     if (!px_is_digits(n->pin_check ? n->pin_check : "", pl) ||
         (n->method == ISSUER_PIN_PVV ? pl != 4 : (pl < 4 || pl > 12)))
-        return px_error_set(e, PX_EINVAL, n->method == ISSUER_PIN_PVV
-                                              ? "PVV: 4 digits required"
-                                              : "IBM 3624 offset: 4..12 digits required");
+        return px_error_set(e, PX_EINVAL,
+                            n->method == ISSUER_PIN_PVV ? "PVV: 4 digits required"
+                                                        : "IBM 3624 offset: 4..12 digits required");
     if (n->pvki < 0 || n->pvki > 9)
         return px_error_set(e, PX_EINVAL, "PVKI: 0..9");
     if (n->balance_minor < 0)
@@ -117,8 +120,8 @@ static int check_bank(issuer_core *c, const issuer_cardholder_new *n, px_error *
 }
 
 /* The row for n: token, encrypted PAN, and the rest from n. */
-static int build_row(issuer_core *c, const issuer_cardholder_new *n, issuer_account *a,
-                     char *enc, size_t encsz, px_error *e)
+static int build_row(issuer_core *c, const issuer_cardholder_new *n, issuer_account *a, char *enc,
+                     size_t encsz, px_error *e)
 {
     int rc;
     memset(a, 0, sizeof *a);

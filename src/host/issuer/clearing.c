@@ -142,8 +142,8 @@ static int make_dirs(const char *dir, px_error *e)
 }
 
 /* The header and every page of the day's entries into fd; *lines counts the entries. */
-static int write_entries(store *st, const char *date, int fd, const char *name,
-                         size_t *lines, px_error *e)
+static int write_entries(store *st, const char *date, int fd, const char *name, size_t *lines,
+                         px_error *e)
 {
     px_buf b;
     int64_t last = 0;
@@ -163,8 +163,8 @@ static int write_entries(store *st, const char *date, int fd, const char *name,
     return rc;
 }
 
-int issuer_clearing_write(store *st, const char *date, const char *dir, char *path,
-                          size_t pathsz, size_t *lines, px_error *e)
+int issuer_clearing_write(store *st, const char *date, const char *dir, char *path, size_t pathsz,
+                          size_t *lines, px_error *e)
 {
     char tmp[PX_PATH_MAX + 8], ymd[9], day[11];
     int64_t ms;

@@ -16,8 +16,8 @@ static const px_config_field issuer_fields[] = {
     PX_CFG_STR(issuer_config, zpk, "zpk", ISSUER_DEMO_ZPK),
     PX_CFG_STR(issuer_config, clearing_dir, "clearing_dir", "var/clearing"),
     PX_CFG_INT_(issuer_config, latency_ms, "latency_ms", 0, PX_ISSUER_LATENCY_MAX_MS, "0"),
-    PX_CFG_INT_(issuer_config, latency_jitter_ms, "latency_jitter_ms", 0,
-                PX_ISSUER_LATENCY_MAX_MS, "0"),
+    PX_CFG_INT_(issuer_config, latency_jitter_ms, "latency_jitter_ms", 0, PX_ISSUER_LATENCY_MAX_MS,
+                "0"),
     PX_CFG_INT_(issuer_config, decline_every_n, "decline_every_n", 0, 1000000000, "0"),
     PX_CFG_INT_(issuer_config, decline_rate, "decline_rate", 0, 100, "0"),
     PX_CFG_STR(issuer_config, decline_code, "decline_code", ISSUER_RC_DO_NOT_HONOUR),
@@ -49,7 +49,10 @@ void issuer_config_default(issuer_config *c)
 /* [issuer] hsm_* keys override the HSM settings ([hsm] or the defaults). */
 static int bind_hsm_overrides(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct { const char *key; size_t off, size; } keys[] = {
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } keys[] = {
         {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
         {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
         {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
@@ -79,9 +82,10 @@ static int check_values(px_config *c, const issuer_config *out, px_error *e)
         return px_error_set(e, PX_ECONFIG, "%s:%d: [issuer] institution_id: expected 1..11 digits",
                             px_config_path(c), px_config_line(c, "issuer", "institution_id"));
     if (strlen(out->decline_code) != 2 || strcmp(out->decline_code, "00") == 0)
-        return px_error_set(e, PX_ECONFIG, "%s:%d: [issuer] decline_code: expected a 2-character "
-                            "refusal code", px_config_path(c),
-                            px_config_line(c, "issuer", "decline_code"));
+        return px_error_set(e, PX_ECONFIG,
+                            "%s:%d: [issuer] decline_code: expected a 2-character "
+                            "refusal code",
+                            px_config_path(c), px_config_line(c, "issuer", "decline_code"));
     if (out->zpk[0] == 0)
         return px_error_set(e, PX_ECONFIG, "%s:%d: [issuer] zpk: a key block or a key label",
                             px_config_path(c), px_config_line(c, "issuer", "zpk"));
@@ -157,7 +161,8 @@ static int core_open(const issuer_config *cfg, store *st, hsm *h, int own, int n
         rc = load_zpk(c, e);
     if (rc == PX_OK && (rc = crypto_random(seed, sizeof seed, e)) == PX_OK)
         c->rng = ((uint32_t)seed[0] << 24 | (uint32_t)seed[1] << 16 | (uint32_t)seed[2] << 8 |
-                  seed[3]) | 1u;
+                  seed[3]) |
+                 1u;
     if (rc != PX_OK) {
         issuer_core_close(c);
         return rc;

@@ -15,8 +15,8 @@
 static const int echoed[] = {3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49, 70, 90};
 
 /* Begin the answer to req with code rc: response MTI, echoed fields, 39, our id in 100. */
-static int answer_begin(issuer_core *c, const iso8583_msg *req, iso8583_msg *rsp,
-                        const char *rc, px_error *e)
+static int answer_begin(issuer_core *c, const iso8583_msg *req, iso8583_msg *rsp, const char *rc,
+                        px_error *e)
 {
     int r = iso8583_msg_response(req, rsp, e);
     for (size_t i = 0; r == PX_OK && i < sizeof echoed / sizeof echoed[0]; i++) {
@@ -45,8 +45,7 @@ static int answer_pack(const iso8583_msg *rsp, issuer_reply *out, px_error *e)
 }
 
 /* An answer with nothing but the echoed fields and code rc (30, 40, 12, 94, 96, 0810). */
-static void answer_plain(issuer_core *c, const iso8583_msg *req, const char *rc,
-                         issuer_reply *out)
+static void answer_plain(issuer_core *c, const iso8583_msg *req, const char *rc, issuer_reply *out)
 {
     iso8583_msg rsp;
     px_error e = {0};
@@ -116,8 +115,8 @@ static int answer_stored(issuer_core *c, const iso8583_msg *req, const issuer_re
     /* A reversal is answered once whatever its repeats say (a later send may give another
      * reason in 39): the stored answer stands. Anything else reusing a key is refused. */
     if (strcmp(stored_mac, mac) != 0 && r->kind != ISSUER_K_REVERSAL) {
-        px_warn("issuer", "%s STAN %s: same key as an earlier request, other content: 94",
-                r->mti, r->stan);
+        px_warn("issuer", "%s STAN %s: same key as an earlier request, other content: 94", r->mti,
+                r->stan);
         answer_plain(c, req, ISSUER_RC_DUPLICATE, out);
         return 1;
     }
@@ -128,8 +127,8 @@ static int answer_stored(issuer_core *c, const iso8583_msg *req, const issuer_re
 
 /* One attempt: look for a stored answer, else run r and store its answer, in one
  * transaction. PX_OK with out filled, or a store / HSM error (rolled back). */
-static int attempt(issuer_core *c, const iso8583_msg *req, const issuer_req *r,
-                   const char *mac, int inject, issuer_reply *out, px_error *e)
+static int attempt(issuer_core *c, const iso8583_msg *req, const issuer_req *r, const char *mac,
+                   int inject, issuer_reply *out, px_error *e)
 {
     issuer_outcome o;
     int rc = store_begin(c->st, e);
@@ -159,8 +158,8 @@ static int attempt(issuer_core *c, const iso8583_msg *req, const issuer_req *r,
 
 static const char *kind_name(issuer_kind k)
 {
-    static const char *const names[] = {"?", "network", "purchase", "balance", "void",
-                                        "mobile debit", "credit", "reversal"};
+    static const char *const names[] = {"?",    "network",      "purchase", "balance",
+                                        "void", "mobile debit", "credit",   "reversal"};
     return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -225,8 +224,11 @@ void issuer_handle(issuer_core *c, const uint8_t *raw, size_t rawlen, const iso8
     rc = issuer_req_parse(req, &r, &e);
     if (rc == PX_EUNSUPPORTED) {
         px_info("issuer", "%s: %s", req->mti, px_error_text(&e));
-        answer_plain(c, req, strcmp(req->mti, "0200") == 0 || strcmp(req->mti, "0220") == 0
-                                 ? ISSUER_RC_INVALID_TXN : ISSUER_RC_NOT_SUPPORTED, out);
+        answer_plain(c, req,
+                     strcmp(req->mti, "0200") == 0 || strcmp(req->mti, "0220") == 0
+                         ? ISSUER_RC_INVALID_TXN
+                         : ISSUER_RC_NOT_SUPPORTED,
+                     out);
     } else if (rc != PX_OK) {
         px_warn("issuer", "format error in %s: %s (answered 30)", req->mti, px_error_text(&e));
         answer_plain(c, req, ISSUER_RC_FORMAT_ERROR, out);

@@ -22,52 +22,52 @@
 #include "store/store.h"
 
 /* Field 39 codes the issuer answers with (docs/switch-protocol.md §2). */
-#define ISSUER_RC_APPROVED           "00"
-#define ISSUER_RC_DO_NOT_HONOUR      "05"
-#define ISSUER_RC_INVALID_TXN        "12"
-#define ISSUER_RC_INVALID_AMOUNT     "13"
-#define ISSUER_RC_INVALID_CARD       "14"
-#define ISSUER_RC_NO_SUCH_ISSUER     "15"
+#define ISSUER_RC_APPROVED "00"
+#define ISSUER_RC_DO_NOT_HONOUR "05"
+#define ISSUER_RC_INVALID_TXN "12"
+#define ISSUER_RC_INVALID_AMOUNT "13"
+#define ISSUER_RC_INVALID_CARD "14"
+#define ISSUER_RC_NO_SUCH_ISSUER "15"
 #define ISSUER_RC_ORIGINAL_NOT_FOUND "25"
-#define ISSUER_RC_FORMAT_ERROR       "30"
-#define ISSUER_RC_NOT_SUPPORTED      "40"
+#define ISSUER_RC_FORMAT_ERROR "30"
+#define ISSUER_RC_NOT_SUPPORTED "40"
 #define ISSUER_RC_INSUFFICIENT_FUNDS "51"
-#define ISSUER_RC_EXPIRED_CARD       "54"
-#define ISSUER_RC_INCORRECT_PIN      "55"
-#define ISSUER_RC_EXCEEDS_LIMIT      "61"
-#define ISSUER_RC_RESTRICTED_CARD    "62"
+#define ISSUER_RC_EXPIRED_CARD "54"
+#define ISSUER_RC_INCORRECT_PIN "55"
+#define ISSUER_RC_EXCEEDS_LIMIT "61"
+#define ISSUER_RC_RESTRICTED_CARD "62"
 #define ISSUER_RC_PIN_TRIES_EXCEEDED "75"
-#define ISSUER_RC_DUPLICATE          "94"
-#define ISSUER_RC_SYSTEM_ERROR       "96"
+#define ISSUER_RC_DUPLICATE "94"
+#define ISSUER_RC_SYSTEM_ERROR "96"
 
 /* Named HSM keys the issuer creates on first start when they are missing. */
-#define ISSUER_KEY_PAN        "issuer.pan"       /* D0 AES-256: encrypts stored PANs */
-#define ISSUER_KEY_PAN_INDEX  "issuer.pan-index" /* M6 AES-256: PAN tokens, request MACs */
+#define ISSUER_KEY_PAN "issuer.pan"             /* D0 AES-256: encrypts stored PANs */
+#define ISSUER_KEY_PAN_INDEX "issuer.pan-index" /* M6 AES-256: PAN tokens, request MACs */
 /* Demo keys, formed from the public components in docs/issuer.md (seed_demo only). */
-#define ISSUER_DEMO_ZPK       "demo.zpk"         /* P0: the zone PIN key shared with the switch */
-#define ISSUER_DEMO_PVK_PVV   "issuer.demo.pvk-pvv"  /* V2: Visa PVV */
-#define ISSUER_DEMO_PVK_IBM   "issuer.demo.pvk-ibm"  /* V1: IBM 3624 */
+#define ISSUER_DEMO_ZPK "demo.zpk"                /* P0: the zone PIN key shared with the switch */
+#define ISSUER_DEMO_PVK_PVV "issuer.demo.pvk-pvv" /* V2: Visa PVV */
+#define ISSUER_DEMO_PVK_IBM "issuer.demo.pvk-ibm" /* V1: IBM 3624 */
 
 #define ISSUER_INSTITUTION_MAX 12 /* n..11 and NUL */
 
 /* [issuer] (docs/issuer.md lists every key). */
 typedef struct issuer_config {
-    net_listener_config listen;               /* listen, max_frame, ..., TLS keys */
+    net_listener_config listen;                  /* listen, max_frame, ..., TLS keys */
     char institution_id[ISSUER_INSTITUTION_MAX]; /* our id: field 100 of every answer */
-    char zpk[PX_HSM_KEYBLOCK_MAX];            /* the ZPK: a key block, or a named key's label */
-    char clearing_dir[PX_PATH_MAX];           /* where clearing files go */
-    int64_t latency_ms;                       /* hold every answer this long ... */
-    int64_t latency_jitter_ms;                /* ... plus 0..this (uniform) */
-    int64_t decline_every_n;                  /* 0 off; else every n-th new 0200 is declined */
-    int64_t decline_rate;                     /* 0..100: percent of new 0200s declined */
-    char decline_code[3];                     /* the code an injected decline carries */
-    int64_t drop_every_n;                     /* 0 off; else every n-th 0200 is not answered */
-    int64_t pin_tries_max;                    /* wrong PINs in a row before 75 */
-    int64_t amount_limit_minor;               /* largest debit (61 above it); 0 = none */
-    int require_pin;                          /* debits without field 52 get 55 */
-    int seed_demo;                            /* create the demo banks, cards and keys */
-    int clearing_at_day_end;                  /* the service writes each day's file itself */
-    hsm_config hsm;                           /* [hsm] if present, then hsm_* keys here */
+    char zpk[PX_HSM_KEYBLOCK_MAX];               /* the ZPK: a key block, or a named key's label */
+    char clearing_dir[PX_PATH_MAX];              /* where clearing files go */
+    int64_t latency_ms;                          /* hold every answer this long ... */
+    int64_t latency_jitter_ms;                   /* ... plus 0..this (uniform) */
+    int64_t decline_every_n;                     /* 0 off; else every n-th new 0200 is declined */
+    int64_t decline_rate;                        /* 0..100: percent of new 0200s declined */
+    char decline_code[3];                        /* the code an injected decline carries */
+    int64_t drop_every_n;                        /* 0 off; else every n-th 0200 is not answered */
+    int64_t pin_tries_max;                       /* wrong PINs in a row before 75 */
+    int64_t amount_limit_minor;                  /* largest debit (61 above it); 0 = none */
+    int require_pin;                             /* debits without field 52 get 55 */
+    int seed_demo;                               /* create the demo banks, cards and keys */
+    int clearing_at_day_end;                     /* the service writes each day's file itself */
+    hsm_config hsm;                              /* [hsm] if present, then hsm_* keys here */
 } issuer_config;
 
 void issuer_config_default(issuer_config *c);
@@ -114,15 +114,15 @@ typedef enum issuer_pin_method { ISSUER_PIN_PVV = 0, ISSUER_PIN_IBM3624 = 1 } is
  * Luhn, a BIN of bank_id), encrypted and tokenised in the HSM, and never stored clear. */
 typedef struct issuer_cardholder_new {
     const char *pan;
-    const char *name;          /* 1..64 bytes of UTF-8 */
+    const char *name; /* 1..64 bytes of UTF-8 */
     const char *bank_id;
-    const char *expiry;        /* YYMM */
+    const char *expiry; /* YYMM */
     issuer_pin_method method;
-    const char *pvk_label;     /* V2 (PVV) or V1 (IBM 3624) named key */
-    int pvki;                  /* PVV key index 0..9 */
-    const char *pin_check;     /* the PVV (4 digits) or the offset (4..12 digits) */
+    const char *pvk_label; /* V2 (PVV) or V1 (IBM 3624) named key */
+    int pvki;              /* PVV key index 0..9 */
+    const char *pin_check; /* the PVV (4 digits) or the offset (4..12 digits) */
     int64_t balance_minor;
-    const char *currency;      /* "156" */
+    const char *currency; /* "156" */
 } issuer_cardholder_new;
 
 /* Add a cardholder. PX_EEXIST when the card is already there. */
@@ -153,8 +153,7 @@ int issuer_cardholders_list(store *st, int (*fn)(void *ud, const issuer_cardhold
                             void *ud, px_error *e);
 
 /* Add a bank (contracted 1 or 0) and a BIN range of it. PX_EEXIST if there already. */
-int issuer_bank_add(store *st, const char *bank_id, const char *name, int contracted,
-                    px_error *e);
+int issuer_bank_add(store *st, const char *bank_id, const char *name, int contracted, px_error *e);
 int issuer_bin_range_add(store *st, const char *bank_id, const char *low, const char *high,
                          px_error *e);
 
@@ -166,7 +165,7 @@ int issuer_cardholder_reset_pin_tries(issuer_core *c, const char *pan, px_error 
 /* Write dir/clearing-YYYYMMDD.csv for date ("YYYY-MM-DD"): the header and every entry
  * approved that business day (UTC) in approval order. Written to a temporary file and
  * renamed, so a reader never sees half a file. path gets the file's path. */
-int issuer_clearing_write(store *st, const char *date, const char *dir, char *path,
-                          size_t pathsz, size_t *lines, px_error *e);
+int issuer_clearing_write(store *st, const char *date, const char *dir, char *path, size_t pathsz,
+                          size_t *lines, px_error *e);
 
 #endif

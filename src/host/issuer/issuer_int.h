@@ -8,7 +8,7 @@
 #include "crypto/pinblock.h"
 #include "host/issuer/issuer.h"
 
-#define ISSUER_TOKEN_HEX 32   /* PAN token: 16 bytes of AES-CMAC, hex */
+#define ISSUER_TOKEN_HEX 32 /* PAN token: 16 bytes of AES-CMAC, hex */
 #define ISSUER_PAN_MAX (CRYPTO_PAN_MAX + 1)
 #define ISSUER_MASKED_MAX (CRYPTO_PAN_MAX + 1)
 #define ISSUER_NAME_MAX 65
@@ -17,13 +17,13 @@
 /* ---- requests (msg.c): one parser checks everything a handler relies on ---- */
 
 typedef enum issuer_kind {
-    ISSUER_K_NETMGMT = 1, /* 0800: sign-on 001, sign-off 002, echo 301 */
-    ISSUER_K_PURCHASE,    /* 0200, 3 = 000000 */
-    ISSUER_K_BALANCE,     /* 0200, 3 = 310000 */
-    ISSUER_K_VOID,        /* 0200, 3 = 200000 */
-    ISSUER_K_MOBILE_DEBIT,/* 0200, 3 = 400000 */
-    ISSUER_K_CREDIT,      /* 0220, 3 = 210000 */
-    ISSUER_K_REVERSAL     /* 0420 / 0421 */
+    ISSUER_K_NETMGMT = 1,  /* 0800: sign-on 001, sign-off 002, echo 301 */
+    ISSUER_K_PURCHASE,     /* 0200, 3 = 000000 */
+    ISSUER_K_BALANCE,      /* 0200, 3 = 310000 */
+    ISSUER_K_VOID,         /* 0200, 3 = 200000 */
+    ISSUER_K_MOBILE_DEBIT, /* 0200, 3 = 400000 */
+    ISSUER_K_CREDIT,       /* 0220, 3 = 210000 */
+    ISSUER_K_REVERSAL      /* 0420 / 0421 */
 } issuer_kind;
 
 /* Field 90, original data elements: MTI n4, STAN n6, transmission time n10, acquirer n11,
@@ -39,12 +39,12 @@ typedef struct issuer_orig {
 typedef struct issuer_req {
     issuer_kind kind;
     char mti[5];
-    char mti_class[5];        /* the MTI with a repeat made plain: 0421 -> 0420 */
+    char mti_class[5]; /* the MTI with a repeat made plain: 0421 -> 0420 */
     char proc[7];
-    char nmi[4];              /* field 70 (0800) */
+    char nmi[4]; /* field 70 (0800) */
     char stan[7];
-    char tx_time[11];         /* field 7, MMDDhhmmss UTC */
-    char acquirer[12];        /* field 32, "" when absent (0220 may omit it) */
+    char tx_time[11];  /* field 7, MMDDhhmmss UTC */
+    char acquirer[12]; /* field 32, "" when absent (0220 may omit it) */
     char rrn[13];
     char terminal[9];
     char merchant[16];
@@ -53,7 +53,7 @@ typedef struct issuer_req {
     char expiry[5];           /* YYMM from 14 or 35, "" when neither */
     int64_t amount_minor;     /* -1 when field 4 is absent */
     int has_pin;
-    uint8_t pin_block[8];     /* field 52: ISO 9564 format 0 under the ZPK */
+    uint8_t pin_block[8]; /* field 52: ISO 9564 format 0 under the ZPK */
     char payee_mobile[12];
     char payer_mobile[12];
     char payee_card[ISSUER_PAN_MAX]; /* field 103 (mobile-number debit) */
@@ -109,7 +109,7 @@ typedef struct issuer_account {
 typedef struct issuer_entry {
     int64_t id;
     char business_date[11];
-    char type[9];             /* purchase, void, reversal, debit, credit */
+    char type[9]; /* purchase, void, reversal, debit, credit */
     char mti[5];
     char acquirer[12];
     char stan[7];
@@ -125,8 +125,8 @@ typedef struct issuer_entry {
     char merchant[16];
     char payee_card_masked[ISSUER_MASKED_MAX];
     char payer_mobile[12];
-    int64_t original_id;      /* 0 = none */
-    int64_t undone_by;        /* 0 = not undone */
+    int64_t original_id; /* 0 = none */
+    int64_t undone_by;   /* 0 = not undone */
     int64_t balance_after;
 } issuer_entry;
 
@@ -143,9 +143,8 @@ int issuer_db_account_add(store *st, const char *token, int64_t delta, int64_t *
                           px_error *e);
 int issuer_db_entry_insert(store *st, issuer_entry *en, px_error *e); /* sets en->id */
 /* The approved entry made by the message (acquirer, stan, tx_time, mti). PX_ENOTFOUND. */
-int issuer_db_entry_find(store *st, const char *acquirer, const char *stan,
-                         const char *tx_time, const char *mti, issuer_entry *out,
-                         px_error *e);
+int issuer_db_entry_find(store *st, const char *acquirer, const char *stan, const char *tx_time,
+                         const char *mti, issuer_entry *out, px_error *e);
 int issuer_db_entry_get(store *st, int64_t id, issuer_entry *out, px_error *e);
 /* Mark id undone by `by` (or not undone: by = 0); PX_ESTATE if it already was (by != 0). */
 int issuer_db_entry_set_undone(store *st, int64_t id, int64_t by, px_error *e);
@@ -156,8 +155,8 @@ int issuer_db_credit_exists(store *st, const char *rrn, int *exists, px_error *e
  * else its request MAC (hex) and the response bytes. */
 int issuer_db_message_get(store *st, const issuer_req *r, char *mac_hex, size_t machexsz,
                           uint8_t *rsp, size_t cap, size_t *len, px_error *e);
-int issuer_db_message_put(store *st, const issuer_req *r, const char *mac_hex,
-                          const uint8_t *rsp, size_t len, px_error *e);
+int issuer_db_message_put(store *st, const issuer_req *r, const char *mac_hex, const uint8_t *rsp,
+                          size_t len, px_error *e);
 
 int issuer_db_bank_get(store *st, const char *bank_id, issuer_bank_row *out, px_error *e);
 
@@ -166,20 +165,20 @@ int issuer_db_bank_get(store *st, const char *bank_id, issuer_bank_row *out, px_
 typedef struct issuer_pvk_slot {
     char label[PX_HSM_LABEL_MAX];
     hsm_key *key;
-    uint64_t used;            /* for least-recently-used eviction */
+    uint64_t used; /* for least-recently-used eviction */
 } issuer_pvk_slot;
 
 struct issuer_core {
     issuer_config cfg;
     store *st;
     hsm *h;
-    int own_hsm;              /* 1: opened by issuer_core_open, closed with the core */
-    hsm_key *zpk;             /* NULL when the CLI opened the core without one */
+    int own_hsm;  /* 1: opened by issuer_core_open, closed with the core */
+    hsm_key *zpk; /* NULL when the CLI opened the core without one */
     hsm_key *pan_key;
     hsm_key *index_key;
     issuer_pvk_slot pvk[PX_ISSUER_PVK_CACHE];
     uint64_t pvk_clock;
-    uint32_t rng;             /* xorshift state: auth codes' spread, not security */
+    uint32_t rng; /* xorshift state: auth codes' spread, not security */
 };
 
 /* issuer_core_open on the hsm h the caller keeps (possumd's, px_daemon_hsm) instead of
@@ -188,8 +187,7 @@ int issuer_core_open_hsm(const issuer_config *cfg, store *st, hsm *h, int need_z
                          issuer_core **out, px_error *e);
 
 /* The PAN's token: AES-CMAC under issuer.pan-index, 32 hex. */
-int issuer_pan_token(issuer_core *c, const char *pan, char out[ISSUER_TOKEN_HEX + 1],
-                     px_error *e);
+int issuer_pan_token(issuer_core *c, const char *pan, char out[ISSUER_TOKEN_HEX + 1], px_error *e);
 /* The PAN encrypted under issuer.pan: hex of IV (16) || AES-CBC(PAN padded to 32). */
 int issuer_pan_encrypt(issuer_core *c, const char *pan, char *out, size_t outsz, px_error *e);
 /* AES-CMAC under issuer.pan-index over n bytes, hex. */
@@ -210,8 +208,8 @@ void issuer_ibm_validation_data(const char *pan, char out[13]);
 int issuer_pvk_get(issuer_core *c, const char *label, hsm_key **out, px_error *e);
 
 /* Load the named key, creating it with attrs when missing (hsm_key_generate). */
-int issuer_key_ensure(issuer_core *c, const char *label, const hsm_key_attrs *a,
-                      hsm_key **out, px_error *e);
+int issuer_key_ensure(issuer_core *c, const char *label, const hsm_key_attrs *a, hsm_key **out,
+                      px_error *e);
 
 /* ---- transactions (txn.c) ---- */
 
@@ -222,8 +220,8 @@ typedef struct issuer_outcome {
     int has_balance;
     int64_t balance_minor;
     char currency[4];
-    char auth_code[7];        /* "" unless approved */
-    char settle_mmdd[5];      /* field 15: the business day the entry is cleared in */
+    char auth_code[7];   /* "" unless approved */
+    char settle_mmdd[5]; /* field 15: the business day the entry is cleared in */
 } issuer_outcome;
 
 /* Run r (a financial kind) against the store. Returns PX_OK with o->rc set, or a store /
@@ -237,8 +235,8 @@ int issuer_txn_run(issuer_core *c, const issuer_req *r, int64_t now_ms, issuer_o
 int issuer_csv_field(px_buf *b, const char *s);
 /* Append one clearing line for en (with its LF). */
 int issuer_clearing_line(px_buf *b, const issuer_entry *en);
-#define ISSUER_CLEARING_HEADER \
-    "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal," \
+#define ISSUER_CLEARING_HEADER                                                                     \
+    "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal,"              \
     "merchant,payee_card_masked,payer_mobile"
 
 #endif

@@ -11,8 +11,8 @@
 
 #include <openssl/crypto.h>
 
-int issuer_key_ensure(issuer_core *c, const char *label, const hsm_key_attrs *a,
-                      hsm_key **out, px_error *e)
+int issuer_key_ensure(issuer_core *c, const char *label, const hsm_key_attrs *a, hsm_key **out,
+                      px_error *e)
 {
     hsm_keyblock kb;
     int rc = hsm_key_load_named(c->h, label, out, e);
@@ -28,8 +28,8 @@ int issuer_mac_hex(issuer_core *c, const uint8_t *p, size_t n, char out[33], px_
 {
     uint8_t mac[16];
     size_t len = 0;
-    int rc = hsm_mac_generate(c->h, c->index_key, CRYPTO_MAC_AES_CMAC, p, n, mac, sizeof mac,
-                              &len, e);
+    int rc = hsm_mac_generate(c->h, c->index_key, CRYPTO_MAC_AES_CMAC, p, n, mac, sizeof mac, &len,
+                              e);
     if (rc != PX_OK)
         return rc;
     if (PX_BUG(len != sizeof mac))
@@ -38,8 +38,7 @@ int issuer_mac_hex(issuer_core *c, const uint8_t *p, size_t n, char out[33], px_
     return PX_OK;
 }
 
-int issuer_pan_token(issuer_core *c, const char *pan, char out[ISSUER_TOKEN_HEX + 1],
-                     px_error *e)
+int issuer_pan_token(issuer_core *c, const char *pan, char out[ISSUER_TOKEN_HEX + 1], px_error *e)
 {
     /* Domain-separated from request MACs by the prefix. */
     uint8_t buf[4 + CRYPTO_PAN_MAX];
@@ -126,8 +125,10 @@ int issuer_pin_verify(issuer_core *c, const issuer_account *a, const char *pan,
     if (a->method == ISSUER_PIN_PVV) {
         rc = hsm_pin_verify_pvv(c->h, c->zpk, &pb, pan, pvk, a->pvki, a->pin_check, e);
     } else {
-        hsm_ibm3624 p = {.dec_table = ISSUER_IBM_DEC_TABLE, .validation_data = vd,
-                         .pad = 'F', .offset = a->pin_check};
+        hsm_ibm3624 p = {.dec_table = ISSUER_IBM_DEC_TABLE,
+                         .validation_data = vd,
+                         .pad = 'F',
+                         .offset = a->pin_check};
         issuer_ibm_validation_data(pan, vd);
         rc = hsm_pin_verify_ibm3624(c->h, c->zpk, &pb, pan, pvk, &p, e);
     }

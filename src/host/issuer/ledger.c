@@ -63,8 +63,10 @@ int issuer_db_bank_for_pan(store *st, const char *pan, issuer_bank_row *out, px_
 int issuer_db_bank_get(store *st, const char *bank_id, issuer_bank_row *out, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(st, "SELECT bank_id, name, contracted FROM issuer_bank "
-                               "WHERE bank_id = $1", &s, e);
+    int rc = store_prepare(st,
+                           "SELECT bank_id, name, contracted FROM issuer_bank "
+                           "WHERE bank_id = $1",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, bank_id);
@@ -170,8 +172,10 @@ int issuer_db_account_insert(store *st, const issuer_account *a, const char *pan
 int issuer_db_account_set_tries(store *st, const char *token, int64_t tries, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(st, "UPDATE issuer_account SET pin_tries = $1, updated_ms = $2 "
-                               "WHERE pan_token = $3", &s, e);
+    int rc = store_prepare(st,
+                           "UPDATE issuer_account SET pin_tries = $1, updated_ms = $2 "
+                           "WHERE pan_token = $3",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_int64(s, 1, tries);
@@ -251,9 +255,9 @@ int issuer_db_entry_insert(store *st, issuer_entry *en, px_error *e)
     return rc == STORE_ROW ? PX_OK : rc < 0 ? rc : PX_EINTERNAL;
 }
 
-#define ENTRY_COLS                                                                         \
-    "id, business_date, type, mti, acquirer, stan, tx_time, rrn, auth_code, pan_token, "   \
-    "pan_masked, amount_minor, currency, response, terminal, merchant, payee_card_masked, " \
+#define ENTRY_COLS                                                                                 \
+    "id, business_date, type, mti, acquirer, stan, tx_time, rrn, auth_code, pan_token, "           \
+    "pan_masked, amount_minor, currency, response, terminal, merchant, payee_card_masked, "        \
     "payer_mobile, COALESCE(original_id, 0), COALESCE(undone_by, 0), balance_after"
 
 static void read_entry(store_stmt *s, issuer_entry *en)
@@ -281,9 +285,8 @@ static void read_entry(store_stmt *s, issuer_entry *en)
     en->balance_after = store_col_int64(s, 20);
 }
 
-int issuer_db_entry_find(store *st, const char *acquirer, const char *stan,
-                         const char *tx_time, const char *mti, issuer_entry *out,
-                         px_error *e)
+int issuer_db_entry_find(store *st, const char *acquirer, const char *stan, const char *tx_time,
+                         const char *mti, issuer_entry *out, px_error *e)
 {
     store_stmt *s;
     int rc = store_prepare(st,
@@ -307,8 +310,10 @@ int issuer_db_entry_find(store *st, const char *acquirer, const char *stan,
 int issuer_db_entry_get(store *st, int64_t id, issuer_entry *out, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(st, "SELECT " ENTRY_COLS " FROM issuer_journal WHERE id = $1\n"
-                               "-- @postgres\nFOR UPDATE", &s, e);
+    int rc = store_prepare(st,
+                           "SELECT " ENTRY_COLS " FROM issuer_journal WHERE id = $1\n"
+                           "-- @postgres\nFOR UPDATE",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_int64(s, 1, id);
@@ -342,8 +347,10 @@ int issuer_db_entry_set_undone(store *st, int64_t id, int64_t by, px_error *e)
 int issuer_db_credit_exists(store *st, const char *rrn, int *exists, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(st, "SELECT id FROM issuer_journal WHERE rrn = $1 AND "
-                               "type = 'credit'", &s, e);
+    int rc = store_prepare(st,
+                           "SELECT id FROM issuer_journal WHERE rrn = $1 AND "
+                           "type = 'credit'",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, rrn);
@@ -383,8 +390,8 @@ int issuer_db_message_get(store *st, const issuer_req *r, char *mac_hex, size_t 
     return rc == STORE_ROW ? PX_OK : rc == STORE_DONE ? PX_ENOTFOUND : rc;
 }
 
-int issuer_db_message_put(store *st, const issuer_req *r, const char *mac_hex,
-                          const uint8_t *rsp, size_t len, px_error *e)
+int issuer_db_message_put(store *st, const issuer_req *r, const char *mac_hex, const uint8_t *rsp,
+                          size_t len, px_error *e)
 {
     store_stmt *s;
     int rc = store_prepare(st,

@@ -208,8 +208,7 @@ static int parse_pin_and_orig(const iso8583_msg *m, issuer_req *r, px_error *e)
     }
     rc = text(m, 90, f90, sizeof f90, e);
     if (rc == PX_ENOTFOUND)
-        return r->kind == ISSUER_K_VOID ? px_error_set(e, PX_EFORMAT, "field 90: missing")
-                                        : PX_OK;
+        return r->kind == ISSUER_K_VOID ? px_error_set(e, PX_EFORMAT, "field 90: missing") : PX_OK;
     if (rc == PX_OK && (rc = issuer_orig_parse(f90, &r->orig, e)) == PX_OK) {
         strip_zeros(r->orig.acquirer);
         r->has_orig = 1;
@@ -247,11 +246,13 @@ static int parse_mobile(const iso8583_msg *m, issuer_req *r, px_error *e)
 /* The kind from MTI and processing code; PX_EUNSUPPORTED for anything else. */
 static int classify(const iso8583_msg *m, issuer_req *r, px_error *e)
 {
-    static const struct { const char *mti, *proc; issuer_kind kind; } kinds[] = {
-        {"0200", "000000", ISSUER_K_PURCHASE}, {"0200", "310000", ISSUER_K_BALANCE},
-        {"0200", "200000", ISSUER_K_VOID},     {"0200", "400000", ISSUER_K_MOBILE_DEBIT},
-        {"0220", "210000", ISSUER_K_CREDIT},   {"0420", NULL, ISSUER_K_REVERSAL},
-        {"0800", NULL, ISSUER_K_NETMGMT}};
+    static const struct {
+        const char *mti, *proc;
+        issuer_kind kind;
+    } kinds[] = {{"0200", "000000", ISSUER_K_PURCHASE}, {"0200", "310000", ISSUER_K_BALANCE},
+                 {"0200", "200000", ISSUER_K_VOID},     {"0200", "400000", ISSUER_K_MOBILE_DEBIT},
+                 {"0220", "210000", ISSUER_K_CREDIT},   {"0420", NULL, ISSUER_K_REVERSAL},
+                 {"0800", NULL, ISSUER_K_NETMGMT}};
     int known_mti = 0;
     px_strlcpy(r->mti, m->mti, sizeof r->mti);
     px_strlcpy(r->mti_class, m->mti, sizeof r->mti_class);
@@ -267,8 +268,8 @@ static int classify(const iso8583_msg *m, issuer_req *r, px_error *e)
             return PX_OK;
         }
     }
-    return px_error_set(e, PX_EUNSUPPORTED, known_mti ? "processing code %s not served"
-                                                      : "MTI %s not served",
+    return px_error_set(e, PX_EUNSUPPORTED,
+                        known_mti ? "processing code %s not served" : "MTI %s not served",
                         known_mti ? (r->proc[0] ? r->proc : "(none)") : r->mti);
 }
 

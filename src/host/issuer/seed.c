@@ -39,10 +39,9 @@ static const demo_key demo_pvks[] = {
 static const struct {
     const char *id, *name, *low, *high;
     int contracted;
-} demo_banks[] = {
-    {"ICBC-DEMO", "ICBC demo", "622202", "622202", 1},
-    {"CCB-DEMO", "CCB demo", "621700", "621700", 1},
-    {"RURAL-DEMO", "Rural bank demo (not contracted)", "955880", "955880", 0}};
+} demo_banks[] = {{"ICBC-DEMO", "ICBC demo", "622202", "622202", 1},
+                  {"CCB-DEMO", "CCB demo", "621700", "621700", 1},
+                  {"RURAL-DEMO", "Rural bank demo (not contracted)", "955880", "955880", 0}};
 
 /* Demo PINs (docs/issuer.md): 123456, 111111, 888888, 246810, 123456, 654321. */
 static const issuer_cardholder_new demo_cards[] = {

@@ -33,10 +33,10 @@ typedef struct issuer_svc {
     net_frame_server *srv;
     issuer_pending *pending;
     size_t npending;
-    uint64_t n0200;           /* 0200 requests received: the every-n counters' clock */
-    uint32_t rng;             /* xorshift32 for jitter and decline_rate */
+    uint64_t n0200; /* 0200 requests received: the every-n counters' clock */
+    uint32_t rng;   /* xorshift32 for jitter and decline_rate */
     int draining;
-    struct event *day_end;    /* writes the day's clearing file just after 00:00 UTC */
+    struct event *day_end; /* writes the day's clearing file just after 00:00 UTC */
     net_metric *m_rx, *m_tx, *m_dup, *m_dropped, *m_injected, *m_ignored;
 } issuer_svc;
 
@@ -217,8 +217,8 @@ static void on_day_end(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     px_time_format_utc(px_now_ms() - DAY_MS / 2, "%Y-%m-%d", day, sizeof day);
-    if (issuer_clearing_write(s->d->st, day, s->cfg.clearing_dir, path, sizeof path, &lines,
-                              &e) == PX_OK)
+    if (issuer_clearing_write(s->d->st, day, s->cfg.clearing_dir, path, sizeof path, &lines, &e) ==
+        PX_OK)
         px_info("issuer", "clearing file %s written: %zu entries", path, lines);
     else
         px_errorlog("issuer", "clearing file for %s: %s (run possum issuer clearing)", day,
@@ -244,8 +244,10 @@ static int issuer_start(void *state, px_daemon *d, px_error *e)
             return px_error_set(e, PX_ENOMEM, "issuer: out of memory");
         day_end_arm(s);
     }
-    px_info("issuer", "institution %s; latency %lld+%lld ms; decline every %lld / %lld%%; "
-            "drop every %lld", s->cfg.institution_id, (long long)s->cfg.latency_ms,
+    px_info("issuer",
+            "institution %s; latency %lld+%lld ms; decline every %lld / %lld%%; "
+            "drop every %lld",
+            s->cfg.institution_id, (long long)s->cfg.latency_ms,
             (long long)s->cfg.latency_jitter_ms, (long long)s->cfg.decline_every_n,
             (long long)s->cfg.decline_rate, (long long)s->cfg.drop_every_n);
     return px_daemon_announce(d, "issuer", s->cfg.listen.listen, net_frame_server_port(s->srv));

@@ -154,8 +154,8 @@ static int run_debit(issuer_core *c, const issuer_req *r, int64_t now_ms, issuer
         set_rc(o, ISSUER_RC_INSUFFICIENT_FUNDS);
         return PX_OK;
     }
-    entry_init(&en, r, r->kind == ISSUER_K_PURCHASE ? "purchase" : "debit", &a,
-               r->amount_minor, now_ms);
+    entry_init(&en, r, r->kind == ISSUER_K_PURCHASE ? "purchase" : "debit", &a, r->amount_minor,
+               now_ms);
     en.balance_after = balance;
     approve(c, o, &en, balance);
     return rc == PX_OK ? issuer_db_entry_insert(c->st, &en, e) : rc;
@@ -186,10 +186,10 @@ static int run_void(issuer_core *c, const issuer_req *r, int64_t now_ms, issuer_
         rc = check_pin(c, r, &a, 0, o, e);
     if (rc != PX_OK || o->rc[0] != 0)
         return rc;
-    rc = issuer_db_entry_find(c->st, r->orig.acquirer, r->orig.stan, r->orig.tx_time,
-                              r->orig.mti, &orig, e);
-    if (rc == PX_ENOTFOUND || (rc == PX_OK && (strcmp(orig.type, "purchase") != 0 ||
-                                               strcmp(orig.token, a.token) != 0))) {
+    rc = issuer_db_entry_find(c->st, r->orig.acquirer, r->orig.stan, r->orig.tx_time, r->orig.mti,
+                              &orig, e);
+    if (rc == PX_ENOTFOUND ||
+        (rc == PX_OK && (strcmp(orig.type, "purchase") != 0 || strcmp(orig.token, a.token) != 0))) {
         set_rc(o, ISSUER_RC_ORIGINAL_NOT_FOUND);
         return PX_OK;
     }
@@ -250,11 +250,11 @@ static int undo_effect(issuer_core *c, const issuer_entry *orig, int64_t *balanc
 {
     int debit_again = strcmp(orig->type, "void") == 0 || strcmp(orig->type, "credit") == 0;
     int rc = issuer_db_account_add(c->st, orig->token,
-                                   debit_again ? -orig->amount_minor : orig->amount_minor,
-                                   balance, e);
+                                   debit_again ? -orig->amount_minor : orig->amount_minor, balance,
+                                   e);
     if (rc == PX_ERANGE) {
-        px_warn("issuer", "reversal of %s %lld: the balance no longer covers it (51)",
-                orig->type, (long long)orig->id);
+        px_warn("issuer", "reversal of %s %lld: the balance no longer covers it (51)", orig->type,
+                (long long)orig->id);
         set_rc(o, ISSUER_RC_INSUFFICIENT_FUNDS);
         return PX_OK;
     }
@@ -294,8 +294,8 @@ static int run_reversal(issuer_core *c, const issuer_req *r, int64_t now_ms, iss
         set_rc(o, ISSUER_RC_APPROVED);
         return PX_OK;
     }
-    if (rc == PX_OK && r->pan[0] &&
-        (rc = issuer_pan_token(c, r->pan, a.token, e)) == PX_OK && strcmp(a.token, orig.token) != 0) {
+    if (rc == PX_OK && r->pan[0] && (rc = issuer_pan_token(c, r->pan, a.token, e)) == PX_OK &&
+        strcmp(a.token, orig.token) != 0) {
         px_warn("issuer", "reversal STAN %s names another card than its original: 12", r->stan);
         set_rc(o, ISSUER_RC_INVALID_TXN);
         return PX_OK;
@@ -326,18 +326,12 @@ int issuer_txn_run(issuer_core *c, const issuer_req *r, int64_t now_ms, issuer_o
     px_time_format_utc(now_ms, "%m%d", o->settle_mmdd, sizeof o->settle_mmdd);
     switch (r->kind) {
     case ISSUER_K_PURCHASE:
-    case ISSUER_K_MOBILE_DEBIT:
-        return run_debit(c, r, now_ms, o, e);
-    case ISSUER_K_BALANCE:
-        return run_balance(c, r, now_ms, o, e);
-    case ISSUER_K_VOID:
-        return run_void(c, r, now_ms, o, e);
-    case ISSUER_K_CREDIT:
-        return run_credit(c, r, now_ms, o, e);
-    case ISSUER_K_REVERSAL:
-        return run_reversal(c, r, now_ms, o, e);
-    case ISSUER_K_NETMGMT:
-        break;
+    case ISSUER_K_MOBILE_DEBIT: return run_debit(c, r, now_ms, o, e);
+    case ISSUER_K_BALANCE: return run_balance(c, r, now_ms, o, e);
+    case ISSUER_K_VOID: return run_void(c, r, now_ms, o, e);
+    case ISSUER_K_CREDIT: return run_credit(c, r, now_ms, o, e);
+    case ISSUER_K_REVERSAL: return run_reversal(c, r, now_ms, o, e);
+    case ISSUER_K_NETMGMT: break;
     }
     return px_error_set(e, PX_EINTERNAL, "issuer_txn_run: kind %d is not financial", (int)r->kind);
 }

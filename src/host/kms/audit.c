@@ -21,8 +21,10 @@ void kms_audit(kms *k, const char *actor, const char *action, const char *serial
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    rc = store_prepare(k->st, "INSERT INTO kms_audit (ts_ms, actor, action, serial, result, reason) "
-                              "VALUES ($1, $2, $3, $4, $5, $6)", &q, &e);
+    rc = store_prepare(k->st,
+                       "INSERT INTO kms_audit (ts_ms, actor, action, serial, result, reason) "
+                       "VALUES ($1, $2, $3, $4, $5, $6)",
+                       &q, &e);
     if (rc == PX_OK) {
         store_bind_int64(q, 1, px_now_ms());
         store_bind_text(q, 2, actor && actor[0] ? actor : "?");
@@ -45,7 +47,8 @@ void kms_audit_tls_refused(kms *k, const net_tls_refusal *r)
     if (r->unreported > 0)
         kms_audit(k, r->peer, "tls.refused", "-", 0,
                   "TLS handshake refused: %s; %llu more refused handshakes were not recorded "
-                  "(rate limit)", text, (unsigned long long)r->unreported);
+                  "(rate limit)",
+                  text, (unsigned long long)r->unreported);
     else
         kms_audit(k, r->peer, "tls.refused", "-", 0, "TLS handshake refused: %s", text);
 }
@@ -63,8 +66,8 @@ static void terminal_row(store_stmt *q, kms_terminal_info *t)
     t->downloads = store_col_int64(q, 7);
 }
 
-#define TERMINAL_COLS                                                                          \
-    "SELECT serial, tk_kcv, tmk_kcv, device_cn, status, received_ms, loaded_ms, downloads FROM " \
+#define TERMINAL_COLS                                                                              \
+    "SELECT serial, tk_kcv, tmk_kcv, device_cn, status, received_ms, loaded_ms, downloads FROM "   \
     "kms_terminal "
 
 int kms_terminal_get(store *st, const char *serial, kms_terminal_info *out, px_error *e)
@@ -90,8 +93,8 @@ int kms_terminal_list(store *st, int (*fn)(void *ud, const kms_terminal_info *t)
     for (;;) { /* keyset pages: bounded result sets */
         store_stmt *q;
         size_t n = 0;
-        int rc = store_prepare(st, TERMINAL_COLS "WHERE serial > $1 ORDER BY serial LIMIT 1000",
-                               &q, e);
+        int rc = store_prepare(st, TERMINAL_COLS "WHERE serial > $1 ORDER BY serial LIMIT 1000", &q,
+                               e);
         if (rc != PX_OK)
             return rc;
         store_bind_text(q, 1, after);
@@ -118,11 +121,12 @@ int kms_audit_list(store *st, const char *serial, int (*fn)(void *ud, const kms_
     for (;;) {
         store_stmt *q;
         size_t n = 0;
-        int rc = store_prepare(st, serial ? "SELECT id, ts_ms, actor, action, serial, result, reason "
-                                            "FROM kms_audit WHERE serial = $2 AND id > $1 ORDER BY "
-                                            "id LIMIT 1000"
-                                          : "SELECT id, ts_ms, actor, action, serial, result, reason "
-                                            "FROM kms_audit WHERE id > $1 ORDER BY id LIMIT 1000",
+        int rc = store_prepare(st,
+                               serial ? "SELECT id, ts_ms, actor, action, serial, result, reason "
+                                        "FROM kms_audit WHERE serial = $2 AND id > $1 ORDER BY "
+                                        "id LIMIT 1000"
+                                      : "SELECT id, ts_ms, actor, action, serial, result, reason "
+                                        "FROM kms_audit WHERE id > $1 ORDER BY id LIMIT 1000",
                                &q, e);
         if (rc != PX_OK)
             return rc;

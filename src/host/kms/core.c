@@ -42,7 +42,8 @@ int kms_hsm_config_bind(px_config *c, hsm_config *h, px_error *e)
         {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
         {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
         {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
-        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label), sizeof h->pkcs11_token_label},
+        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
+         sizeof h->pkcs11_token_label},
         {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
     const char *v;
     int rc = PX_OK;
@@ -79,8 +80,10 @@ static int parse_allowed(kms *k, px_error *e)
         size_t n = strcspn(p, ", ");
         if (n > 0) {
             if (n >= PX_PKI_CN_MAX || k->nallowed >= KMS_ALLOWED_MAX)
-                return px_error_set(e, PX_ECONFIG, "[kms] mtms_cn: at most %d CNs of at most %d "
-                                                   "characters", KMS_ALLOWED_MAX, PX_PKI_CN_MAX - 1);
+                return px_error_set(e, PX_ECONFIG,
+                                    "[kms] mtms_cn: at most %d CNs of at most %d "
+                                    "characters",
+                                    KMS_ALLOWED_MAX, PX_PKI_CN_MAX - 1);
             memcpy(k->allowed[k->nallowed], p, n);
             k->allowed[k->nallowed++][n] = 0;
         }
@@ -89,8 +92,9 @@ static int parse_allowed(kms *k, px_error *e)
             p++;
     }
     if (k->nallowed == 0)
-        return px_error_set(e, PX_ECONFIG, "[kms] mtms_cn: name the MTMS certificate(s) allowed "
-                                           "to deliver TKs (e.g. mtms:factory)");
+        return px_error_set(e, PX_ECONFIG,
+                            "[kms] mtms_cn: name the MTMS certificate(s) allowed "
+                            "to deliver TKs (e.g. mtms:factory)");
     return PX_OK;
 }
 
@@ -133,8 +137,9 @@ int kms_open(const kms_config *c, store *st, hsm *h, kms **out, px_error *e)
     if (rc == PX_OK)
         rc = parse_allowed(k, e);
     if (rc == PX_OK && (c->ca[0] == 0 || c->crl[0] == 0))
-        rc = px_error_set(e, PX_ECONFIG, "kms: the CA certificate and its CRL are required to "
-                                         "check PIN pad certificates (tls_ca, tls_crl)");
+        rc = px_error_set(e, PX_ECONFIG,
+                          "kms: the CA certificate and its CRL are required to "
+                          "check PIN pad certificates (tls_ca, tls_crl)");
     if (rc == PX_OK && (rc = pki_trust_load(c->ca, c->crl, &k->trust, e)) != PX_OK)
         px_error_prefix(e, "kms: ");
     if (rc == PX_OK && (rc = hsm_key_load_named(h, c->recv_key, &k->recv, e)) != PX_OK)
@@ -213,7 +218,8 @@ static int held_get(kms *k, const char *serial, held *h, px_error *e)
     store_stmt *q;
     int rc = store_prepare(k->st,
                            "SELECT envelope_hash, envelope_created_ms, tk_kcv, tmk_kcv FROM "
-                           "kms_terminal WHERE serial = $1", &q, e);
+                           "kms_terminal WHERE serial = $1",
+                           &q, e);
     memset(h, 0, sizeof *h);
     if (rc != PX_OK)
         return rc;
@@ -264,8 +270,8 @@ static int terminal_put(kms *k, const pki_tkenv *env, const pki_cert_info *dev, 
     return rc < 0 ? rc : PX_OK;
 }
 
-int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *in, size_t n,
-                  kms_intake_result *r, px_error *e)
+int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *in, size_t n, kms_intake_result *r,
+                  px_error *e)
 {
     pki_tkenv env;
     pki_cert_info dev;
@@ -281,8 +287,9 @@ int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *in, size_t n,
     px_strlcpy(r->serial, env.serial, sizeof r->serial);
     if (memcmp(env.kms_fp, k->recv_cert.fingerprint, PKI_FP_LEN) != 0) {
         px_hex_encode(env.kms_fp, PKI_FP_LEN, fp);
-        px_error_set(&why, PX_EPERM, "TK envelope for %s is wrapped to another KMS (certificate "
-                                     "%.16s...), this is %s (%.16s...): it cannot be unwrapped here",
+        px_error_set(&why, PX_EPERM,
+                     "TK envelope for %s is wrapped to another KMS (certificate "
+                     "%.16s...), this is %s (%.16s...): it cannot be unwrapped here",
                      env.serial, fp, k->recv_cert.cn, k->recv_cert.fingerprint_hex);
         return refuse(k, r, peer_cn, PX_EPERM, &why, e);
     }
@@ -377,7 +384,8 @@ static void sweep_challenges(kms *k)
     px_error e = {0};
     if (store_prepare(k->st,
                       "DELETE FROM kms_challenge WHERE nonce IN (SELECT nonce FROM kms_challenge "
-                      "WHERE expires_ms < $1 LIMIT 1000)", &q, &e) != PX_OK)
+                      "WHERE expires_ms < $1 LIMIT 1000)",
+                      &q, &e) != PX_OK)
         return;
     store_bind_int64(q, 1, px_now_ms() - KEEP_USED_MS);
     (void)store_step(q, &e);
@@ -403,9 +411,9 @@ int kms_download_challenge(kms *k, const char *serial, const char *peer, kms_cha
         rc = hsm_key_load(k->h, sb.block, &sk, e);
     if (rc == PX_OK)
         rc = hsm_key_export(k->h, tk, sk, HSM_EXPORT_ECB, crypt, sizeof crypt, kcv, e);
-    if (rc == PX_OK && (px_hex_decode(crypt, out->session, sizeof out->session, &n) != PX_OK ||
-                        n != sizeof out->session ||
-                        px_hex_decode_n(kcv, 6, out->session_kcv, 3, &n) != PX_OK))
+    if (rc == PX_OK &&
+        (px_hex_decode(crypt, out->session, sizeof out->session, &n) != PX_OK ||
+         n != sizeof out->session || px_hex_decode_n(kcv, 6, out->session_kcv, 3, &n) != PX_OK))
         rc = px_error_set(e, PX_EINTERNAL, "session key: unexpected cryptogram");
     if (rc == PX_OK)
         rc = crypto_random(out->nonce, sizeof out->nonce, e);
@@ -416,9 +424,11 @@ int kms_download_challenge(kms *k, const char *serial, const char *peer, kms_cha
             sweep_challenges(k);
         out->expires_ms = px_now_ms() + k->cfg.challenge_ttl_ms;
         px_hex_encode(out->nonce, sizeof out->nonce, nonce_hex);
-        rc = store_prepare(k->st, "INSERT INTO kms_challenge (nonce, serial, session_block, "
-                                  "created_ms, expires_ms, state) VALUES ($1, $2, $3, $4, $5, "
-                                  "'issued')", &q, e);
+        rc = store_prepare(k->st,
+                           "INSERT INTO kms_challenge (nonce, serial, session_block, "
+                           "created_ms, expires_ms, state) VALUES ($1, $2, $3, $4, $5, "
+                           "'issued')",
+                           &q, e);
         if (rc == PX_OK) {
             store_bind_text(q, 1, nonce_hex);
             store_bind_text(q, 2, serial);
@@ -448,8 +458,10 @@ typedef struct chal_row {
 static int chal_get(kms *k, const char *nonce_hex, chal_row *c, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(k->st, "SELECT serial, session_block, expires_ms, state FROM "
-                                  "kms_challenge WHERE nonce = $1", &q, e);
+    int rc = store_prepare(k->st,
+                           "SELECT serial, session_block, expires_ms, state FROM "
+                           "kms_challenge WHERE nonce = $1",
+                           &q, e);
     memset(c, 0, sizeof *c);
     if (rc != PX_OK)
         return rc;
@@ -471,8 +483,10 @@ static int chal_get(kms *k, const char *nonce_hex, chal_row *c, px_error *e)
 static int chal_move(kms *k, const char *nonce_hex, const char *from, const char *to, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(k->st, "UPDATE kms_challenge SET state = $3, used_ms = $4 WHERE nonce = "
-                                  "$1 AND state = $2", &q, e);
+    int rc = store_prepare(k->st,
+                           "UPDATE kms_challenge SET state = $3, used_ms = $4 WHERE nonce = "
+                           "$1 AND state = $2",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, nonce_hex);
@@ -493,8 +507,8 @@ static int verify_mac(kms *k, const chal_row *c, const char *label, const char *
     uint8_t data[PKI_KEYLOAD_DATA_MAX];
     size_t dlen = 0;
     hsm_key *sk = NULL;
-    int rc = pki_keyload_mac_data(label, serial, nonce, nonce_len, result, data, sizeof data,
-                                  &dlen, e);
+    int rc = pki_keyload_mac_data(label, serial, nonce, nonce_len, result, data, sizeof data, &dlen,
+                                  e);
     if (rc == PX_OK && mac_len != KMS_MAC_LEN)
         rc = px_error_set(e, PX_EINVAL, "mac: %zu bytes, expected %d", mac_len, KMS_MAC_LEN);
     if (rc == PX_OK)
@@ -525,9 +539,10 @@ static int chal_check(kms *k, const char *serial, const uint8_t *nonce, size_t n
     if (strcmp(c->state, state) != 0 && strcmp(state, "issued") == 0)
         return px_error_set(e, PX_ECONFLICT, "nonce already used: a replayed request");
     if (strcmp(c->state, state) != 0)
-        return px_error_set(e, PX_ECONFLICT, strcmp(c->state, "done") == 0
-                                                 ? "result already reported: a replayed request"
-                                                 : "no key download with this nonce yet");
+        return px_error_set(e, PX_ECONFLICT,
+                            strcmp(c->state, "done") == 0
+                                ? "result already reported: a replayed request"
+                                : "no key download with this nonce yet");
     if (check_expiry && c->expires_ms < px_now_ms())
         return px_error_set(e, PX_ETIMEOUT, "challenge expired: ask for a new one");
     return PX_OK;
@@ -549,9 +564,8 @@ int kms_download(kms *k, const char *serial, const uint8_t *nonce, size_t nonce_
     if (rc == PX_OK && (rc = store_begin(k->st, e)) == PX_OK &&
         (rc = chal_move(k, nonce_hex, "issued", "used", e)) == PX_OK)
         spent = 1;
-    if (rc == PX_OK &&
-        (rc = verify_mac(k, &c, PKI_KEYLOAD_PROOF_LABEL, serial, nonce, nonce_len, NULL, mac,
-                         mac_len, e)) == PX_EAUTH) {
+    if (rc == PX_OK && (rc = verify_mac(k, &c, PKI_KEYLOAD_PROOF_LABEL, serial, nonce, nonce_len,
+                                        NULL, mac, mac_len, e)) == PX_EAUTH) {
         px_error keep;
         px_error_set(e, PX_EAUTH, "the terminal does not hold the TK (its proof does not verify)");
         kms_audit(k, peer, "download", serial, 0, "%s", e->msg);
@@ -568,14 +582,16 @@ int kms_download(kms *k, const char *serial, const uint8_t *nonce, size_t nonce_
         rc = load_terminal_key(k, serial, 1, &tmk, e);
     if (rc == PX_OK)
         rc = hsm_key_export(k->h, tk, tmk, HSM_EXPORT_ECB, crypt, sizeof crypt, out->kcv, e);
-    if (rc == PX_OK && (px_hex_decode(crypt, out->cryptogram, sizeof out->cryptogram, &n) != PX_OK ||
-                        n != sizeof out->cryptogram))
+    if (rc == PX_OK &&
+        (px_hex_decode(crypt, out->cryptogram, sizeof out->cryptogram, &n) != PX_OK ||
+         n != sizeof out->cryptogram))
         rc = px_error_set(e, PX_EINTERNAL, "TMK: unexpected cryptogram");
     hsm_key_free(k->h, tmk);
     hsm_key_free(k->h, tk);
     OPENSSL_cleanse(crypt, sizeof crypt);
-    if (rc == PX_OK && (rc = store_prepare(k->st, "UPDATE kms_terminal SET downloads = downloads "
-                                                  "+ 1, updated_ms = $2 WHERE serial = $1",
+    if (rc == PX_OK && (rc = store_prepare(k->st,
+                                           "UPDATE kms_terminal SET downloads = downloads "
+                                           "+ 1, updated_ms = $2 WHERE serial = $1",
                                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_int64(q, 2, px_now_ms());
@@ -604,8 +620,8 @@ int kms_download_result(kms *k, const char *serial, const uint8_t *nonce, size_t
     char nonce_hex[2 * PX_KMS_NONCE_LEN + 1];
     store_stmt *q;
     int loaded = result != NULL && strcmp(result, "loaded") == 0, rc;
-    if (result == NULL || (!loaded && strcmp(result, "kcv_mismatch") != 0 &&
-                           strcmp(result, "error") != 0))
+    if (result == NULL ||
+        (!loaded && strcmp(result, "kcv_mismatch") != 0 && strcmp(result, "error") != 0))
         return px_error_set(e, PX_EINVAL, "result: loaded, kcv_mismatch or error");
     rc = chal_check(k, serial, nonce, nonce_len, "used", 0, &c, nonce_hex, e);
     if (rc == PX_OK && (rc = verify_mac(k, &c, PKI_KEYLOAD_RESULT_LABEL, serial, nonce, nonce_len,
@@ -614,8 +630,10 @@ int kms_download_result(kms *k, const char *serial, const uint8_t *nonce, size_t
     if (rc == PX_OK && (rc = store_begin(k->st, e)) == PX_OK)
         rc = chal_move(k, nonce_hex, "used", "done", e);
     if (rc == PX_OK && loaded &&
-        (rc = store_prepare(k->st, "UPDATE kms_terminal SET status = 'loaded', loaded_ms = $2, "
-                                   "updated_ms = $2 WHERE serial = $1", &q, e)) == PX_OK) {
+        (rc = store_prepare(k->st,
+                            "UPDATE kms_terminal SET status = 'loaded', loaded_ms = $2, "
+                            "updated_ms = $2 WHERE serial = $1",
+                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_int64(q, 2, px_now_ms());
         rc = store_step(q, e);

@@ -75,8 +75,8 @@ int kms_recv_key_create(hsm *h, const char *label, uint8_t pub[HSM_EC_PUB_LEN], 
 
 typedef struct kms_intake_result {
     char serial[PKI_TKENV_SERIAL_MAX + 1];
-    const char *status;   /* "imported", "duplicate", "refused" */
-    int code;             /* px_err of a refusal */
+    const char *status; /* "imported", "duplicate", "refused" */
+    int code;           /* px_err of a refusal */
     char reason[PX_ERRMSG_MAX];
     char tk_kcv[PX_HSM_KCV_HEX_MAX];
     char tmk_kcv[PX_HSM_KCV_HEX_MAX];
@@ -89,14 +89,14 @@ int kms_peer_is_mtms(const kms *k, const char *peer_cn);
  * audited); returns PX_OK for imported/duplicate, else the refusal's code. Inside the
  * caller's store transaction when one is open (a batch commits once); the caller must then
  * treat a failed commit as "nothing imported". */
-int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *env, size_t n,
-                  kms_intake_result *r, px_error *e);
+int kms_tk_intake(kms *k, const char *peer_cn, const uint8_t *env, size_t n, kms_intake_result *r,
+                  px_error *e);
 
 /* ---- key download ---- */
 
 typedef struct kms_challenge {
     uint8_t nonce[PX_KMS_NONCE_LEN];
-    uint8_t session[16];   /* the session key, TDES-ECB under TK */
+    uint8_t session[16]; /* the session key, TDES-ECB under TK */
     uint8_t session_kcv[3];
     int64_t expires_ms;
 } kms_challenge;

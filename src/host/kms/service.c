@@ -57,7 +57,8 @@ static int resolve(px_config *c, const char *in, char *out, size_t outsz, px_err
     int n = in[0] == '/' || slash == NULL
                 ? snprintf(out, outsz, "%s", in)
                 : snprintf(out, outsz, "%.*s/%s", (int)(slash - cfg), cfg, in);
-    return n >= 0 && (size_t)n < outsz ? PX_OK : px_error_set(e, PX_ETOOBIG, "path too long: %s", in);
+    return n >= 0 && (size_t)n < outsz ? PX_OK
+                                       : px_error_set(e, PX_ETOOBIG, "path too long: %s", in);
 }
 
 static int kms_configure(px_daemon *d, void **state, px_error *e)
@@ -88,8 +89,9 @@ static int kms_configure(px_daemon *d, void **state, px_error *e)
     }
     if (rc == PX_OK && (s->intake_cfg.tls.cert[0] == 0 || s->intake_cfg.tls.ca[0] == 0 ||
                         s->intake_cfg.tls.crl[0] == 0 || !s->intake_cfg.tls.require_client_cert))
-        rc = px_error_set(e, PX_ECONFIG, "%s: [kms] takes TKs over mutual TLS only: set tls_cert, "
-                                         "tls_key, tls_ca, tls_crl and tls_require_client_cert = true",
+        rc = px_error_set(e, PX_ECONFIG,
+                          "%s: [kms] takes TKs over mutual TLS only: set tls_cert, "
+                          "tls_key, tls_ca, tls_crl and tls_require_client_cert = true",
                           px_config_path(d->cfg));
     if (rc == PX_OK) {
         kms_config_default(&s->kc);
@@ -119,10 +121,10 @@ static void reply_refusal(net_http_req *req, int rc, const px_error *e)
         int rc, status;
         const char *code;
     } map[] = {
-        {PX_EINVAL, 400, "bad_request"},   {PX_EFORMAT, 400, "bad_request"},
-        {PX_EAUTH, 401, "proof_failed"},   {PX_EPERM, 403, "forbidden"},
-        {PX_ENOTFOUND, 404, "not_found"},  {PX_ECONFLICT, 409, "replayed"},
-        {PX_ETIMEOUT, 410, "expired"},     {PX_ESTATE, 409, "conflict"},
+        {PX_EINVAL, 400, "bad_request"},  {PX_EFORMAT, 400, "bad_request"},
+        {PX_EAUTH, 401, "proof_failed"},  {PX_EPERM, 403, "forbidden"},
+        {PX_ENOTFOUND, 404, "not_found"}, {PX_ECONFLICT, 409, "replayed"},
+        {PX_ETIMEOUT, 410, "expired"},    {PX_ESTATE, 409, "conflict"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].rc == rc) {
@@ -177,11 +179,12 @@ static json_t *result_json(const kms_intake_result *r)
     if (o == NULL)
         return NULL;
     if (strcmp(r->status, "refused") == 0) {
-        json_object_set_new(o, "code", json_string(r->code == PX_EPERM     ? "forbidden"
-                                                   : r->code == PX_EAUTH   ? "cannot_unwrap"
-                                                   : r->code == PX_EFORMAT ? "bad_envelope"
-                                                   : r->code == PX_ECONFLICT ? "stale"
-                                                                           : "error"));
+        json_object_set_new(o, "code",
+                            json_string(r->code == PX_EPERM       ? "forbidden"
+                                        : r->code == PX_EAUTH     ? "cannot_unwrap"
+                                        : r->code == PX_EFORMAT   ? "bad_envelope"
+                                        : r->code == PX_ECONFLICT ? "stale"
+                                                                  : "error"));
         json_object_set_new(o, "message", json_string(r->reason));
     } else {
         json_object_set_new(o, "tk_kcv", json_string(r->tk_kcv));
@@ -232,8 +235,8 @@ static void on_tks(net_http_req *req, void *user)
         kms_intake_result r;
         const char *b64 = json_string_value(json_array_get(list, i));
         px_error e = {0};
-        if (b64 == NULL || strlen(b64) >= PX_TKENV_B64_MAX || pki_b64_decode(b64, buf, sizeof buf,
-                                                                              &len) != PX_OK) {
+        if (b64 == NULL || strlen(b64) >= PX_TKENV_B64_MAX ||
+            pki_b64_decode(b64, buf, sizeof buf, &len) != PX_OK) {
             memset(&r, 0, sizeof r);
             r.status = "refused";
             r.code = PX_EFORMAT;
@@ -252,8 +255,9 @@ static void on_tks(net_http_req *req, void *user)
             store_rollback(s->d->st);
             json_decref(results);
             px_errorlog(KMS_MOD, "TK intake: cannot commit %zu envelopes: %s", n, ce.msg);
-            net_http_reply_error(req, 503, "unavailable", "the KMS could not store the batch: "
-                                                          "send again");
+            net_http_reply_error(req, 503, "unavailable",
+                                 "the KMS could not store the batch: "
+                                 "send again");
             return;
         }
     }
@@ -278,12 +282,11 @@ static void on_terminal(net_http_req *req, void *user)
         reply_refusal(req, rc, &e);
         return;
     }
-    net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "serial",
-                                            t.serial, "status", t.status, "tk_kcv", t.tk_kcv,
-                                            "tmk_kcv", t.tmk_kcv, "received_ms",
-                                            (json_int_t)t.received_ms, "loaded_ms",
-                                            (json_int_t)t.loaded_ms, "downloads",
-                                            (json_int_t)t.downloads));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "serial", t.serial,
+                                  "status", t.status, "tk_kcv", t.tk_kcv, "tmk_kcv", t.tmk_kcv,
+                                  "received_ms", (json_int_t)t.received_ms, "loaded_ms",
+                                  (json_int_t)t.loaded_ms, "downloads", (json_int_t)t.downloads));
 }
 
 /* ---- key download (terminals) ---- */
@@ -311,9 +314,10 @@ static void on_challenge(net_http_req *req, void *user)
     px_hex_encode(c.nonce, sizeof c.nonce, nonce);
     px_hex_encode(c.session, sizeof c.session, session);
     px_hex_encode(c.session_kcv, sizeof c.session_kcv, kcv);
-    net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:I}", "serial", serial, "nonce",
-                                            nonce, "session", session, "session_kcv", kcv,
-                                            "expires_ms", (json_int_t)c.expires_ms));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:s, s:s, s:s, s:I}", "serial", serial, "nonce", nonce,
+                                  "session", session, "session_kcv", kcv, "expires_ms",
+                                  (json_int_t)c.expires_ms));
     json_decref(in);
 }
 
@@ -330,12 +334,14 @@ static void on_download(net_http_req *req, void *user)
     if (in == NULL)
         return;
     serial = body_str(in, "serial");
-    if (!hex_field(req, in, "nonce", nonce, sizeof nonce) || !hex_field(req, in, "mac", mac, sizeof mac)) {
+    if (!hex_field(req, in, "nonce", nonce, sizeof nonce) ||
+        !hex_field(req, in, "mac", mac, sizeof mac)) {
         json_decref(in);
         return;
     }
     peer_name(req, serial, peer, sizeof peer);
-    rc = kms_download(s->k, serial ? serial : "", nonce, sizeof nonce, mac, sizeof mac, peer, &t, &e);
+    rc = kms_download(s->k, serial ? serial : "", nonce, sizeof nonce, mac, sizeof mac, peer, &t,
+                      &e);
     net_metric_add(rc == PX_OK ? s->m_dl_ok : s->m_dl_refused, 1);
     if (rc != PX_OK) {
         reply_refusal(req, rc, &e);
@@ -343,8 +349,9 @@ static void on_download(net_http_req *req, void *user)
         return;
     }
     px_hex_encode(t.cryptogram, sizeof t.cryptogram, tmk);
-    net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:s}", "serial", serial, "tmk", tmk,
-                                            "tmk_kcv", t.kcv));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:s, s:s}", "serial", serial, "tmk", tmk, "tmk_kcv",
+                                  t.kcv));
     OPENSSL_cleanse(tmk, sizeof tmk);
     json_decref(in);
 }
@@ -362,7 +369,8 @@ static void on_result(net_http_req *req, void *user)
         return;
     serial = body_str(in, "serial");
     result = body_str(in, "result");
-    if (!hex_field(req, in, "nonce", nonce, sizeof nonce) || !hex_field(req, in, "mac", mac, sizeof mac)) {
+    if (!hex_field(req, in, "nonce", nonce, sizeof nonce) ||
+        !hex_field(req, in, "mac", mac, sizeof mac)) {
         json_decref(in);
         return;
     }
@@ -372,8 +380,8 @@ static void on_result(net_http_req *req, void *user)
     if (rc != PX_OK)
         reply_refusal(req, rc, &e);
     else
-        net_http_reply_json(req, 200, json_pack("{s:s, s:s}", "serial", serial, "status",
-                                                "recorded"));
+        net_http_reply_json(req, 200,
+                            json_pack("{s:s, s:s}", "serial", serial, "status", "recorded"));
     json_decref(in);
 }
 
@@ -426,8 +434,8 @@ static int kms_start(void *state, px_daemon *d, px_error *e)
     if (rc == PX_OK && s->has_download) {
         rc = net_http_server_new(d->base, &s->download_cfg, &s->download, e);
         if (rc == PX_OK)
-            rc = net_http_route(s->download, "POST", "/v1/kms/download/challenge", on_challenge,
-                                s, e);
+            rc = net_http_route(s->download, "POST", "/v1/kms/download/challenge", on_challenge, s,
+                                e);
         if (rc == PX_OK)
             rc = net_http_route(s->download, "POST", "/v1/kms/download", on_download, s, e);
         if (rc == PX_OK)

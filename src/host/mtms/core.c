@@ -79,8 +79,9 @@ void mtms_audit(mtms *m, const char *actor, const char *action, const char *seri
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    rc = store_prepare(m->st, "INSERT INTO mtms_audit (ts_ms, actor, action, serial, "
-                              "customer_code, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    rc = store_prepare(m->st,
+                       "INSERT INTO mtms_audit (ts_ms, actor, action, serial, "
+                       "customer_code, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                        &q, &e);
     if (rc == PX_OK) {
         store_bind_int64(q, 1, px_now_ms());
@@ -105,12 +106,13 @@ int mtms_audit_list(store *st, const char *serial, int (*fn)(void *ud, const mtm
     for (;;) {
         store_stmt *q;
         size_t n = 0;
-        int rc = store_prepare(st, serial ? "SELECT id, ts_ms, actor, action, serial, "
-                                            "customer_code, result, detail FROM mtms_audit WHERE "
-                                            "serial = $2 AND id > $1 ORDER BY id LIMIT 1000"
-                                          : "SELECT id, ts_ms, actor, action, serial, "
-                                            "customer_code, result, detail FROM mtms_audit WHERE "
-                                            "id > $1 ORDER BY id LIMIT 1000",
+        int rc = store_prepare(st,
+                               serial ? "SELECT id, ts_ms, actor, action, serial, "
+                                        "customer_code, result, detail FROM mtms_audit WHERE "
+                                        "serial = $2 AND id > $1 ORDER BY id LIMIT 1000"
+                                      : "SELECT id, ts_ms, actor, action, serial, "
+                                        "customer_code, result, detail FROM mtms_audit WHERE "
+                                        "id > $1 ORDER BY id LIMIT 1000",
                                &q, e);
         if (rc != PX_OK)
             return rc;
@@ -147,15 +149,16 @@ void mtms_audit_tls_refused(mtms *m, const net_tls_refusal *r)
     if (r->unreported > 0)
         mtms_audit(m, r->peer, "tls.refused", NULL, NULL, 0,
                    "TLS handshake refused: %s; %llu more refused handshakes were not recorded "
-                   "(rate limit)", text, (unsigned long long)r->unreported);
+                   "(rate limit)",
+                   text, (unsigned long long)r->unreported);
     else
         mtms_audit(m, r->peer, "tls.refused", NULL, NULL, 0, "TLS handshake refused: %s", text);
 }
 
 /* ---- customers ------------------------------------------------------------------------- */
 
-#define CUSTOMER_COLS                                                                          \
-    "SELECT code, name, kms_protocol, kms_address, kms_cert, kms_cn, kms_fp, created_ms, "     \
+#define CUSTOMER_COLS                                                                              \
+    "SELECT code, name, kms_protocol, kms_address, kms_cert, kms_cn, kms_fp, created_ms, "         \
     "updated_ms FROM mtms_customer "
 
 static void customer_row(store_stmt *q, mtms_customer *c)
@@ -233,8 +236,10 @@ int mtms_customer_put(mtms *m, const char *code, const char *name, const char *k
     if (!mtms_code_is_valid(code))
         return px_error_set(e, PX_EINVAL, "customer code: 1 to 32 of A-Z a-z 0-9 . _ - @");
     if (!mtms_name_is_valid(name))
-        return px_error_set(e, PX_EINVAL, "customer name: 1 to %d bytes of UTF-8, no control "
-                                          "characters", PX_CUSTOMER_NAME_MAX - 1);
+        return px_error_set(e, PX_EINVAL,
+                            "customer name: 1 to %d bytes of UTF-8, no control "
+                            "characters",
+                            PX_CUSTOMER_NAME_MAX - 1);
     if (kms_address == NULL || strncmp(kms_address, "https://", 8) != 0 ||
         strlen(kms_address) >= PX_HTTPS_URL_MAX)
         return px_error_set(e, PX_EINVAL, "KMS address: https://host:port (mutual TLS)");
@@ -251,13 +256,14 @@ int mtms_customer_put(mtms *m, const char *code, const char *name, const char *k
     if (strcmp(ci.name, code) != 0)
         return px_error_set(e, PX_EPERM, "KMS certificate: it is %s's, not customer %s's", ci.cn,
                             code);
-    rc = store_prepare(m->st,
-                       "INSERT INTO mtms_customer (code, name, kms_protocol, kms_address, kms_cert, "
-                       "kms_cn, kms_fp, created_ms, updated_ms) VALUES ($1, $2, 'https', $3, $4, $5, "
-                       "$6, $7, $7) ON CONFLICT (code) DO UPDATE SET name = excluded.name, "
-                       "kms_address = excluded.kms_address, kms_cert = excluded.kms_cert, kms_cn = "
-                       "excluded.kms_cn, kms_fp = excluded.kms_fp, updated_ms = excluded.updated_ms",
-                       &q, e);
+    rc = store_prepare(
+        m->st,
+        "INSERT INTO mtms_customer (code, name, kms_protocol, kms_address, kms_cert, "
+        "kms_cn, kms_fp, created_ms, updated_ms) VALUES ($1, $2, 'https', $3, $4, $5, "
+        "$6, $7, $7) ON CONFLICT (code) DO UPDATE SET name = excluded.name, "
+        "kms_address = excluded.kms_address, kms_cert = excluded.kms_cert, kms_cn = "
+        "excluded.kms_cn, kms_fp = excluded.kms_fp, updated_ms = excluded.updated_ms",
+        &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, code);
@@ -278,8 +284,8 @@ int mtms_customer_put(mtms *m, const char *code, const char *name, const char *k
 
 /* ---- serials --------------------------------------------------------------------------- */
 
-#define SERIAL_COLS                                                                            \
-    "SELECT serial, customer_code, order_no, status, tk_kcv, confirmed_by, received_ms, "      \
+#define SERIAL_COLS                                                                                \
+    "SELECT serial, customer_code, order_no, status, tk_kcv, confirmed_by, received_ms, "          \
     "forwarded_ms, acked_ms, updated_ms, last_error FROM mtms_serial "
 
 static void serial_row(store_stmt *q, mtms_serial_info *s)
@@ -322,10 +328,11 @@ int mtms_serial_list(store *st, const char *order_no,
     for (;;) {
         store_stmt *q;
         size_t n = 0;
-        int rc = store_prepare(st, order_no ? SERIAL_COLS "WHERE order_no = $2 AND serial > $1 "
-                                                          "ORDER BY serial LIMIT 1000"
-                                            : SERIAL_COLS "WHERE serial > $1 ORDER BY serial "
-                                                          "LIMIT 1000",
+        int rc = store_prepare(st,
+                               order_no ? SERIAL_COLS "WHERE order_no = $2 AND serial > $1 "
+                                                      "ORDER BY serial LIMIT 1000"
+                                        : SERIAL_COLS "WHERE serial > $1 ORDER BY serial "
+                                                      "LIMIT 1000",
                                &q, e);
         if (rc != PX_OK)
             return rc;
@@ -414,17 +421,21 @@ static int queue_envelope(mtms *m, const char *actor, const char *serial, const 
     int rc = store_begin(m->st, e);
     snprintf(id, sizeof id, "%s:%.64s", serial, hash);
     if (rc == PX_OK &&
-        (rc = store_prepare(m->st, "UPDATE mtms_outbox SET state = 'superseded', done_ms = $2, "
-                                   "last_error = 'a newer TK for this serial was uploaded' WHERE "
-                                   "serial = $1 AND state = 'pending'", &q, e)) == PX_OK) {
+        (rc = store_prepare(m->st,
+                            "UPDATE mtms_outbox SET state = 'superseded', done_ms = $2, "
+                            "last_error = 'a newer TK for this serial was uploaded' WHERE "
+                            "serial = $1 AND state = 'pending'",
+                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_int64(q, 2, now);
         rc = exec_bound(q, e);
     }
     if (rc == PX_OK &&
-        (rc = store_prepare(m->st, "INSERT INTO mtms_outbox (id, serial, customer_code, envelope, "
-                                   "tk_kcv, state, attempts, next_ms, created_ms) VALUES ($1, $2, "
-                                   "$3, $4, $5, 'pending', 0, $6, $6)", &q, e)) == PX_OK) {
+        (rc = store_prepare(m->st,
+                            "INSERT INTO mtms_outbox (id, serial, customer_code, envelope, "
+                            "tk_kcv, state, attempts, next_ms, created_ms) VALUES ($1, $2, "
+                            "$3, $4, $5, 'pending', 0, $6, $6)",
+                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, id);
         store_bind_text(q, 2, serial);
         store_bind_text(q, 3, customer);
@@ -434,10 +445,12 @@ static int queue_envelope(mtms *m, const char *actor, const char *serial, const 
         rc = exec_bound(q, e);
     }
     if (rc == PX_OK &&
-        (rc = store_prepare(m->st, "UPDATE mtms_serial SET customer_code = $2, status = 'received', "
-                                   "tk_kcv = $3, envelope_hash = $4, confirmed_by = $5, received_ms "
-                                   "= $6, forwarded_ms = 0, acked_ms = 0, last_error = '', "
-                                   "updated_ms = $6 WHERE serial = $1", &q, e)) == PX_OK) {
+        (rc = store_prepare(m->st,
+                            "UPDATE mtms_serial SET customer_code = $2, status = 'received', "
+                            "tk_kcv = $3, envelope_hash = $4, confirmed_by = $5, received_ms "
+                            "= $6, forwarded_ms = 0, acked_ms = 0, last_error = '', "
+                            "updated_ms = $6 WHERE serial = $1",
+                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_text(q, 2, customer);
         store_bind_text(q, 3, kcv);
@@ -477,8 +490,9 @@ int mtms_tk_submit(mtms *m, const char *actor, const char *serial, const char *c
     else if (!mtms_code_is_valid(customer_code))
         rc = px_error_set(e, PX_EINVAL, "customer code: 1 to 32 of A-Z a-z 0-9 . _ - @");
     else if (!confirmed)
-        rc = px_error_set(e, PX_EPERM, "the operator has not confirmed the customer: no TK is "
-                                       "taken before confirmation");
+        rc = px_error_set(e, PX_EPERM,
+                          "the operator has not confirmed the customer: no TK is "
+                          "taken before confirmation");
     else if (m->trust == NULL)
         rc = px_error_set(e, PX_ESTATE, "mtms: no CA to check envelopes against");
     if (rc == PX_OK)
@@ -487,8 +501,8 @@ int mtms_tk_submit(mtms *m, const char *actor, const char *serial, const char *c
         rc = px_error_set(e, PX_ENOMEM, "mtms: out of memory");
     if (rc == PX_OK)
         rc = mtms_customer_get(m->st, customer_code, c, e);
-    if (rc == PX_OK && (rc = pki_tkenv_parse_b64(envelope_b64, buf, sizeof buf, &len, &env, e)) ==
-                           PX_OK &&
+    if (rc == PX_OK &&
+        (rc = pki_tkenv_parse_b64(envelope_b64, buf, sizeof buf, &len, &env, e)) == PX_OK &&
         strcmp(env.serial, serial) != 0)
         rc = px_error_set(e, PX_EPERM, "the TK envelope is PIN pad %s's, not serial %s's",
                           env.serial, serial);
@@ -498,9 +512,11 @@ int mtms_tk_submit(mtms *m, const char *actor, const char *serial, const char *c
         char fp[2 * PKI_FP_LEN + 1];
         px_hex_encode(env.kms_fp, PKI_FP_LEN, fp);
         if (strcmp(fp, c->kms_fp) != 0)
-            rc = px_error_set(e, PX_ECONFLICT, "the TK is wrapped to another KMS (%.16s...) than "
-                                               "customer %s's (%.16s...): export it again for the "
-                                               "confirmed customer", fp, c->code, c->kms_fp);
+            rc = px_error_set(e, PX_ECONFLICT,
+                              "the TK is wrapped to another KMS (%.16s...) than "
+                              "customer %s's (%.16s...): export it again for the "
+                              "confirmed customer",
+                              fp, c->code, c->kms_fp);
     }
     if (rc != PX_OK) {
         free(c);

@@ -45,7 +45,8 @@ static int64_t backoff_ms(const mtms_forward_config *c, int64_t attempts)
         d *= 2;
     if (d > c->backoff_max_ms)
         d = c->backoff_max_ms;
-    (void)crypto_random(r, sizeof r, NULL); /* up to a quarter more: KMSes coming back are not stampeded */
+    (void)crypto_random(r, sizeof r,
+                        NULL); /* up to a quarter more: KMSes coming back are not stampeded */
     return d + (d / 4) * (((int64_t)r[0] << 8 | r[1]) % 1000) / 1000;
 }
 
@@ -61,9 +62,11 @@ static int claim(mtms *m, const mtms_forward_config *c, due **out, size_t *nout,
     if (rc == PX_OK)
         rc = store_begin(m->st, e); /* one transaction (one fsync) for the whole claim */
     if (rc == PX_OK)
-        rc = store_prepare(m->st, "SELECT id, serial, customer_code, envelope, tk_kcv, attempts "
-                                  "FROM mtms_outbox WHERE state = 'pending' AND next_ms <= $1 AND "
-                                  "lease_ms <= $1 ORDER BY customer_code, next_ms LIMIT $2", &q, e);
+        rc = store_prepare(m->st,
+                           "SELECT id, serial, customer_code, envelope, tk_kcv, attempts "
+                           "FROM mtms_outbox WHERE state = 'pending' AND next_ms <= $1 AND "
+                           "lease_ms <= $1 ORDER BY customer_code, next_ms LIMIT $2",
+                           &q, e);
     if (rc == PX_OK) {
         store_bind_int64(q, 1, now);
         store_bind_int64(q, 2, (int64_t)cap);
@@ -86,8 +89,10 @@ static int claim(mtms *m, const mtms_forward_config *c, due **out, size_t *nout,
     }
     /* take the lease on each; what another node took first is dropped */
     for (size_t i = 0; rc == PX_OK && i < n;) {
-        rc = store_prepare(m->st, "UPDATE mtms_outbox SET lease_ms = $2 WHERE id = $1 AND state = "
-                                  "'pending' AND lease_ms <= $3", &q, e);
+        rc = store_prepare(m->st,
+                           "UPDATE mtms_outbox SET lease_ms = $2 WHERE id = $1 AND state = "
+                           "'pending' AND lease_ms <= $3",
+                           &q, e);
         if (rc != PX_OK)
             break;
         store_bind_text(q, 1, items[i].id);
@@ -141,23 +146,28 @@ static int retry_later(mtms *m, const mtms_forward_config *c, const due *d, cons
                        px_error *e)
 {
     int64_t now = px_now_ms(), next = now + backoff_ms(c, d->attempts + 1);
-    int rc = run(m, "UPDATE mtms_outbox SET attempts = attempts + 1, next_ms = $3, lease_ms = 0, "
-                    "last_error = $2 WHERE id = $1 AND state = 'pending'", d->id, why, next, e);
+    int rc = run(m,
+                 "UPDATE mtms_outbox SET attempts = attempts + 1, next_ms = $3, lease_ms = 0, "
+                 "last_error = $2 WHERE id = $1 AND state = 'pending'",
+                 d->id, why, next, e);
     if (rc == PX_OK)
         rc = run(m, "UPDATE mtms_serial SET last_error = $2, updated_ms = $3 WHERE serial = $1",
                  d->serial, why, now, e);
     return rc;
 }
 
-static int acknowledged(mtms *m, const due *d, const char *kms_cn, const char *tmk_kcv,
-                        px_error *e)
+static int acknowledged(mtms *m, const due *d, const char *kms_cn, const char *tmk_kcv, px_error *e)
 {
     int64_t now = px_now_ms();
-    int rc = run(m, "UPDATE mtms_outbox SET state = 'acknowledged', attempts = attempts + 1, "
-                    "done_ms = $3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id, "", now, e);
+    int rc = run(m,
+                 "UPDATE mtms_outbox SET state = 'acknowledged', attempts = attempts + 1, "
+                 "done_ms = $3, lease_ms = 0, last_error = $2 WHERE id = $1",
+                 d->id, "", now, e);
     if (rc == PX_OK) /* the serial, unless a newer TK for it was uploaded meanwhile */
-        rc = run(m, "UPDATE mtms_serial SET status = 'acknowledged', acked_ms = $3, last_error = '', "
-                    "updated_ms = $3 WHERE serial = $1 AND tk_kcv = $2", d->serial, d->tk_kcv, now, e);
+        rc = run(m,
+                 "UPDATE mtms_serial SET status = 'acknowledged', acked_ms = $3, last_error = '', "
+                 "updated_ms = $3 WHERE serial = $1 AND tk_kcv = $2",
+                 d->serial, d->tk_kcv, now, e);
     if (rc == PX_OK)
         mtms_audit(m, "mtms", "forward", d->serial, d->customer, 1,
                    "TK (KCV %s) acknowledged by %s; TMK KCV %s", d->tk_kcv, kms_cn,
@@ -168,11 +178,15 @@ static int acknowledged(mtms *m, const due *d, const char *kms_cn, const char *t
 static int refused(mtms *m, const due *d, const char *kms_cn, const char *why, px_error *e)
 {
     int64_t now = px_now_ms();
-    int rc = run(m, "UPDATE mtms_outbox SET state = 'refused', attempts = attempts + 1, done_ms = "
-                    "$3, lease_ms = 0, last_error = $2 WHERE id = $1", d->id, why, now, e);
+    int rc = run(m,
+                 "UPDATE mtms_outbox SET state = 'refused', attempts = attempts + 1, done_ms = "
+                 "$3, lease_ms = 0, last_error = $2 WHERE id = $1",
+                 d->id, why, now, e);
     if (rc == PX_OK)
-        rc = run(m, "UPDATE mtms_serial SET status = 'refused', last_error = $2, updated_ms = $3 "
-                    "WHERE serial = $1", d->serial, why, now, e);
+        rc = run(m,
+                 "UPDATE mtms_serial SET status = 'refused', last_error = $2, updated_ms = $3 "
+                 "WHERE serial = $1",
+                 d->serial, why, now, e);
     if (rc == PX_OK)
         mtms_audit(m, "mtms", "forward", d->serial, d->customer, 0, "%s refused the TK: %s", kms_cn,
                    why);
@@ -182,8 +196,9 @@ static int refused(mtms *m, const due *d, const char *kms_cn, const char *why, p
 
 static int mark_forwarded(mtms *m, const due *d, px_error *e)
 {
-    return run(m, "UPDATE mtms_serial SET status = 'forwarded', forwarded_ms = $3, updated_ms = $3 "
-                  "WHERE serial = $1 AND tk_kcv = $2 AND status IN ('received', 'forwarded')",
+    return run(m,
+               "UPDATE mtms_serial SET status = 'forwarded', forwarded_ms = $3, updated_ms = $3 "
+               "WHERE serial = $1 AND tk_kcv = $2 AND status IN ('received', 'forwarded')",
                d->serial, d->tk_kcv, px_now_ms(), e);
 }
 
@@ -194,8 +209,10 @@ static void finish(mtms *m, int rc, px_error *e, const char *what, size_t n)
         rc = store_commit(m->st, e);
     if (rc != PX_OK) {
         store_rollback(m->st);
-        px_errorlog(MTMS_MOD, "outbox: cannot record %s of %zu TKs: %s (they are sent again when "
-                    "their lease runs out; the KMS answers duplicates)", what, n, px_error_text(e));
+        px_errorlog(MTMS_MOD,
+                    "outbox: cannot record %s of %zu TKs: %s (they are sent again when "
+                    "their lease runs out; the KMS answers duplicates)",
+                    what, n, px_error_text(e));
     }
 }
 
@@ -295,7 +312,7 @@ int mtms_forward_due(mtms *m, const mtms_forward_config *c, mtms_forward_stats *
 {
     due *items = NULL;
     size_t n = 0, batch = c->batch > 0 && c->batch <= PX_MTMS_OUTBOX_BATCH ? c->batch
-                                                                            : PX_MTMS_OUTBOX_BATCH;
+                                                                           : PX_MTMS_OUTBOX_BATCH;
     int rc = claim(m, c, &items, &n, e);
     memset(st, 0, sizeof *st);
     if (rc != PX_OK)
@@ -320,14 +337,15 @@ int mtms_outbox_list(store *st, int pending_only, int (*fn)(void *ud, const mtms
     for (;;) {
         store_stmt *q;
         size_t n = 0;
-        int rc = store_prepare(st, pending_only
-                                       ? "SELECT id, serial, customer_code, tk_kcv, state, "
-                                         "attempts, next_ms, created_ms, done_ms, last_error FROM "
-                                         "mtms_outbox WHERE state = 'pending' AND id > $1 ORDER "
-                                         "BY id LIMIT 1000"
-                                       : "SELECT id, serial, customer_code, tk_kcv, state, "
-                                         "attempts, next_ms, created_ms, done_ms, last_error FROM "
-                                         "mtms_outbox WHERE id > $1 ORDER BY id LIMIT 1000",
+        int rc = store_prepare(st,
+                               pending_only
+                                   ? "SELECT id, serial, customer_code, tk_kcv, state, "
+                                     "attempts, next_ms, created_ms, done_ms, last_error FROM "
+                                     "mtms_outbox WHERE state = 'pending' AND id > $1 ORDER "
+                                     "BY id LIMIT 1000"
+                                   : "SELECT id, serial, customer_code, tk_kcv, state, "
+                                     "attempts, next_ms, created_ms, done_ms, last_error FROM "
+                                     "mtms_outbox WHERE id > $1 ORDER BY id LIMIT 1000",
                                &q, e);
         if (rc != PX_OK)
             return rc;

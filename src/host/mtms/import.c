@@ -131,7 +131,8 @@ static int read_rows(mtms *m, FILE *f, mtms_import_report *r, csv_row **out, siz
             continue;
         if (!header) {
             header = 1;
-            if (!split2(p, &a, &b) || strcasecmp(a, "serial") != 0 || strcasecmp(b, "customer") != 0)
+            if (!split2(p, &a, &b) || strcasecmp(a, "serial") != 0 ||
+                strcasecmp(b, "customer") != 0)
                 bad(r, r->lines, "expected the header \"serial,customer\"");
             continue;
         }
@@ -207,9 +208,11 @@ static int insert_rows(mtms *m, const char *order_no, const char *path, const ch
 {
     int64_t now = px_now_ms();
     store_stmt *q;
-    int rc = store_prepare(m->st, "INSERT INTO mtms_order (order_no, serials, source, imported_by, "
-                                  "imported_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING "
-                                  "RETURNING order_no", &q, e);
+    int rc = store_prepare(m->st,
+                           "INSERT INTO mtms_order (order_no, serials, source, imported_by, "
+                           "imported_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING "
+                           "RETURNING order_no",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, order_no);
@@ -224,9 +227,11 @@ static int insert_rows(mtms *m, const char *order_no, const char *path, const ch
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        rc = store_prepare(m->st, "INSERT INTO mtms_serial (serial, customer_code, order_no, status, "
-                                  "updated_ms) VALUES ($1, $2, $3, 'new', $4) ON CONFLICT DO "
-                                  "NOTHING RETURNING serial", &q, e);
+        rc = store_prepare(m->st,
+                           "INSERT INTO mtms_serial (serial, customer_code, order_no, status, "
+                           "updated_ms) VALUES ($1, $2, $3, 'new', $4) ON CONFLICT DO "
+                           "NOTHING RETURNING serial",
+                           &q, e);
         if (rc != PX_OK)
             return rc;
         store_bind_text(q, 1, rows[i].serial);
@@ -281,8 +286,10 @@ int mtms_import_csv(mtms *m, const char *order_no, const char *path, const char 
     }
     free(rows);
     if (rc == PX_OK && r->bad != 0) {
-        mtms_audit(m, actor, "import", NULL, NULL, 0, "order %s from %s refused: %zu bad lines, "
-                   "first: %s", order_no, path, r->bad, r->errors[0]);
+        mtms_audit(m, actor, "import", NULL, NULL, 0,
+                   "order %s from %s refused: %zu bad lines, "
+                   "first: %s",
+                   order_no, path, r->bad, r->errors[0]);
         return px_error_set(e, PX_EFORMAT, "%s: %zu bad line%s, nothing imported (first: %s)", path,
                             r->bad, r->bad == 1 ? "" : "s", r->errors[0]);
     }

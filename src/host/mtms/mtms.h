@@ -43,9 +43,9 @@ void mtms_close(mtms *m); /* NULL is fine */
 typedef struct mtms_customer {
     char code[PX_CUSTOMER_CODE_MAX];
     char name[PX_CUSTOMER_NAME_MAX];
-    char kms_protocol[8];              /* "https" */
+    char kms_protocol[8]; /* "https" */
     char kms_address[PX_HTTPS_URL_MAX];
-    char kms_cert[MTMS_KMS_CERT_MAX];  /* PEM: the KMS's key-agreement certificate */
+    char kms_cert[MTMS_KMS_CERT_MAX]; /* PEM: the KMS's key-agreement certificate */
     char kms_cn[PX_PKI_CN_MAX];
     char kms_fp[2 * PKI_FP_LEN + 1];
     int64_t created_ms, updated_ms;
@@ -67,9 +67,9 @@ int mtms_customer_list(store *st, int (*fn)(void *ud, const mtms_customer *c), v
 /* ---- the serial-number table ---- */
 
 typedef struct mtms_import_report {
-    size_t lines;        /* lines read (header included) */
-    size_t imported;     /* serial numbers imported */
-    size_t bad;          /* lines refused (then nothing is imported) */
+    size_t lines;                             /* lines read (header included) */
+    size_t imported;                          /* serial numbers imported */
+    size_t bad;                               /* lines refused (then nothing is imported) */
     char errors[PX_MTMS_CSV_ERRORS_MAX][160]; /* "line 7: serial PP1: unknown customer C9" */
     size_t nerrors;
 } mtms_import_report;
@@ -112,7 +112,7 @@ typedef struct mtms_submit_result {
     char customer_code[PX_CUSTOMER_CODE_MAX];
     char previous_customer[PX_CUSTOMER_CODE_MAX]; /* "" unless re-associated */
     char tk_kcv[8];
-    int duplicate;                                 /* the same envelope again */
+    int duplicate; /* the same envelope again */
 } mtms_submit_result;
 
 /* S5 / claim 2: TK (envelope, base64), serial and the customer code the operator confirmed
@@ -139,11 +139,11 @@ int mtms_outbox_list(store *st, int pending_only, int (*fn)(void *ud, const mtms
                      void *ud, px_error *e);
 
 typedef struct mtms_forward_config {
-    net_tls_config tls;        /* CA, CRL, and the MTMS's client certificate */
+    net_tls_config tls; /* CA, CRL, and the MTMS's client certificate */
     int64_t timeout_ms;
     int64_t backoff_min_ms, backoff_max_ms;
-    int64_t lease_ms;          /* an item claimed by a node that died is taken again after */
-    size_t batch;              /* envelopes per request (<= PX_MTMS_OUTBOX_BATCH) */
+    int64_t lease_ms; /* an item claimed by a node that died is taken again after */
+    size_t batch;     /* envelopes per request (<= PX_MTMS_OUTBOX_BATCH) */
 } mtms_forward_config;
 
 void mtms_forward_config_default(mtms_forward_config *c);

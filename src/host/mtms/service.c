@@ -26,7 +26,8 @@ typedef struct mtms_fields {
 static const px_config_field mtms_fields_table[] = {
     PX_CFG_INT_(mtms_fields, outbox_interval_ms, "outbox_interval_ms", 10, 3600000, "1000"),
     PX_CFG_INT_(mtms_fields, outbox_backoff_min_ms, "outbox_backoff_min_ms", 10, 3600000, "1000"),
-    PX_CFG_INT_(mtms_fields, outbox_backoff_max_ms, "outbox_backoff_max_ms", 10, 86400000, "300000"),
+    PX_CFG_INT_(mtms_fields, outbox_backoff_max_ms, "outbox_backoff_max_ms", 10, 86400000,
+                "300000"),
     PX_CFG_INT_(mtms_fields, outbox_lease_ms, "outbox_lease_ms", 1000, 3600000, "60000"),
     PX_CFG_INT_(mtms_fields, outbox_batch, "outbox_batch", 1, PX_MTMS_OUTBOX_BATCH, "200"),
     PX_CFG_INT_(mtms_fields, kms_timeout_ms, "kms_timeout_ms", 100, 600000, "10000"),
@@ -57,7 +58,8 @@ static int resolve(px_config *c, const char *in, char *out, size_t outsz, px_err
     int n = in[0] == 0 || in[0] == '/' || slash == NULL
                 ? snprintf(out, outsz, "%s", in)
                 : snprintf(out, outsz, "%.*s/%s", (int)(slash - cfg), cfg, in);
-    return n >= 0 && (size_t)n < outsz ? PX_OK : px_error_set(e, PX_ETOOBIG, "path too long: %s", in);
+    return n >= 0 && (size_t)n < outsz ? PX_OK
+                                       : px_error_set(e, PX_ETOOBIG, "path too long: %s", in);
 }
 
 static int mtms_configure(px_daemon *d, void **state, px_error *e)
@@ -73,9 +75,11 @@ static int mtms_configure(px_daemon *d, void **state, px_error *e)
                             sizeof mtms_fields_table / sizeof mtms_fields_table[0], &s->f, e);
     if (rc == PX_OK && (s->lcfg.tls.cert[0] == 0 || s->lcfg.tls.ca[0] == 0 ||
                         s->lcfg.tls.crl[0] == 0 || !s->lcfg.tls.require_client_cert))
-        rc = px_error_set(e, PX_ECONFIG, "%s: [mtms] serves operator terminals over mutual TLS "
-                                         "only: set tls_cert, tls_key, tls_ca, tls_crl and "
-                                         "tls_require_client_cert = true", px_config_path(d->cfg));
+        rc = px_error_set(e, PX_ECONFIG,
+                          "%s: [mtms] serves operator terminals over mutual TLS "
+                          "only: set tls_cert, tls_key, tls_ca, tls_crl and "
+                          "tls_require_client_cert = true",
+                          px_config_path(d->cfg));
     if (rc == PX_OK) {
         mtms_forward_config_default(&s->fwd);
         s->fwd.timeout_ms = s->f.kms_timeout_ms;
@@ -138,8 +142,7 @@ static void *worker_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        while (!s->stop && !s->kicked &&
-               pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
+        while (!s->stop && !s->kicked && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
             ;
         s->kicked = 0;
         if (s->stop || s->draining) {
@@ -188,8 +191,9 @@ static void reply_err(net_http_req *req, int rc, const px_error *e)
 {
     switch (rc) {
     case PX_ENOTFOUND:
-        net_http_reply_error(req, 404, strstr(px_error_text(e), "customer") ? "unknown_customer"
-                                                                             : "unknown_serial",
+        net_http_reply_error(req, 404,
+                             strstr(px_error_text(e), "customer") ? "unknown_customer"
+                                                                  : "unknown_serial",
                              "%s", px_error_text(e));
         break;
     case PX_EINVAL:
@@ -227,9 +231,10 @@ static void on_serial(net_http_req *req, void *user)
     if (rc != PX_OK)
         reply_err(req, rc, &e);
     else
-        net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:o}", "serial", si.serial,
-                                                "status", si.status, "order", si.order_no,
-                                                "customer", customer_json(c)));
+        net_http_reply_json(req, 200,
+                            json_pack("{s:s, s:s, s:s, s:o}", "serial", si.serial, "status",
+                                      si.status, "order", si.order_no, "customer",
+                                      customer_json(c)));
     free(c);
 }
 
@@ -294,11 +299,11 @@ static void on_tk(net_http_req *req, void *user)
         reply_err(req, rc, &e);
         return;
     }
-    net_http_reply_json(req, 202, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s?}", "serial", r.serial,
-                                            "customer_code", r.customer_code, "status", "received",
-                                            "tk_kcv", r.tk_kcv, "duplicate", r.duplicate,
-                                            "reassociated_from",
-                                            r.previous_customer[0] ? r.previous_customer : NULL));
+    net_http_reply_json(req, 202,
+                        json_pack("{s:s, s:s, s:s, s:s, s:b, s:s?}", "serial", r.serial,
+                                  "customer_code", r.customer_code, "status", "received", "tk_kcv",
+                                  r.tk_kcv, "duplicate", r.duplicate, "reassociated_from",
+                                  r.previous_customer[0] ? r.previous_customer : NULL));
     if (!r.duplicate)
         kick(s);
 }

@@ -40,8 +40,8 @@ static int card_binding(phonepay *pp, const char *mobile, const uint8_t *enc,
     return phonepay_mac(pp, "card.v1", data, sizeof data, mac, e);
 }
 
-int phonepay_card_seal(phonepay *pp, const char *mobile, const char *pan,
-                       phonepay_card_sealed *out, px_error *e)
+int phonepay_card_seal(phonepay *pp, const char *mobile, const char *pan, phonepay_card_sealed *out,
+                       px_error *e)
 {
     uint8_t block[PHONEPAY_CARD_BLOCK];
     size_t n = strlen(pan);
@@ -70,8 +70,7 @@ int phonepay_card_seal(phonepay *pp, const char *mobile, const char *pan,
 }
 
 int phonepay_card_open(phonepay *pp, const char *mobile, const uint8_t *enc, size_t enclen,
-                       const uint8_t *mac, size_t maclen, char pan[PHONEPAY_PAN_MAX],
-                       px_error *e)
+                       const uint8_t *mac, size_t maclen, char pan[PHONEPAY_PAN_MAX], px_error *e)
 {
     uint8_t want[PHONEPAY_MAC_LEN], block[PHONEPAY_CARD_BLOCK];
     int rc;
@@ -114,8 +113,7 @@ static int otp_digest(phonepay *pp, const char *mobile, const char *code, const 
 }
 
 int phonepay_otp_new(phonepay *pp, const char *mobile, char code[PHONEPAY_OTP_DIGITS + 1],
-                     uint8_t salt[PHONEPAY_SALT_LEN], uint8_t digest[PHONEPAY_MAC_LEN],
-                     px_error *e)
+                     uint8_t salt[PHONEPAY_SALT_LEN], uint8_t digest[PHONEPAY_MAC_LEN], px_error *e)
 {
     uint8_t r[8];
     uint64_t v = 0;
@@ -137,9 +135,8 @@ int phonepay_otp_new(phonepay *pp, const char *mobile, char code[PHONEPAY_OTP_DI
     return otp_digest(pp, mobile, code, salt, digest, e);
 }
 
-int phonepay_otp_check(phonepay *pp, const char *mobile, const char *code,
-                       const uint8_t *salt, size_t saltlen, const uint8_t *digest,
-                       size_t digestlen, px_error *e)
+int phonepay_otp_check(phonepay *pp, const char *mobile, const char *code, const uint8_t *salt,
+                       size_t saltlen, const uint8_t *digest, size_t digestlen, px_error *e)
 {
     uint8_t want[PHONEPAY_MAC_LEN];
     int rc;
@@ -152,8 +149,9 @@ int phonepay_otp_check(phonepay *pp, const char *mobile, const char *code,
     rc = otp_digest(pp, mobile, code, salt, want, e);
     if (rc != PX_OK)
         return rc;
-    rc = px_ct_equal(want, digest, PHONEPAY_MAC_LEN) ? PX_OK
-                                                     : px_error_set(e, PX_EAUTH, "code: wrong code");
+    rc = px_ct_equal(want, digest, PHONEPAY_MAC_LEN)
+             ? PX_OK
+             : px_error_set(e, PX_EAUTH, "code: wrong code");
     OPENSSL_cleanse(want, sizeof want);
     return rc;
 }

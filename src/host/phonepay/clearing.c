@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CLEARING_HEADER                                                                     \
-    "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal,"      \
+#define CLEARING_HEADER                                                                            \
+    "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal,"              \
     "merchant,payee_card_masked,payer_mobile"
 
 /* Split one line (no LF) into PX_PHONEPAY_CLEARING_FIELDS fields, RFC 4180 quoting, into
@@ -69,8 +69,8 @@ static int split_fields(const char *line, size_t len, char *buf, size_t bufsz,
     }
     if (nf != PX_PHONEPAY_CLEARING_FIELDS)
         return px_error_set(e, PX_EFORMAT, "expected %d fields, got %s",
-                            PX_PHONEPAY_CLEARING_FIELDS, nf < PX_PHONEPAY_CLEARING_FIELDS
-                                                             ? "fewer" : "more");
+                            PX_PHONEPAY_CLEARING_FIELDS,
+                            nf < PX_PHONEPAY_CLEARING_FIELDS ? "fewer" : "more");
     return PX_OK;
 }
 
@@ -85,9 +85,9 @@ static int field_ok(const char *s, size_t min, size_t max, char set)
         unsigned char c = (unsigned char)s[i];
         int ok = set == 'd'   ? (c >= '0' && c <= '9')
                  : set == 'm' ? ((c >= '0' && c <= '9') || c == '*')
-                 : set == 'a' ? ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-                                 (c >= 'a' && c <= 'z'))
-                              : (c >= 0x20 && c < 0x7F);
+                 : set == 'a'
+                     ? ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+                     : (c >= 0x20 && c < 0x7F);
         if (!ok)
             return 0;
     }
@@ -99,12 +99,21 @@ static int line_fill(const char *const f[PX_PHONEPAY_CLEARING_FIELDS], const cha
                      phonepay_clearing_line *ln, px_error *e)
 {
     static const char *const types[] = {"purchase", "void", "reversal", "debit", "credit"};
-    static const struct { int idx; size_t min, max; char set; const char *name; } chk[] = {
-        {1, 12, 12, 'a', "rrn"},           {2, 6, 6, 'd', "stan"},
-        {4, 12, 19, 'm', "pan_masked"},    {6, 3, 3, 'd', "currency"},
-        {7, 2, 2, 'a', "response"},        {8, 0, 11, 'd', "acquirer"},
-        {9, 0, 8, 'p', "terminal"},        {10, 0, 15, 'p', "merchant"},
-        {11, 0, 19, 'm', "payee_card_masked"}, {12, 0, 11, 'd', "payer_mobile"}};
+    static const struct {
+        int idx;
+        size_t min, max;
+        char set;
+        const char *name;
+    } chk[] = {{1, 12, 12, 'a', "rrn"},
+               {2, 6, 6, 'd', "stan"},
+               {4, 12, 19, 'm', "pan_masked"},
+               {6, 3, 3, 'd', "currency"},
+               {7, 2, 2, 'a', "response"},
+               {8, 0, 11, 'd', "acquirer"},
+               {9, 0, 8, 'p', "terminal"},
+               {10, 0, 15, 'p', "merchant"},
+               {11, 0, 19, 'm', "payee_card_masked"},
+               {12, 0, 11, 'd', "payer_mobile"}};
     size_t t = 0;
     if (strcmp(f[0], date) != 0)
         return px_error_set(e, PX_EFORMAT, "date: %s is not the file's day %s",
@@ -115,8 +124,9 @@ static int line_fill(const char *const f[PX_PHONEPAY_CLEARING_FIELDS], const cha
     while (t < 5 && strcmp(f[3], types[t]) != 0)
         t++;
     if (t == 5)
-        return px_error_set(e, PX_EFORMAT, "type: expected purchase, void, reversal, debit or "
-                                           "credit");
+        return px_error_set(e, PX_EFORMAT,
+                            "type: expected purchase, void, reversal, debit or "
+                            "credit");
     if (px_parse_i64(f[5], 1, 999999999999LL, &ln->amount_minor) != PX_OK)
         return px_error_set(e, PX_EFORMAT, "amount_minor: not a positive amount of fen");
     if (f[12][0] && strlen(f[12]) != PHONEPAY_MOBILE_LEN)
@@ -186,7 +196,8 @@ static int parse_lines(const char *text, size_t len, const char *date, phonepay_
                                 lineno);
         if (lineno == 1) {
             if (n != strlen(CLEARING_HEADER) || memcmp(text, CLEARING_HEADER, n) != 0)
-                return px_error_set(e, PX_EFORMAT, "line 1: not the clearing header (" CLEARING_HEADER ")");
+                return px_error_set(e, PX_EFORMAT,
+                                    "line 1: not the clearing header (" CLEARING_HEADER ")");
         } else {
             phonepay_clearing_line *ln = &out->lines[out->n];
             if (n > PX_PHONEPAY_CLEARING_LINE_MAX)
@@ -206,8 +217,8 @@ static int parse_lines(const char *text, size_t len, const char *date, phonepay_
     return lineno == 0 ? px_error_set(e, PX_EFORMAT, "line 1: empty file (no header)") : PX_OK;
 }
 
-int phonepay_clearing_parse(const char *text, size_t len, const char *date,
-                            phonepay_clearing *out, px_error *e)
+int phonepay_clearing_parse(const char *text, size_t len, const char *date, phonepay_clearing *out,
+                            px_error *e)
 {
     size_t lines = 0;
     int64_t ms;
@@ -235,8 +246,7 @@ int phonepay_clearing_parse(const char *text, size_t len, const char *date,
     return PX_OK;
 }
 
-int phonepay_clearing_load(const char *path, const char *date, phonepay_clearing *out,
-                           px_error *e)
+int phonepay_clearing_load(const char *path, const char *date, phonepay_clearing *out, px_error *e)
 {
     FILE *f = fopen(path, "rb");
     struct stat st;

@@ -23,18 +23,20 @@ typedef struct credit_job {
     char payee[16], payer[16], rrn[16], stan[8], time[12], masked[PHONEPAY_MASKED_PAN_MAX];
     uint8_t enc[PHONEPAY_CARD_ENC_LEN], mac[PHONEPAY_MAC_LEN];
     size_t enclen, maclen;
-    char rc[3];       /* the provider's answer, "" none */
-    int skip;         /* credited already, or not creditable */
+    char rc[3]; /* the provider's answer, "" none */
+    int skip;   /* credited already, or not creditable */
 } credit_job;
 
 /* Read the payment; read-only here. */
 static int job_load(phonepay *pp, credit_job *j, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT state, amount_minor, payee_mobile, payer_mobile, "
-                                   "rrn, COALESCE(credit_stan, ''), COALESCE(credit_time, ''), "
-                                   "card_masked, card_enc, card_mac FROM phonepay_payment WHERE "
-                                   "reference = $1", &s, e);
+    int rc = store_prepare(pp->st,
+                           "SELECT state, amount_minor, payee_mobile, payer_mobile, "
+                           "rrn, COALESCE(credit_stan, ''), COALESCE(credit_time, ''), "
+                           "card_masked, card_enc, card_mac FROM phonepay_payment WHERE "
+                           "reference = $1",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, j->ref);
@@ -72,8 +74,10 @@ static int claim_txn(phonepay *pp, void *ud, px_error *e)
     j->skip = strcmp(j->state, "approved") != 0 && strcmp(j->state, "crediting") != 0;
     if (j->skip || strcmp(j->state, "crediting") == 0)
         return PX_OK;
-    rc = store_prepare(pp->st, "UPDATE phonepay_counter SET next = next + 1 WHERE name = "
-                               "'credit_stan' RETURNING next", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_counter SET next = next + 1 WHERE name = "
+                       "'credit_stan' RETURNING next",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     rc = store_step(s, e);
@@ -84,9 +88,11 @@ static int claim_txn(phonepay *pp, void *ud, px_error *e)
     if (rc != STORE_ROW)
         return rc < 0 ? rc : px_error_set(e, PX_EINTERNAL, "credit_stan counter missing");
     px_time_format_utc(px_now_ms(), "%m%d%H%M%S", j->time, sizeof j->time);
-    rc = store_prepare(pp->st, "UPDATE phonepay_payment SET state = 'crediting', credit_stan = $2, "
-                               "credit_time = $3, credit_tries = credit_tries + 1, updated_ms = $4 "
-                               "WHERE reference = $1 AND state = 'approved'", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_payment SET state = 'crediting', credit_stan = $2, "
+                       "credit_time = $3, credit_tries = credit_tries + 1, updated_ms = $4 "
+                       "WHERE reference = $1 AND state = 'approved'",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, j->ref);
@@ -108,14 +114,22 @@ static int build_credit(phonepay *pp, const credit_job *j, const char *pan, uint
     snprintf(amount, sizeof amount, "%012lld", (long long)j->amount_minor);
     iso8583_msg_init(&m, &iso8583_1987_ascii);
     rc = iso8583_set_mti(&m, "0220", e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 2, pan, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 3, "210000", e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 4, amount, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 7, j->time, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 11, j->stan, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 37, j->rrn, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 48, j->payer, e);
-    if (rc == PX_OK) rc = iso8583_set(&m, 49, pp->cfg.currency, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 2, pan, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 3, "210000", e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 4, amount, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 7, j->time, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 11, j->stan, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 37, j->rrn, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 48, j->payer, e);
+    if (rc == PX_OK)
+        rc = iso8583_set(&m, 49, pp->cfg.currency, e);
     if (rc == PX_OK)
         rc = iso8583_pack(&iso8583_1987_ascii, &m, buf, cap, len, e);
     iso8583_msg_cleanse(&m);
@@ -145,8 +159,7 @@ static int exchange(phonepay *pp, net_client *cl, credit_job *j, const char *pan
         if (rc != PX_OK || iso8583_unpack(&iso8583_1987_ascii, buf, len, &m, NULL) != PX_OK)
             continue;
         if (strcmp(m.mti, "0230") == 0 && iso8583_get(&m, 11, &p, &n) == PX_OK &&
-            strcmp((const char *)p, j->stan) == 0 && iso8583_get(&m, 39, &p, &n) == PX_OK &&
-            n == 2)
+            strcmp((const char *)p, j->stan) == 0 && iso8583_get(&m, 39, &p, &n) == PX_OK && n == 2)
             memcpy(j->rc, p, 3);
         iso8583_msg_cleanse(&m);
     }
@@ -176,8 +189,9 @@ static int finish_txn(phonepay *pp, void *ud, px_error *e)
     int ok = strcmp(j->rc, "00") == 0, posted = 0;
     int64_t changed = 0;
     store_stmt *s;
-    int rc = store_prepare(pp->st, "UPDATE phonepay_payment SET state = $2, credit_rc = $3, "
-                                   "updated_ms = $4 WHERE reference = $1 AND state = 'crediting'",
+    int rc = store_prepare(pp->st,
+                           "UPDATE phonepay_payment SET state = $2, credit_rc = $3, "
+                           "updated_ms = $4 WHERE reference = $1 AND state = 'crediting'",
                            &s, e);
     if (rc != PX_OK)
         return rc;
@@ -194,8 +208,10 @@ static int finish_txn(phonepay *pp, void *ud, px_error *e)
     if (rc >= 0 && ok && changed == 1)
         rc = switch_ledger_post_payee_credit(pp->st, j->ref, j->rrn, j->amount_minor, &posted, e);
     if (rc >= 0 && ok && changed == 1 && !posted)
-        px_info(PHONEPAY_MOD, "payment %s credited: its debit is not in the ledger, nothing "
-                "posted", j->ref);
+        px_info(PHONEPAY_MOD,
+                "payment %s credited: its debit is not in the ledger, nothing "
+                "posted",
+                j->ref);
     return rc < 0 ? rc : PX_OK;
 }
 
@@ -205,8 +221,9 @@ static int provider_connect(phonepay *pp, net_client **cl, SSL_CTX **tls, px_err
     char host[256];
     int port, rc;
     if (!pp->cfg.provider_enabled)
-        return px_error_set(e, PX_ECONFIG, "[phonepay] provider_connect is not set: payee "
-                                           "credits cannot be sent");
+        return px_error_set(e, PX_ECONFIG,
+                            "[phonepay] provider_connect is not set: payee "
+                            "credits cannot be sent");
     if (px_parse_hostport(pp->cfg.provider.connect, host, sizeof host, &port) != PX_OK)
         return px_error_set(e, PX_ECONFIG, "[phonepay] provider_connect: bad host:port");
     if (net_tls_is_enabled(&pp->cfg.provider.tls) &&
@@ -245,8 +262,8 @@ static int credit_one(phonepay *pp, net_client *cl, credit_job *j, FILE *out,
     return PX_OK;
 }
 
-int phonepay_credit_all(phonepay *pp, const char (*refs)[PHONEPAY_REF_LEN + 1], size_t n,
-                        FILE *out, phonepay_recon_report *rep, px_error *e)
+int phonepay_credit_all(phonepay *pp, const char (*refs)[PHONEPAY_REF_LEN + 1], size_t n, FILE *out,
+                        phonepay_recon_report *rep, px_error *e)
 {
     net_client *cl = NULL;
     SSL_CTX *tls = NULL;

@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-int phonepay_field48_parse(const char *f48, size_t len, int with_reference,
-                           phonepay_field48 *out, px_error *e)
+int phonepay_field48_parse(const char *f48, size_t len, int with_reference, phonepay_field48 *out,
+                           px_error *e)
 {
     size_t want = 2 * PHONEPAY_MOBILE_LEN + (with_reference ? PHONEPAY_REF_LEN : 0);
     memset(out, 0, sizeof *out);

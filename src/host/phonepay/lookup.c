@@ -20,10 +20,12 @@
 #define TXT_NOT_REGISTERED "收款人未开通手机号收款 / Payee is not registered for mobile payment"
 #define TXT_TOO_MANY "查询过于频繁，请稍后再试 / Too many lookups, try again later"
 #define TXT_BAD_AMOUNT "金额无效 / Invalid amount"
-#define TXT_AMOUNT_DIFFERS "金额与查询时不符，请重新查询 / Amount differs from the lookup, start again"
+#define TXT_AMOUNT_DIFFERS                                                                         \
+    "金额与查询时不符，请重新查询 / Amount differs from the lookup, start again"
 #define TXT_REF_INVALID "查询已失效，请重新输入收款人手机号 / Lookup expired or used, start again"
 #define TXT_NO_ISSUER "付款卡所属银行不是签约银行 / card's bank is not a contracted bank"
-#define TXT_APPROVED "付款成功，收款人将在对账后入账 / Paid; the payee is credited after reconciliation"
+#define TXT_APPROVED                                                                               \
+    "付款成功，收款人将在对账后入账 / Paid; the payee is credited after reconciliation"
 
 static void answer(char rc_out[3], char *text, size_t textsz, const char *rc, const char *t)
 {
@@ -63,12 +65,13 @@ static int check_limits(phonepay *pp, lookup_ctx *c, int *limited, px_error *e)
 }
 
 /* The active payee's name, masked; PX_ENOTFOUND when there is none. */
-static int payee_masked_name(phonepay *pp, const char *mobile, char *out, size_t outsz,
-                             px_error *e)
+static int payee_masked_name(phonepay *pp, const char *mobile, char *out, size_t outsz, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT name FROM phonepay_payee WHERE mobile = $1 AND "
-                                   "status = 'active'", &s, e);
+    int rc = store_prepare(pp->st,
+                           "SELECT name FROM phonepay_payee WHERE mobile = $1 AND "
+                           "status = 'active'",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, mobile);
@@ -101,7 +104,8 @@ static int store_reference(phonepay *pp, lookup_ctx *c, px_error *e)
                            "INSERT INTO phonepay_lookup (reference, tid, payee_mobile, "
                            "payer_mobile, amount_minor, masked_name, created_ms, expires_ms) "
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING "
-                           "RETURNING reference", &s, e);
+                           "RETURNING reference",
+                           &s, e);
         if (rc != PX_OK)
             return rc;
         store_bind_text(s, 1, c->out->reference);
@@ -149,8 +153,8 @@ static int lookup_txn(phonepay *pp, void *ud, px_error *e)
 }
 
 int phonepay_lookup(phonepay *pp, const char *tid, const char *payee_mobile,
-                    const char *payer_mobile, int64_t amount_minor,
-                    phonepay_lookup_result *out, px_error *e)
+                    const char *payer_mobile, int64_t amount_minor, phonepay_lookup_result *out,
+                    px_error *e)
 {
     lookup_ctx c = {tid, payee_mobile, payer_mobile, amount_minor, px_now_ms(), out};
     char m1[PHONEPAY_MOBILE_LEN + 1];
@@ -161,8 +165,7 @@ int phonepay_lookup(phonepay *pp, const char *tid, const char *payee_mobile,
     if (!px_mobile_cn_is_valid(payee_mobile, payee_mobile ? strlen(payee_mobile) : 0, NULL))
         answer(out->response_code, out->text, sizeof out->text, PHONEPAY_RC_BAD_MOBILE,
                TXT_BAD_PAYEE);
-    else if (!px_mobile_cn_is_valid(payer_mobile, payer_mobile ? strlen(payer_mobile) : 0,
-                                       NULL))
+    else if (!px_mobile_cn_is_valid(payer_mobile, payer_mobile ? strlen(payer_mobile) : 0, NULL))
         answer(out->response_code, out->text, sizeof out->text, PHONEPAY_RC_BAD_MOBILE,
                TXT_BAD_PAYER);
     else if (amount_minor <= 0 || amount_minor > 999999999999LL)

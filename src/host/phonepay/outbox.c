@@ -39,8 +39,7 @@ int phonepay_notify(phonepay *pp, const char *key, phonepay_event ev, const char
     if (pp->cfg.webhook_url[0])
         channels[nch++] = "webhook";
     if (nch == 0)
-        px_warn(PHONEPAY_MOD, "notification %s: no channel configured (sms_url, webhook_url)",
-                key);
+        px_warn(PHONEPAY_MOD, "notification %s: no channel configured (sms_url, webhook_url)", key);
     if (strlen(text) >= PX_PHONEPAY_SMS_MAX)
         return px_error_set(e, PX_ETOOBIG, "notification %s: text too long", key);
     for (size_t i = 0; i < nch; i++) {
@@ -49,7 +48,8 @@ int phonepay_notify(phonepay *pp, const char *key, phonepay_event ev, const char
         int rc = store_prepare(pp->st,
                                "INSERT INTO phonepay_outbox (id, channel, event, recipient, "
                                "body, state, next_ms, created_ms) VALUES ($1, $2, $3, $4, $5, "
-                               "'pending', $6, $6) ON CONFLICT DO NOTHING", &s, e);
+                               "'pending', $6, $6) ON CONFLICT DO NOTHING",
+                               &s, e);
         if (rc != PX_OK)
             return rc;
         snprintf(id, sizeof id, "%s:%s", key, channels[i]);
@@ -100,11 +100,11 @@ int phonepay_sms_url(const phonepay_config *cfg, const char *password, const cha
     return rc == PX_OK ? PX_OK : px_error_set(e, rc, "sms: URL too long");
 }
 
-int phonepay_webhook_body(const char *id, const char *event, const char *to,
-                          const char *text, int64_t created_ms, px_buf *out, px_error *e)
+int phonepay_webhook_body(const char *id, const char *event, const char *to, const char *text,
+                          int64_t created_ms, px_buf *out, px_error *e)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", id, "event", event, "to", to,
-                          "text", text, "created_ms", (json_int_t)created_ms);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", id, "event", event, "to", to, "text",
+                          text, "created_ms", (json_int_t)created_ms);
     char *s;
     int rc;
     if (o == NULL)
@@ -138,7 +138,7 @@ struct phonepay_outbox {
     SSL_CTX *tls;
     delivery *inflight[PX_PHONEPAY_OUTBOX_BATCH];
     size_t ninflight;
-    delivery *reap;        /* finished: connection freed from the loop, not its callback */
+    delivery *reap; /* finished: connection freed from the loop, not its callback */
     struct event *reaper;
     int draining;
     int64_t last_sweep_ms;
@@ -180,7 +180,8 @@ static void record(phonepay_outbox *ob, const delivery *d, int ok, const char *w
     int rc = store_prepare(ob->pp->st,
                            "UPDATE phonepay_outbox SET state = $2, next_ms = $3, last_error = $4, "
                            "sent_ms = $5, body = CASE WHEN $6 = 1 THEN '' ELSE body END "
-                           "WHERE id = $1 AND state = 'pending'", &s, &e);
+                           "WHERE id = $1 AND state = 'pending'",
+                           &s, &e);
     if (rc == PX_OK) {
         store_bind_text(s, 1, d->id);
         store_bind_text(s, 2, ok ? "sent" : final ? "failed" : "pending");
@@ -192,16 +193,19 @@ static void record(phonepay_outbox *ob, const delivery *d, int ok, const char *w
         store_done(s);
     }
     if (rc < 0)
-        px_errorlog(PHONEPAY_MOD, "outbox %s: cannot record the outcome: %s (it will be sent "
-                    "again after its lease)", d->id, px_error_text(&e));
-    net_metric_add(ok ? ob->m_sent[channel_index(d->channel)]
-                      : final ? ob->m_failed[channel_index(d->channel)]
-                              : ob->m_retry[channel_index(d->channel)], 1);
+        px_errorlog(PHONEPAY_MOD,
+                    "outbox %s: cannot record the outcome: %s (it will be sent "
+                    "again after its lease)",
+                    d->id, px_error_text(&e));
+    net_metric_add(ok      ? ob->m_sent[channel_index(d->channel)]
+                   : final ? ob->m_failed[channel_index(d->channel)]
+                           : ob->m_retry[channel_index(d->channel)],
+                   1);
     if (ok)
         px_info(PHONEPAY_MOD, "outbox %s: delivered (attempt %lld)", d->id, (long long)d->attempts);
     else
-        px_warn(PHONEPAY_MOD, "outbox %s: attempt %lld failed: %s%s", d->id,
-                (long long)d->attempts, why, final ? " (giving up)" : "");
+        px_warn(PHONEPAY_MOD, "outbox %s: attempt %lld failed: %s%s", d->id, (long long)d->attempts,
+                why, final ? " (giving up)" : "");
 }
 
 /* Take d out of the in-flight set; its connection is freed by the reaper (libevent still
@@ -254,8 +258,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 }
 
 /* Connection to the URL's host and port (TLS for https, with notify_tls_ca). */
-static int connect_to(phonepay_outbox *ob, const struct evhttp_uri *u, delivery *d,
-                      px_error *e)
+static int connect_to(phonepay_outbox *ob, const struct evhttp_uri *u, delivery *d, px_error *e)
 {
     const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
     int https = scheme != NULL && strcmp(scheme, "https") == 0;
@@ -279,8 +282,7 @@ static int connect_to(phonepay_outbox *ob, const struct evhttp_uri *u, delivery 
             SSL_free(ssl);
             return px_error_set(e, PX_ENOMEM, "no TLS stream");
         }
-        d->conn = evhttp_connection_base_bufferevent_new(ob->base, NULL, bev, host,
-                                                         (uint16_t)port);
+        d->conn = evhttp_connection_base_bufferevent_new(ob->base, NULL, bev, host, (uint16_t)port);
     } else {
         d->conn = evhttp_connection_base_new(ob->base, NULL, host, (uint16_t)port);
     }
@@ -318,8 +320,8 @@ static int build_request(phonepay_outbox *ob, const due_item *it, px_buf *url, p
         return phonepay_sms_url(c, getenv(c->sms_password_env), it->recipient, it->body, url, e);
     if (px_buf_append_str(url, c->webhook_url) != PX_OK)
         return px_error_set(e, PX_ETOOBIG, "webhook URL too long");
-    return phonepay_webhook_body(it->id, it->event, it->recipient, it->body, it->created_ms,
-                                 body, e);
+    return phonepay_webhook_body(it->id, it->event, it->recipient, it->body, it->created_ms, body,
+                                 e);
 }
 
 static int start_delivery(phonepay_outbox *ob, const due_item *it, delivery *d, px_error *e)
@@ -338,8 +340,8 @@ static int start_delivery(phonepay_outbox *ob, const due_item *it, delivery *d, 
         rc = connect_to(ob, u, d, e);
     if (rc == PX_OK) {
         const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
-        snprintf(target, sizeof target, "%s%s%s", path && path[0] ? path : "/",
-                 query ? "?" : "", query ? query : "");
+        snprintf(target, sizeof target, "%s%s%s", path && path[0] ? path : "/", query ? "?" : "",
+                 query ? query : "");
         req = evhttp_request_new(on_response, d);
         if (req == NULL) {
             rc = px_error_set(e, PX_ENOMEM, "no HTTP request");
@@ -382,7 +384,8 @@ static int claim_txn(phonepay *pp, void *ud, px_error *e)
     int rc = store_prepare(pp->st,
                            "SELECT id, channel, event, recipient, body, attempts, next_ms, "
                            "created_ms FROM phonepay_outbox WHERE state = 'pending' AND "
-                           "next_ms <= $1 ORDER BY next_ms LIMIT $2", &s, e);
+                           "next_ms <= $1 ORDER BY next_ms LIMIT $2",
+                           &s, e);
     size_t kept = 0;
     c->n = 0;
     if (rc != PX_OK)
@@ -404,8 +407,10 @@ static int claim_txn(phonepay *pp, void *ud, px_error *e)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < c->n; i++) {
-        rc = store_prepare(pp->st, "UPDATE phonepay_outbox SET attempts = $2, next_ms = $3 "
-                                   "WHERE id = $1 AND state = 'pending' AND next_ms = $4", &s, e);
+        rc = store_prepare(pp->st,
+                           "UPDATE phonepay_outbox SET attempts = $2, next_ms = $3 "
+                           "WHERE id = $1 AND state = 'pending' AND next_ms = $4",
+                           &s, e);
         if (rc != PX_OK)
             return rc;
         store_bind_text(s, 1, c->items[i].id);
@@ -468,8 +473,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox **out,
-                        px_error *e)
+int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox **out, px_error *e)
 {
     phonepay_outbox *ob = calloc(1, sizeof *ob);
     struct timeval tv;
@@ -489,7 +493,8 @@ int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox *
     for (int i = 0; i < 2; i++) {
         ob->m_sent[i] = net_metric_counter("possum_phonepay_notifications_total", help, lbl[i][0]);
         ob->m_retry[i] = net_metric_counter("possum_phonepay_notifications_total", help, lbl[i][1]);
-        ob->m_failed[i] = net_metric_counter("possum_phonepay_notifications_total", help, lbl[i][2]);
+        ob->m_failed[i] = net_metric_counter("possum_phonepay_notifications_total", help,
+                                             lbl[i][2]);
     }
     if (net_tls_is_enabled(&pp->cfg.notify_tls))
         rc = net_tls_client_ctx(&pp->cfg.notify_tls, &ob->tls, e);

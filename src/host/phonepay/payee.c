@@ -24,8 +24,8 @@ typedef struct payee_ctx {
     phonepay_otp_purpose purpose;
     int64_t now_ms;
     phonepay_payee_view *view;
-    char *token;     /* confirm: out */
-    int result;      /* an answer decided inside a committed transaction */
+    char *token; /* confirm: out */
+    int result;  /* an answer decided inside a committed transaction */
     px_error *e;
 } payee_ctx;
 
@@ -38,8 +38,9 @@ static int check_inputs(const char *name, const char *mobile, const char *card, 
     if (name != NULL && !phonepay_name_is_valid(name, &why))
         return px_error_set(e, PX_EINVAL, "name: %s", why);
     if (card != NULL && !phonepay_pan_is_valid(card))
-        return px_error_set(e, PX_EINVAL, "card: not a valid card number (12-19 digits with a "
-                                          "correct check digit)");
+        return px_error_set(e, PX_EINVAL,
+                            "card: not a valid card number (12-19 digits with a "
+                            "correct check digit)");
     return PX_OK;
 }
 
@@ -61,8 +62,7 @@ static int payee_status(phonepay *pp, const char *mobile, char status[16], px_er
 
 /* A new challenge for c->mobile (replacing any open one), its code queued by SMS. card is
  * the sealed new card of a card change, else NULL. PX_ELIMIT past otp_sends_max. */
-static int send_challenge(phonepay *pp, payee_ctx *c, const phonepay_card_sealed *card,
-                          px_error *e)
+static int send_challenge(phonepay *pp, payee_ctx *c, const phonepay_card_sealed *card, px_error *e)
 {
     char code[PHONEPAY_OTP_DIGITS + 1], key[64], text[PX_PHONEPAY_SMS_MAX];
     uint8_t salt[PHONEPAY_SALT_LEN], digest[PHONEPAY_MAC_LEN];
@@ -106,8 +106,9 @@ static int send_challenge(phonepay *pp, payee_ctx *c, const phonepay_card_sealed
     }
     snprintf(text, sizeof text, "%s验证码%s，%lld分钟内有效，用于手机号收款%s。请勿告诉他人。",
              pp->cfg.sms_signature, code, (long long)(pp->cfg.otp_ttl_ms / 60000),
-             c->purpose == PHONEPAY_OTP_REGISTER ? "注册" : c->purpose == PHONEPAY_OTP_CARD
-                                                                ? "换卡" : "登录");
+             c->purpose == PHONEPAY_OTP_REGISTER ? "注册"
+             : c->purpose == PHONEPAY_OTP_CARD   ? "换卡"
+                                                 : "登录");
     if (rc >= 0 && (rc = crypto_random(salt, 6, e)) == PX_OK) { /* an id that names nobody */
         memcpy(key, "otp:", 4);
         px_hex_encode(salt, 6, key + 4);
@@ -129,7 +130,8 @@ static int load_view(phonepay *pp, const char *mobile, phonepay_payee_view *v, p
                            "SELECT p.name, p.status, p.card_masked, p.created_ms, p.updated_ms, "
                            "o.card_masked, o.expires_ms FROM phonepay_payee p LEFT JOIN "
                            "phonepay_otp o ON o.mobile = p.mobile AND o.expires_ms > $2 "
-                           "WHERE p.mobile = $1", &s, e);
+                           "WHERE p.mobile = $1",
+                           &s, e);
     int64_t keep = v->otp_expires_ms;
     memset(v, 0, sizeof *v);
     if (rc != PX_OK)
@@ -164,8 +166,9 @@ static int register_txn(phonepay *pp, void *ud, px_error *e)
     if (rc != PX_OK)
         return rc;
     if (status[0] && strcmp(status, "pending") != 0)
-        return px_error_set(e, PX_EEXIST, "mobile: already registered; change the card with "
-                                          "PUT /v1/payees/{mobile}/card");
+        return px_error_set(e, PX_EEXIST,
+                            "mobile: already registered; change the card with "
+                            "PUT /v1/payees/{mobile}/card");
     if ((rc = phonepay_card_seal(pp, c->mobile, c->card, &card, e)) != PX_OK)
         return rc;
     rc = store_prepare(pp->st,
@@ -190,11 +193,15 @@ static int register_txn(phonepay *pp, void *ud, px_error *e)
     return rc < 0 ? rc : load_view(pp, c->mobile, c->view, e);
 }
 
-int phonepay_payee_register(phonepay *pp, const char *name, const char *mobile,
-                            const char *card, phonepay_payee_view *out, px_error *e)
+int phonepay_payee_register(phonepay *pp, const char *name, const char *mobile, const char *card,
+                            phonepay_payee_view *out, px_error *e)
 {
-    payee_ctx c = {.name = name, .mobile = mobile, .card = card,
-                   .purpose = PHONEPAY_OTP_REGISTER, .now_ms = px_now_ms(), .view = out};
+    payee_ctx c = {.name = name,
+                   .mobile = mobile,
+                   .card = card,
+                   .purpose = PHONEPAY_OTP_REGISTER,
+                   .now_ms = px_now_ms(),
+                   .view = out};
     char m[PHONEPAY_MOBILE_LEN + 1];
     int rc = check_inputs(name ? name : "", mobile, card ? card : "", e);
     memset(out, 0, sizeof *out);
@@ -228,18 +235,20 @@ static int challenge_txn(phonepay *pp, void *ud, px_error *e)
 int phonepay_payee_card_update(phonepay *pp, const char *mobile, const char *card,
                                phonepay_payee_view *out, px_error *e)
 {
-    payee_ctx c = {.mobile = mobile, .card = card, .purpose = PHONEPAY_OTP_CARD,
-                   .now_ms = px_now_ms(), .view = out};
+    payee_ctx c = {.mobile = mobile,
+                   .card = card,
+                   .purpose = PHONEPAY_OTP_CARD,
+                   .now_ms = px_now_ms(),
+                   .view = out};
     int rc = check_inputs(NULL, mobile, card ? card : "", e);
     memset(out, 0, sizeof *out);
     return rc == PX_OK ? phonepay_txn(pp, challenge_txn, &c, e) : rc;
 }
 
-int phonepay_payee_login(phonepay *pp, const char *mobile, phonepay_payee_view *out,
-                         px_error *e)
+int phonepay_payee_login(phonepay *pp, const char *mobile, phonepay_payee_view *out, px_error *e)
 {
-    payee_ctx c = {.mobile = mobile, .purpose = PHONEPAY_OTP_LOGIN, .now_ms = px_now_ms(),
-                   .view = out};
+    payee_ctx c = {
+        .mobile = mobile, .purpose = PHONEPAY_OTP_LOGIN, .now_ms = px_now_ms(), .view = out};
     int rc = check_inputs(NULL, mobile, NULL, e);
     memset(out, 0, sizeof *out);
     return rc == PX_OK ? phonepay_txn(pp, challenge_txn, &c, e) : rc;
@@ -269,8 +278,10 @@ static int open_session(phonepay *pp, payee_ctx *c, px_error *e)
     OPENSSL_cleanse(raw, sizeof raw);
     if ((rc = token_hash(c->token, hash, e)) != PX_OK)
         return rc;
-    rc = store_prepare(pp->st, "INSERT INTO phonepay_session (token_hash, mobile, expires_ms, "
-                               "created_ms) VALUES ($1, $2, $3, $4)", &s, e);
+    rc = store_prepare(pp->st,
+                       "INSERT INTO phonepay_session (token_hash, mobile, expires_ms, "
+                       "created_ms) VALUES ($1, $2, $3, $4)",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, hash);
@@ -286,8 +297,10 @@ static int open_session(phonepay *pp, payee_ctx *c, px_error *e)
 static int activate(phonepay *pp, payee_ctx *c, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(pp->st, "UPDATE phonepay_payee SET status = 'active', updated_ms = $2 "
-                                   "WHERE mobile = $1 AND status = 'pending'", &s, e);
+    int rc = store_prepare(pp->st,
+                           "UPDATE phonepay_payee SET status = 'active', updated_ms = $2 "
+                           "WHERE mobile = $1 AND status = 'pending'",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->mobile);
@@ -314,9 +327,11 @@ static int apply_confirmed(phonepay *pp, payee_ctx *c, const char *purpose, stor
     mac = store_col_blob(otp, 6, &ml);
     if (enc == NULL || mac == NULL || store_col_is_null(otp, 7))
         return px_error_set(e, PX_EINTERNAL, "card change without a card");
-    rc = store_prepare(pp->st, "UPDATE phonepay_payee SET card_enc = $2, card_mac = $3, "
-                               "card_masked = $4, updated_ms = $5 WHERE mobile = $1 AND "
-                               "status = 'active'", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_payee SET card_enc = $2, card_mac = $3, "
+                       "card_masked = $4, updated_ms = $5 WHERE mobile = $1 AND "
+                       "status = 'active'",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->mobile);
@@ -334,9 +349,11 @@ static int count_wrong(phonepay *pp, payee_ctx *c, int64_t attempts, px_error *e
 {
     store_stmt *s;
     int dead = attempts + 1 >= pp->cfg.otp_attempts_max;
-    int rc = store_prepare(pp->st, dead ? "DELETE FROM phonepay_otp WHERE mobile = $1"
-                                        : "UPDATE phonepay_otp SET attempts = attempts + 1 "
-                                          "WHERE mobile = $1", &s, e);
+    int rc = store_prepare(pp->st,
+                           dead ? "DELETE FROM phonepay_otp WHERE mobile = $1"
+                                : "UPDATE phonepay_otp SET attempts = attempts + 1 "
+                                  "WHERE mobile = $1",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->mobile);
@@ -356,18 +373,21 @@ static int confirm_txn(phonepay *pp, void *ud, px_error *e)
     char purpose[16] = "";
     size_t sl = 0, dl = 0;
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT purpose, salt, digest, attempts, expires_ms, card_enc, "
-                                   "card_mac, card_masked FROM phonepay_otp WHERE mobile = $1",
+    int rc = store_prepare(pp->st,
+                           "SELECT purpose, salt, digest, attempts, expires_ms, card_enc, "
+                           "card_mac, card_masked FROM phonepay_otp WHERE mobile = $1",
                            &s, e);
     c->result = PX_OK;
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->mobile);
     rc = store_step(s, e);
-    if (rc == STORE_DONE || (rc == STORE_ROW && (store_col_int64(s, 4) < c->now_ms ||
-                                                 store_col_int64(s, 3) >= pp->cfg.otp_attempts_max))) {
-        c->result = px_error_set(c->e, PX_ENOTFOUND, "no code pending for this number, or it "
-                                                     "expired: ask for a new one");
+    if (rc == STORE_DONE ||
+        (rc == STORE_ROW && (store_col_int64(s, 4) < c->now_ms ||
+                             store_col_int64(s, 3) >= pp->cfg.otp_attempts_max))) {
+        c->result = px_error_set(c->e, PX_ENOTFOUND,
+                                 "no code pending for this number, or it "
+                                 "expired: ask for a new one");
         rc = PX_OK;
     } else if (rc == STORE_ROW) {
         const uint8_t *salt = store_col_blob(s, 1, &sl), *digest = store_col_blob(s, 2, &dl);
@@ -398,8 +418,12 @@ int phonepay_payee_confirm(phonepay *pp, const char *mobile, const char *code,
                            px_error *e)
 {
     px_error why = {0};
-    payee_ctx c = {.mobile = mobile, .code = code, .now_ms = px_now_ms(), .view = out,
-                   .token = token, .e = &why};
+    payee_ctx c = {.mobile = mobile,
+                   .code = code,
+                   .now_ms = px_now_ms(),
+                   .view = out,
+                   .token = token,
+                   .e = &why};
     char m[PHONEPAY_MOBILE_LEN + 1];
     int rc = check_inputs(NULL, mobile, NULL, e);
     memset(out, 0, sizeof *out);
@@ -433,8 +457,10 @@ int phonepay_session_check(phonepay *pp, const char *mobile, const char *token, 
         return px_error_set(e, PX_EAUTH, "a bearer token from a confirmed code is required");
     if ((rc = token_hash(token, hash, e)) != PX_OK)
         return rc;
-    rc = store_prepare(pp->st, "SELECT mobile FROM phonepay_session WHERE token_hash = $1 AND "
-                               "expires_ms > $2", &s, e);
+    rc = store_prepare(pp->st,
+                       "SELECT mobile FROM phonepay_session WHERE token_hash = $1 AND "
+                       "expires_ms > $2",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, hash);
@@ -449,8 +475,7 @@ int phonepay_session_check(phonepay *pp, const char *mobile, const char *token, 
     return owner ? PX_OK : px_error_set(e, PX_EPERM, "this token belongs to another number");
 }
 
-int phonepay_payee_get(phonepay *pp, const char *mobile, phonepay_payee_view *out,
-                       px_error *e)
+int phonepay_payee_get(phonepay *pp, const char *mobile, phonepay_payee_view *out, px_error *e)
 {
     memset(out, 0, sizeof *out);
     return load_view(pp, mobile, out, e);

@@ -15,7 +15,8 @@
 
 #define TXT_NOT_REGISTERED "收款人未开通手机号收款 / Payee is not registered for mobile payment"
 #define TXT_BAD_MOBILE "手机号无效，请重新输入 / Mobile number is not valid, re-enter"
-#define TXT_AMOUNT_DIFFERS "金额与查询时不符，请重新查询 / Amount differs from the lookup, start again"
+#define TXT_AMOUNT_DIFFERS                                                                         \
+    "金额与查询时不符，请重新查询 / Amount differs from the lookup, start again"
 #define TXT_REF_INVALID "查询已失效，请重新输入收款人手机号 / Lookup expired or used, start again"
 #define TXT_NO_ISSUER "付款卡所属银行不是签约银行 / card's bank is not a contracted bank"
 #define TXT_OK "收款人将在对账后入账 / The payee is credited after reconciliation"
@@ -46,11 +47,11 @@ static int check_reference(phonepay *pp, begin_ctx *c, px_error *e)
         return rc;
     store_bind_text(s, 1, r->reference);
     rc = store_step(s, e);
-    if (rc == STORE_DONE || (rc == STORE_ROW && (strcmp(store_col_text(s, 0), r->tid) != 0 ||
-                                                 strcmp(store_col_text(s, 1), r->payee_mobile) != 0 ||
-                                                 strcmp(store_col_text(s, 2), r->payer_mobile) != 0 ||
-                                                 store_col_int64(s, 4) != 0 ||
-                                                 store_col_int64(s, 5) < c->now_ms)))
+    if (rc == STORE_DONE ||
+        (rc == STORE_ROW && (strcmp(store_col_text(s, 0), r->tid) != 0 ||
+                             strcmp(store_col_text(s, 1), r->payee_mobile) != 0 ||
+                             strcmp(store_col_text(s, 2), r->payer_mobile) != 0 ||
+                             store_col_int64(s, 4) != 0 || store_col_int64(s, 5) < c->now_ms)))
         answer(c->out, PHONEPAY_RC_INVALID_TXN, TXT_REF_INVALID);
     else if (rc == STORE_ROW && store_col_int64(s, 3) != r->amount_minor)
         answer(c->out, PHONEPAY_RC_INVALID_AMOUNT, TXT_AMOUNT_DIFFERS);
@@ -74,8 +75,10 @@ static int bin_is_contracted(phonepay *pp, const char *pan, int *contracted, px_
         memcpy(bins[i], pan, 6 + i);
         bins[i][6 + i] = 0;
     }
-    rc = store_prepare(pp->st, "SELECT bank FROM phonepay_bin WHERE bin IN ($1, $2, $3, $4, "
-                               "$5, $6) LIMIT 1", &s, e);
+    rc = store_prepare(pp->st,
+                       "SELECT bank FROM phonepay_bin WHERE bin IN ($1, $2, $3, $4, "
+                       "$5, $6) LIMIT 1",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     for (int i = 0; i < 6; i++)
@@ -99,7 +102,8 @@ static int start_payment(phonepay *pp, begin_ctx *c, px_error *e)
                            "$3, CAST($4 AS BIGINT), $5, card_enc, card_mac, card_masked, "
                            "'pending', CAST($6 AS BIGINT), CAST($6 AS BIGINT) FROM "
                            "phonepay_payee WHERE mobile = $7 AND status = 'active' "
-                           "RETURNING card_enc, card_mac", &s, e);
+                           "RETURNING card_enc, card_mac",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, r->reference);
@@ -133,14 +137,17 @@ static int begin_txn(phonepay *pp, void *ud, px_error *e)
     rc = check_reference(pp, c, e);
     if (rc != PX_OK || c->out->response_code[0])
         return rc;
-    if (pp->cfg.bin_check && (rc = bin_is_contracted(pp, c->req->payer_pan, &contracted, e)) != PX_OK)
+    if (pp->cfg.bin_check &&
+        (rc = bin_is_contracted(pp, c->req->payer_pan, &contracted, e)) != PX_OK)
         return rc;
     if (!contracted) { /* the reference stays usable: the payer may try another card */
         answer(c->out, PHONEPAY_RC_NO_ISSUER, TXT_NO_ISSUER);
         return PX_OK;
     }
-    rc = store_prepare(pp->st, "UPDATE phonepay_lookup SET used = 1 WHERE reference = $1 AND "
-                               "used = 0", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_lookup SET used = 1 WHERE reference = $1 AND "
+                       "used = 0",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->req->reference);
@@ -156,16 +163,18 @@ static int begin_txn(phonepay *pp, void *ud, px_error *e)
     return rc;
 }
 
-int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req,
-                           phonepay_payment *out, px_error *e)
+int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req, phonepay_payment *out,
+                           px_error *e)
 {
     begin_ctx c = {.req = req, .out = out, .now_ms = px_now_ms()};
     int rc;
     memset(out, 0, sizeof *out);
     if (pp == NULL || req == NULL || req->tid == NULL || req->reference == NULL)
         return px_error_set(e, PX_EINVAL, "payment: no phonepay, request or reference");
-    if (!px_mobile_cn_is_valid(req->payee_mobile, req->payee_mobile ? strlen(req->payee_mobile) : 0, NULL) ||
-        !px_mobile_cn_is_valid(req->payer_mobile, req->payer_mobile ? strlen(req->payer_mobile) : 0, NULL)) {
+    if (!px_mobile_cn_is_valid(req->payee_mobile, req->payee_mobile ? strlen(req->payee_mobile) : 0,
+                               NULL) ||
+        !px_mobile_cn_is_valid(req->payer_mobile, req->payer_mobile ? strlen(req->payer_mobile) : 0,
+                               NULL)) {
         answer(out, PHONEPAY_RC_BAD_MOBILE, TXT_BAD_MOBILE);
         phonepay_count_answer("payment", out->response_code);
         return PX_OK;
@@ -216,9 +225,11 @@ static int result_txn(phonepay *pp, void *ud, px_error *e)
     char old_rrn[16] = "", old_rc[4] = "";
     int64_t amount = 0;
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT state, payer_mobile, payee_mobile, masked_name, "
-                                   "amount_minor, COALESCE(rrn, ''), COALESCE(response_code, '') "
-                                   "FROM phonepay_payment WHERE reference = $1", &s, e);
+    int rc = store_prepare(pp->st,
+                           "SELECT state, payer_mobile, payee_mobile, masked_name, "
+                           "amount_minor, COALESCE(rrn, ''), COALESCE(response_code, '') "
+                           "FROM phonepay_payment WHERE reference = $1",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->reference);
@@ -242,9 +253,11 @@ static int result_txn(phonepay *pp, void *ud, px_error *e)
                    ? PX_OK
                    : px_error_set(e, PX_ECONFLICT, "payment %s: already %s", c->reference, state);
     px_time_format_utc(c->now_ms, "%Y-%m-%d", date, sizeof date);
-    rc = store_prepare(pp->st, "UPDATE phonepay_payment SET state = $2, response_code = $3, "
-                               "rrn = $4, stan = $5, business_date = $6, updated_ms = $7 "
-                               "WHERE reference = $1 AND state = 'pending'", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_payment SET state = $2, response_code = $3, "
+                       "rrn = $4, stan = $5, business_date = $6, updated_ms = $7 "
+                       "WHERE reference = $1 AND state = 'pending'",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->reference);
@@ -262,8 +275,8 @@ static int result_txn(phonepay *pp, void *ud, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
-int phonepay_payment_result(phonepay *pp, const char *reference, const char *rrn,
-                            const char *stan, const char *response_code, px_error *e)
+int phonepay_payment_result(phonepay *pp, const char *reference, const char *rrn, const char *stan,
+                            const char *response_code, px_error *e)
 {
     result_ctx c = {reference, rrn, stan ? stan : "", response_code, px_now_ms(), 0};
     int rc;
@@ -274,8 +287,8 @@ int phonepay_payment_result(phonepay *pp, const char *reference, const char *rrn
         return px_error_set(e, PX_EINVAL, "payment result: RRN must be 12 characters");
     rc = phonepay_txn(pp, result_txn, &c, e);
     if (rc == PX_OK && c.changed)
-        px_info(PHONEPAY_MOD, "payment %s: provider answered %s (RRN %s)", reference,
-                response_code, rrn);
+        px_info(PHONEPAY_MOD, "payment %s: provider answered %s (RRN %s)", reference, response_code,
+                rrn);
     return rc;
 }
 
@@ -289,8 +302,8 @@ static int reverse_txn(phonepay *pp, void *ud, px_error *e)
 {
     reverse_ctx *c = ud;
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT state FROM phonepay_payment WHERE reference = $1",
-                           &s, e);
+    int rc = store_prepare(pp->st, "SELECT state FROM phonepay_payment WHERE reference = $1", &s,
+                           e);
     char state[16] = "";
     if (rc != PX_OK)
         return rc;
@@ -302,12 +315,16 @@ static int reverse_txn(phonepay *pp, void *ud, px_error *e)
     if (rc < 0 || rc == STORE_DONE)
         return rc < 0 ? rc : PX_OK;
     if (strcmp(state, "crediting") == 0 || strcmp(state, "credited") == 0)
-        return px_error_set(e, PX_ECONFLICT, "payment %s: reversed after the payee credit was "
-                            "sent: needs an operator", c->reference);
+        return px_error_set(e, PX_ECONFLICT,
+                            "payment %s: reversed after the payee credit was "
+                            "sent: needs an operator",
+                            c->reference);
     if (strcmp(state, "pending") != 0 && strcmp(state, "approved") != 0)
         return PX_OK;
-    rc = store_prepare(pp->st, "UPDATE phonepay_payment SET state = 'reversed', updated_ms = $2 "
-                               "WHERE reference = $1", &s, e);
+    rc = store_prepare(pp->st,
+                       "UPDATE phonepay_payment SET state = 'reversed', updated_ms = $2 "
+                       "WHERE reference = $1",
+                       &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->reference);

@@ -86,7 +86,10 @@ void phonepay_config_default(phonepay_config *c)
 /* [phonepay] hsm_* keys override the HSM settings ([hsm] or the defaults), as [issuer]. */
 static int bind_hsm_overrides(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct { const char *key; size_t off, size; } keys[] = {
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } keys[] = {
         {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
         {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
         {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
@@ -102,9 +105,8 @@ static int bind_hsm_overrides(px_config *c, hsm_config *h, px_error *e)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         v = px_config_get(c, PHONEPAY_MOD, keys[i].key);
         if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
-            return px_error_set(e, PX_ECONFIG, "%s:%d: [phonepay] %s: too long",
-                                px_config_path(c), px_config_line(c, PHONEPAY_MOD, keys[i].key),
-                                keys[i].key);
+            return px_error_set(e, PX_ECONFIG, "%s:%d: [phonepay] %s: too long", px_config_path(c),
+                                px_config_line(c, PHONEPAY_MOD, keys[i].key), keys[i].key);
     }
     return PX_OK;
 }
@@ -333,7 +335,8 @@ void phonepay_count_answer(const char *step, const char *code)
         snprintf(labels, sizeof labels, "step=\"%s\",code=\"%s\"", s ? "payment" : "lookup",
                  codes[c]);
         m[s][c] = net_metric_counter("possum_phonepay_answers_total",
-                                     "Answers to mobile-number lookups and payments by code", labels);
+                                     "Answers to mobile-number lookups and payments by code",
+                                     labels);
     }
     net_metric_add(m[s][c], 1);
 }

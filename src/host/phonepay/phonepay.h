@@ -41,21 +41,21 @@
 #include "lib/config.h"
 #include "lib/err.h"
 
-#define PHONEPAY_MOBILE_LEN  11   /* mainland-China mobile number: 11 digits */
-#define PHONEPAY_REF_LEN     12   /* lookup reference (field 37 of the 0110): 12 digits */
-#define PHONEPAY_RRN_LEN     12   /* retrieval reference number on the provider link */
-#define PHONEPAY_PAN_MAX     20   /* 12..19 digits and NUL */
-#define PHONEPAY_NAME_MAX    160  /* payee name, UTF-8, NUL included (32 code points max) */
-#define PHONEPAY_TEXT_MAX    192  /* field 63 text for the terminal, UTF-8, NUL included */
+#define PHONEPAY_MOBILE_LEN 11 /* mainland-China mobile number: 11 digits */
+#define PHONEPAY_REF_LEN 12    /* lookup reference (field 37 of the 0110): 12 digits */
+#define PHONEPAY_RRN_LEN 12    /* retrieval reference number on the provider link */
+#define PHONEPAY_PAN_MAX 20    /* 12..19 digits and NUL */
+#define PHONEPAY_NAME_MAX 160  /* payee name, UTF-8, NUL included (32 code points max) */
+#define PHONEPAY_TEXT_MAX 192  /* field 63 text for the terminal, UTF-8, NUL included */
 
 /* Field 39 codes phonepay decides (docs/switch-protocol.md, section 1). */
-#define PHONEPAY_RC_APPROVED        "00"
-#define PHONEPAY_RC_INVALID_TXN     "12" /* lookup reference unknown, expired or used */
-#define PHONEPAY_RC_INVALID_AMOUNT  "13"
-#define PHONEPAY_RC_NO_ISSUER       "15" /* payer card's bank is not a contracted bank */
-#define PHONEPAY_RC_BAD_MOBILE      "Q1"
-#define PHONEPAY_RC_NOT_REGISTERED  "Q2"
-#define PHONEPAY_RC_TOO_MANY        "Q4"
+#define PHONEPAY_RC_APPROVED "00"
+#define PHONEPAY_RC_INVALID_TXN "12" /* lookup reference unknown, expired or used */
+#define PHONEPAY_RC_INVALID_AMOUNT "13"
+#define PHONEPAY_RC_NO_ISSUER "15" /* payer card's bank is not a contracted bank */
+#define PHONEPAY_RC_BAD_MOBILE "Q1"
+#define PHONEPAY_RC_NOT_REGISTERED "Q2"
+#define PHONEPAY_RC_TOO_MANY "Q4"
 
 typedef struct phonepay phonepay;
 
@@ -75,8 +75,8 @@ typedef struct phonepay_field48 {
 /* Split field 48: payee n11 ‖ payer n11 (lookup, 22 digits), plus reference n12 (payment,
  * 34 digits) when with_reference. Only lengths and digits are checked here (PX_EFORMAT,
  * answer 30); the numbering rules are checked by phonepay_lookup (answer Q1). */
-int phonepay_field48_parse(const char *f48, size_t len, int with_reference,
-                           phonepay_field48 *out, px_error *e);
+int phonepay_field48_parse(const char *f48, size_t len, int with_reference, phonepay_field48 *out,
+                           px_error *e);
 
 /* ---- the running service ---- */
 
@@ -96,42 +96,42 @@ typedef struct phonepay_lookup_result {
  * the active payee (Q2) and answer the name with its second character masked and a
  * one-time reference bound to (tid, both numbers, amount). */
 int phonepay_lookup(phonepay *pp, const char *tid, const char *payee_mobile,
-                    const char *payer_mobile, int64_t amount_minor,
-                    phonepay_lookup_result *out, px_error *e);
+                    const char *payer_mobile, int64_t amount_minor, phonepay_lookup_result *out,
+                    px_error *e);
 
 /* ---- payment: 0200 / 480000 -> provider 0200 / 400000 ([0050]-[0054]) ---- */
 
 typedef struct phonepay_payment_request {
-    const char *tid;            /* field 41 */
-    const char *reference;      /* from field 48 */
-    const char *payee_mobile;   /* from field 48 */
-    const char *payer_mobile;   /* from field 48 */
-    int64_t amount_minor;       /* field 4: must equal the lookup's */
-    const char *payer_pan;      /* from field 2 or 35: for the contracted-BIN check only,
-                                   never stored */
+    const char *tid;          /* field 41 */
+    const char *reference;    /* from field 48 */
+    const char *payee_mobile; /* from field 48 */
+    const char *payer_mobile; /* from field 48 */
+    int64_t amount_minor;     /* field 4: must equal the lookup's */
+    const char *payer_pan;    /* from field 2 or 35: for the contracted-BIN check only,
+                                 never stored */
 } phonepay_payment_request;
 
 typedef struct phonepay_payment {
-    char response_code[3];               /* 00: send the debit; else refuse with text */
-    char text[PHONEPAY_TEXT_MAX];        /* field 63 for the terminal */
-    char payee_card[PHONEPAY_PAN_MAX];   /* on 00: clear payee card for field 103;
-                                            the caller wipes it after packing */
+    char response_code[3];             /* 00: send the debit; else refuse with text */
+    char text[PHONEPAY_TEXT_MAX];      /* field 63 for the terminal */
+    char payee_card[PHONEPAY_PAN_MAX]; /* on 00: clear payee card for field 103;
+                                          the caller wipes it after packing */
 } phonepay_payment;
 
 /* Check the reference (unknown, expired, used, other terminal, other numbers or amount:
  * 12 or 13), that the payee is still active (Q2) and that the payer card's BIN belongs to
  * a contracted bank (15, with the reason, claim 4 / [0053]); then mark the reference in
  * use and give the payee's card for field 103. A reference is used at most once. */
-int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req,
-                           phonepay_payment *out, px_error *e);
+int phonepay_payment_begin(phonepay *pp, const phonepay_payment_request *req, phonepay_payment *out,
+                           px_error *e);
 
 /* Record the provider's answer to the debit of `reference`: rrn is field 37 the switch
  * sent on the provider link (what the clearing file carries), stan its field 11,
  * response_code the provider's field 39. On 00 the payer's notification is queued
  * ([0054]); the payment then waits for reconciliation ([0055]). Idempotent: the same
  * result again is PX_OK; another result for a finished payment is PX_ECONFLICT. */
-int phonepay_payment_result(phonepay *pp, const char *reference, const char *rrn,
-                            const char *stan, const char *response_code, px_error *e);
+int phonepay_payment_result(phonepay *pp, const char *reference, const char *rrn, const char *stan,
+                            const char *response_code, px_error *e);
 
 /* The switch reversed the debit of `reference` (timeout, terminal 0400): it will never be
  * credited to the payee. PX_OK also when it was already reversed or never approved. */

@@ -21,52 +21,52 @@
 
 /* Named HSM keys phonepay creates on first use when missing. */
 #define PHONEPAY_KEY_CARD_DEFAULT "phonepay.card" /* D0 AES-256: payee cards at rest */
-#define PHONEPAY_KEY_MAC_DEFAULT  "phonepay.mac"  /* M6 AES-256: card binding, OTP digests */
+#define PHONEPAY_KEY_MAC_DEFAULT "phonepay.mac"   /* M6 AES-256: card binding, OTP digests */
 
-#define PHONEPAY_CARD_BLOCK   32 /* padded card number: length byte, digits, random fill */
+#define PHONEPAY_CARD_BLOCK 32 /* padded card number: length byte, digits, random fill */
 #define PHONEPAY_CARD_ENC_LEN (16 + PHONEPAY_CARD_BLOCK) /* IV || AES-CBC */
-#define PHONEPAY_MAC_LEN      16 /* AES-CMAC */
-#define PHONEPAY_OTP_DIGITS   6
-#define PHONEPAY_SALT_LEN     16
-#define PHONEPAY_TOKEN_LEN    32 /* bearer token bytes (64 hex on the wire) */
+#define PHONEPAY_MAC_LEN 16                              /* AES-CMAC */
+#define PHONEPAY_OTP_DIGITS 6
+#define PHONEPAY_SALT_LEN 16
+#define PHONEPAY_TOKEN_LEN 32 /* bearer token bytes (64 hex on the wire) */
 #define PHONEPAY_MASKED_PAN_MAX 24
 
 /* [phonepay] (docs/phonepay.md lists every key). */
 typedef struct phonepay_config {
-    net_listener_config api;        /* api_listen, api_tls_*, ...: the payee REST API */
-    int api_enabled;                /* api_listen given (the CLI never listens) */
-    int64_t lookup_ttl_ms;          /* a lookup reference is good this long */
-    int64_t rate_window_ms;         /* lookup rate-limit window */
-    int64_t terminal_lookups_max;   /* lookups per terminal per window */
-    int64_t terminal_misses_max;    /* "not registered" answers per terminal per window */
-    int64_t payee_lookups_max;      /* lookups of one payee number per window */
-    int64_t otp_ttl_ms;             /* a one-time code is good this long */
-    int64_t otp_attempts_max;       /* wrong codes before the challenge is void */
-    int64_t otp_sends_max;          /* codes sent to one number per otp_window_ms */
+    net_listener_config api;      /* api_listen, api_tls_*, ...: the payee REST API */
+    int api_enabled;              /* api_listen given (the CLI never listens) */
+    int64_t lookup_ttl_ms;        /* a lookup reference is good this long */
+    int64_t rate_window_ms;       /* lookup rate-limit window */
+    int64_t terminal_lookups_max; /* lookups per terminal per window */
+    int64_t terminal_misses_max;  /* "not registered" answers per terminal per window */
+    int64_t payee_lookups_max;    /* lookups of one payee number per window */
+    int64_t otp_ttl_ms;           /* a one-time code is good this long */
+    int64_t otp_attempts_max;     /* wrong codes before the challenge is void */
+    int64_t otp_sends_max;        /* codes sent to one number per otp_window_ms */
     int64_t otp_window_ms;
-    int64_t session_ttl_ms;         /* bearer token lifetime after a confirmation */
-    int bin_check;                  /* refuse payer cards of banks not in phonepay_bin */
+    int64_t session_ttl_ms; /* bearer token lifetime after a confirmation */
+    int bin_check;          /* refuse payer cards of banks not in phonepay_bin */
     char card_key[PX_HSM_LABEL_MAX];
     char mac_key[PX_HSM_LABEL_MAX];
-    char sms_url[PX_PHONEPAY_URL_MAX];      /* Kannel sendsms URL; "" = no SMS */
+    char sms_url[PX_PHONEPAY_URL_MAX]; /* Kannel sendsms URL; "" = no SMS */
     char sms_username[PX_PHONEPAY_CRED_MAX];
     char sms_password_env[PX_PHONEPAY_CRED_MAX]; /* variable holding the password */
     char sms_from[PX_PHONEPAY_CRED_MAX];
-    char sms_signature[PX_PHONEPAY_CRED_MAX];    /* prefix of every SMS, e.g. 【possum】 */
-    char webhook_url[PX_PHONEPAY_URL_MAX];  /* "" = no webhook */
+    char sms_signature[PX_PHONEPAY_CRED_MAX]; /* prefix of every SMS, e.g. 【possum】 */
+    char webhook_url[PX_PHONEPAY_URL_MAX];    /* "" = no webhook */
     char webhook_secret_env[PX_PHONEPAY_CRED_MAX];
-    int64_t outbox_interval_ms;     /* how often the worker looks for due items */
-    int64_t outbox_attempts_max;    /* deliveries tried before an item is failed */
-    int64_t outbox_backoff_min_ms;  /* first retry delay; doubles ... */
-    int64_t outbox_backoff_max_ms;  /* ... up to this */
-    int64_t notify_timeout_ms;      /* one HTTP delivery */
-    net_link_config provider;       /* provider_connect ...: recon's 0220 credits */
+    int64_t outbox_interval_ms;    /* how often the worker looks for due items */
+    int64_t outbox_attempts_max;   /* deliveries tried before an item is failed */
+    int64_t outbox_backoff_min_ms; /* first retry delay; doubles ... */
+    int64_t outbox_backoff_max_ms; /* ... up to this */
+    int64_t notify_timeout_ms;     /* one HTTP delivery */
+    net_link_config provider;      /* provider_connect ...: recon's 0220 credits */
     int provider_enabled;
     int64_t credit_timeout_ms;      /* wait for a 0230 */
     net_tls_config notify_tls;      /* notify_tls_ca/_cert/_key: https SMS or webhook URLs */
     char clearing_dir[PX_PATH_MAX]; /* where recon finds clearing-YYYYMMDD.csv */
     char currency[4];
-    hsm_config hsm;                 /* [hsm] if present, then hsm_* keys here */
+    hsm_config hsm; /* [hsm] if present, then hsm_* keys here */
 } phonepay_config;
 
 void phonepay_config_default(phonepay_config *c);
@@ -74,14 +74,14 @@ int phonepay_config_bind(px_config *cfg, phonepay_config *out, px_error *e);
 
 struct phonepay {
     phonepay_config cfg;
-    store *st;          /* own connection, event-loop thread (or the CLI) only */
+    store *st; /* own connection, event-loop thread (or the CLI) only */
     int own_store;
     hsm *h;
-    int own_hsm;        /* 1: opened by phonepay_new, closed with it */
-    hsm_key *card_key;  /* D0 */
-    hsm_key *mac_key;   /* M6 */
+    int own_hsm;                    /* 1: opened by phonepay_new, closed with it */
+    hsm_key *card_key;              /* D0 */
+    hsm_key *mac_key;               /* M6 */
     struct phonepay_outbox *outbox; /* NULL in the CLI: items wait for a daemon */
-    int kick;           /* notifications queued in the open transaction */
+    int kick;                       /* notifications queued in the open transaction */
 };
 
 /* Build a phonepay on an open store (not taken) with cfg (copied): opens the HSM and the
@@ -115,13 +115,12 @@ typedef struct phonepay_card_sealed {
 } phonepay_card_sealed;
 
 /* Encrypt pan under the card key and bind it to mobile with the MAC key. */
-int phonepay_card_seal(phonepay *pp, const char *mobile, const char *pan,
-                       phonepay_card_sealed *out, px_error *e);
+int phonepay_card_seal(phonepay *pp, const char *mobile, const char *pan, phonepay_card_sealed *out,
+                       px_error *e);
 /* Verify the binding to mobile, then decrypt into pan (PHONEPAY_PAN_MAX). PX_EAUTH when the
  * stored value was tampered with or moved to another number. */
 int phonepay_card_open(phonepay *pp, const char *mobile, const uint8_t *enc, size_t enclen,
-                       const uint8_t *mac, size_t maclen, char pan[PHONEPAY_PAN_MAX],
-                       px_error *e);
+                       const uint8_t *mac, size_t maclen, char pan[PHONEPAY_PAN_MAX], px_error *e);
 /* CMAC under the MAC key over "label|" + data. */
 int phonepay_mac(phonepay *pp, const char *label, const uint8_t *data, size_t n,
                  uint8_t out[PHONEPAY_MAC_LEN], px_error *e);
@@ -134,16 +133,15 @@ int phonepay_otp_new(phonepay *pp, const char *mobile, char code[PHONEPAY_OTP_DI
                      px_error *e);
 /* PX_OK when code matches the digest (constant time), PX_EAUTH when not, PX_EFORMAT when it
  * is not 6 digits. */
-int phonepay_otp_check(phonepay *pp, const char *mobile, const char *code,
-                       const uint8_t *salt, size_t saltlen, const uint8_t *digest,
-                       size_t digestlen, px_error *e);
+int phonepay_otp_check(phonepay *pp, const char *mobile, const char *code, const uint8_t *salt,
+                       size_t saltlen, const uint8_t *digest, size_t digestlen, px_error *e);
 
 /* ---- rate.c: fixed-window counters in the store, shared by every node ---- */
 
 /* Count one hit on key in the window of window_ms containing now_ms (in the caller's open
  * transaction); *count = hits in this window including this one. */
-int phonepay_rate_hit(store *st, const char *key, int64_t now_ms, int64_t window_ms,
-                      int64_t *count, px_error *e);
+int phonepay_rate_hit(store *st, const char *key, int64_t now_ms, int64_t window_ms, int64_t *count,
+                      px_error *e);
 /* Hits on key in the current window, without counting. */
 int phonepay_rate_peek(store *st, const char *key, int64_t now_ms, int64_t window_ms,
                        int64_t *count, px_error *e);
@@ -151,9 +149,9 @@ int phonepay_rate_peek(store *st, const char *key, int64_t now_ms, int64_t windo
 /* ---- outbox.c: notifications ---- */
 
 typedef enum phonepay_event {
-    PHONEPAY_EV_OTP = 0,    /* a one-time code (body wiped once delivered) */
-    PHONEPAY_EV_DEBIT = 1,  /* payer: debited ([0054]) */
-    PHONEPAY_EV_CREDIT = 2  /* payee: credited, with the payer's number ([0055]) */
+    PHONEPAY_EV_OTP = 0,   /* a one-time code (body wiped once delivered) */
+    PHONEPAY_EV_DEBIT = 1, /* payer: debited ([0054]) */
+    PHONEPAY_EV_CREDIT = 2 /* payee: credited, with the payer's number ([0055]) */
 } phonepay_event;
 
 /* Queue text for mobile on every configured channel, in the caller's open transaction.
@@ -167,19 +165,18 @@ int phonepay_notify(phonepay *pp, const char *key, phonepay_event ev, const char
  * client without blocking the loop, and records the outcome (sent, or retried with
  * exponential backoff up to outbox_attempts_max, then failed). */
 typedef struct phonepay_outbox phonepay_outbox;
-int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox **out,
-                        px_error *e);
-void phonepay_outbox_kick(phonepay_outbox *ob);      /* a pass soon (new items) */
+int phonepay_outbox_new(phonepay *pp, struct event_base *base, phonepay_outbox **out, px_error *e);
+void phonepay_outbox_kick(phonepay_outbox *ob); /* a pass soon (new items) */
 size_t phonepay_outbox_in_flight(const phonepay_outbox *ob);
-void phonepay_outbox_drain(phonepay_outbox *ob);     /* no new passes */
-void phonepay_outbox_free(phonepay_outbox *ob);      /* cancels what is in flight; NULL ok */
+void phonepay_outbox_drain(phonepay_outbox *ob); /* no new passes */
+void phonepay_outbox_free(phonepay_outbox *ob);  /* cancels what is in flight; NULL ok */
 
 /* Kannel's sendsms URL for one message (password from the environment at send time). */
 int phonepay_sms_url(const phonepay_config *cfg, const char *password, const char *to,
                      const char *text, px_buf *out, px_error *e);
 /* The webhook body: {"id","event","to","text","created_ms"}. */
-int phonepay_webhook_body(const char *id, const char *event, const char *to,
-                          const char *text, int64_t created_ms, px_buf *out, px_error *e);
+int phonepay_webhook_body(const char *id, const char *event, const char *to, const char *text,
+                          int64_t created_ms, px_buf *out, px_error *e);
 
 /* ---- payee.c: registration, card update, confirmation, sessions ([0038], claim 2) ---- */
 
@@ -200,20 +197,18 @@ typedef struct phonepay_payee_view {
     int64_t otp_expires_ms;
 } phonepay_payee_view;
 
-int phonepay_payee_register(phonepay *pp, const char *name, const char *mobile,
-                            const char *card, phonepay_payee_view *out, px_error *e);
+int phonepay_payee_register(phonepay *pp, const char *name, const char *mobile, const char *card,
+                            phonepay_payee_view *out, px_error *e);
 int phonepay_payee_card_update(phonepay *pp, const char *mobile, const char *card,
                                phonepay_payee_view *out, px_error *e);
-int phonepay_payee_login(phonepay *pp, const char *mobile, phonepay_payee_view *out,
-                         px_error *e);
+int phonepay_payee_login(phonepay *pp, const char *mobile, phonepay_payee_view *out, px_error *e);
 /* Check the code; apply what it confirms; give a bearer token (hex, 64 + NUL). */
 int phonepay_payee_confirm(phonepay *pp, const char *mobile, const char *code,
                            phonepay_payee_view *out, char token[2 * PHONEPAY_TOKEN_LEN + 1],
                            px_error *e);
 /* PX_OK when token is a live session of mobile, PX_EAUTH otherwise. */
 int phonepay_session_check(phonepay *pp, const char *mobile, const char *token, px_error *e);
-int phonepay_payee_get(phonepay *pp, const char *mobile, phonepay_payee_view *out,
-                       px_error *e);
+int phonepay_payee_get(phonepay *pp, const char *mobile, phonepay_payee_view *out, px_error *e);
 
 /* ---- rest.c ---- */
 typedef struct phonepay_rest phonepay_rest;
@@ -226,8 +221,8 @@ struct phonepay_recon_report;
 /* Send the payee credit (0220 / 210000) of each payment in refs to the provider, one
  * connection for all, and record each outcome (credited + the payee's notification, or
  * the provider's refusal; no answer leaves it to be sent again, identically, next run). */
-int phonepay_credit_all(phonepay *pp, const char (*refs)[PHONEPAY_REF_LEN + 1], size_t n,
-                        FILE *out, struct phonepay_recon_report *rep, px_error *e);
+int phonepay_credit_all(phonepay *pp, const char (*refs)[PHONEPAY_REF_LEN + 1], size_t n, FILE *out,
+                        struct phonepay_recon_report *rep, px_error *e);
 
 /* ---- metrics ---- */
 /* Count one answer: possum_phonepay_answers_total{step="lookup|payment",code="00"}. Known

@@ -15,11 +15,11 @@
 
 /* One line of clearing-YYYYMMDD.csv, checked field by field. */
 typedef struct phonepay_clearing_line {
-    size_t lineno;           /* 2.. (the header is line 1) */
-    char date[11];           /* YYYY-MM-DD */
+    size_t lineno; /* 2.. (the header is line 1) */
+    char date[11]; /* YYYY-MM-DD */
     char rrn[13];
     char stan[7];
-    char type[9];            /* purchase, void, reversal, debit, credit */
+    char type[9]; /* purchase, void, reversal, debit, credit */
     char pan_masked[20];
     int64_t amount_minor;
     char currency[4];
@@ -34,31 +34,30 @@ typedef struct phonepay_clearing_line {
 typedef struct phonepay_clearing {
     phonepay_clearing_line *lines;
     size_t n;
-    char sha256[65];         /* of the whole file, hex */
+    char sha256[65]; /* of the whole file, hex */
 } phonepay_clearing;
 
 /* Parse a clearing file held in memory: the header exactly as the contract says, then
  * lines of 13 fields (RFC 4180 quoting), each checked; every line's date must be date
  * (YYYY-MM-DD) and no (rrn, type) may appear twice. An error names the line and field:
  * "line 7: amount_minor: not a positive amount". */
-int phonepay_clearing_parse(const char *text, size_t len, const char *date,
-                            phonepay_clearing *out, px_error *e);
+int phonepay_clearing_parse(const char *text, size_t len, const char *date, phonepay_clearing *out,
+                            px_error *e);
 /* Read path (at most PX_PHONEPAY_CLEARING_LINES_MAX lines) and parse it. */
-int phonepay_clearing_load(const char *path, const char *date, phonepay_clearing *out,
-                           px_error *e);
+int phonepay_clearing_load(const char *path, const char *date, phonepay_clearing *out, px_error *e);
 void phonepay_clearing_free(phonepay_clearing *c);
 
 /* What a run found and did. */
 typedef struct phonepay_recon_report {
-    size_t lines;              /* in the file */
-    size_t matched;            /* lines matched with the journal, amounts equal */
-    size_t missing_platform;   /* in the file, not in the journal */
-    size_t missing_provider;   /* in the journal, not in the file */
-    size_t mismatched;         /* both sides, different amounts */
-    size_t credited_now;       /* payee credits approved during this run */
-    size_t credited_before;    /* matched debits already credited by an earlier run */
-    size_t credit_failed;      /* credits refused or unanswered (tried again next run) */
-    int64_t runs;              /* this is run number ... for the date */
+    size_t lines;            /* in the file */
+    size_t matched;          /* lines matched with the journal, amounts equal */
+    size_t missing_platform; /* in the file, not in the journal */
+    size_t missing_provider; /* in the journal, not in the file */
+    size_t mismatched;       /* both sides, different amounts */
+    size_t credited_now;     /* payee credits approved during this run */
+    size_t credited_before;  /* matched debits already credited by an earlier run */
+    size_t credit_failed;    /* credits refused or unanswered (tried again next run) */
+    int64_t runs;            /* this is run number ... for the date */
 } phonepay_recon_report;
 
 /* Reconcile business day date ("YYYY-MM-DD") with the clearing file at path (NULL:

@@ -11,8 +11,8 @@ static int64_t window_start(int64_t now_ms, int64_t window_ms)
     return window_ms > 0 ? now_ms - now_ms % window_ms : 0;
 }
 
-int phonepay_rate_hit(store *st, const char *key, int64_t now_ms, int64_t window_ms,
-                      int64_t *count, px_error *e)
+int phonepay_rate_hit(store *st, const char *key, int64_t now_ms, int64_t window_ms, int64_t *count,
+                      px_error *e)
 {
     store_stmt *s;
     int rc = store_prepare(st,

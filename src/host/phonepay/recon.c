@@ -17,7 +17,7 @@
 
 typedef struct recon_diff {
     char rrn[13], type[9];
-    const char *kind;          /* missing_platform, missing_provider, amount_mismatch */
+    const char *kind; /* missing_platform, missing_provider, amount_mismatch */
     int64_t platform_amount, provider_amount; /* -1 = none */
 } recon_diff;
 
@@ -40,7 +40,8 @@ static int add_diff(recon_ctx *c, const char *rrn, const char *type, const char 
     if (c->ndiffs == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 64;
         recon_diff *n = cap <= 2 * (size_t)PX_PHONEPAY_CLEARING_LINES_MAX
-                            ? realloc(c->diffs, cap * sizeof *n) : NULL;
+                            ? realloc(c->diffs, cap * sizeof *n)
+                            : NULL;
         if (n == NULL)
             return PX_ENOMEM;
         c->diffs = n;
@@ -89,8 +90,10 @@ static int find_payment(phonepay *pp, const phonepay_clearing_line *ln, int64_t 
                         char reference[PHONEPAY_REF_LEN + 1], int *found, px_error *e)
 {
     store_stmt *s;
-    int rc = store_prepare(pp->st, "SELECT amount_minor, state, reference FROM phonepay_payment "
-                                   "WHERE rrn = $1", &s, e);
+    int rc = store_prepare(pp->st,
+                           "SELECT amount_minor, state, reference FROM phonepay_payment "
+                           "WHERE rrn = $1",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, ln->rrn);
@@ -121,11 +124,13 @@ static int find_request(phonepay *pp, const phonepay_clearing_line *ln, int64_t 
 {
     int rev = strcmp(ln->type, "reversal") == 0;
     store_stmt *s;
-    int rc = store_prepare(pp->st, rev ? "SELECT amount FROM switch_request WHERE rrn = $1 AND "
-                                         "kind = 'F' AND rc = '00' AND undone_by IS NOT NULL"
-                                       : "SELECT amount FROM switch_request WHERE rrn = $1 AND "
-                                         "ttype = $2 AND kind = 'F' AND rc = '00' AND "
-                                         "state = 'done'", &s, e);
+    int rc = store_prepare(pp->st,
+                           rev ? "SELECT amount FROM switch_request WHERE rrn = $1 AND "
+                                 "kind = 'F' AND rc = '00' AND undone_by IS NOT NULL"
+                               : "SELECT amount FROM switch_request WHERE rrn = $1 AND "
+                                 "ttype = $2 AND kind = 'F' AND rc = '00' AND "
+                                 "state = 'done'",
+                           &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, ln->rrn);
@@ -148,9 +153,9 @@ static int match_lines(phonepay *pp, recon_ctx *c, px_error *e)
         int found = 0, rc = PX_OK;
         if (strcmp(ln->type, "purchase") != 0 && strcmp(ln->type, "void") != 0)
             rc = find_payment(pp, ln, &amount, ref, &found, e);
-        if (rc == PX_OK && !found && (strcmp(ln->type, "purchase") == 0 ||
-                                      strcmp(ln->type, "void") == 0 ||
-                                      strcmp(ln->type, "reversal") == 0))
+        if (rc == PX_OK && !found &&
+            (strcmp(ln->type, "purchase") == 0 || strcmp(ln->type, "void") == 0 ||
+             strcmp(ln->type, "reversal") == 0))
             rc = find_request(pp, ln, &amount, e);
         if (rc != PX_OK)
             return rc;
@@ -218,16 +223,18 @@ static int record_txn(phonepay *pp, void *ud, px_error *e)
     recon_ctx *c = ud;
     const phonepay_recon_report *r = c->rep;
     store_stmt *s;
-    int rc = store_prepare(pp->st,
-                           "INSERT INTO phonepay_recon (business_date, file_sha256, lines, matched, "
-                           "missing_platform, missing_provider, mismatched, credited, runs, "
-                           "first_run_ms, last_run_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 1, "
-                           "$8, $8) ON CONFLICT (business_date) DO UPDATE SET file_sha256 = "
-                           "excluded.file_sha256, lines = excluded.lines, matched = "
-                           "excluded.matched, missing_platform = excluded.missing_platform, "
-                           "missing_provider = excluded.missing_provider, mismatched = "
-                           "excluded.mismatched, runs = phonepay_recon.runs + 1, last_run_ms = "
-                           "excluded.last_run_ms RETURNING runs", &s, e);
+    int rc =
+        store_prepare(pp->st,
+                      "INSERT INTO phonepay_recon (business_date, file_sha256, lines, matched, "
+                      "missing_platform, missing_provider, mismatched, credited, runs, "
+                      "first_run_ms, last_run_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 1, "
+                      "$8, $8) ON CONFLICT (business_date) DO UPDATE SET file_sha256 = "
+                      "excluded.file_sha256, lines = excluded.lines, matched = "
+                      "excluded.matched, missing_platform = excluded.missing_platform, "
+                      "missing_provider = excluded.missing_provider, mismatched = "
+                      "excluded.mismatched, runs = phonepay_recon.runs + 1, last_run_ms = "
+                      "excluded.last_run_ms RETURNING runs",
+                      &s, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(s, 1, c->date);
@@ -247,7 +254,8 @@ static int record_txn(phonepay *pp, void *ud, px_error *e)
         if ((rc = store_prepare(pp->st,
                                 "INSERT INTO phonepay_recon_item (business_date, rrn, ttype, kind, "
                                 "platform_amount, provider_amount, found_ms) VALUES ($1, $2, $3, "
-                                "$4, $5, $6, $7) ON CONFLICT DO NOTHING", &s, e)) != PX_OK)
+                                "$4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                                &s, e)) != PX_OK)
             return rc;
         store_bind_text(s, 1, c->date);
         store_bind_text(s, 2, d->rrn);
@@ -277,8 +285,8 @@ static void print_diffs(const recon_ctx *c)
             phonepay_amount_format(d->platform_amount, pa, sizeof pa);
         if (d->provider_amount >= 0)
             phonepay_amount_format(d->provider_amount, pr, sizeof pr);
-        fprintf(c->out, "%-16s rrn %s %-8s platform %s provider %s\n", d->kind, d->rrn,
-                d->type, pa, pr);
+        fprintf(c->out, "%-16s rrn %s %-8s platform %s provider %s\n", d->kind, d->rrn, d->type, pa,
+                pr);
     }
 }
 
@@ -317,11 +325,12 @@ int phonepay_recon_run(phonepay *pp, const char *date, const char *path, FILE *o
         rc = phonepay_txn(pp, record_txn, &c, e);
     if (rc == PX_OK) {
         print_diffs(&c);
-        rc = phonepay_credit_all(pp, (const char (*)[PHONEPAY_REF_LEN + 1])c.credit, c.ncredit,
-                                 out, rep, e);
+        rc = phonepay_credit_all(pp, (const char(*)[PHONEPAY_REF_LEN + 1]) c.credit, c.ncredit, out,
+                                 rep, e);
     }
     if (rc == PX_OK)
-        px_info(PHONEPAY_MOD, "recon %s (run %lld): %zu lines, %zu matched, %zu missing on the "
+        px_info(PHONEPAY_MOD,
+                "recon %s (run %lld): %zu lines, %zu matched, %zu missing on the "
                 "platform, %zu missing at the provider, %zu amount mismatches, %zu credited now",
                 date, (long long)rep->runs, rep->lines, rep->matched, rep->missing_platform,
                 rep->missing_provider, rep->mismatched, rep->credited_now);

@@ -35,7 +35,7 @@ static int body_fields(net_http_req *req, json_t **j, const char *const *keys, s
     int rc = net_http_body_json(req, j, e);
     if (rc != PX_OK)
         return rc;
-    json_object_foreach(*j, k, v) {
+    json_object_foreach (*j, k, v) {
         size_t i = 0;
         while (i < n && strcmp(keys[i], k) != 0)
             i++;
@@ -179,8 +179,9 @@ static void on_login(net_http_req *req, void *user)
         reply_error(req, rc, &e);
         return;
     }
-    net_http_reply_json(req, 202, json_pack("{s:s, s:I}", "mobile", v.mobile, "code_expires_ms",
-                                            (json_int_t)v.otp_expires_ms));
+    net_http_reply_json(req, 202,
+                        json_pack("{s:s, s:I}", "mobile", v.mobile, "code_expires_ms",
+                                  (json_int_t)v.otp_expires_ms));
 }
 
 /* GET /v1/payees/{mobile} with "Authorization: Bearer <token>" -> the payee, card masked. */
@@ -209,11 +210,12 @@ static void on_get(net_http_req *req, void *user)
 int phonepay_rest_start(phonepay *pp, struct event_base *base, const char *announce_as,
                         void *daemon, phonepay_rest **out, px_error *e)
 {
-    static const struct { const char *method, *pattern; net_http_handler h; } routes[] = {
-        {"POST", "/v1/payees", on_register},
-        {"POST", "/v1/payees/*/confirm", on_confirm},
-        {"POST", "/v1/payees/*/login", on_login},
-        {"PUT", "/v1/payees/*/card", on_card},
+    static const struct {
+        const char *method, *pattern;
+        net_http_handler h;
+    } routes[] = {
+        {"POST", "/v1/payees", on_register},      {"POST", "/v1/payees/*/confirm", on_confirm},
+        {"POST", "/v1/payees/*/login", on_login}, {"PUT", "/v1/payees/*/card", on_card},
         {"GET", "/v1/payees/*", on_get},
     };
     phonepay_rest *r = calloc(1, sizeof *r);

@@ -65,9 +65,11 @@ static int phonepay_start(void *state, px_daemon *d, px_error *e)
     if (s->cfg.sms_url[0] == 0 && s->cfg.webhook_url[0] == 0)
         px_warn(PHONEPAY_MOD, "no sms_url or webhook_url: nobody is notified");
     g_instance = s->pp;
-    px_info(PHONEPAY_MOD, "mobile-number payment ready (lookups: %lld per terminal, %lld per "
-            "payee every %lld ms)", (long long)s->cfg.terminal_lookups_max,
-            (long long)s->cfg.payee_lookups_max, (long long)s->cfg.rate_window_ms);
+    px_info(PHONEPAY_MOD,
+            "mobile-number payment ready (lookups: %lld per terminal, %lld per "
+            "payee every %lld ms)",
+            (long long)s->cfg.terminal_lookups_max, (long long)s->cfg.payee_lookups_max,
+            (long long)s->cfg.rate_window_ms);
     return PX_OK;
 }
 

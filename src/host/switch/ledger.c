@@ -121,8 +121,8 @@ int switch_ledger_check(store *st, switch_ledger_check_result *r,
 
 /* The switch's debit of payment reference (RRN rrn) when the ledger carries it: its rkey in
  * debit, else "" (declined, or approved before mobile-number debits were posted). */
-static int find_debit(store *st, const char *reference, const char *rrn,
-                      char debit[SW_RKEY_MAX], px_error *e)
+static int find_debit(store *st, const char *reference, const char *rrn, char debit[SW_RKEY_MAX],
+                      px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(st,
@@ -168,8 +168,7 @@ static int record_credit(store *st, const char *txn, const char *reference, cons
 
 /* Create account id unless it exists, without touching an existing row (so no wait behind
  * a writer that holds it). */
-static int ensure_account(store *st, const char *id, const char *kind, int64_t now_ms,
-                          px_error *e)
+static int ensure_account(store *st, const char *id, const char *kind, int64_t now_ms, px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(st,
@@ -276,8 +275,8 @@ int switch_ledger_post_payee_credit(store *st, const char *reference, const char
     return rc;
 }
 
-int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_account *a),
-                           void *ud, px_error *e)
+int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_account *a), void *ud,
+                           px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(st,
@@ -347,12 +346,13 @@ static int batch_diffs(store *st, const switch_batch_report *b, const char *date
     size_t i = 0, k = 0;
     int rc, stop = 0;
     sw_rkey_range(lo, hi, b->tid, b->batch_no, date, 'F');
-    rc = store_prepare(st,
-                       "SELECT stan, amount, ttype FROM switch_request WHERE rkey >= $1 AND rkey "
-                       "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'phonepay', "
-                       "'void') "
-                       "AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%') ORDER BY stan",
-                       &q, e);
+    rc =
+        store_prepare(st,
+                      "SELECT stan, amount, ttype FROM switch_request WHERE rkey >= $1 AND rkey "
+                      "< $2 AND state = 'done' AND rc = '00' AND ttype IN ('purchase', 'phonepay', "
+                      "'void') "
+                      "AND (undone_by IS NULL OR undone_by NOT LIKE '%|R|%') ORDER BY stan",
+                      &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, lo);
@@ -446,8 +446,7 @@ int switch_ledger_batch(store *st, const char *tid, int64_t batch_no, switch_bat
     if (rc == STORE_ROW) {
         px_strlcpy(out->tid, tid, sizeof out->tid);
         out->batch_no = batch_no;
-        px_strlcpy(out->state, store_col_text(q, 0) ? store_col_text(q, 0) : "",
-                   sizeof out->state);
+        px_strlcpy(out->state, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof out->state);
         out->result = (int)store_col_int64(q, 1);
         out->sw_debit_count = store_col_int64(q, 2);
         out->sw_debit_amount = store_col_int64(q, 3);

@@ -18,22 +18,22 @@
 #include "lib/err.h"
 #include "store/store.h"
 
-#define SWITCH_ACCOUNT_MAX        64
-#define SWITCH_ACCOUNT_PROVIDER   "provider:settlement"
-#define SWITCH_ACCOUNT_FEES       "fees:income"
-#define SWITCH_ACCOUNT_MERCHANT   "merchant:" /* + MID */
-#define SWITCH_ACCOUNT_PAYEES     "phonepay:payees"
-#define SWITCH_TXN_PAYEE_CREDIT   "credit:"   /* + the payment's lookup reference */
+#define SWITCH_ACCOUNT_MAX 64
+#define SWITCH_ACCOUNT_PROVIDER "provider:settlement"
+#define SWITCH_ACCOUNT_FEES "fees:income"
+#define SWITCH_ACCOUNT_MERCHANT "merchant:" /* + MID */
+#define SWITCH_ACCOUNT_PAYEES "phonepay:payees"
+#define SWITCH_TXN_PAYEE_CREDIT "credit:" /* + the payment's lookup reference */
 
 /* What `possum ledger check` found. Everything but the counts must be 0. */
 typedef struct switch_ledger_check_result {
-    int64_t accounts, entries, txns;  /* examined */
-    int64_t bad_balances;   /* accounts whose balance is not the sum of their entries */
-    int64_t bad_txns;       /* transactions whose entries do not sum to zero */
-    int64_t unposted;       /* requests marked posted without entries */
-    int64_t orphans;        /* entries whose transaction is no posted request */
-    int64_t pending;        /* requests still waiting for the provider (not an error) */
-    int64_t outbox;         /* reversals not yet answered by the provider (not an error) */
+    int64_t accounts, entries, txns; /* examined */
+    int64_t bad_balances;            /* accounts whose balance is not the sum of their entries */
+    int64_t bad_txns;                /* transactions whose entries do not sum to zero */
+    int64_t unposted;                /* requests marked posted without entries */
+    int64_t orphans;                 /* entries whose transaction is no posted request */
+    int64_t pending;                 /* requests still waiting for the provider (not an error) */
+    int64_t outbox;                  /* reversals not yet answered by the provider (not an error) */
 } switch_ledger_check_result;
 
 /* Verify the ledger; each problem is passed to problem (may be NULL) as one line. PX_OK when
@@ -44,7 +44,7 @@ int switch_ledger_check(store *st, switch_ledger_check_result *r,
 typedef struct switch_ledger_account {
     char id[SWITCH_ACCOUNT_MAX];
     char kind[12];
-    int64_t balance;        /* debit positive */
+    int64_t balance; /* debit positive */
     int64_t entries;
 } switch_ledger_account;
 
@@ -60,25 +60,25 @@ int switch_ledger_post_payee_credit(store *st, const char *reference, const char
                                     int64_t amount_minor, int *posted, px_error *e);
 
 /* Every account in id order. */
-int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_account *a),
-                           void *ud, px_error *e);
+int switch_ledger_balances(store *st, int (*fn)(void *ud, const switch_ledger_account *a), void *ud,
+                           px_error *e);
 
 /* One batch of a terminal: the switch's totals and the terminal's (from its settlement),
  * and the differences found against its batch upload. */
 typedef struct switch_batch_report {
     char tid[9];
     int64_t batch_no;
-    char state[12];         /* open, settled, closed */
-    int result;             /* 0 not settled, 1 balanced, 2 not balanced */
+    char state[12]; /* open, settled, closed */
+    int result;     /* 0 not settled, 1 balanced, 2 not balanced */
     int64_t sw_debit_count, sw_debit_amount, sw_credit_count, sw_credit_amount;
     int64_t term_debit_count, term_debit_amount, term_credit_count, term_credit_amount;
-    int64_t uploaded;       /* entries the terminal uploaded */
+    int64_t uploaded; /* entries the terminal uploaded */
 } switch_batch_report;
 
 /* A difference line: "switch only" (we approved it, the terminal did not upload it) or
  * "terminal only" (uploaded, but not approved here), with STAN, amount and type. */
 typedef struct switch_batch_diff {
-    const char *side;       /* "switch-only" | "terminal-only" | "amount-differs" */
+    const char *side; /* "switch-only" | "terminal-only" | "amount-differs" */
     char stan[7];
     int64_t amount_switch, amount_terminal;
     char ttype[12];

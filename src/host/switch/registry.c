@@ -17,7 +17,10 @@ void sw_note_update_flag(const char *tid, int on); /* switch.c */
 /* [switch] hsm_* keys override [hsm] (or the HSM defaults), as for the other services. */
 int switch_hsm_config_bind(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct { const char *key; size_t off, size; } keys[] = {
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } keys[] = {
         {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
         {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
         {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
@@ -279,8 +282,8 @@ int switch_terminal_get(store *st, const char *tid, switch_terminal_info *out, p
     return rc;
 }
 
-int switch_terminal_list(store *st, int (*fn)(void *ud, const switch_terminal_info *t),
-                         void *ud, px_error *e)
+int switch_terminal_list(store *st, int (*fn)(void *ud, const switch_terminal_info *t), void *ud,
+                         px_error *e)
 {
     char sql[sizeof sql_cols + 64];
     char after[9] = "";

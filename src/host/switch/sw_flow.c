@@ -101,8 +101,8 @@ static void job_identity(sw_job *j, const sw_req *r, const sw_term *t, char k, c
 }
 
 /* Build and pack a response with code rc (MACed when the request was), *out malloc'd. */
-static int build(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc,
-                 iso8583_msg *rsp, uint8_t **out, size_t *outlen)
+static int build(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc, iso8583_msg *rsp,
+                 uint8_t **out, size_t *outlen)
 {
     px_error e = {0};
     int mac = r->maced && t != NULL && t->mak != NULL;
@@ -132,9 +132,8 @@ static void dup_check(evutil_socket_t fd, short what, void *arg)
     int sent = 0;
     (void)fd;
     (void)what;
-    if (store_prepare(s->d->st,
-                      "SELECT rsp FROM switch_request WHERE rkey = $1 AND state = 'done'", &q,
-                      &e) == PX_OK) {
+    if (store_prepare(s->d->st, "SELECT rsp FROM switch_request WHERE rkey = $1 AND state = 'done'",
+                      &q, &e) == PX_OK) {
         store_bind_text(q, 1, w->rkey);
         if (store_step(q, &e) == STORE_ROW) {
             size_t n = 0;
@@ -204,8 +203,7 @@ static void answer_duplicate(switch_svc *s, sw_job *j, const sw_req *r, const sw
 static int read_tmk(switch_svc *s, const char *tid, char *block, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(s->d->st, "SELECT tmk_block FROM switch_terminal WHERE tid = $1", &q,
-                           e);
+    int rc = store_prepare(s->d->st, "SELECT tmk_block FROM switch_terminal WHERE tid = $1", &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, tid);
@@ -396,9 +394,8 @@ static void final_done(switch_svc *s, sw_job *j)
 }
 
 /* Record (rkey kind k) and send a response already built in rsp. */
-static void record_and_send(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t,
-                            char k, const char *ttype, const char *rc, iso8583_msg *rsp,
-                            int jobkind)
+static void record_and_send(switch_svc *s, uint64_t conn, const sw_req *r, const sw_term *t, char k,
+                            const char *ttype, const char *rc, iso8583_msg *rsp, int jobkind)
 {
     sw_job *j = sw_job_new(jobkind, final_done);
     if (j == NULL || build(s, r, t, rc, rsp, &j->rsp, &j->rsplen) != PX_OK ||
@@ -467,8 +464,8 @@ static int void_original(switch_svc *s, const sw_req *r, const sw_term *t, char 
     int rc;
     sw_rkey(orig_rkey, r->tid, r->mid, r->orig_stan, r->orig_batch, t->batch_date, 'F');
     pstan[0] = ptime[0] = 0;
-    rc = store_prepare(s->d->st,
-                       "SELECT prov_stan, prov_time FROM switch_request WHERE rkey = $1", &q, &e);
+    rc = store_prepare(s->d->st, "SELECT prov_stan, prov_time FROM switch_request WHERE rkey = $1",
+                       &q, &e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, orig_rkey);
@@ -515,11 +512,11 @@ static int build_provider(switch_svc *s, const sw_req *r, const hsm_pin_block *p
     if (rc == PX_OK && secret && iso8583_get(&r->msg, 14, &p, &n) == PX_OK)
         rc = iso8583_set(m, 14, (const char *)p, e);
     if (rc == PX_OK)
-        rc = iso8583_set(m, 22,
-                         iso8583_get(&r->msg, 22, &p, &n) == PX_OK ? (const char *)p : "021", e);
+        rc = iso8583_set(m, 22, iso8583_get(&r->msg, 22, &p, &n) == PX_OK ? (const char *)p : "021",
+                         e);
     if (rc == PX_OK)
-        rc = iso8583_set(m, 25,
-                         iso8583_get(&r->msg, 25, &p, &n) == PX_OK ? (const char *)p : "00", e);
+        rc = iso8583_set(m, 25, iso8583_get(&r->msg, 25, &p, &n) == PX_OK ? (const char *)p : "00",
+                         e);
     if (rc == PX_OK)
         rc = iso8583_set(m, 32, s->cfg.acquirer_id, e);
     if (rc == PX_OK && secret && iso8583_get(&r->msg, 35, &p, &n) == PX_OK)
@@ -603,8 +600,7 @@ static void complete_done(switch_svc *s, sw_job *j)
     int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
     if (j->status != PX_OK) {
         /* Nothing was recorded: the terminal must not see an approval. */
-        px_errorlog("switch", "%s: answer not recorded (%s): no answer sent", j->rkey,
-                    j->errmsg);
+        px_errorlog("switch", "%s: answer not recorded (%s): no answer sent", j->rkey, j->errmsg);
         if (approved && j->preq != NULL) {
             iso8583_msg m;
             px_error e = {0};
@@ -632,8 +628,7 @@ static void complete_done(switch_svc *s, sw_job *j)
 /* Provider codes that pass through to the terminal; anything else is 05. */
 static const char *map_provider_rc(const char *rc)
 {
-    static const char *const pass[] = {"00", "14", "15", "51", "54", "55", "61", "75", "91",
-                                       NULL};
+    static const char *const pass[] = {"00", "14", "15", "51", "54", "55", "61", "75", "91", NULL};
     for (size_t i = 0; pass[i]; i++)
         if (strcmp(rc, pass[i]) == 0)
             return pass[i];
@@ -731,8 +726,8 @@ static void claim_done(switch_svc *s, sw_job *j)
     if (j->out.outcome == SW_O_REFUSED) {
         iso8583_msg rsp;
         if (sw_rsp_begin(s, &r, t, j->out.rc, &rsp, &e) == PX_OK)
-            complete(s, j->conn, &r, t, j->rkey, j->ttype, j->out.rc, &rsp, j->rrn, NULL, 0,
-                     NULL, 0);
+            complete(s, j->conn, &r, t, j->rkey, j->ttype, j->out.rc, &rsp, j->rrn, NULL, 0, NULL,
+                     0);
         return;
     }
     if (j->out.outcome != SW_O_NEW) {
@@ -1179,8 +1174,8 @@ static sw_term *check_terminal(switch_svc *s, uint64_t conn, sw_req *r)
     px_error e = {0};
     int rc = sw_term_get(s, r->tid, 0, &t, &e);
     if (rc == PX_ENOTFOUND || (rc == PX_OK && !t->active)) {
-        px_warn("switch", "conn %llu: terminal %s is not registered: 97",
-                (unsigned long long)conn, r->tid);
+        px_warn("switch", "conn %llu: terminal %s is not registered: 97", (unsigned long long)conn,
+                r->tid);
         r->maced = 0;
         sw_answer(s, conn, r, NULL, SWITCH_RC_UNKNOWN_TERMINAL);
         return NULL;
@@ -1198,12 +1193,11 @@ static sw_term *check_terminal(switch_svc *s, uint64_t conn, sw_req *r)
             sw_answer(s, conn, r, t, SWITCH_RC_NOT_SIGNED_ON);
             return NULL;
         }
-        if (verify_mac(s, r, t) != PX_OK &&
-            (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK || t->mak == NULL ||
-             verify_mac(s, r, t) != PX_OK)) {
+        if (verify_mac(s, r, t) != PX_OK && (sw_term_get(s, r->tid, 1, &t, &e) != PX_OK ||
+                                             t->mak == NULL || verify_mac(s, r, t) != PX_OK)) {
             net_metric_add(s->m.security, 1);
-            px_warn("switch", "terminal %s STAN %s: MAC %s: A0 (security event)", r->tid,
-                    r->stan, iso8583_has(&r->msg, 64) ? "wrong" : "missing");
+            px_warn("switch", "terminal %s STAN %s: MAC %s: A0 (security event)", r->tid, r->stan,
+                    iso8583_has(&r->msg, 64) ? "wrong" : "missing");
             sw_answer(s, conn, r, t, SWITCH_RC_MAC_ERROR);
             return NULL;
         }
@@ -1248,30 +1242,16 @@ void sw_flow_request(switch_svc *s, uint64_t conn, sw_req *r)
     if ((t = check_terminal(s, conn, r)) == NULL)
         return;
     switch (r->type) {
-    case SW_T_SIGNON:
-        flow_signon(s, conn, r, t);
-        return;
-    case SW_T_SIGNOFF:
-        flow_signoff(s, conn, r, t);
-        return;
+    case SW_T_SIGNON: flow_signon(s, conn, r, t); return;
+    case SW_T_SIGNOFF: flow_signoff(s, conn, r, t); return;
     case SW_T_PURCHASE:
     case SW_T_BALANCE:
-    case SW_T_VOID:
-        flow_financial(s, conn, r, t);
-        return;
-    case SW_T_REVERSAL:
-        flow_reversal(s, conn, r, t);
-        return;
-    case SW_T_SETTLE:
-        flow_settle(s, conn, r, t);
-        return;
-    case SW_T_UPLOAD:
-        flow_upload(s, conn, r, t);
-        return;
+    case SW_T_VOID: flow_financial(s, conn, r, t); return;
+    case SW_T_REVERSAL: flow_reversal(s, conn, r, t); return;
+    case SW_T_SETTLE: flow_settle(s, conn, r, t); return;
+    case SW_T_UPLOAD: flow_upload(s, conn, r, t); return;
     case SW_T_LOOKUP:
-    case SW_T_PHONEPAY:
-        flow_phonepay(s, conn, r, t);
-        return;
+    case SW_T_PHONEPAY: flow_phonepay(s, conn, r, t); return;
     default:
         net_metric_add(s->m.unsupported, 1);
         sw_answer(s, conn, r, t, SWITCH_RC_NOT_SUPPORTED);

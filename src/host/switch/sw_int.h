@@ -29,32 +29,32 @@ typedef struct switch_svc switch_svc;
 
 typedef struct sw_config {
     net_listener_config listen;
-    hsm_config hsm;                  /* [hsm] if present, then [switch] hsm_* keys */
-    int has_provider;                /* provider_connect given */
+    hsm_config hsm;   /* [hsm] if present, then [switch] hsm_* keys */
+    int has_provider; /* provider_connect given */
     net_link_config provider;
-    char acquirer_id[16];            /* field 32 on both links: n..11 */
-    int64_t provider_timeout_ms;     /* no 0210 by then: 91 to the terminal, 0420 out */
-    int64_t max_amount_minor;        /* above: 61 */
+    char acquirer_id[16];                 /* field 32 on both links: n..11 */
+    int64_t provider_timeout_ms;          /* no 0210 by then: 91 to the terminal, 0420 out */
+    int64_t max_amount_minor;             /* above: 61 */
     char route_bins[PX_CONFIG_VALUE_MAX]; /* comma-separated BIN prefixes; "" = all */
     char zpk[PX_HSM_KEYBLOCK_MAX];        /* zone PIN key: a named key's label or a block */
     char dek_label[PX_HSM_LABEL_MAX];     /* data key for provider messages at rest */
-    int64_t group_commit_max;        /* jobs in one store transaction */
-    int64_t writers;                 /* writer threads (0: 1 on SQLite, 4 on PostgreSQL) */
-    int64_t cache_ttl_ms;            /* a cached terminal is re-read after this long */
-    int64_t cache_terminals;         /* terminals kept in memory */
-    int64_t reversal_retry_ms;       /* 0421 repeat interval */
-    int64_t orphan_after_ms;         /* a pending request older than this is recovered */
-    int64_t echo_interval_ms;        /* provider echo test; 0 = never */
-    int64_t max_in_flight;           /* provider requests outstanding */
-    int64_t fee_bp;                  /* merchant fee in basis points (0: none) */
-    int64_t duplicate_wait_ms;       /* how long a retransmission waits for its original */
+    int64_t group_commit_max;             /* jobs in one store transaction */
+    int64_t writers;                      /* writer threads (0: 1 on SQLite, 4 on PostgreSQL) */
+    int64_t cache_ttl_ms;                 /* a cached terminal is re-read after this long */
+    int64_t cache_terminals;              /* terminals kept in memory */
+    int64_t reversal_retry_ms;            /* 0421 repeat interval */
+    int64_t orphan_after_ms;              /* a pending request older than this is recovered */
+    int64_t echo_interval_ms;             /* provider echo test; 0 = never */
+    int64_t max_in_flight;                /* provider requests outstanding */
+    int64_t fee_bp;                       /* merchant fee in basis points (0: none) */
+    int64_t duplicate_wait_ms;            /* how long a retransmission waits for its original */
 } sw_config;
 
 /* ---- metrics ---- */
 
 typedef struct sw_metrics {
     net_metric *rx, *tx, *format_err, *closed_unreadable, *unsupported;
-    net_metric *security;            /* possum_switch_security_events_total (A0) */
+    net_metric *security; /* possum_switch_security_events_total (A0) */
     net_metric *dup_replayed, *dup_refused, *dup_waiting;
     net_metric *approved, *declined;
     net_metric *prov_sent, *prov_timeout, *prov_late, *prov_up;
@@ -67,26 +67,26 @@ typedef struct sw_metrics {
 
 enum sw_mtype {
     SW_T_UNKNOWN = 0,
-    SW_T_SIGNON,     /* 0800 60.3 = 003 */
-    SW_T_ECHO,       /* 0800 / 0820 60.3 = 301 */
-    SW_T_SIGNOFF,    /* 0820 60.3 = 002 */
-    SW_T_PURCHASE,   /* 0200 3 = 000000 */
-    SW_T_BALANCE,    /* 0200 3 = 310000 */
-    SW_T_VOID,       /* 0200 3 = 200000 */
-    SW_T_PHONEPAY,   /* 0200 3 = 480000 */
-    SW_T_LOOKUP,     /* 0100 3 = 380000 */
-    SW_T_REVERSAL,   /* 0400 */
-    SW_T_SETTLE,     /* 0500 */
-    SW_T_UPLOAD,     /* 0320 */
-    SW_T_OTHER       /* a request we do not support: 40 */
+    SW_T_SIGNON,   /* 0800 60.3 = 003 */
+    SW_T_ECHO,     /* 0800 / 0820 60.3 = 301 */
+    SW_T_SIGNOFF,  /* 0820 60.3 = 002 */
+    SW_T_PURCHASE, /* 0200 3 = 000000 */
+    SW_T_BALANCE,  /* 0200 3 = 310000 */
+    SW_T_VOID,     /* 0200 3 = 200000 */
+    SW_T_PHONEPAY, /* 0200 3 = 480000 */
+    SW_T_LOOKUP,   /* 0100 3 = 380000 */
+    SW_T_REVERSAL, /* 0400 */
+    SW_T_SETTLE,   /* 0500 */
+    SW_T_UPLOAD,   /* 0320 */
+    SW_T_OTHER     /* a request we do not support: 40 */
 };
 
 typedef struct sw_totals {
     int64_t debit_count, debit_amount, credit_count, credit_amount;
 } sw_totals;
 
-#define SW_RKEY_MAX 64    /* "TID|batch|date|K|STAN|MID" */
-#define SW_UPLOAD_MAX 8   /* entries in one 0320 (contract: 1..8) */
+#define SW_RKEY_MAX 64  /* "TID|batch|date|K|STAN|MID" */
+#define SW_UPLOAD_MAX 8 /* entries in one 0320 (contract: 1..8) */
 
 typedef struct sw_upload_item {
     char stan[7];
@@ -95,31 +95,31 @@ typedef struct sw_upload_item {
 } sw_upload_item;
 
 typedef struct sw_req {
-    iso8583_msg msg;             /* the unpacked request */
-    const uint8_t *raw;          /* its bytes (valid during on_frame only) */
+    iso8583_msg msg;    /* the unpacked request */
+    const uint8_t *raw; /* its bytes (valid during on_frame only) */
     size_t rawlen;
-    int type;                    /* enum sw_mtype */
-    int maced;                   /* a MAC is expected (everything after sign-on) */
+    int type;  /* enum sw_mtype */
+    int maced; /* a MAC is expected (everything after sign-on) */
     char tid[9], mid[16], stan[7], proc[7];
     char f60_type[3], nmi[4];
-    int64_t batch;               /* 60.2 */
+    int64_t batch; /* 60.2 */
     int has_amount;
     int64_t amount;
-    char pan[20];                /* from 2, else from 35; "" if none */
+    char pan[20]; /* from 2, else from 35; "" if none */
     char pan_masked[20];
     int has_pin;
     uint8_t pin_block[8];
-    char orig_rrn[13];           /* void: 37 */
-    int64_t orig_batch;          /* void: 61.1 */
-    char orig_stan[7];           /* void: 61.2 */
-    char rev_reason[3];          /* reversal: 39 */
-    char f48[48];                /* lookup (22 digits) and mobile-number payment (34) */
+    char orig_rrn[13];                /* void: 37 */
+    int64_t orig_batch;               /* void: 61.1 */
+    char orig_stan[7];                /* void: 61.2 */
+    char rev_reason[3];               /* reversal: 39 */
+    char f48[48];                     /* lookup (22 digits) and mobile-number payment (34) */
     sw_totals settle_dom, settle_for; /* settlement: 48 */
-    size_t nupload;              /* batch upload: 48 */
+    size_t nupload;                   /* batch upload: 48 */
     sw_upload_item upload[SW_UPLOAD_MAX];
-    uint8_t hash[32];            /* SHA-256 of the MAC span (MTI to field 63) */
-    int no_hash;                 /* set before parsing again a request already hashed */
-    size_t mac_off, mac_len;     /* span in raw (when a MAC is present) */
+    uint8_t hash[32];        /* SHA-256 of the MAC span (MTI to field 63) */
+    int no_hash;             /* set before parsing again a request already hashed */
+    size_t mac_off, mac_len; /* span in raw (when a MAC is present) */
 } sw_req;
 
 /* r->msg is unpacked and r->raw/rawlen set (problems there were answered 30 already); this
@@ -131,16 +131,16 @@ const char *sw_mtype_name(int type);
 /* ---- terminal cache (sw_term.c) ---- */
 
 typedef struct sw_term {
-    struct sw_term *hnext;       /* hash chain */
+    struct sw_term *hnext;         /* hash chain */
     struct sw_term *lprev, *lnext; /* age order (oldest first) for eviction */
     char tid[9], mid[16];
     int active, update_waiting, signed_on, batch_open;
     int64_t batch;
     char batch_date[9];
-    int64_t key_version;         /* of the keys loaded below */
-    hsm_key *pik, *mak;          /* loaded work keys (NULL when not signed on) */
-    int64_t loaded_mono_ms;      /* when the row was last read */
-    int busy;                    /* a sign-on is being written */
+    int64_t key_version;    /* of the keys loaded below */
+    hsm_key *pik, *mak;     /* loaded work keys (NULL when not signed on) */
+    int64_t loaded_mono_ms; /* when the row was last read */
+    int busy;               /* a sign-on is being written */
 } sw_term;
 
 typedef struct sw_cache {
@@ -160,21 +160,31 @@ void sw_term_drop_keys(switch_svc *s, sw_term *t);
 /* ---- the writer: group commit (sw_writer.c) ---- */
 
 enum sw_job_kind {
-    SW_J_SIGNON = 1, SW_J_SIGNOFF, SW_J_FINAL, SW_J_CLAIM, SW_J_COMPLETE, SW_J_REVERSAL,
-    SW_J_SETTLE, SW_J_UPLOAD, SW_J_OUTBOX_DONE, SW_J_OUTBOX_TOUCH, SW_J_RECOVER,
-    SW_J_RRN_BLOCK, SW_J_ATTACH
+    SW_J_SIGNON = 1,
+    SW_J_SIGNOFF,
+    SW_J_FINAL,
+    SW_J_CLAIM,
+    SW_J_COMPLETE,
+    SW_J_REVERSAL,
+    SW_J_SETTLE,
+    SW_J_UPLOAD,
+    SW_J_OUTBOX_DONE,
+    SW_J_OUTBOX_TOUCH,
+    SW_J_RECOVER,
+    SW_J_RRN_BLOCK,
+    SW_J_ATTACH
 };
 
 /* What a job found (out.outcome). */
 enum sw_outcome {
-    SW_O_NEW = 0,       /* written as asked */
-    SW_O_REPLAY,        /* a retransmission: out.rsp holds the original response */
-    SW_O_CONFLICT,      /* same identifier, different content: 94 */
-    SW_O_PENDING,       /* the original is still in flight (here or on another node) */
-    SW_O_FAILED,        /* the original was never answered (it has been reversed) */
-    SW_O_REFUSED,       /* a void whose original is not voidable (out.rc: 25 or 12) */
-    SW_O_UNDONE,        /* completion found the request reversed meanwhile */
-    SW_O_LOST           /* completion found the request no longer pending */
+    SW_O_NEW = 0,  /* written as asked */
+    SW_O_REPLAY,   /* a retransmission: out.rsp holds the original response */
+    SW_O_CONFLICT, /* same identifier, different content: 94 */
+    SW_O_PENDING,  /* the original is still in flight (here or on another node) */
+    SW_O_FAILED,   /* the original was never answered (it has been reversed) */
+    SW_O_REFUSED,  /* a void whose original is not voidable (out.rc: 25 or 12) */
+    SW_O_UNDONE,   /* completion found the request reversed meanwhile */
+    SW_O_LOST      /* completion found the request no longer pending */
 };
 
 typedef struct sw_job sw_job;
@@ -182,10 +192,10 @@ typedef void (*sw_job_done_fn)(switch_svc *s, sw_job *j);
 
 struct sw_job {
     sw_job *next;
-    int kind;                     /* enum sw_job_kind */
-    sw_job_done_fn done;          /* on the loop, after commit (or failure: status < 0) */
-    int status;                   /* PX_OK, or the store error (answer 96) */
-    int batched;                  /* run by sw_jobs_run_batched in this group */
+    int kind;            /* enum sw_job_kind */
+    sw_job_done_fn done; /* on the loop, after commit (or failure: status < 0) */
+    int status;          /* PX_OK, or the store error (answer 96) */
+    int batched;         /* run by sw_jobs_run_batched in this group */
     char errmsg[PX_ERRMSG_MAX];
     /* identity */
     char rkey[SW_RKEY_MAX];
@@ -197,22 +207,22 @@ struct sw_job {
     int64_t amount;
     char pan_masked[20];
     char rrn[13], auth[7], rc[3];
-    char orig_rkey[SW_RKEY_MAX];  /* void: the purchase; reversal: the original */
+    char orig_rkey[SW_RKEY_MAX]; /* void: the purchase; reversal: the original */
     char orig_rrn[13];
-    char ref[16];                 /* mobile-number payment: the lookup reference */
-    char owner[64];               /* claim token: tells our own earlier insert from another's */
-    int64_t fee_bp;               /* complete: the merchant fee */
-    char reason[3];               /* outbox reason for the provider reversal */
-    int outbox;                   /* complete: add an outbox row */
+    char ref[16];   /* mobile-number payment: the lookup reference */
+    char owner[64]; /* claim token: tells our own earlier insert from another's */
+    int64_t fee_bp; /* complete: the merchant fee */
+    char reason[3]; /* outbox reason for the provider reversal */
+    int outbox;     /* complete: add an outbox row */
     char prov_stan[7], prov_time[11];
-    uint8_t *prov_blob;           /* encrypted provider message (claim) */
+    uint8_t *prov_blob; /* encrypted provider message (claim) */
     size_t prov_bloblen;
-    uint8_t *rsp;                 /* response bytes to store (final, complete, reversal) */
+    uint8_t *rsp; /* response bytes to store (final, complete, reversal) */
     size_t rsplen;
     /* sign-on */
     char tmk[PX_HSM_KEYBLOCK_MAX];
     char pik[PX_HSM_KEYBLOCK_MAX], mak[PX_HSM_KEYBLOCK_MAX], tdk[PX_HSM_KEYBLOCK_MAX];
-    uint8_t f62[60];              /* the work keys under the TMK with their check values */
+    uint8_t f62[60]; /* the work keys under the TMK with their check values */
     /* settlement / upload */
     sw_totals term_dom, term_for;
     size_t nupload;
@@ -223,25 +233,25 @@ struct sw_job {
     int64_t cutoff_ms;
     /* results */
     struct {
-        int outcome;              /* enum sw_outcome */
-        uint8_t *rsp;             /* REPLAY: the stored response (malloc) */
+        int outcome;  /* enum sw_outcome */
+        uint8_t *rsp; /* REPLAY: the stored response (malloc) */
         size_t rsplen;
-        char rc[3];               /* REFUSED */
-        int64_t batch;            /* sign-on: the new batch */
+        char rc[3];    /* REFUSED */
+        int64_t batch; /* sign-on: the new batch */
         char batch_date[9];
         int64_t key_version;
-        int settle_result;        /* 1 balanced, 2 not */
+        int settle_result; /* 1 balanced, 2 not */
         sw_totals sw_dom;
-        int64_t rrn_next;         /* RRN block: first number */
+        int64_t rrn_next; /* RRN block: first number */
         int64_t recovered;
-        char ref[16];             /* reversal of a mobile-number payment: tell phonepay */
+        char ref[16]; /* reversal of a mobile-number payment: tell phonepay */
     } out;
     /* loop-side context for the done callback */
     switch_svc *svc;
     uint64_t conn;
-    uint8_t *treq;                /* the terminal's request bytes */
+    uint8_t *treq; /* the terminal's request bytes */
     size_t treqlen;
-    uint8_t *preq;                /* our packed provider request (clear: never stored) */
+    uint8_t *preq; /* our packed provider request (clear: never stored) */
     size_t preqlen;
     int64_t t0_mono_ms;
 };
@@ -311,10 +321,9 @@ void sw_provider_outbox_tick(switch_svc *s);
 int sw_next_rrn(switch_svc *s, char rrn[13], char stan[7]);
 
 /* Encrypt / decrypt a provider message for storage under the DEK. */
-int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *outlen,
-            px_error *e);
-int sw_unseal(switch_svc *s, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-              size_t *outlen, px_error *e);
+int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *outlen, px_error *e);
+int sw_unseal(switch_svc *s, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+              px_error *e);
 
 /* ---- flows (sw_flow.c) ---- */
 
@@ -330,8 +339,8 @@ void sw_flow_job_done(switch_svc *s, sw_job *j);
 
 /* Begin the response to r with code rc: echoed fields, time and date, the processing
  * requirement nibble of the header (6: update waiting; 3: sign on again). */
-int sw_rsp_begin(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc,
-                 iso8583_msg *rsp, px_error *e);
+int sw_rsp_begin(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc, iso8583_msg *rsp,
+                 px_error *e);
 /* Pack rsp; MAC it under t's MAK when mac is set. *out is malloc'd. */
 int sw_rsp_pack(switch_svc *s, const iso8583_msg *rsp, const sw_term *t, int mac, uint8_t **out,
                 size_t *outlen, px_error *e);
@@ -353,12 +362,12 @@ struct switch_svc {
     sw_config cfg;
     px_daemon *d;
     net_frame_server *srv;
-    hsm *hsm;                    /* NULL when the HSM could not be opened (96) */
+    hsm *hsm; /* NULL when the HSM could not be opened (96) */
     hsm_key *zpk, *dek;
     char hsm_error[PX_ERRMSG_MAX];
     sw_cache cache;
     sw_writer *writer;
-    sw_keyworker *keys;           /* NULL when the HSM could not be opened */
+    sw_keyworker *keys; /* NULL when the HSM could not be opened */
     sw_metrics m;
     /* routing */
     char bins[PX_SWITCH_ROUTES_MAX][12];
@@ -373,7 +382,7 @@ struct switch_svc {
     /* timers */
     struct event *tick;
     int draining;
-    size_t pending_jobs;         /* submitted and not yet back */
+    size_t pending_jobs; /* submitted and not yet back */
     uint64_t owner_seq;
     char owner_prefix[48];
 };

@@ -338,8 +338,8 @@ static int post(store *st, sw_group *g, const char *txn, const char *ttype, cons
 /* The entries of a sale of amount with fee for merchant mid, times sign: +1 posts a
  * purchase (the provider owes us the amount; we owe the merchant the amount less the fee),
  * -1 undoes one (a void, a reversal). */
-static int post_sale(store *st, sw_group *g, const char *txn, const char *ttype,
-                     const char *mid, int64_t amount, int64_t fee, int sign, px_error *e)
+static int post_sale(store *st, sw_group *g, const char *txn, const char *ttype, const char *mid,
+                     int64_t amount, int64_t fee, int sign, px_error *e)
 {
     sw_leg legs[3];
     memset(legs, 0, sizeof legs);
@@ -359,8 +359,8 @@ static int post_sale(store *st, sw_group *g, const char *txn, const char *ttype,
  * one (the provider collected the amount from the payer for us; we owe it to the payee
  * until the payee credit, [0055]), -1 undoes one (a reversal). No fee: [switch] fee_bp is
  * the merchant's, and a mobile-number payment has no merchant to charge. */
-static int post_mobile(store *st, sw_group *g, const char *txn, const char *ttype,
-                       int64_t amount, int sign, px_error *e)
+static int post_mobile(store *st, sw_group *g, const char *txn, const char *ttype, int64_t amount,
+                       int sign, px_error *e)
 {
     sw_leg legs[2];
     memset(legs, 0, sizeof legs);
@@ -376,8 +376,8 @@ static int post_mobile(store *st, sw_group *g, const char *txn, const char *ttyp
 /* Post (sign +1) or undo (-1), as transaction txn, the entries a request of type ottype
  * posts: a purchase, a void (its purchase's entries negated) or a mobile-number debit. */
 static int post_by_type(store *st, sw_group *g, const char *txn, const char *ttype,
-                        const char *ottype, const char *mid, int64_t amount, int64_t fee,
-                        int sign, px_error *e)
+                        const char *ottype, const char *mid, int64_t amount, int64_t fee, int sign,
+                        px_error *e)
 {
     if (strcmp(ottype, "purchase") == 0)
         return post_sale(st, g, txn, ttype, mid, amount, fee, sign, e);
@@ -389,12 +389,11 @@ static int post_by_type(store *st, sw_group *g, const char *txn, const char *tty
 }
 
 /* What an original request posted: amount, fee, merchant, type. PX_ENOTFOUND if absent. */
-static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *fee,
-                        char mid[16], char ttype[12], px_error *e)
+static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *fee, char mid[16],
+                        char ttype[12], px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st,
-                           "SELECT amount, fee, mid, ttype FROM switch_request WHERE rkey = $1",
+    int rc = store_prepare(st, "SELECT amount, fee, mid, ttype FROM switch_request WHERE rkey = $1",
                            &q, e);
     if (rc != PX_OK)
         return rc;
@@ -415,8 +414,8 @@ static int read_posting(store *st, const char *rkey, int64_t *amount, int64_t *f
 
 /* Undo what orig posted (a purchase, a mobile-number debit; for a void, post its purchase
  * again), as transaction txn, by its type; the undoing request carries orig's fee. */
-static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype,
-                     const char *orig, px_error *e)
+static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype, const char *orig,
+                     px_error *e)
 {
     int64_t amount = 0, fee = 0;
     char mid[16], ottype[12];
@@ -427,8 +426,7 @@ static int post_undo(store *st, sw_group *g, const char *txn, const char *ttype,
     rc = post_by_type(st, g, txn, ttype, ottype, mid, amount, fee, -1, e);
     if (rc != PX_OK)
         return rc;
-    rc = store_prepare(st, "UPDATE switch_request SET fee = $2, posted = 1 WHERE rkey = $1", &q,
-                       e);
+    rc = store_prepare(st, "UPDATE switch_request SET fee = $2, posted = 1 WHERE rkey = $1", &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, txn);
@@ -559,16 +557,16 @@ static int complete_params(const sw_job *j, int *postable, int64_t *fee)
 {
     int approved = strcmp(j->rc, SWITCH_RC_APPROVED) == 0;
     int is_sale = strcmp(j->ttype, "purchase") == 0;
-    *postable = approved && (is_sale || strcmp(j->ttype, "void") == 0 ||
-                             strcmp(j->ttype, "phonepay") == 0);
+    *postable = approved &&
+                (is_sale || strcmp(j->ttype, "void") == 0 || strcmp(j->ttype, "phonepay") == 0);
     *fee = *postable && is_sale && j->fee_bp > 0 ? j->amount * j->fee_bp / 10000 : 0;
     return approved;
 }
 
 /* What follows a completion's UPDATE: postings, or (reversed meanwhile) the provider's
  * reversal; the void's purchase released when the void failed. */
-static int complete_after(store *st, sw_group *g, sw_job *j, const char *undone,
-                          const char *orig, int has_prov, px_error *e)
+static int complete_after(store *st, sw_group *g, sw_job *j, const char *undone, const char *orig,
+                          int has_prov, px_error *e)
 {
     int postable;
     int64_t fee;
@@ -610,8 +608,7 @@ static const char sql_complete_plain[] =
     "updated_ms = $5, posted = CAST($6 AS BIGINT), fee = $7 WHERE rkey = $1 AND state = "
     "'pending' AND undone_by IS NULL";
 
-static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64_t fee,
-                          px_error *e)
+static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64_t fee, px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(st, sql_complete_plain, &q, e);
@@ -715,8 +712,8 @@ static int read_ref(store *st, sw_job *j, px_error *e)
 /* Undo an original found done: post its negation as the reversal's transaction, mark it
  * undone, owe the provider a reversal, for a void give its purchase back, for a
  * mobile-number debit tell phonepay (out.ref). */
-static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype,
-                        const char *oorig, px_error *e)
+static int reverse_done(store *st, sw_group *g, sw_job *j, const char *ottype, const char *oorig,
+                        px_error *e)
 {
     int64_t ch = 0;
     int rc = exec_text(st,
@@ -847,8 +844,8 @@ static int job_reversal(store *st, sw_group *g, sw_job *j, px_error *e)
     return PX_OK;
 }
 
-static int totals(store *st, const sw_job *j, const char *ttype, int64_t *count,
-                  int64_t *amount, px_error *e)
+static int totals(store *st, const sw_job *j, const char *ttype, int64_t *count, int64_t *amount,
+                  px_error *e)
 {
     store_stmt *q;
     char lo[SW_RKEY_MAX], hi[SW_RKEY_MAX];
@@ -892,14 +889,14 @@ static int job_settle(store *st, sw_group *g, sw_job *j, px_error *e)
         rc = totals(st, j, "void", &sw->credit_count, &sw->credit_amount, e);
     if (rc != PX_OK)
         return rc;
-    j->out.settle_result =
-        (sw->debit_count == j->term_dom.debit_count && sw->debit_amount == j->term_dom.debit_amount &&
-         sw->credit_count == j->term_dom.credit_count &&
-         sw->credit_amount == j->term_dom.credit_amount && j->term_for.debit_count == 0 &&
-         j->term_for.debit_amount == 0 && j->term_for.credit_count == 0 &&
-         j->term_for.credit_amount == 0)
-            ? 1
-            : 2;
+    j->out.settle_result = (sw->debit_count == j->term_dom.debit_count &&
+                            sw->debit_amount == j->term_dom.debit_amount &&
+                            sw->credit_count == j->term_dom.credit_count &&
+                            sw->credit_amount == j->term_dom.credit_amount &&
+                            j->term_for.debit_count == 0 && j->term_for.debit_amount == 0 &&
+                            j->term_for.credit_count == 0 && j->term_for.credit_amount == 0)
+                               ? 1
+                               : 2;
     rc = store_prepare(st,
                        "UPDATE switch_batch SET state = 'settled', closed_ms = $3, result = $4, "
                        "term_debit_count = $5, term_debit_amount = $6, term_credit_count = $7, "
@@ -1047,8 +1044,8 @@ static int job_outbox(store *st, sw_group *g, sw_job *j, px_error *e)
     store_stmt *q;
     int rc;
     if (j->kind == SW_J_OUTBOX_DONE)
-        return exec_text(st, "DELETE FROM switch_outbox WHERE rkey = $1", j->rkey, NULL, -1,
-                         NULL, e);
+        return exec_text(st, "DELETE FROM switch_outbox WHERE rkey = $1", j->rkey, NULL, -1, NULL,
+                         e);
     rc = store_prepare(st,
                        "UPDATE switch_outbox SET attempts = attempts + 1, next_ms = $2 WHERE "
                        "rkey = $1",
@@ -1337,31 +1334,19 @@ int sw_jobs_run_batched(store *st, sw_group *g, sw_job **jobs, size_t n, px_erro
 int sw_job_run(store *st, sw_group *g, sw_job *j, px_error *e)
 {
     switch (j->kind) {
-    case SW_J_SIGNON:
-        return job_signon(st, g, j, e);
-    case SW_J_SIGNOFF:
-        return job_signoff(st, g, j, e);
+    case SW_J_SIGNON: return job_signon(st, g, j, e);
+    case SW_J_SIGNOFF: return job_signoff(st, g, j, e);
     case SW_J_FINAL:
-    case SW_J_UPLOAD:
-        return job_final(st, g, j, e);
-    case SW_J_CLAIM:
-        return job_claim(st, g, j, e);
-    case SW_J_COMPLETE:
-        return job_complete(st, g, j, e);
-    case SW_J_REVERSAL:
-        return job_reversal(st, g, j, e);
-    case SW_J_SETTLE:
-        return job_settle(st, g, j, e);
+    case SW_J_UPLOAD: return job_final(st, g, j, e);
+    case SW_J_CLAIM: return job_claim(st, g, j, e);
+    case SW_J_COMPLETE: return job_complete(st, g, j, e);
+    case SW_J_REVERSAL: return job_reversal(st, g, j, e);
+    case SW_J_SETTLE: return job_settle(st, g, j, e);
     case SW_J_OUTBOX_DONE:
-    case SW_J_OUTBOX_TOUCH:
-        return job_outbox(st, g, j, e);
-    case SW_J_RECOVER:
-        return job_recover(st, g, j, e);
-    case SW_J_RRN_BLOCK:
-        return job_rrn_block(st, g, j, e);
-    case SW_J_ATTACH:
-        return job_attach(st, g, j, e);
-    default:
-        return px_error_set(e, PX_EINTERNAL, "unknown job kind %d", j->kind);
+    case SW_J_OUTBOX_TOUCH: return job_outbox(st, g, j, e);
+    case SW_J_RECOVER: return job_recover(st, g, j, e);
+    case SW_J_RRN_BLOCK: return job_rrn_block(st, g, j, e);
+    case SW_J_ATTACH: return job_attach(st, g, j, e);
+    default: return px_error_set(e, PX_EINTERNAL, "unknown job kind %d", j->kind);
     }
 }

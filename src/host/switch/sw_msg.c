@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    "unknown", "sign-on", "echo", "sign-off", "purchase", "balance", "void",
+    "unknown",        "sign-on",      "echo",     "sign-off",   "purchase",     "balance", "void",
     "mobile payment", "payee lookup", "reversal", "settlement", "batch upload", "other"};
 
 const char *sw_mtype_name(int type)
@@ -178,8 +178,7 @@ static int parse_upload(sw_req *r, px_error *e)
         u->proc[6] = 0;
         if (parse_digits(p + 6, 12, &u->amount) != PX_OK || !px_is_digits(u->stan, 6) ||
             !px_is_digits(u->proc, 6))
-            return px_error_set(e, PX_EFORMAT, "field 48: entry %lld not digits",
-                                (long long)i + 1);
+            return px_error_set(e, PX_EFORMAT, "field 48: entry %lld not digits", (long long)i + 1);
     }
     r->nupload = (size_t)count;
     return PX_OK;
@@ -260,8 +259,9 @@ int sw_req_parse(sw_req *r, px_error *e)
     (void)get_text(&r->msg, 41, r->tid, sizeof r->tid);
     (void)get_text(&r->msg, 42, r->mid, sizeof r->mid);
     if (iso8583_has(&r->msg, 60))
-        rc = parse_f60(r, is_net || strcmp(r->msg.mti, "0500") == 0 ||
-                              strcmp(r->msg.mti, "0320") == 0, e);
+        rc = parse_f60(r,
+                       is_net || strcmp(r->msg.mti, "0500") == 0 || strcmp(r->msg.mti, "0320") == 0,
+                       e);
     if (rc != PX_OK)
         return rc;
     r->type = classify(r);
@@ -269,7 +269,9 @@ int sw_req_parse(sw_req *r, px_error *e)
         return PX_OK;
     if (r->stan[0] == 0 || r->tid[0] == 0 || r->mid[0] == 0)
         return px_error_set(e, PX_EFORMAT, "fields 11, 41, 42: %s missing",
-                            r->stan[0] == 0 ? "11" : r->tid[0] == 0 ? "41" : "42");
+                            r->stan[0] == 0  ? "11"
+                            : r->tid[0] == 0 ? "41"
+                                             : "42");
     if (!iso8583_has(&r->msg, 60))
         return px_error_set(e, PX_EFORMAT, "field 60: missing");
     r->maced = r->type != SW_T_SIGNON && r->type != SW_T_SIGNOFF;
@@ -288,8 +290,9 @@ int sw_req_parse(sw_req *r, px_error *e)
         if (rc == PX_OK)
             rc = parse_pin(r, e);
         if (rc == PX_OK && (!get_text(&r->msg, 48, r->f48, sizeof r->f48) || strlen(r->f48) != 34))
-            rc = px_error_set(e, PX_EFORMAT, "field 48: payee mobile, payer mobile and the lookup "
-                                             "reference: 34 digits");
+            rc = px_error_set(e, PX_EFORMAT,
+                              "field 48: payee mobile, payer mobile and the lookup "
+                              "reference: 34 digits");
         break;
     case SW_T_BALANCE:
         rc = parse_card(r, e);
@@ -318,14 +321,9 @@ int sw_req_parse(sw_req *r, px_error *e)
         if (rc == PX_OK && (iso8583_has(&r->msg, 2) || iso8583_has(&r->msg, 35)))
             rc = parse_card(r, e);
         break;
-    case SW_T_SETTLE:
-        rc = parse_settle(r, e);
-        break;
-    case SW_T_UPLOAD:
-        rc = parse_upload(r, e);
-        break;
-    default:
-        break;
+    case SW_T_SETTLE: rc = parse_settle(r, e); break;
+    case SW_T_UPLOAD: rc = parse_upload(r, e); break;
+    default: break;
     }
     if (rc == PX_OK && !r->no_hash)
         rc = hash_request(r, e);
@@ -362,8 +360,8 @@ static void copy_field(const iso8583_msg *req, iso8583_msg *rsp, int f)
         (void)iso8583_set(rsp, f, (const char *)p, NULL);
 }
 
-int sw_rsp_begin(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc,
-                 iso8583_msg *rsp, px_error *e)
+int sw_rsp_begin(switch_svc *s, const sw_req *r, const sw_term *t, const char *rc, iso8583_msg *rsp,
+                 px_error *e)
 {
     static const int echoed[] = {2, 3, 4, 11, 25, 41, 42, 49, 60};
     char hhmmss[8], mmdd[8];
@@ -456,8 +454,9 @@ void sw_count_rc(switch_svc *s, const char *rc)
         return;
     if (by_code[a * 36 + b] == NULL) {
         snprintf(labels, sizeof labels, "code=\"%.2s\"", rc);
-        by_code[a * 36 + b] = net_metric_counter(
-            "possum_switch_responses_total", "Responses sent to terminals, by field 39", labels);
+        by_code[a * 36 + b] = net_metric_counter("possum_switch_responses_total",
+                                                 "Responses sent to terminals, by field 39",
+                                                 labels);
     }
     net_metric_add(by_code[a * 36 + b], 1);
 }

@@ -24,9 +24,9 @@ static void ledger_check(net_http_req *req, void *user)
     o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok",
                   !(r.bad_balances || r.bad_txns || r.unposted || r.orphans), "accounts",
                   (json_int_t)r.accounts, "transactions", (json_int_t)r.txns, "entries",
-                  (json_int_t)r.entries, "bad_balances", (json_int_t)r.bad_balances, "bad_transactions",
-                  (json_int_t)r.bad_txns, "unposted", (json_int_t)r.unposted, "orphans",
-                  (json_int_t)r.orphans, "pending", (json_int_t)r.pending, "outbox",
+                  (json_int_t)r.entries, "bad_balances", (json_int_t)r.bad_balances,
+                  "bad_transactions", (json_int_t)r.bad_txns, "unposted", (json_int_t)r.unposted,
+                  "orphans", (json_int_t)r.orphans, "pending", (json_int_t)r.pending, "outbox",
                   (json_int_t)r.outbox);
     net_http_reply_json(req, 200, o);
 }
@@ -96,8 +96,8 @@ static void terminal_flag(net_http_req *req, void *user)
         net_http_reply_px_error(req, e.code, &e);
         return;
     }
-    net_http_reply_json(req, 200, json_pack("{s:s, s:b}", "tid", tid, "update_waiting",
-                                            json_is_true(w)));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:b}", "tid", tid, "update_waiting", json_is_true(w)));
     json_decref(body);
 }
 
@@ -133,12 +133,11 @@ static void batch_get(net_http_req *req, void *user)
         req, 200,
         json_pack("{s:s, s:I, s:s, s:i, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:I, s:o}",
                   "tid", b.tid, "batch", (json_int_t)b.batch_no, "state", b.state, "result",
-                  b.result, "switch", "debit_count", (json_int_t)b.sw_debit_count,
-                  "debit_minor", (json_int_t)b.sw_debit_amount, "credit_count",
-                  (json_int_t)b.sw_credit_count, "credit_minor", (json_int_t)b.sw_credit_amount,
-                  "terminal", "debit_count", (json_int_t)b.term_debit_count, "debit_minor",
-                  (json_int_t)b.term_debit_amount, "credit_count",
-                  (json_int_t)b.term_credit_count, "credit_minor",
+                  b.result, "switch", "debit_count", (json_int_t)b.sw_debit_count, "debit_minor",
+                  (json_int_t)b.sw_debit_amount, "credit_count", (json_int_t)b.sw_credit_count,
+                  "credit_minor", (json_int_t)b.sw_credit_amount, "terminal", "debit_count",
+                  (json_int_t)b.term_debit_count, "debit_minor", (json_int_t)b.term_debit_amount,
+                  "credit_count", (json_int_t)b.term_credit_count, "credit_minor",
                   (json_int_t)b.term_credit_amount, "uploaded", (json_int_t)b.uploaded,
                   "differences", diffs));
 }
@@ -155,8 +154,7 @@ int sw_ops_routes(switch_svc *s, px_error *e)
     if (rc == PX_OK)
         rc = net_http_route(h, "GET", "/v1/switch/terminals/*", terminal_get, s, e);
     if (rc == PX_OK)
-        rc = net_http_route(h, "PUT", "/v1/switch/terminals/*/update-waiting", terminal_flag, s,
-                            e);
+        rc = net_http_route(h, "PUT", "/v1/switch/terminals/*/update-waiting", terminal_flag, s, e);
     if (rc == PX_OK)
         rc = net_http_route(h, "GET", "/v1/switch/batches/*/*", batch_get, s, e);
     return rc;

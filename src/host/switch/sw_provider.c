@@ -23,19 +23,19 @@ struct sw_flight {
     sw_flight *hnext, *prev, *next;
     int kind;
     char stan[7];
-    int64_t deadline_ms;       /* monotonic */
+    int64_t deadline_ms; /* monotonic */
     uint64_t conn;
-    uint8_t *treq;             /* the terminal's request (FL_TXN) */
+    uint8_t *treq; /* the terminal's request (FL_TXN) */
     size_t treqlen;
-    uint8_t *preq;             /* our packed provider request */
+    uint8_t *preq; /* our packed provider request */
     size_t preqlen;
     char rkey[SW_RKEY_MAX];
 };
 
 typedef struct sw_pstate {
     sw_flight *buckets[SW_FLIGHT_BUCKETS];
-    sw_flight *head, *tail;    /* in deadline order: every flight of a kind has one timeout */
-    sw_flight *rhead, *rtail;  /* reversals, same */
+    sw_flight *head, *tail;   /* in deadline order: every flight of a kind has one timeout */
+    sw_flight *rhead, *rtail; /* reversals, same */
     size_t count;
     int64_t last_outbox_ms, last_echo_ms, last_sweep_ms;
     unsigned net_stan;
@@ -171,8 +171,7 @@ static size_t dek_block(switch_svc *s)
     return a.algorithm == 'A' ? 16 : 8;
 }
 
-int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *outlen,
-            px_error *e)
+int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *outlen, px_error *e)
 {
     size_t bs, body;
     uint8_t *buf, *res;
@@ -208,8 +207,8 @@ int sw_seal(switch_svc *s, const uint8_t *in, size_t n, uint8_t **out, size_t *o
     return PX_OK;
 }
 
-int sw_unseal(switch_svc *s, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-              size_t *outlen, px_error *e)
+int sw_unseal(switch_svc *s, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+              px_error *e)
 {
     uint8_t buf[PX_ISO_MSG_MAX + 32];
     size_t len, bs;
@@ -248,7 +247,9 @@ static int link_send_msg(switch_svc *s, const iso8583_msg *m, uint8_t **copy, si
     rc = net_link_send(s->link, buf, n);
     if (rc != PX_OK)
         return px_error_set(e, rc, "provider link: %s",
-                            rc == PX_ESTATE ? "down" : rc == PX_ELIMIT ? "output full" : "send failed");
+                            rc == PX_ESTATE   ? "down"
+                            : rc == PX_ELIMIT ? "output full"
+                                              : "send failed");
     if (copy != NULL) {
         *copy = malloc(n);
         if (*copy != NULL) {
@@ -289,7 +290,9 @@ int sw_provider_send(switch_svc *s, const sw_job *claim, px_error *e)
     if (rc != PX_OK) {
         flight_free(f);
         return px_error_set(e, rc, "provider link: %s",
-                            rc == PX_ESTATE ? "down" : rc == PX_ELIMIT ? "output full" : "send failed");
+                            rc == PX_ESTATE   ? "down"
+                            : rc == PX_ELIMIT ? "output full"
+                                              : "send failed");
     }
     f->deadline_ms = px_mono_ms() + s->cfg.provider_timeout_ms;
     flight_link(s, f);
@@ -408,8 +411,7 @@ static void on_link_frame(net_link *l, const uint8_t *data, size_t len, void *us
         px_debug("switch", "provider 0810: %s", rc ? (const char *)rc : "-");
     } else if (strcmp(m.mti, "0210") == 0 && (f = flight_find(s, stan, FL_TXN)) != NULL) {
         flight_unlink(s, f);
-        sw_flow_provider_answer(s, f->conn, f->treq, f->treqlen, f->rkey, &m, f->preq,
-                                f->preqlen);
+        sw_flow_provider_answer(s, f->conn, f->treq, f->treqlen, f->rkey, &m, f->preq, f->preqlen);
         flight_free(f);
     } else if (strcmp(m.mti, "0430") == 0) {
         sw_job *j;
@@ -501,13 +503,12 @@ void sw_provider_outbox_tick(switch_svc *s)
         if (blob == NULL || rkey == NULL ||
             sw_unseal(s, blob, bn, msg, sizeof msg, &mlen, &e) != PX_OK ||
             iso8583_unpack(&iso8583_1987_ascii, msg, mlen, &orig, &e) != PX_OK) {
-            px_errorlog("switch", "outbox %s: cannot rebuild the reversal: %s",
-                        rkey ? rkey : "?", px_error_text(&e));
+            px_errorlog("switch", "outbox %s: cannot rebuild the reversal: %s", rkey ? rkey : "?",
+                        px_error_text(&e));
             continue;
         }
         crypto_cleanse(msg, sizeof msg);
-        sw_provider_send_reversal(s, rkey, &orig, store_col_text(q, 1),
-                                  store_col_int64(q, 2) > 0);
+        sw_provider_send_reversal(s, rkey, &orig, store_col_text(q, 1), store_col_int64(q, 2) > 0);
         iso8583_msg_cleanse(&orig);
         j = sw_job_new(SW_J_OUTBOX_TOUCH, touch_done);
         if (j != NULL) {
@@ -526,8 +527,10 @@ static void recover_done(switch_svc *s, sw_job *j)
 {
     (void)s;
     if (j->status == PX_OK && j->out.recovered > 0)
-        px_warn("switch", "recovered %lld requests left pending (no answer was sent; the "
-                "provider gets reversals)", (long long)j->out.recovered);
+        px_warn("switch",
+                "recovered %lld requests left pending (no answer was sent; the "
+                "provider gets reversals)",
+                (long long)j->out.recovered);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -73,7 +73,7 @@ struct sw_writer {
     pthread_t ck_th;
     int ck_started;
     store *ck_st;
-    pthread_cond_t ck_cv;         /* its own: a submit's signal must wake a writer */
+    pthread_cond_t ck_cv; /* its own: a submit's signal must wake a writer */
 };
 
 #define SW_CHECKPOINT_EVERY_MS 100
@@ -367,8 +367,7 @@ static int apply_deltas(store *st, sw_group *g, px_error *e)
         store_bind_text(q, 3, g->deltas[i].account);
         rc = store_step(q, e);
         if (rc >= 0 && store_changes(q) != 1)
-            rc = px_error_set(e, PX_EINTERNAL, "ledger account %s missing",
-                              g->deltas[i].account);
+            rc = px_error_set(e, PX_EINTERNAL, "ledger account %s missing", g->deltas[i].account);
         store_done(q);
         if (rc < 0)
             return rc;
@@ -565,8 +564,7 @@ int sw_writer_start(switch_svc *s, const store_config *cfg, int nthreads, size_t
          * the checkpointer's (below), not the commits' (measured: docs/switch.md). */
         if (store_get_backend(w->th[i].st) == STORE_SQLITE)
             (void)store_exec(w->th[i].st,
-                             "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 65536",
-                             NULL);
+                             "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 65536", NULL);
         w->th[i].w = w;
         if (pthread_create(&w->th[i].th, NULL, writer_main, &w->th[i]) != 0) {
             store_close(w->th[i].st);

@@ -300,7 +300,8 @@ static void recover_done(switch_svc *s, sw_job *j)
     if (j->status != PX_OK)
         px_errorlog("switch", "start-up recovery failed: %s", j->errmsg);
     else if (j->out.recovered > 0)
-        px_warn("switch", "start-up: %lld requests were at the provider when this node stopped: "
+        px_warn("switch",
+                "start-up: %lld requests were at the provider when this node stopped: "
                 "marked unanswered, reversals owed to the provider",
                 (long long)j->out.recovered);
 }
@@ -328,8 +329,7 @@ static int switch_start(void *state, px_daemon *d, px_error *e)
         return px_error_prefix(e, "switch: ");
     if (writers == 0)
         writers = 1; /* measured: one writer makes the largest groups (docs/switch.md) */
-    rc = sw_writer_start(s, &d->store_cfg, writers, (size_t)s->cfg.group_commit_max, &s->writer,
-                         e);
+    rc = sw_writer_start(s, &d->store_cfg, writers, (size_t)s->cfg.group_commit_max, &s->writer, e);
     if (rc != PX_OK)
         return rc;
     j = sw_job_new(SW_J_RECOVER, recover_done);
@@ -350,8 +350,8 @@ static int switch_start(void *state, px_daemon *d, px_error *e)
         return px_error_prefix(e, "switch: ");
     sw_running = s;
     sw_loop_thread = pthread_self();
-    px_info("switch", "%d store writer%s, group commit up to %lld jobs, provider %s",
-            writers, writers == 1 ? "" : "s", (long long)s->cfg.group_commit_max,
+    px_info("switch", "%d store writer%s, group commit up to %lld jobs, provider %s", writers,
+            writers == 1 ? "" : "s", (long long)s->cfg.group_commit_max,
             s->cfg.has_provider ? s->cfg.provider.connect : "(none configured)");
     return px_daemon_announce(d, "switch", s->cfg.listen.listen, net_frame_server_port(s->srv));
 }

@@ -20,35 +20,35 @@
 #include "store/store.h"
 
 /* UnionPay field 39 response codes the switch sends (docs/switch-protocol.md). */
-#define SWITCH_RC_APPROVED          "00"
-#define SWITCH_RC_INVALID_MERCHANT  "03"
-#define SWITCH_RC_DO_NOT_HONOUR     "05"
-#define SWITCH_RC_INVALID_TXN       "12"
-#define SWITCH_RC_INVALID_AMOUNT    "13"
-#define SWITCH_RC_NO_ISSUER         "15"
-#define SWITCH_RC_ORIG_NOT_FOUND    "25"
-#define SWITCH_RC_FORMAT_ERROR      "30"
-#define SWITCH_RC_NOT_SUPPORTED     "40"
-#define SWITCH_RC_INCORRECT_PIN     "55"
-#define SWITCH_RC_AMOUNT_LIMIT      "61"
-#define SWITCH_RC_NOT_SIGNED_ON     "77"
-#define SWITCH_RC_PROVIDER_DOWN     "91"
-#define SWITCH_RC_DUPLICATE         "94"
-#define SWITCH_RC_SYSTEM_ERROR      "96"
-#define SWITCH_RC_UNKNOWN_TERMINAL  "97"
-#define SWITCH_RC_MAC_ERROR         "A0"
+#define SWITCH_RC_APPROVED "00"
+#define SWITCH_RC_INVALID_MERCHANT "03"
+#define SWITCH_RC_DO_NOT_HONOUR "05"
+#define SWITCH_RC_INVALID_TXN "12"
+#define SWITCH_RC_INVALID_AMOUNT "13"
+#define SWITCH_RC_NO_ISSUER "15"
+#define SWITCH_RC_ORIG_NOT_FOUND "25"
+#define SWITCH_RC_FORMAT_ERROR "30"
+#define SWITCH_RC_NOT_SUPPORTED "40"
+#define SWITCH_RC_INCORRECT_PIN "55"
+#define SWITCH_RC_AMOUNT_LIMIT "61"
+#define SWITCH_RC_NOT_SIGNED_ON "77"
+#define SWITCH_RC_PROVIDER_DOWN "91"
+#define SWITCH_RC_DUPLICATE "94"
+#define SWITCH_RC_SYSTEM_ERROR "96"
+#define SWITCH_RC_UNKNOWN_TERMINAL "97"
+#define SWITCH_RC_MAC_ERROR "A0"
 
 /* Field 60.3 network management information codes (UnionPay POS). */
-#define SWITCH_NMI_SIGNON           "003"
-#define SWITCH_NMI_SIGNOFF          "002"
-#define SWITCH_NMI_ECHO             "301"
-#define SWITCH_NMI_SETTLE           "201"
-#define SWITCH_NMI_UPLOAD_LAST      "202"
+#define SWITCH_NMI_SIGNON "003"
+#define SWITCH_NMI_SIGNOFF "002"
+#define SWITCH_NMI_ECHO "301"
+#define SWITCH_NMI_SETTLE "201"
+#define SWITCH_NMI_UPLOAD_LAST "202"
 
 /* Processing requirement (low nibble of the header's third byte) in a response. */
-#define SWITCH_PR_NONE              0
-#define SWITCH_PR_SIGN_ON           3
-#define SWITCH_PR_UPDATE_WAITING    6
+#define SWITCH_PR_NONE 0
+#define SWITCH_PR_SIGN_ON 3
+#define SWITCH_PR_UPDATE_WAITING 6
 
 /* Key attributes the switch gives the keys it keeps (docs/switch.md, "Keys"). */
 extern const hsm_key_attrs switch_tmk_attrs; /* K0, TDES 16, E, exportable N */
@@ -61,14 +61,14 @@ int switch_hsm_config_bind(px_config *c, hsm_config *out, px_error *e);
 /* ---- the registry ---- */
 
 typedef struct switch_terminal_info {
-    char tid[9];                   /* 8 characters (ans) */
-    char mid[16];                  /* 15 characters (ans) */
+    char tid[9];  /* 8 characters (ans) */
+    char mid[16]; /* 15 characters (ans) */
     char name[65];
     char tmk_kcv[PX_HSM_KCV_HEX_MAX];
-    char status[12];               /* "active" */
+    char status[12]; /* "active" */
     int update_waiting;
     int signed_on;
-    int64_t batch_no;              /* the current (last opened) batch */
+    int64_t batch_no; /* the current (last opened) batch */
     int batch_open;
     char batch_date[9];
     int64_t key_version;
@@ -101,16 +101,15 @@ int switch_terminal_set_tmk(store *st, hsm *h, const char *tid, const char *tmk_
 
 /* The same with the TMK formed from 2 or 3 clear components, as for
  * switch_terminal_add_components (nothing is formed for an unknown TID). */
-int switch_terminal_set_tmk_components(store *st, hsm *h, const char *tid,
-                                       const hsm_component *c, size_t n,
-                                       char kcv[PX_HSM_KCV_HEX_MAX], px_error *e);
+int switch_terminal_set_tmk_components(store *st, hsm *h, const char *tid, const hsm_component *c,
+                                       size_t n, char kcv[PX_HSM_KCV_HEX_MAX], px_error *e);
 
 /* One terminal (PX_ENOTFOUND if unknown). */
 int switch_terminal_get(store *st, const char *tid, switch_terminal_info *out, px_error *e);
 
 /* Every terminal in TID order; fn returning non-zero stops (and is returned). */
-int switch_terminal_list(store *st, int (*fn)(void *ud, const switch_terminal_info *t),
-                         void *ud, px_error *e);
+int switch_terminal_list(store *st, int (*fn)(void *ud, const switch_terminal_info *t), void *ud,
+                         px_error *e);
 
 /* Set (on = 1) or clear (on = 0) the "update waiting" flag of a terminal, in the store, so
  * every node sees it: a node re-reads a terminal at most [switch] cache_ttl_ms after its

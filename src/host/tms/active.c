@@ -30,9 +30,11 @@ static int cmp_u64(const void *a, const void *b)
 int tms_active_stamp(store *st, char out[128], px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT COUNT(*), COALESCE(SUM(current_wave), 0), "
-                               "COALESCE(MAX(wave_opened_ms), 0), COALESCE(MAX(updated_ms), 0) "
-                               "FROM tms_campaign WHERE state = 'running'", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT COUNT(*), COALESCE(SUM(current_wave), 0), "
+                           "COALESCE(MAX(wave_opened_ms), 0), COALESCE(MAX(updated_ms), 0) "
+                           "FROM tms_campaign WHERE state = 'running'",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     rc = store_step(q, e);
@@ -55,9 +57,11 @@ int tms_active_build(store *st, tms_active **out, px_error *e)
         free(a);
         return px_error_set(e, PX_ENOMEM, "out of memory");
     }
-    rc = store_prepare(st, "SELECT t.serial FROM tms_target t JOIN tms_campaign c ON c.name = "
-                           "t.campaign WHERE c.state = 'running' AND t.state IN ('pending', "
-                           "'offered', 'downloaded', 'deferred')", &q, e);
+    rc = store_prepare(st,
+                       "SELECT t.serial FROM tms_target t JOIN tms_campaign c ON c.name = "
+                       "t.campaign WHERE c.state = 'running' AND t.state IN ('pending', "
+                       "'offered', 'downloaded', 'deferred')",
+                       &q, e);
     if (rc != PX_OK) {
         tms_active_free(a);
         return rc;

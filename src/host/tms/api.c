@@ -71,21 +71,25 @@ static int may_have_offers(tms_svc *s, const char *serial)
 static int checkin_answer(const tms_svc *s, const tms_checkin_req *r, const tms_offer *offers,
                           size_t n, int64_t now, const tms_schedule *sched, px_buf *out)
 {
-    int rc = px_buf_printf(out, "{\"serial\":\"%s\",\"nonce\":\"%s\",\"server_time_ms\":%lld,"
-                                "\"updates\":[", r->serial, r->nonce, (long long)now);
+    int rc = px_buf_printf(out,
+                           "{\"serial\":\"%s\",\"nonce\":\"%s\",\"server_time_ms\":%lld,"
+                           "\"updates\":[",
+                           r->serial, r->nonce, (long long)now);
     for (size_t i = 0; rc == PX_OK && i < n; i++) {
         const tms_offer *o = &offers[i];
-        rc = px_buf_printf(out, "%s{\"campaign\":\"%s\",\"name\":\"%s\",\"kind\":\"%s\","
-                                "\"version\":\"%s\",\"length\":%lld,\"sha256\":\"%s\","
-                                "\"url\":\"/v1/packages/%s/%s\",\"targets\":\"/v1/metadata/"
-                                "targets/%s/%s.json\",\"slice_bytes\":%lld,\"state\":\"%s\"}",
+        rc = px_buf_printf(out,
+                           "%s{\"campaign\":\"%s\",\"name\":\"%s\",\"kind\":\"%s\","
+                           "\"version\":\"%s\",\"length\":%lld,\"sha256\":\"%s\","
+                           "\"url\":\"/v1/packages/%s/%s\",\"targets\":\"/v1/metadata/"
+                           "targets/%s/%s.json\",\"slice_bytes\":%lld,\"state\":\"%s\"}",
                            i ? "," : "", o->campaign, o->name, o->kind, o->version,
                            (long long)o->length, o->sha256, o->name, o->version, o->name,
                            o->version, (long long)s->cfg.slice_bytes, o->state);
     }
     if (rc == PX_OK)
-        rc = px_buf_printf(out, "],\"next_checkin_ms\":%lld,\"schedule\":{\"period_ms\":%lld,"
-                                "\"anchor_ms\":%lld,\"jitter_ms\":%lld}}",
+        rc = px_buf_printf(out,
+                           "],\"next_checkin_ms\":%lld,\"schedule\":{\"period_ms\":%lld,"
+                           "\"anchor_ms\":%lld,\"jitter_ms\":%lld}}",
                            (long long)tms_schedule_next(sched, r->serial, now),
                            (long long)sched->period_ms, (long long)sched->anchor_ms,
                            (long long)sched->jitter_ms);
@@ -150,7 +154,7 @@ static int only(const json_t *j, const char *const *keys, px_error *e)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)j, k, v) {
+    json_object_foreach ((json_t *)j, k, v) {
         size_t i = 0;
         while (keys[i] != NULL && strcmp(keys[i], k) != 0)
             i++;
@@ -189,9 +193,10 @@ static void on_session_new(net_http_req *req, void *user)
         reply_err(req, rc, &e);
         return;
     }
-    net_http_reply_json(req, 201, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", c.session,
-                                            "tac", c.tac, "dwk", c.dwk, "dwk_kcv", c.dwk_kcv,
-                                            "s_data", c.s_data, "expires_ms", (json_int_t)c.expires_ms));
+    net_http_reply_json(req, 201,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", c.session, "tac",
+                                  c.tac, "dwk", c.dwk, "dwk_kcv", c.dwk_kcv, "s_data", c.s_data,
+                                  "expires_ms", (json_int_t)c.expires_ms));
 }
 
 static void on_session_answer(net_http_req *req, void *user)
@@ -233,8 +238,9 @@ static void on_session_answer(net_http_req *req, void *user)
         return;
     }
     net_metric_add(s->m.auth_ok, 1);
-    net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:I}", "token", token, "token_type",
-                                            "Bearer", "expires_ms", (json_int_t)expires));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:s, s:I}", "token", token, "token_type", "Bearer",
+                                  "expires_ms", (json_int_t)expires));
     OPENSSL_cleanse(token, sizeof token);
 }
 
@@ -304,7 +310,8 @@ static void on_meta_targets(net_http_req *req, void *user)
     px_error e = {0};
     if (net_http_segment_count(req) != 5 || n < 6 || n - 5 >= sizeof version ||
         strcmp(file + n - 5, ".json") != 0) {
-        net_http_reply_error(req, 404, "not_found", "expected /v1/metadata/targets/NAME/VERSION.json");
+        net_http_reply_error(req, 404, "not_found",
+                             "expected /v1/metadata/targets/NAME/VERSION.json");
         return;
     }
     memcpy(version, file, n - 5);
@@ -344,8 +351,9 @@ static void on_report(net_http_req *req, void *user)
         return;
     }
     net_metric_add(s->m.reports, 1);
-    net_http_reply_json(req, 200, json_pack("{s:s, s:s, s:s}", "serial", serial, "campaign",
-                                            r.campaign, "state", tms_tstate_name(state)));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:s, s:s, s:s}", "serial", serial, "campaign", r.campaign,
+                                  "state", tms_tstate_name(state)));
 }
 
 int tms_api_routes(tms_worker *w, px_error *e)
@@ -415,8 +423,9 @@ static int copy_names(const json_t *arr, char (*out)[PX_TMS_NAME_MAX], size_t ma
         return PX_OK;
     if (!json_is_array(arr) || json_array_size(arr) > max)
         return px_error_set(e, PX_EINVAL, "%s: an array of at most %zu names", what, max);
-    json_array_foreach(arr, i, v) {
-        if (!json_is_string(v) || px_strlcpy(out[(*n)++], json_string_value(v), PX_TMS_NAME_MAX) != PX_OK)
+    json_array_foreach (arr, i, v) {
+        if (!json_is_string(v) ||
+            px_strlcpy(out[(*n)++], json_string_value(v), PX_TMS_NAME_MAX) != PX_OK)
             return px_error_set(e, PX_EINVAL, "%s: entry %zu is not a name", what, i + 1);
     }
     return PX_OK;
@@ -435,7 +444,8 @@ static int opt_str(const json_t *j, const char *key, char *out, size_t outsz, px
 /* POST /v1/tms/terminals {serial, model, merchant?, tid?, groups?, schedule?} */
 static void on_op_terminal_add(net_http_req *req, void *user)
 {
-    static const char *const keys[] = {"serial", "model", "merchant", "tid", "groups", "schedule", NULL};
+    static const char *const keys[] = {"serial", "model",    "merchant", "tid",
+                                       "groups", "schedule", NULL};
     tms_svc *s = user;
     tms_terminal t;
     json_t *j = NULL;
@@ -469,11 +479,13 @@ static int pkg_row_json(void *ud, const tms_package *p)
     json_t *models = json_array();
     for (size_t i = 0; i < p->t.nmodels; i++)
         json_array_append_new(models, json_string(p->t.models[i]));
-    return json_array_append_new(ud, json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I}", "name",
-                                               p->t.name, "version", p->t.version, "kind",
-                                               p->t.kind, "length", (json_int_t)p->t.length,
-                                               "sha256", p->t.sha256, "models", models,
-                                               "created_ms", (json_int_t)p->created_ms)) == 0 ? 0 : -1;
+    return json_array_append_new(ud,
+                                 json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I}", "name", p->t.name,
+                                           "version", p->t.version, "kind", p->t.kind, "length",
+                                           (json_int_t)p->t.length, "sha256", p->t.sha256, "models",
+                                           models, "created_ms", (json_int_t)p->created_ms)) == 0
+               ? 0
+               : -1;
 }
 
 static void on_op_packages(net_http_req *req, void *user)
@@ -501,18 +513,19 @@ static json_t *campaign_json(const tms_campaign_info *c)
                                 json_integer((json_int_t)c->counts[w][st]));
             sum[st] += c->counts[w][st];
         }
-        json_array_append_new(waves, json_pack("{s:I, s:I, s:o}", "wave", (json_int_t)w + 1,
-                                               "percent", (json_int_t)c->spec.waves[w], "counts",
-                                               counts));
+        json_array_append_new(waves,
+                              json_pack("{s:I, s:I, s:o}", "wave", (json_int_t)w + 1, "percent",
+                                        (json_int_t)c->spec.waves[w], "counts", counts));
     }
     for (int st = 0; st < TMS_T_COUNT_; st++)
-        json_object_set_new(totals, tms_tstate_name((tms_tstate)st), json_integer((json_int_t)sum[st]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "name", c->spec.name,
-                     "package", c->spec.pkg_name, "version", c->spec.pkg_version, "state", c->state,
-                     "reason", c->reason, "current_wave", (json_int_t)c->current_wave, "total",
-                     (json_int_t)c->total, "start_ms", (json_int_t)c->spec.start_ms,
-                     "max_failure_pct", (json_int_t)c->spec.max_failure_pct, "waves", waves,
-                     "counts", totals);
+        json_object_set_new(totals, tms_tstate_name((tms_tstate)st),
+                            json_integer((json_int_t)sum[st]));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "name",
+                     c->spec.name, "package", c->spec.pkg_name, "version", c->spec.pkg_version,
+                     "state", c->state, "reason", c->reason, "current_wave",
+                     (json_int_t)c->current_wave, "total", (json_int_t)c->total, "start_ms",
+                     (json_int_t)c->spec.start_ms, "max_failure_pct",
+                     (json_int_t)c->spec.max_failure_pct, "waves", waves, "counts", totals);
 }
 
 static void reply_campaign(net_http_req *req, tms_svc *s, const char *name)

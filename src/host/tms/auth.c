@@ -62,7 +62,8 @@ static int make_cryptograms(hsm *h, const hsm_keyblock *dmk_block, const uint8_t
     if (rc == PX_OK)
         rc = hsm_key_load(h, dwk_block->block, &dwk, e);
     if (rc == PX_OK)
-        rc = hsm_key_export(h, dmk, dwk, HSM_EXPORT_ECB, out->dwk, sizeof out->dwk, out->dwk_kcv, e);
+        rc = hsm_key_export(h, dmk, dwk, HSM_EXPORT_ECB, out->dwk, sizeof out->dwk, out->dwk_kcv,
+                            e);
     if (rc == PX_OK)
         rc = hsm_data_encrypt(h, dwk, CRYPTO_CBC, zero_iv, t_data, TMS_AUTH_DATA_LEN, tac, e);
     if (rc == PX_OK)
@@ -88,8 +89,9 @@ int tms_auth_begin(store *st, hsm *h, const tms_auth_config *c, const char *seri
     if ((rc = last_challenge(st, serial, &last, e)) != PX_OK)
         return rc;
     if (last > 0 && now - last < c->min_interval_ms)
-        return px_error_set(e, PX_ELIMIT, "terminal %s: another challenge %lld ms ago: wait %lld ms",
-                            serial, (long long)(now - last), (long long)c->min_interval_ms);
+        return px_error_set(e, PX_ELIMIT,
+                            "terminal %s: another challenge %lld ms ago: wait %lld ms", serial,
+                            (long long)(now - last), (long long)c->min_interval_ms);
     if ((rc = tms_terminal_dmk(st, h, c->master_label, serial, &dmk, e)) != PX_OK)
         return rc;
     rc = make_cryptograms(h, &dmk, t_data, &dwk, out, e);
@@ -102,9 +104,11 @@ int tms_auth_begin(store *st, hsm *h, const tms_auth_config *c, const char *seri
     px_hex_encode(s_data, sizeof s_data, out->s_data);
     px_hex_encode(id, sizeof id, out->session);
     out->expires_ms = now + c->challenge_ttl_ms;
-    if ((rc = store_prepare(st, "INSERT INTO tms_session (id, serial, state, dwk_block, s_data, "
-                                "created_ms, expires_ms) VALUES ($1, $2, 'challenged', $3, $4, $5, "
-                                "$6)", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "INSERT INTO tms_session (id, serial, state, dwk_block, s_data, "
+                            "created_ms, expires_ms) VALUES ($1, $2, 'challenged', $3, $4, $5, "
+                            "$6)",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, out->session);
     store_bind_text(q, 2, serial);
@@ -153,21 +157,26 @@ static int check_sac(finish_ctx *f, const char *dwk_block, const char *s_data_he
     same = px_ct_equal(sac0, sac1, sizeof sac0);
     OPENSSL_cleanse(sac0, sizeof sac0);
     if (!same)
-        px_error_set(&f->verdict, PX_EAUTH, "SAC does not match: the terminal does not hold the "
-                     "DMK of %s", f->serial);
+        px_error_set(&f->verdict, PX_EAUTH,
+                     "SAC does not match: the terminal does not hold the "
+                     "DMK of %s",
+                     f->serial);
     return PX_OK;
 }
 
 static int finish_txn(store *st, void *ud, px_error *e)
 {
     finish_ctx *f = ud;
-    char serial[PX_TMS_SERIAL_MAX] = "", state[16] = "", dwk[PX_HSM_KEYBLOCK_MAX] = "", s_data[40] = "";
+    char serial[PX_TMS_SERIAL_MAX] = "", state[16] = "", dwk[PX_HSM_KEYBLOCK_MAX] = "",
+         s_data[40] = "";
     char hash[TUF_SHA256_HEX];
     uint8_t tok[TMS_TOKEN_LEN];
     int64_t expires = 0;
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT serial, state, dwk_block, s_data, expires_ms FROM "
-                               "tms_session WHERE id = $1", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT serial, state, dwk_block, s_data, expires_ms FROM "
+                           "tms_session WHERE id = $1",
+                           &q, e);
     memset(&f->verdict, 0, sizeof f->verdict);
     if (rc != PX_OK)
         return rc;
@@ -183,7 +192,8 @@ static int finish_txn(store *st, void *ud, px_error *e)
     if (rc < 0)
         return rc;
     if (rc == STORE_DONE || strcmp(serial, f->serial) != 0)
-        return px_error_set(e, PX_EAUTH, "no challenge %.32s for terminal %s", f->session, f->serial);
+        return px_error_set(e, PX_EAUTH, "no challenge %.32s for terminal %s", f->session,
+                            f->serial);
     if (strcmp(state, "challenged") != 0)
         return px_error_set(e, PX_EAUTH, "session %s was answered already (a replayed SAC?)",
                             f->session);
@@ -202,8 +212,10 @@ static int finish_txn(store *st, void *ud, px_error *e)
         token_hash(f->token, hash);
         f->expires_ms = f->now + f->c->session_ttl_ms;
     }
-    if ((rc = store_prepare(st, "UPDATE tms_session SET state = $2, token_hash = $3, expires_ms = "
-                                "$4 WHERE id = $1 AND state = 'challenged'", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "UPDATE tms_session SET state = $2, token_hash = $3, expires_ms = "
+                            "$4 WHERE id = $1 AND state = 'challenged'",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, f->session);
     store_bind_text(q, 2, f->verdict.code == PX_OK ? "open" : "failed");
@@ -211,7 +223,8 @@ static int finish_txn(store *st, void *ud, px_error *e)
     store_bind_int64(q, 4, f->verdict.code == PX_OK ? f->expires_ms : expires);
     rc = store_step(q, e);
     if (rc >= 0 && store_changes(q) != 1)
-        rc = px_error_set(e, PX_EAUTH, "session %s was answered already (a replayed SAC?)", f->session);
+        rc = px_error_set(e, PX_EAUTH, "session %s was answered already (a replayed SAC?)",
+                          f->session);
     store_done(q);
     return rc < 0 ? rc : PX_OK;
 }
@@ -220,8 +233,13 @@ int tms_auth_finish(store *st, hsm *h, const tms_auth_config *c, const char *ser
                     const char *session, const char *sac_hex, int terminal_ok, int64_t now,
                     char token[2 * TMS_TOKEN_LEN + 1], int64_t *expires_ms, px_error *e)
 {
-    finish_ctx f = {.h = h, .c = c, .serial = serial, .session = session, .sac_hex = sac_hex,
-                    .terminal_ok = terminal_ok, .now = now};
+    finish_ctx f = {.h = h,
+                    .c = c,
+                    .serial = serial,
+                    .session = session,
+                    .sac_hex = sac_hex,
+                    .terminal_ok = terminal_ok,
+                    .now = now};
     int rc;
     if (session == NULL || strlen(session) != 2 * TMS_SESSION_ID_LEN ||
         !px_hex_is_valid(session, strlen(session)))
@@ -250,11 +268,14 @@ int tms_session_check(store *st, const char *token, int64_t now, char serial[PX_
     char hash[TUF_SHA256_HEX];
     store_stmt *q;
     int rc;
-    if (token == NULL || strlen(token) != 2 * TMS_TOKEN_LEN || !px_hex_is_valid(token, strlen(token)))
+    if (token == NULL || strlen(token) != 2 * TMS_TOKEN_LEN ||
+        !px_hex_is_valid(token, strlen(token)))
         return px_error_set(e, PX_EAUTH, "no session: authenticate first (POST /v1/sessions)");
     token_hash(token, hash);
-    if ((rc = store_prepare(st, "SELECT serial, expires_ms FROM tms_session WHERE token_hash = $1 "
-                                "AND state = 'open'", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "SELECT serial, expires_ms FROM tms_session WHERE token_hash = $1 "
+                            "AND state = 'open'",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, hash);
     rc = store_step(q, e);
@@ -272,8 +293,10 @@ int tms_session_check(store *st, const char *token, int64_t now, char serial[PX_
 int tms_session_sweep(store *st, int64_t now, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "DELETE FROM tms_session WHERE id IN (SELECT id FROM tms_session "
-                               "WHERE expires_ms < $1 LIMIT 1000)", &q, e);
+    int rc = store_prepare(st,
+                           "DELETE FROM tms_session WHERE id IN (SELECT id FROM tms_session "
+                           "WHERE expires_ms < $1 LIMIT 1000)",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_int64(q, 1, now);

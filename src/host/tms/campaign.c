@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const tstate_names[TMS_T_COUNT_] = {
-    "scheduled", "pending", "offered", "downloaded", "deferred",
-    "installed", "failed", "rolled_back", "skipped"};
+static const char *const tstate_names[TMS_T_COUNT_] = {"scheduled",  "pending",     "offered",
+                                                       "downloaded", "deferred",    "installed",
+                                                       "failed",     "rolled_back", "skipped"};
 
 const char *tms_tstate_name(tms_tstate s)
 {
@@ -52,10 +52,12 @@ int tms_window_parse(const char *s, int64_t *start_min, int64_t *end_min, px_err
     int h1, m1, h2, m2;
     char tail;
     if (s == NULL || sscanf(s, "%2d:%2d-%2d:%2d%c", &h1, &m1, &h2, &m2, &tail) != 4 ||
-        strlen(s) != 11 || h1 > 23 || h2 > 24 || m1 > 59 || m2 > 59 || h1 < 0 || m1 < 0 ||
-        h2 < 0 || m2 < 0 || (h2 == 24 && m2 != 0) || h1 * 60 + m1 == h2 * 60 + m2)
-        return px_error_set(e, PX_EINVAL, "window \"%s\": expected HH:MM-HH:MM (UTC), e.g. "
-                            "\"01:00-05:00\"", s != NULL ? s : "");
+        strlen(s) != 11 || h1 > 23 || h2 > 24 || m1 > 59 || m2 > 59 || h1 < 0 || m1 < 0 || h2 < 0 ||
+        m2 < 0 || (h2 == 24 && m2 != 0) || h1 * 60 + m1 == h2 * 60 + m2)
+        return px_error_set(e, PX_EINVAL,
+                            "window \"%s\": expected HH:MM-HH:MM (UTC), e.g. "
+                            "\"01:00-05:00\"",
+                            s != NULL ? s : "");
     *start_min = h1 * 60 + m1;
     *end_min = h2 * 60 + m2;
     return PX_OK;
@@ -102,7 +104,8 @@ static int spec_check(const tms_campaign_spec *s, px_error *e)
         return px_error_set(e, PX_EINVAL, "window: minutes after 00:00 UTC, or none");
     if (s->max_failure_pct < 0 || s->max_failure_pct > 100 || s->advance_pct < 1 ||
         s->advance_pct > 100 || s->wave_min_ms < 0 || s->start_ms < 0)
-        return px_error_set(e, PX_EINVAL, "max failures 0..100 %%, advance 1..100 %%, wave "
+        return px_error_set(e, PX_EINVAL,
+                            "max failures 0..100 %%, advance 1..100 %%, wave "
                             "minimum and start not negative");
     return PX_OK;
 }
@@ -151,11 +154,11 @@ static void selector_parse(const char *text, tms_campaign_spec *s)
     json_t *j = json_loads(text, 0, NULL), *v;
     size_t i;
     s->all = json_is_true(json_object_get(j, "all"));
-    json_array_foreach(json_object_get(j, "models"), i, v) {
+    json_array_foreach (json_object_get(j, "models"), i, v) {
         if (s->nmodels < PX_TMS_MODELS_MAX && json_is_string(v))
             px_strlcpy(s->models[s->nmodels++], json_string_value(v), PX_TMS_NAME_MAX);
     }
-    json_array_foreach(json_object_get(j, "groups"), i, v) {
+    json_array_foreach (json_object_get(j, "groups"), i, v) {
         if (s->ngroups < PX_TMS_GROUPS_MAX && json_is_string(v))
             px_strlcpy(s->groups[s->ngroups++], json_string_value(v), PX_TMS_NAME_MAX);
     }
@@ -174,11 +177,13 @@ static int create_txn(store *st, void *ud, px_error *e)
                          : tms_package_get(st, s->pkg_name, s->pkg_version, &p, e);
     waves_text(s, waves, sizeof waves);
     if (rc == PX_OK)
-        rc = store_prepare(st, "INSERT INTO tms_campaign (name, pkg_name, pkg_version, selector, "
-                               "waves, start_ms, window_start_min, window_end_min, "
-                               "max_failure_pct, advance_pct, wave_min_ms, state, created_ms, "
-                               "updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                               "'draft', $12, $12) ON CONFLICT DO NOTHING RETURNING name", &q, e);
+        rc = store_prepare(st,
+                           "INSERT INTO tms_campaign (name, pkg_name, pkg_version, selector, "
+                           "waves, start_ms, window_start_min, window_end_min, "
+                           "max_failure_pct, advance_pct, wave_min_ms, state, created_ms, "
+                           "updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                           "'draft', $12, $12) ON CONFLICT DO NOTHING RETURNING name",
+                           &q, e);
     if (rc == PX_OK) {
         store_bind_text(q, 1, s->name);
         store_bind_text(q, 2, s->pkg_name);
@@ -200,8 +205,10 @@ static int create_txn(store *st, void *ud, px_error *e)
     }
     free(sel);
     for (size_t i = 0; rc == PX_OK && i < s->nserials; i++) {
-        if ((rc = store_prepare(st, "INSERT INTO tms_campaign_serial (campaign, serial) VALUES "
-                                    "($1, $2) ON CONFLICT DO NOTHING", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "INSERT INTO tms_campaign_serial (campaign, serial) VALUES "
+                                "($1, $2) ON CONFLICT DO NOTHING",
+                                &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, s->name);
         store_bind_text(q, 2, s->serials[i]);
@@ -224,9 +231,10 @@ int tms_campaign_create(store *st, const tms_campaign_spec *s, px_error *e)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-#define CAMPAIGN_COLS "name, pkg_name, pkg_version, selector, waves, start_ms, window_start_min, " \
-                      "window_end_min, max_failure_pct, advance_pct, wave_min_ms, state, reason, " \
-                      "current_wave, wave_opened_ms, total, created_ms, updated_ms"
+#define CAMPAIGN_COLS                                                                              \
+    "name, pkg_name, pkg_version, selector, waves, start_ms, window_start_min, "                   \
+    "window_end_min, max_failure_pct, advance_pct, wave_min_ms, state, reason, "                   \
+    "current_wave, wave_opened_ms, total, created_ms, updated_ms"
 
 static void campaign_row(store_stmt *q, tms_campaign_info *c)
 {
@@ -276,10 +284,14 @@ static int campaign_counts(store *st, const char *name, int64_t only_wave,
     int rc;
     memset(counts, 0, sizeof(int64_t) * PX_TMS_WAVES_MAX * TMS_T_COUNT_);
     rc = only_wave > 0
-             ? store_prepare(st, "SELECT wave, state, COUNT(*) FROM tms_target WHERE campaign = $1 "
-                                 "AND wave = $2 GROUP BY wave, state", &q, e)
-             : store_prepare(st, "SELECT wave, state, COUNT(*) FROM tms_target WHERE campaign = $1 "
-                                 "AND wave <> $2 GROUP BY wave, state", &q, e);
+             ? store_prepare(st,
+                             "SELECT wave, state, COUNT(*) FROM tms_target WHERE campaign = $1 "
+                             "AND wave = $2 GROUP BY wave, state",
+                             &q, e)
+             : store_prepare(st,
+                             "SELECT wave, state, COUNT(*) FROM tms_target WHERE campaign = $1 "
+                             "AND wave <> $2 GROUP BY wave, state",
+                             &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, name);
@@ -310,8 +322,10 @@ int tms_campaign_list(store *st, int (*fn)(void *ud, const tms_campaign_info *c)
     int rc, stop = 0;
     if (c == NULL)
         return px_error_set(e, PX_ENOMEM, "out of memory");
-    if ((rc = store_prepare(st, "SELECT " CAMPAIGN_COLS " FROM tms_campaign ORDER BY created_ms, "
-                                "name LIMIT 1000", &q, e)) == PX_OK) {
+    if ((rc = store_prepare(st,
+                            "SELECT " CAMPAIGN_COLS " FROM tms_campaign ORDER BY created_ms, "
+                            "name LIMIT 1000",
+                            &q, e)) == PX_OK) {
         while ((rc = store_step(q, e)) == STORE_ROW) {
             campaign_row(q, c);
             if ((stop = fn(ud, c)) != 0)
@@ -336,13 +350,18 @@ static int move_txn(store *st, void *ud, px_error *e)
     move_ctx *m = ud;
     tms_campaign_info *c = malloc(sizeof *c);
     store_stmt *q;
-    int rc = c != NULL ? campaign_read(st, m->name, c, e) : px_error_set(e, PX_ENOMEM, "out of memory");
-    if (rc == PX_OK && strcmp(c->state, m->from1) != 0 && (m->from2 == NULL || strcmp(c->state, m->from2) != 0))
+    int rc = c != NULL ? campaign_read(st, m->name, c, e)
+                       : px_error_set(e, PX_ENOMEM, "out of memory");
+    if (rc == PX_OK && strcmp(c->state, m->from1) != 0 &&
+        (m->from2 == NULL || strcmp(c->state, m->from2) != 0))
         rc = px_error_set(e, PX_ESTATE, "campaign %s is %s: only a %s%s%s campaign can %s", m->name,
-                          c->state, m->from1, m->from2 ? " or " : "", m->from2 ? m->from2 : "", m->verb);
+                          c->state, m->from1, m->from2 ? " or " : "", m->from2 ? m->from2 : "",
+                          m->verb);
     free(c);
-    if (rc == PX_OK && (rc = store_prepare(st, "UPDATE tms_campaign SET state = $2, reason = '', "
-                                               "updated_ms = $3 WHERE name = $1", &q, e)) == PX_OK) {
+    if (rc == PX_OK && (rc = store_prepare(st,
+                                           "UPDATE tms_campaign SET state = $2, reason = '', "
+                                           "updated_ms = $3 WHERE name = $1",
+                                           &q, e)) == PX_OK) {
         store_bind_text(q, 1, m->name);
         store_bind_text(q, 2, m->to);
         store_bind_int64(q, 3, px_now_ms());
@@ -426,7 +445,8 @@ static int cand_cmp(const void *a, const void *b)
 }
 
 /* Is serial in one of the campaign's groups? */
-static int in_groups(store *st, const tms_campaign_spec *sp, const char *serial, int *yes, px_error *e)
+static int in_groups(store *st, const tms_campaign_spec *sp, const char *serial, int *yes,
+                     px_error *e)
 {
     store_stmt *q;
     int rc = store_prepare(st, "SELECT grp FROM tms_terminal_group WHERE serial = $1", &q, e);
@@ -435,7 +455,7 @@ static int in_groups(store *st, const tms_campaign_spec *sp, const char *serial,
         return rc;
     store_bind_text(q, 1, serial);
     while ((rc = store_step(q, e)) == STORE_ROW)
-        if (has_str((char (*)[PX_TMS_NAME_MAX])sp->groups, sp->ngroups, store_col_text(q, 0)))
+        if (has_str((char(*)[PX_TMS_NAME_MAX])sp->groups, sp->ngroups, store_col_text(q, 0)))
             *yes = 1;
     store_done(q);
     return rc < 0 ? rc : PX_OK;
@@ -451,7 +471,7 @@ static int choose_from(store *st, start_ctx *s, store_stmt *q, int check_groups,
         const char *serial = store_col_text(q, 0), *model = store_col_text(q, 1);
         int yes = 1;
         if (!tuf_target_fits_model(&s->pkg, model) ||
-            (sp->nmodels > 0 && !has_str((char (*)[PX_TMS_NAME_MAX])sp->models, sp->nmodels, model)))
+            (sp->nmodels > 0 && !has_str((char(*)[PX_TMS_NAME_MAX])sp->models, sp->nmodels, model)))
             continue;
         /* a nested statement: the store hands out an independent one */
         if (check_groups && (rc = in_groups(st, sp, serial, &yes, e)) != PX_OK)
@@ -472,15 +492,18 @@ static int choose(store *st, start_ctx *s, px_error *e)
     int rc = PX_OK;
     for (size_t g = 0; g < nsrc && rc == PX_OK; g++) {
         if (sp->nserials > 0)
-            rc = store_prepare(st, "SELECT t.serial, t.model FROM tms_campaign_serial c JOIN "
-                                   "tms_terminal t ON t.serial = c.serial WHERE c.campaign = $1",
+            rc = store_prepare(st,
+                               "SELECT t.serial, t.model FROM tms_campaign_serial c JOIN "
+                               "tms_terminal t ON t.serial = c.serial WHERE c.campaign = $1",
                                &q, e);
         else if (sp->ngroups > 0)
-            rc = store_prepare(st, "SELECT t.serial, t.model FROM tms_terminal_group g JOIN "
-                                   "tms_terminal t ON t.serial = g.serial WHERE g.grp = $1", &q, e);
-        else
-            rc = store_prepare(st, "SELECT serial, model FROM tms_terminal WHERE serial <> $1",
+            rc = store_prepare(st,
+                               "SELECT t.serial, t.model FROM tms_terminal_group g JOIN "
+                               "tms_terminal t ON t.serial = g.serial WHERE g.grp = $1",
                                &q, e);
+        else
+            rc = store_prepare(st, "SELECT serial, model FROM tms_terminal WHERE serial <> $1", &q,
+                               e);
         if (rc != PX_OK)
             break;
         store_bind_text(q, 1, sp->nserials == 0 && sp->ngroups > 0 ? sp->groups[g] : s->name);
@@ -507,8 +530,10 @@ static int start_txn(store *st, void *ud, px_error *e)
     int rc = campaign_read(st, s->name, &s->c, e);
     s->n = 0;
     if (rc == PX_OK && strcmp(s->c.state, "draft") != 0)
-        rc = px_error_set(e, PX_ESTATE, "campaign %s is %s: only a draft can start", s->name, s->c.state);
-    if (rc == PX_OK && (rc = tms_package_get(st, s->c.spec.pkg_name, s->c.spec.pkg_version, &p, e)) == PX_OK)
+        rc = px_error_set(e, PX_ESTATE, "campaign %s is %s: only a draft can start", s->name,
+                          s->c.state);
+    if (rc == PX_OK &&
+        (rc = tms_package_get(st, s->c.spec.pkg_name, s->c.spec.pkg_version, &p, e)) == PX_OK)
         s->pkg = p.t;
     if (rc == PX_OK)
         rc = choose(st, s, e);
@@ -517,8 +542,10 @@ static int start_txn(store *st, void *ud, px_error *e)
     for (size_t w = 0; w < s->c.spec.nwaves && rc == PX_OK; w++) {
         size_t upto = (size_t)((s->n * (uint64_t)s->c.spec.waves[w] + 99) / 100);
         for (; i < upto && i < s->n; i++) {
-            if ((rc = store_prepare(st, "INSERT INTO tms_target (campaign, serial, wave, state, "
-                                        "updated_ms) VALUES ($1, $2, $3, 'scheduled', $4)", &q, e)) != PX_OK)
+            if ((rc = store_prepare(st,
+                                    "INSERT INTO tms_target (campaign, serial, wave, state, "
+                                    "updated_ms) VALUES ($1, $2, $3, 'scheduled', $4)",
+                                    &q, e)) != PX_OK)
                 break;
             store_bind_text(q, 1, s->name);
             store_bind_text(q, 2, s->v[i].serial);
@@ -531,8 +558,10 @@ static int start_txn(store *st, void *ud, px_error *e)
             rc = PX_OK;
         }
     }
-    if (rc == PX_OK && (rc = store_prepare(st, "UPDATE tms_campaign SET state = 'running', total = "
-                                               "$2, updated_ms = $3 WHERE name = $1", &q, e)) == PX_OK) {
+    if (rc == PX_OK && (rc = store_prepare(st,
+                                           "UPDATE tms_campaign SET state = 'running', total = "
+                                           "$2, updated_ms = $3 WHERE name = $1",
+                                           &q, e)) == PX_OK) {
         store_bind_text(q, 1, s->name);
         store_bind_int64(q, 2, (int64_t)s->n);
         store_bind_int64(q, 3, now);
@@ -540,8 +569,9 @@ static int start_txn(store *st, void *ud, px_error *e)
         store_done(q);
         rc = rc < 0 ? rc : PX_OK;
     }
-    if (rc == PX_OK && (rc = store_prepare(st, "DELETE FROM tms_campaign_serial WHERE campaign = $1",
-                                           &q, e)) == PX_OK) {
+    if (rc == PX_OK &&
+        (rc = store_prepare(st, "DELETE FROM tms_campaign_serial WHERE campaign = $1", &q, e)) ==
+            PX_OK) {
         store_bind_text(q, 1, s->name);
         rc = store_step(q, e);
         store_done(q);
@@ -603,8 +633,10 @@ static int exec_campaign(store *st, const char *sql, const char *name, int64_t a
 static int count_active(store *st, const char *name, int64_t *n, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT COUNT(*) FROM tms_target WHERE campaign = $1 AND state IN "
-                               "('scheduled', 'pending', 'offered', 'downloaded', 'deferred')", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT COUNT(*) FROM tms_target WHERE campaign = $1 AND state IN "
+                           "('scheduled', 'pending', 'offered', 'downloaded', 'deferred')",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, name);
@@ -631,34 +663,42 @@ static int tick_waves(store *st, tick_ctx *t, px_error *e)
             finished = fail + counts[w - 1][TMS_T_INSTALLED] + counts[w - 1][TMS_T_SKIPPED];
             if (size > 0 && fail * 100 > c->spec.max_failure_pct * size) {
                 char why[PX_TMS_REASON_MAX];
-                snprintf(why, sizeof why, "wave %lld: %lld of %lld terminals failed, over the "
-                         "%lld %% threshold", (long long)w, (long long)fail, (long long)size,
+                snprintf(why, sizeof why,
+                         "wave %lld: %lld of %lld terminals failed, over the "
+                         "%lld %% threshold",
+                         (long long)w, (long long)fail, (long long)size,
                          (long long)c->spec.max_failure_pct);
                 px_warn(TMS_MOD, "campaign %s halted: %s", t->name, why);
                 t->changed++;
-                return exec_campaign(st, "UPDATE tms_campaign SET state = 'halted', updated_ms = $2, "
-                                         "reason = $3 WHERE name = $1", t->name, t->now,
-                                     0, why, e);
+                return exec_campaign(st,
+                                     "UPDATE tms_campaign SET state = 'halted', updated_ms = $2, "
+                                     "reason = $3 WHERE name = $1",
+                                     t->name, t->now, 0, why, e);
             }
             if ((size_t)w >= c->spec.nwaves) {
                 if ((rc = count_active(st, t->name, &active, e)) != PX_OK || active > 0)
                     return rc;
                 px_info(TMS_MOD, "campaign %s completed", t->name);
                 t->changed++;
-                return exec_campaign(st, "UPDATE tms_campaign SET state = 'completed', updated_ms "
-                                         "= $2 WHERE name = $1", t->name, t->now, 0, NULL, e);
+                return exec_campaign(st,
+                                     "UPDATE tms_campaign SET state = 'completed', updated_ms "
+                                     "= $2 WHERE name = $1",
+                                     t->name, t->now, 0, NULL, e);
             }
-            if (finished * 100 < c->spec.advance_pct * size || t->now < c->wave_opened_ms + c->spec.wave_min_ms)
+            if (finished * 100 < c->spec.advance_pct * size ||
+                t->now < c->wave_opened_ms + c->spec.wave_min_ms)
                 return PX_OK;
         }
         if (!in_window(c->spec.window_start_min, c->spec.window_end_min, t->now))
             return PX_OK;
-        if ((rc = exec_campaign(st, "UPDATE tms_target SET state = 'pending', updated_ms = $3 WHERE "
-                                    "campaign = $1 AND wave = $2 AND state = 'scheduled'",
+        if ((rc = exec_campaign(st,
+                                "UPDATE tms_target SET state = 'pending', updated_ms = $3 WHERE "
+                                "campaign = $1 AND wave = $2 AND state = 'scheduled'",
                                 t->name, w + 1, t->now, NULL, e)) != PX_OK ||
-            (rc = exec_campaign(st, "UPDATE tms_campaign SET current_wave = $2, wave_opened_ms = "
-                                    "$3, updated_ms = $3 WHERE name = $1", t->name, w + 1, t->now,
-                                NULL, e)) != PX_OK)
+            (rc = exec_campaign(st,
+                                "UPDATE tms_campaign SET current_wave = $2, wave_opened_ms = "
+                                "$3, updated_ms = $3 WHERE name = $1",
+                                t->name, w + 1, t->now, NULL, e)) != PX_OK)
             return rc;
         px_info(TMS_MOD, "campaign %s: wave %lld of %zu opened", t->name, (long long)w + 1,
                 c->spec.nwaves);
@@ -673,7 +713,9 @@ static int tick_waves(store *st, tick_ctx *t, px_error *e)
  * that stopped, PX_TMS_FLAG_BATCH at a time. */
 static int tick_flags(store *st, tick_ctx *t, int on, px_error *e)
 {
-    typedef struct { char serial[PX_TMS_SERIAL_MAX], tid[PX_TMS_TID_MAX]; } row;
+    typedef struct {
+        char serial[PX_TMS_SERIAL_MAX], tid[PX_TMS_TID_MAX];
+    } row;
     row *rows = malloc(PX_TMS_FLAG_BATCH * sizeof *rows);
     store_stmt *q;
     size_t n = 0;
@@ -703,12 +745,15 @@ static int tick_flags(store *st, tick_ctx *t, int on, px_error *e)
             if (frc == PX_OK)
                 state = on ? 1 : 0;
             else if (frc != PX_ENOTFOUND) {
-                rc = px_error_set(e, frc, "flag of terminal %s: %s", rows[i].serial, px_error_text(&fe));
+                rc = px_error_set(e, frc, "flag of terminal %s: %s", rows[i].serial,
+                                  px_error_text(&fe));
                 break;
             }
         }
-        if ((rc = store_prepare(st, "UPDATE tms_target SET flagged = $3 WHERE campaign = $1 AND "
-                                    "serial = $2", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "UPDATE tms_target SET flagged = $3 WHERE campaign = $1 AND "
+                                "serial = $2",
+                                &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, t->name);
         store_bind_text(q, 2, rows[i].serial);
@@ -740,17 +785,18 @@ static int tick_txn(store *st, void *ud, px_error *e)
     return tick_flags(st, t, strcmp(t->c.state, "running") == 0, e);
 }
 
-int tms_campaign_tick(store *st, int64_t now, const tms_flagger *f, int64_t *changed,
-                      px_error *e)
+int tms_campaign_tick(store *st, int64_t now, const tms_flagger *f, int64_t *changed, px_error *e)
 {
-    char (*names)[PX_TMS_NAME_MAX] = malloc(1000 * sizeof *names);
+    char(*names)[PX_TMS_NAME_MAX] = malloc(1000 * sizeof *names);
     size_t n = 0;
     store_stmt *q;
     int64_t total = 0;
     int rc = names == NULL ? px_error_set(e, PX_ENOMEM, "out of memory")
-                           : store_prepare(st, "SELECT name FROM tms_campaign WHERE state IN "
-                                               "('running', 'paused', 'halted') ORDER BY created_ms "
-                                               "LIMIT 1000", &q, e);
+                           : store_prepare(st,
+                                           "SELECT name FROM tms_campaign WHERE state IN "
+                                           "('running', 'paused', 'halted') ORDER BY created_ms "
+                                           "LIMIT 1000",
+                                           &q, e);
     if (rc == PX_OK) {
         while (n < 1000 && (rc = store_step(q, e)) == STORE_ROW)
             px_strlcpy(names[n++], store_col_text(q, 0), PX_TMS_NAME_MAX);

@@ -238,7 +238,8 @@ void tms_api_download(net_http_req *req, void *user)
         net_http_reply_px_error(req, rc, &e);
         return;
     }
-    rc = tms_download_allowed(w->st, serial, net_http_segment(req, 2), net_http_segment(req, 3), &p, &e);
+    rc = tms_download_allowed(w->st, serial, net_http_segment(req, 2), net_http_segment(req, 3), &p,
+                              &e);
     if (rc != PX_OK) {
         net_metric_add(s->m.dl_refused_perm, 1);
         net_http_reply_px_error(req, rc, &e);
@@ -246,15 +247,18 @@ void tms_api_download(net_http_req *req, void *user)
     }
     len = range_length(net_http_header(req, "Range"), p.t.length);
     if (s->cfg.slice_bytes > 0 && len > s->cfg.slice_bytes) {
-        net_http_reply_error(req, 400, "range_required", "ask for at most %lld bytes per request "
-                             "(Range: bytes=FIRST-LAST)", (long long)s->cfg.slice_bytes);
+        net_http_reply_error(req, 400, "range_required",
+                             "ask for at most %lld bytes per request "
+                             "(Range: bytes=FIRST-LAST)",
+                             (long long)s->cfg.slice_bytes);
         return;
     }
     if (len > 0 && !net_http_is_head(req)) {
         rc = tms_limiter_admit(&s->lim, serial, len, now, &retry);
         if (rc == PX_ESTATE) {
             net_metric_add(s->m.dl_refused_limit, 1);
-            reply_retry(req, 503, "too_many_downloads", retry, "too many terminals are downloading");
+            reply_retry(req, 503, "too_many_downloads", retry,
+                        "too many terminals are downloading");
             return;
         }
         if (rc == PX_ELIMIT) {

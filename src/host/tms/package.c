@@ -21,12 +21,14 @@
 
 /* ---- stored metadata ------------------------------------------------------------------ */
 
-int tms_meta_latest(store *st, const char *role, px_buf *out, int64_t *version,
-                    int64_t *expires_ms, px_error *e)
+int tms_meta_latest(store *st, const char *role, px_buf *out, int64_t *version, int64_t *expires_ms,
+                    px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT body, version, expires_ms FROM tms_meta WHERE role = $1 "
-                               "ORDER BY version DESC LIMIT 1", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT body, version, expires_ms FROM tms_meta WHERE role = $1 "
+                           "ORDER BY version DESC LIMIT 1",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, role);
@@ -50,7 +52,8 @@ int tms_meta_latest(store *st, const char *role, px_buf *out, int64_t *version,
 int tms_meta_root(store *st, int64_t version, px_buf *out, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT body FROM tms_meta WHERE role = 'root' AND version = $1", &q, e);
+    int rc = store_prepare(st, "SELECT body FROM tms_meta WHERE role = 'root' AND version = $1", &q,
+                           e);
     if (rc != PX_OK)
         return rc;
     store_bind_int64(q, 1, version);
@@ -97,8 +100,10 @@ static int publish_txn(store *st, void *ud, px_error *e)
         rc = tuf_root_verify_next(&latest, c->bytes, c->n, &c->root, e);
     if (rc != PX_OK)
         return rc;
-    if ((rc = store_prepare(st, "INSERT INTO tms_meta (role, version, body, expires_ms, created_ms) "
-                                "VALUES ('root', $1, $2, $3, $4)", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "INSERT INTO tms_meta (role, version, body, expires_ms, created_ms) "
+                            "VALUES ('root', $1, $2, $3, $4)",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_int64(q, 1, c->root.version);
     store_bind_text(q, 2, (const char *)c->bytes);
@@ -185,13 +190,17 @@ static int add_blob(store *st, add_ctx *c, px_error *e)
             break;
         total += (int64_t)have;
         if (total > c->pkg.t.length) {
-            rc = px_error_set(e, PX_EINVAL, "%s: longer than the %lld bytes its targets record "
-                              "says", c->path, (long long)c->pkg.t.length);
+            rc = px_error_set(e, PX_EINVAL,
+                              "%s: longer than the %lld bytes its targets record "
+                              "says",
+                              c->path, (long long)c->pkg.t.length);
             break;
         }
         EVP_DigestUpdate(md, c->chunk, have);
-        if ((rc = store_prepare(st, "INSERT INTO tms_blob (sha256, seq, data) VALUES ($1, $2, $3) "
-                                    "ON CONFLICT DO NOTHING", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "INSERT INTO tms_blob (sha256, seq, data) VALUES ($1, $2, $3) "
+                                "ON CONFLICT DO NOTHING",
+                                &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, c->pkg.t.sha256);
         store_bind_int64(q, 2, seq++);
@@ -209,11 +218,13 @@ static int add_blob(store *st, add_ctx *c, px_error *e)
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", dig[i]);
     if (total != c->pkg.t.length)
-        return px_error_set(e, PX_EINVAL, "%s: %lld bytes, its targets record says %lld",
-                            c->path, (long long)total, (long long)c->pkg.t.length);
+        return px_error_set(e, PX_EINVAL, "%s: %lld bytes, its targets record says %lld", c->path,
+                            (long long)total, (long long)c->pkg.t.length);
     if (strcmp(hex, c->pkg.t.sha256) != 0)
-        return px_error_set(e, PX_EINVAL, "%s: SHA-256 %.16s... differs from its targets "
-                            "record's %.16s...", c->path, hex, c->pkg.t.sha256);
+        return px_error_set(e, PX_EINVAL,
+                            "%s: SHA-256 %.16s... differs from its targets "
+                            "record's %.16s...",
+                            c->path, hex, c->pkg.t.sha256);
     return PX_OK;
 }
 
@@ -225,21 +236,24 @@ static int add_txn(store *st, void *ud, px_error *e)
     store_stmt *q;
     int rc = tms_root_latest(st, &root, e);
     if (rc == PX_ENOTFOUND)
-        return px_error_set(e, PX_ESTATE, "no root metadata yet: publish one first "
+        return px_error_set(e, PX_ESTATE,
+                            "no root metadata yet: publish one first "
                             "(possum tms root publish)");
     if (rc != PX_OK || (rc = tuf_target_verify(&root, c->meta, c->metalen, &c->pkg.t, e)) != PX_OK)
         return rc;
     if (c->pkg.t.expires_ms <= px_now_ms())
-        return px_error_set(e, PX_EINVAL, "targets %s %s: expired", c->pkg.t.name, c->pkg.t.version);
+        return px_error_set(e, PX_EINVAL, "targets %s %s: expired", c->pkg.t.name,
+                            c->pkg.t.version);
     if ((rc = add_blob(st, c, e)) != PX_OK)
         return rc;
     tuf_sha256_hex(c->meta, c->metalen, c->pkg.meta_sha256);
     c->pkg.meta_length = (int64_t)c->metalen;
     c->pkg.created_ms = px_now_ms();
     models_join(&c->pkg.t, models, sizeof models);
-    if ((rc = store_prepare(st, "INSERT INTO tms_package (name, version, version_num, kind, models, "
-                                "length, sha256, meta, meta_sha256, created_ms) VALUES ($1, $2, $3, "
-                                "$4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING name",
+    if ((rc = store_prepare(st,
+                            "INSERT INTO tms_package (name, version, version_num, kind, models, "
+                            "length, sha256, meta, meta_sha256, created_ms) VALUES ($1, $2, $3, "
+                            "$4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING name",
                             &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, c->pkg.t.name);
@@ -260,8 +274,8 @@ static int add_txn(store *st, void *ud, px_error *e)
     return rc < 0 ? rc : PX_OK;
 }
 
-int tms_package_add(store *st, const char *path, const void *meta, size_t metalen,
-                    tms_package *out, px_error *e)
+int tms_package_add(store *st, const char *path, const void *meta, size_t metalen, tms_package *out,
+                    px_error *e)
 {
     add_ctx c = {.path = path, .meta = meta, .metalen = metalen};
     int rc;
@@ -280,8 +294,9 @@ int tms_package_add(store *st, const char *path, const void *meta, size_t metale
     return rc;
 }
 
-#define PKG_COLS "name, version, version_num, kind, models, length, sha256, meta_sha256, " \
-                 "length(meta), created_ms"
+#define PKG_COLS                                                                                   \
+    "name, version, version_num, kind, models, length, sha256, meta_sha256, "                      \
+    "length(meta), created_ms"
 
 static void pkg_row(store_stmt *q, tms_package *p)
 {
@@ -298,12 +313,13 @@ static void pkg_row(store_stmt *q, tms_package *p)
     p->created_ms = store_col_int64(q, 9);
 }
 
-int tms_package_get(store *st, const char *name, const char *version, tms_package *out,
-                    px_error *e)
+int tms_package_get(store *st, const char *name, const char *version, tms_package *out, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT " PKG_COLS " FROM tms_package WHERE name = $1 AND "
-                               "version = $2", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT " PKG_COLS " FROM tms_package WHERE name = $1 AND "
+                           "version = $2",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, name);
@@ -317,13 +333,14 @@ int tms_package_get(store *st, const char *name, const char *version, tms_packag
     return rc < 0 ? rc : PX_OK;
 }
 
-int tms_package_list(store *st, int (*fn)(void *ud, const tms_package *p), void *ud,
-                     px_error *e)
+int tms_package_list(store *st, int (*fn)(void *ud, const tms_package *p), void *ud, px_error *e)
 {
     store_stmt *q;
     tms_package p;
-    int rc = store_prepare(st, "SELECT " PKG_COLS " FROM tms_package ORDER BY name, version_num "
-                               "DESC", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT " PKG_COLS " FROM tms_package ORDER BY name, version_num "
+                           "DESC",
+                           &q, e);
     int stop = 0;
     if (rc != PX_OK)
         return rc;
@@ -336,12 +353,11 @@ int tms_package_list(store *st, int (*fn)(void *ud, const tms_package *p), void 
     return stop ? stop : rc < 0 ? rc : PX_OK;
 }
 
-int tms_package_meta(store *st, const char *name, const char *version, px_buf *out,
-                     px_error *e)
+int tms_package_meta(store *st, const char *name, const char *version, px_buf *out, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT meta FROM tms_package WHERE name = $1 AND version = $2",
-                           &q, e);
+    int rc = store_prepare(st, "SELECT meta FROM tms_package WHERE name = $1 AND version = $2", &q,
+                           e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, name);
@@ -374,8 +390,10 @@ static int timestamp_content(store *st, json_t **targets, int64_t *root_version,
     if (rc != PX_OK)
         return rc;
     *targets = json_object();
-    if ((rc = store_prepare(st, "SELECT name, version, length(meta), meta_sha256 FROM tms_package "
-                                "ORDER BY created_ms DESC, name, version", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "SELECT name, version, length(meta), meta_sha256 FROM tms_package "
+                            "ORDER BY created_ms DESC, name, version",
+                            &q, e)) != PX_OK)
         return rc;
     while ((rc = store_step(q, e)) == STORE_ROW && n++ < PX_TMS_TIMESTAMP_TARGETS_MAX) {
         char key[PX_TMS_NAME_MAX + PX_TMS_VERSION_MAX + 2];
@@ -414,7 +432,8 @@ static int timestamp_txn(store *st, void *ud, px_error *e)
         if (rc == PX_ENOTFOUND)
             rc = PX_OK;
     }
-    if (rc == PX_OK && version > 0 && tuf_envelope_parse(b.data, b.len, "timestamp", &old, &osp, NULL) == PX_OK &&
+    if (rc == PX_OK && version > 0 &&
+        tuf_envelope_parse(b.data, b.len, "timestamp", &old, &osp, NULL) == PX_OK &&
         expires - c->now > c->ttl_ms / 2 &&
         json_integer_value(json_object_get(osp, "root_version")) == root_version &&
         json_equal(json_object_get(osp, "targets"), targets)) {
@@ -440,9 +459,11 @@ static int timestamp_txn(store *st, void *ud, px_error *e)
     if (rc == PX_OK && (text = json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
         rc = px_error_set(e, PX_ENOMEM, "out of memory");
     json_decref(env);
-    if (rc == PX_OK && (rc = store_prepare(st, "INSERT INTO tms_meta (role, version, body, "
-                                               "expires_ms, created_ms) VALUES ('timestamp', $1, "
-                                               "$2, $3, $4) ON CONFLICT DO NOTHING", &q, e)) == PX_OK) {
+    if (rc == PX_OK && (rc = store_prepare(st,
+                                           "INSERT INTO tms_meta (role, version, body, "
+                                           "expires_ms, created_ms) VALUES ('timestamp', $1, "
+                                           "$2, $3, $4) ON CONFLICT DO NOTHING",
+                                           &q, e)) == PX_OK) {
         store_bind_int64(q, 1, c->version);
         store_bind_text(q, 2, text);
         store_bind_int64(q, 3, c->now + c->ttl_ms);
@@ -456,8 +477,8 @@ static int timestamp_txn(store *st, void *ud, px_error *e)
     return rc;
 }
 
-int tms_timestamp_refresh(store *st, const uint8_t priv[TUF_PRIV_LEN], int64_t ttl_ms,
-                          int64_t now, int *signed_new, px_error *e)
+int tms_timestamp_refresh(store *st, const uint8_t priv[TUF_PRIV_LEN], int64_t ttl_ms, int64_t now,
+                          int *signed_new, px_error *e)
 {
     ts_ctx c = {.priv = priv, .ttl_ms = ttl_ms, .now = now};
     int rc = tms_txn(st, timestamp_txn, &c, e);
@@ -471,8 +492,7 @@ int tms_timestamp_refresh(store *st, const uint8_t priv[TUF_PRIV_LEN], int64_t t
 
 /* ---- files ---------------------------------------------------------------------------- */
 
-int tms_blob_export(store *st, const char *sha256, int64_t length, const char *path,
-                    px_error *e)
+int tms_blob_export(store *st, const char *sha256, int64_t length, const char *path, px_error *e)
 {
     char hex[TUF_SHA256_HEX];
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -485,7 +505,8 @@ int tms_blob_export(store *st, const char *sha256, int64_t length, const char *p
         return px_error_set(e, PX_EIO, "%s: %s", path, strerror(errno));
     }
     rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-             ? store_prepare(st, "SELECT seq, data FROM tms_blob WHERE sha256 = $1 ORDER BY seq", &q, e)
+             ? store_prepare(st, "SELECT seq, data FROM tms_blob WHERE sha256 = $1 ORDER BY seq",
+                             &q, e)
              : px_error_set(e, PX_ENOMEM, "out of memory");
     if (rc == PX_OK) {
         store_bind_text(q, 1, sha256);
@@ -514,8 +535,10 @@ int tms_blob_export(store *st, const char *sha256, int64_t length, const char *p
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", dig[i]);
         if (total != length || strcmp(hex, sha256) != 0)
-            rc = px_error_set(e, PX_EINTERNAL, "package %.16s...: stored file does not match its "
-                              "length and SHA-256", sha256);
+            rc = px_error_set(e, PX_EINTERNAL,
+                              "package %.16s...: stored file does not match its "
+                              "length and SHA-256",
+                              sha256);
     }
     EVP_MD_CTX_free(md);
     if (rc != PX_OK)

@@ -18,7 +18,7 @@ static int only_fields(const json_t *o, const char *const *allowed, px_error *e)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)o, k, v) {
+    json_object_foreach ((json_t *)o, k, v) {
         size_t i = 0;
         while (allowed[i] != NULL && strcmp(allowed[i], k) != 0)
             i++;
@@ -37,7 +37,8 @@ static int str_field(const json_t *o, const char *key, char *out, size_t outsz, 
         return PX_OK;
     }
     if (!json_is_string(v) || json_string_length(v) >= outsz ||
-        strlen(json_string_value(v)) != json_string_length(v) || (required && json_string_length(v) == 0))
+        strlen(json_string_value(v)) != json_string_length(v) ||
+        (required && json_string_length(v) == 0))
         return px_error_set(e, PX_EINVAL, "%s: %s (a string of at most %zu characters)", key,
                             required ? "required" : "expected", outsz - 1);
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
@@ -60,12 +61,14 @@ int tms_checkin_parse(const json_t *body, tms_checkin_req *out, px_error *e)
         (rc = str_field(body, "nonce", out->nonce, sizeof out->nonce, 1, e)) != PX_OK)
         return rc;
     if (!tms_serial_is_valid(out->serial))
-        return px_error_set(e, PX_EINVAL, "serial: 1 to %d of A-Z a-z 0-9 . _ -", PX_TMS_SERIAL_MAX - 1);
+        return px_error_set(e, PX_EINVAL, "serial: 1 to %d of A-Z a-z 0-9 . _ -",
+                            PX_TMS_SERIAL_MAX - 1);
     if (!tuf_name_is_valid(out->model))
         return px_error_set(e, PX_EINVAL, "model: not a model name");
     n = strlen(out->nonce);
     if (n < 2 * TMS_NONCE_MIN || n % 2 != 0 || !px_hex_is_valid(out->nonce, n))
-        return px_error_set(e, PX_EINVAL, "nonce: %d to %d bytes in hex", TMS_NONCE_MIN, TMS_NONCE_MAX);
+        return px_error_set(e, PX_EINVAL, "nonce: %d to %d bytes in hex", TMS_NONCE_MIN,
+                            TMS_NONCE_MAX);
     if (inst == NULL)
         inst = json_object();
     else
@@ -75,13 +78,15 @@ int tms_checkin_parse(const json_t *body, tms_checkin_req *out, px_error *e)
         return px_error_set(e, PX_EINVAL, "installed: an object of at most %d name: version pairs",
                             PX_TMS_INSTALLED_MAX);
     }
-    json_object_foreach(inst, k, v) {
+    json_object_foreach (inst, k, v) {
         tms_installed *it = &out->installed[out->ninstalled];
         if (!tuf_name_is_valid(k) || !json_is_string(v) ||
             tuf_version_parse(json_string_value(v), &num, NULL) != PX_OK) {
             json_decref(inst);
-            return px_error_set(e, PX_EINVAL, "installed: \"%.64s\": expected a package name and "
-                                "a version MAJOR[.MINOR[.PATCH]]", k);
+            return px_error_set(e, PX_EINVAL,
+                                "installed: \"%.64s\": expected a package name and "
+                                "a version MAJOR[.MINOR[.PATCH]]",
+                                k);
         }
         px_strlcpy(it->name, k, sizeof it->name);
         px_strlcpy(it->version, json_string_value(v), sizeof it->version);
@@ -89,7 +94,8 @@ int tms_checkin_parse(const json_t *body, tms_checkin_req *out, px_error *e)
     }
     text = json_dumps(inst, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(inst);
-    if (text == NULL || px_strlcpy(out->installed_json, text, sizeof out->installed_json) != PX_OK) {
+    if (text == NULL ||
+        px_strlcpy(out->installed_json, text, sizeof out->installed_json) != PX_OK) {
         free(text);
         return px_error_set(e, PX_EINVAL, "installed: too long");
     }
@@ -149,8 +155,10 @@ static int offers_move_txn(store *st, void *ud, px_error *e)
         offer_row *r = &m->rows[i];
         if (r->to == 0)
             continue;
-        if ((rc = store_prepare(st, "UPDATE tms_target SET state = $3, updated_ms = $4 WHERE "
-                                    "campaign = $1 AND serial = $2 AND state = $5", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "UPDATE tms_target SET state = $3, updated_ms = $4 WHERE "
+                                "campaign = $1 AND serial = $2 AND state = $5",
+                                &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, r->o.campaign);
         store_bind_text(q, 2, m->serial);
@@ -187,13 +195,15 @@ int tms_checkin_offers(store *st, const tms_checkin_req *r, int64_t now, const t
     offer_row rows[PX_TMS_UPDATES_MAX];
     size_t n = 0, moves = 0;
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT t.campaign, t.state, c.pkg_name, c.pkg_version, p.kind, "
-                               "p.length, p.sha256, p.version_num, c.window_start_min, "
-                               "c.window_end_min FROM tms_target t JOIN tms_campaign c ON c.name = "
-                               "t.campaign JOIN tms_package p ON p.name = c.pkg_name AND p.version = "
-                               "c.pkg_version WHERE t.serial = $1 AND t.state IN ('pending', "
-                               "'offered', 'downloaded', 'deferred') AND c.state = 'running' ORDER "
-                               "BY c.created_ms, c.name LIMIT 4", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT t.campaign, t.state, c.pkg_name, c.pkg_version, p.kind, "
+                           "p.length, p.sha256, p.version_num, c.window_start_min, "
+                           "c.window_end_min FROM tms_target t JOIN tms_campaign c ON c.name = "
+                           "t.campaign JOIN tms_package p ON p.name = c.pkg_name AND p.version = "
+                           "c.pkg_version WHERE t.serial = $1 AND t.state IN ('pending', "
+                           "'offered', 'downloaded', 'deferred') AND c.state = 'running' ORDER "
+                           "BY c.created_ms, c.name LIMIT 4",
+                           &q, e);
     *noffers = 0;
     if (rc != PX_OK)
         return rc;
@@ -219,10 +229,11 @@ int tms_checkin_offers(store *st, const tms_checkin_req *r, int64_t now, const t
     for (size_t i = 0; i < n; i++) {
         offer_row *o = &rows[i];
         int64_t have, m = (now / 60000) % 1440;
-        int open = o->wstart < 0 ||
-                   (o->wstart < o->wend ? (m >= o->wstart && m < o->wend) : (m >= o->wstart || m < o->wend));
+        int open = o->wstart < 0 || (o->wstart < o->wend ? (m >= o->wstart && m < o->wend)
+                                                         : (m >= o->wstart || m < o->wend));
         if (installed_num(r, o->o.name, &have) && have >= o->version_num) {
-            o->to = strcmp(o->o.state, "pending") == 0 || strcmp(o->o.state, "offered") == 0 ? 2 : 0;
+            o->to = strcmp(o->o.state, "pending") == 0 || strcmp(o->o.state, "offered") == 0 ? 2
+                                                                                             : 0;
             moves += o->to != 0;
             continue; /* it runs this version or newer already */
         }
@@ -250,10 +261,12 @@ int tms_contacts_write(store *st, const tms_contact *c, size_t n, px_error *e)
     for (size_t i = 0; rc == PX_OK && i < n; i++) {
         store_stmt *q;
         /* installed only when no report has recorded something newer since */
-        if ((rc = store_prepare(st, "UPDATE tms_terminal SET last_contact_ms = $2, installed = "
-                                    "CASE WHEN installed_ms <= $2 THEN $3 ELSE installed END, "
-                                    "installed_ms = CASE WHEN installed_ms <= $2 THEN $2 ELSE "
-                                    "installed_ms END WHERE serial = $1", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "UPDATE tms_terminal SET last_contact_ms = $2, installed = "
+                                "CASE WHEN installed_ms <= $2 THEN $3 ELSE installed END, "
+                                "installed_ms = CASE WHEN installed_ms <= $2 THEN $2 ELSE "
+                                "installed_ms END WHERE serial = $1",
+                                &q, e)) != PX_OK)
             break;
         store_bind_text(q, 1, c[i].serial);
         store_bind_int64(q, 2, c[i].at_ms);
@@ -274,8 +287,8 @@ int tms_contacts_write(store *st, const tms_contact *c, size_t n, px_error *e)
 int tms_report_parse(const json_t *body, tms_report_req *out, px_error *e)
 {
     static const char *const keys[] = {"campaign", "status", "version", "reason", NULL};
-    static const char *const statuses[] = {"downloaded", "installed", "failed", "rolled_back",
-                                           "deferred", NULL};
+    static const char *const statuses[] = {"downloaded",  "installed", "failed",
+                                           "rolled_back", "deferred",  NULL};
     int64_t num;
     int rc;
     size_t i = 0;
@@ -289,7 +302,8 @@ int tms_report_parse(const json_t *body, tms_report_req *out, px_error *e)
     while (statuses[i] != NULL && strcmp(statuses[i], out->status) != 0)
         i++;
     if (statuses[i] == NULL)
-        return px_error_set(e, PX_EINVAL, "status: one of downloaded, installed, failed, "
+        return px_error_set(e, PX_EINVAL,
+                            "status: one of downloaded, installed, failed, "
                             "rolled_back, deferred");
     if (!tuf_name_is_valid(out->campaign))
         return px_error_set(e, PX_EINVAL, "campaign: not a campaign name");
@@ -299,7 +313,8 @@ int tms_report_parse(const json_t *body, tms_report_req *out, px_error *e)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return px_error_set(e, PX_EINVAL, "reason: printable text only");
     if ((strcmp(out->status, "failed") == 0 || strcmp(out->status, "rolled_back") == 0 ||
-         strcmp(out->status, "deferred") == 0) && out->reason[0] == 0)
+         strcmp(out->status, "deferred") == 0) &&
+        out->reason[0] == 0)
         return px_error_set(e, PX_EINVAL, "reason: required with status %s", out->status);
     return PX_OK;
 }
@@ -337,8 +352,10 @@ static int set_installed(store *st, const char *serial, const char *name, const 
     json_decref(j);
     if (text == NULL)
         return px_error_set(e, PX_ENOMEM, "out of memory");
-    if ((rc = store_prepare(st, "UPDATE tms_terminal SET installed = $2, installed_ms = $3, "
-                                "updated_ms = $3 WHERE serial = $1", &q, e)) == PX_OK) {
+    if ((rc = store_prepare(st,
+                            "UPDATE tms_terminal SET installed = $2, installed_ms = $3, "
+                            "updated_ms = $3 WHERE serial = $1",
+                            &q, e)) == PX_OK) {
         store_bind_text(q, 1, serial);
         store_bind_text(q, 2, text);
         store_bind_int64(q, 3, px_now_ms());
@@ -358,9 +375,11 @@ static int report_txn(store *st, void *ud, px_error *e)
     tms_tstate cur = TMS_T_SCHEDULED, want;
     store_stmt *q;
     int64_t seq = 1;
-    int rc = store_prepare(st, "SELECT t.state, c.pkg_name, c.pkg_version FROM tms_target t JOIN "
-                               "tms_campaign c ON c.name = t.campaign WHERE t.campaign = $1 AND "
-                               "t.serial = $2", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT t.state, c.pkg_name, c.pkg_version FROM tms_target t JOIN "
+                           "tms_campaign c ON c.name = t.campaign WHERE t.campaign = $1 AND "
+                           "t.serial = $2",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, r->campaign);
@@ -388,17 +407,21 @@ static int report_txn(store *st, void *ud, px_error *e)
         return px_error_set(e, PX_ECONFLICT, "terminal %s already reported %s for campaign %s",
                             c->serial, tms_tstate_name(cur), r->campaign);
     }
-    if ((rc = store_prepare(st, "SELECT COALESCE(MAX(seq), 0) + 1 FROM tms_report WHERE serial = $1 "
-                                "AND campaign = $2", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "SELECT COALESCE(MAX(seq), 0) + 1 FROM tms_report WHERE serial = $1 "
+                            "AND campaign = $2",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, c->serial);
     store_bind_text(q, 2, r->campaign);
     if ((rc = store_step(q, e)) == STORE_ROW)
         seq = store_col_int64(q, 0);
     store_done(q);
-    if (rc < 0 || (rc = store_prepare(st, "INSERT INTO tms_report (serial, campaign, seq, status, "
-                                          "version, reason, at_ms) VALUES ($1, $2, $3, $4, $5, $6, "
-                                          "$7)", &q, e)) != PX_OK)
+    if (rc < 0 || (rc = store_prepare(st,
+                                      "INSERT INTO tms_report (serial, campaign, seq, status, "
+                                      "version, reason, at_ms) VALUES ($1, $2, $3, $4, $5, $6, "
+                                      "$7)",
+                                      &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, c->serial);
     store_bind_text(q, 2, r->campaign);
@@ -409,8 +432,10 @@ static int report_txn(store *st, void *ud, px_error *e)
     store_bind_int64(q, 7, c->now);
     rc = store_step(q, e);
     store_done(q);
-    if (rc < 0 || (rc = store_prepare(st, "UPDATE tms_target SET state = $3, reason = $4, updated_ms "
-                                          "= $5 WHERE campaign = $1 AND serial = $2", &q, e)) != PX_OK)
+    if (rc < 0 || (rc = store_prepare(st,
+                                      "UPDATE tms_target SET state = $3, reason = $4, updated_ms "
+                                      "= $5 WHERE campaign = $1 AND serial = $2",
+                                      &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, r->campaign);
     store_bind_text(q, 2, c->serial);
@@ -446,9 +471,11 @@ int tms_download_allowed(store *st, const char *serial, const char *name, const 
 {
     store_stmt *q;
     char why[PX_TMS_REASON_MAX] = "";
-    int rc = store_prepare(st, "SELECT c.name, c.state, t.state FROM tms_target t JOIN tms_campaign "
-                               "c ON c.name = t.campaign WHERE t.serial = $1 AND c.pkg_name = $2 AND "
-                               "c.pkg_version = $3 LIMIT 8", &q, e);
+    int rc = store_prepare(st,
+                           "SELECT c.name, c.state, t.state FROM tms_target t JOIN tms_campaign "
+                           "c ON c.name = t.campaign WHERE t.serial = $1 AND c.pkg_name = $2 AND "
+                           "c.pkg_version = $3 LIMIT 8",
+                           &q, e);
     int ok = 0;
     if (rc != PX_OK)
         return rc;
@@ -469,7 +496,9 @@ int tms_download_allowed(store *st, const char *serial, const char *name, const 
     if (rc < 0)
         return rc;
     if (!ok)
-        return px_error_set(e, PX_EPERM, "%s", why[0] ? why : "no update of this package was "
-                            "offered to this terminal");
+        return px_error_set(e, PX_EPERM, "%s",
+                            why[0] ? why
+                                   : "no update of this package was "
+                                     "offered to this terminal");
     return tms_package_get(st, name, version, pkg, e);
 }

@@ -26,13 +26,13 @@ struct tms_regcache {
     struct rc_entry {
         char serial[PX_TMS_SERIAL_MAX];
         uint16_t model, sched;
-    } *v;
+    } * v;
     size_t n, max;
     uint32_t *slots; /* index + 1 into v, 0 = empty; nslots a power of two >= 2 max */
     size_t nslots;
-    int64_t since_ms;                   /* the last row read: (since_ms, since_serial) */
+    int64_t since_ms; /* the last row read: (since_ms, since_serial) */
     char since_serial[PX_TMS_SERIAL_MAX];
-    int64_t margin_at;                  /* when the margin was last read again (mono ms) */
+    int64_t margin_at; /* when the margin was last read again (mono ms) */
 };
 
 /* Intern a model or schedule; NAMES_MAX when the table is full (caller writes lock held). */
@@ -136,7 +136,9 @@ void tms_regcache_put(tms_regcache *c, const char *serial, const char *model, co
 
 int tms_regcache_refresh(tms_regcache *c, store *st, px_error *e)
 {
-    typedef struct { char serial[PX_TMS_SERIAL_MAX], model[PX_TMS_NAME_MAX], sched[64]; } row;
+    typedef struct {
+        char serial[PX_TMS_SERIAL_MAX], model[PX_TMS_NAME_MAX], sched[64];
+    } row;
     row *rows = malloc(PX_TMS_PAGE_ROWS * sizeof *rows);
     int64_t from = c->since_ms, now = px_mono_ms();
     char after[PX_TMS_SERIAL_MAX];
@@ -153,9 +155,11 @@ int tms_regcache_refresh(tms_regcache *c, store *st, px_error *e)
     }
     do { /* keyset pages on (updated_ms, serial): the write lock is held a page at a time */
         n = 0;
-        if ((rc = store_prepare(st, "SELECT serial, model, schedule, updated_ms FROM tms_terminal "
-                                    "WHERE (updated_ms, serial) > ($1, $2) "
-                                    "ORDER BY updated_ms, serial LIMIT 1000", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "SELECT serial, model, schedule, updated_ms FROM tms_terminal "
+                                "WHERE (updated_ms, serial) > ($1, $2) "
+                                "ORDER BY updated_ms, serial LIMIT 1000",
+                                &q, e)) != PX_OK)
             break;
         store_bind_int64(q, 1, from);
         store_bind_text(q, 2, after);
@@ -179,7 +183,8 @@ int tms_regcache_refresh(tms_regcache *c, store *st, px_error *e)
     } while (n == PX_TMS_PAGE_ROWS);
     free(rows);
     /* continue after the last row read (a margin pass may end before the mark: keep it) */
-    if (rc == PX_OK && (from > c->since_ms || (from == c->since_ms && strcmp(after, c->since_serial) > 0))) {
+    if (rc == PX_OK &&
+        (from > c->since_ms || (from == c->since_ms && strcmp(after, c->since_serial) > 0))) {
         c->since_ms = from;
         px_strlcpy(c->since_serial, after, sizeof c->since_serial);
     }

@@ -65,14 +65,16 @@ static int terminal_check(const tms_terminal *t, px_error *e)
 {
     tms_schedule sc;
     if (!tms_serial_is_valid(t->serial))
-        return px_error_set(e, PX_EINVAL, "serial: 1 to %d of A-Z a-z 0-9 . _ -", PX_TMS_SERIAL_MAX - 1);
+        return px_error_set(e, PX_EINVAL, "serial: 1 to %d of A-Z a-z 0-9 . _ -",
+                            PX_TMS_SERIAL_MAX - 1);
     if (!tuf_name_is_valid(t->model))
-        return px_error_set(e, PX_EINVAL, "model: 1 to %d of A-Z a-z 0-9 . _ -", PX_TMS_NAME_MAX - 1);
+        return px_error_set(e, PX_EINVAL, "model: 1 to %d of A-Z a-z 0-9 . _ -",
+                            PX_TMS_NAME_MAX - 1);
     if (!printable(t->merchant, PX_TMS_NAME_MAX))
         return px_error_set(e, PX_EINVAL, "merchant: at most %d printable characters",
                             PX_TMS_NAME_MAX - 1);
-    if (t->tid[0] != 0 && (strlen(t->tid) != 8 || !printable(t->tid, PX_TMS_TID_MAX) ||
-                           strchr(t->tid, ' ') != NULL))
+    if (t->tid[0] != 0 &&
+        (strlen(t->tid) != 8 || !printable(t->tid, PX_TMS_TID_MAX) || strchr(t->tid, ' ') != NULL))
         return px_error_set(e, PX_EINVAL, "tid: the switch's terminal id, 8 characters");
     if (t->ngroups > PX_TMS_GROUPS_MAX)
         return px_error_set(e, PX_EINVAL, "groups: at most %d", PX_TMS_GROUPS_MAX);
@@ -90,9 +92,11 @@ static int add_txn(store *st, void *ud, px_error *e)
     const tms_terminal *t = ud;
     int64_t now = px_now_ms();
     store_stmt *q;
-    int rc = store_prepare(st, "INSERT INTO tms_terminal (serial, model, merchant, tid, schedule, "
-                               "created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) "
-                               "ON CONFLICT DO NOTHING RETURNING serial", &q, e);
+    int rc = store_prepare(st,
+                           "INSERT INTO tms_terminal (serial, model, merchant, tid, schedule, "
+                           "created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) "
+                           "ON CONFLICT DO NOTHING RETURNING serial",
+                           &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, t->serial);
@@ -108,8 +112,10 @@ static int add_txn(store *st, void *ud, px_error *e)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < t->ngroups; i++) {
-        if ((rc = store_prepare(st, "INSERT INTO tms_terminal_group (serial, grp) VALUES ($1, $2) "
-                                    "ON CONFLICT DO NOTHING", &q, e)) != PX_OK)
+        if ((rc = store_prepare(st,
+                                "INSERT INTO tms_terminal_group (serial, grp) VALUES ($1, $2) "
+                                "ON CONFLICT DO NOTHING",
+                                &q, e)) != PX_OK)
             return rc;
         store_bind_text(q, 1, t->serial);
         store_bind_text(q, 2, t->groups[i]);
@@ -136,11 +142,12 @@ static void installed_parse(const char *text, tms_terminal *out)
 {
     json_t *j = json_loads(text, 0, NULL), *v;
     const char *k;
-    json_object_foreach(j, k, v) {
+    json_object_foreach (j, k, v) {
         if (out->ninstalled >= PX_TMS_INSTALLED_MAX || !json_is_string(v))
             break;
         px_strlcpy(out->installed[out->ninstalled].name, k, PX_TMS_NAME_MAX);
-        px_strlcpy(out->installed[out->ninstalled].version, json_string_value(v), PX_TMS_VERSION_MAX);
+        px_strlcpy(out->installed[out->ninstalled].version, json_string_value(v),
+                   PX_TMS_VERSION_MAX);
         out->ninstalled++;
     }
     json_decref(j);
@@ -151,9 +158,11 @@ int tms_terminal_get(store *st, const char *serial, tms_terminal *out, px_error 
     store_stmt *q;
     int rc;
     memset(out, 0, sizeof *out);
-    rc = store_prepare(st, "SELECT serial, model, merchant, tid, schedule, installed, dmk_kcv, "
-                           "last_contact_ms, created_ms, updated_ms FROM tms_terminal WHERE "
-                           "serial = $1", &q, e);
+    rc = store_prepare(st,
+                       "SELECT serial, model, merchant, tid, schedule, installed, dmk_kcv, "
+                       "last_contact_ms, created_ms, updated_ms FROM tms_terminal WHERE "
+                       "serial = $1",
+                       &q, e);
     if (rc != PX_OK)
         return rc;
     store_bind_text(q, 1, serial);
@@ -192,8 +201,10 @@ int tms_terminal_set_schedule(store *st, const char *serial, const char *schedul
     int rc;
     if (schedule[0] != 0 && tms_schedule_parse(schedule, &sc, e) != PX_OK)
         return px_error_prefix(e, "schedule: ");
-    if ((rc = store_prepare(st, "UPDATE tms_terminal SET schedule = $2, updated_ms = $3 WHERE "
-                                "serial = $1", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "UPDATE tms_terminal SET schedule = $2, updated_ms = $3 WHERE "
+                            "serial = $1",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, serial);
     store_bind_text(q, 2, schedule);
@@ -209,8 +220,8 @@ int tms_terminal_set_schedule(store *st, const char *serial, const char *schedul
 static int dmk_read(store *st, const char *serial, hsm_keyblock *out, px_error *e)
 {
     store_stmt *q;
-    int rc = store_prepare(st, "SELECT dmk_block, dmk_kcv FROM tms_terminal WHERE serial = $1",
-                           &q, e);
+    int rc = store_prepare(st, "SELECT dmk_block, dmk_kcv FROM tms_terminal WHERE serial = $1", &q,
+                           e);
     memset(out, 0, sizeof *out);
     if (rc != PX_OK)
         return rc;
@@ -244,8 +255,10 @@ int tms_terminal_dmk(store *st, hsm *h, const char *master_label, const char *se
     if (rc != PX_OK)
         return rc;
     /* Deterministic: a node that derived it first wrote the same key; keep the first. */
-    if ((rc = store_prepare(st, "UPDATE tms_terminal SET dmk_block = $2, dmk_kcv = $3, updated_ms = "
-                                "$4 WHERE serial = $1 AND dmk_block IS NULL", &q, e)) != PX_OK)
+    if ((rc = store_prepare(st,
+                            "UPDATE tms_terminal SET dmk_block = $2, dmk_kcv = $3, updated_ms = "
+                            "$4 WHERE serial = $1 AND dmk_block IS NULL",
+                            &q, e)) != PX_OK)
         return rc;
     store_bind_text(q, 1, serial);
     store_bind_text(q, 2, out->block);

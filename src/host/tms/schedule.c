@@ -81,15 +81,20 @@ int tms_schedule_parse(const char *s, tms_schedule *out, px_error *e)
     memset(out, 0, sizeof *out);
     if (s == NULL || strlen(s) >= 64 || !parse_duration(&p, &out->period_ms) ||
         out->period_ms < MIN_MS || out->period_ms > 366 * DAY_MS)
-        return px_error_set(e, PX_EINVAL, "\"%.63s\": expected PERIOD[@[DAY ]HH:MM[ZONE]][~JITTER]"
+        return px_error_set(e, PX_EINVAL,
+                            "\"%.63s\": expected PERIOD[@[DAY ]HH:MM[ZONE]][~JITTER]"
                             " with a period from 1m to 366d, e.g. \"7d@Fri 17:00+08:00~30m\"",
                             s != NULL ? s : "");
     if (*p == '@' && (++p, !parse_anchor(&p, &out->anchor_ms)))
-        return px_error_set(e, PX_EINVAL, "\"%s\": after @ expected [DAY ]HH:MM[Z|+HH:MM], e.g. "
-                            "\"Fri 17:00\"", s);
+        return px_error_set(e, PX_EINVAL,
+                            "\"%s\": after @ expected [DAY ]HH:MM[Z|+HH:MM], e.g. "
+                            "\"Fri 17:00\"",
+                            s);
     if (*p == '~' && (++p, !parse_duration(&p, &out->jitter_ms) || out->jitter_ms > out->period_ms))
-        return px_error_set(e, PX_EINVAL, "\"%s\": after ~ expected a jitter no longer than the "
-                            "period, e.g. \"30m\"", s);
+        return px_error_set(e, PX_EINVAL,
+                            "\"%s\": after ~ expected a jitter no longer than the "
+                            "period, e.g. \"30m\"",
+                            s);
     if (*p != 0)
         return px_error_set(e, PX_EINVAL, "\"%s\": unexpected \"%s\"", s, p);
     return PX_OK;
@@ -119,7 +124,9 @@ int64_t tms_schedule_next(const tms_schedule *s, const char *serial, int64_t now
         return now;
     k = floor_div(now - s->anchor_ms, s->period_ms);
     for (int i = 0; i < 2; i++, k++) {
-        int64_t jitter = s->jitter_ms > 0 ? (int64_t)(slot_hash(serial, k) % (uint64_t)(s->jitter_ms + 1)) : 0;
+        int64_t jitter = s->jitter_ms > 0
+                             ? (int64_t)(slot_hash(serial, k) % (uint64_t)(s->jitter_ms + 1))
+                             : 0;
         int64_t t = s->anchor_ms + k * s->period_ms + jitter;
         if (t > now)
             return t;

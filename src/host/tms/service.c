@@ -30,7 +30,8 @@ static const px_config_field tms_fields[] = {
     PX_CFG_INT_(tms_config, auth.session_ttl_ms, "session_ttl_ms", 10000, 86400000, "900000"),
     PX_CFG_INT_(tms_config, auth.min_interval_ms, "auth_min_interval_ms", 0, 3600000, "1000"),
     PX_CFG_STR(tms_config, timestamp_key, "timestamp_key", "var/tms/timestamp.key"),
-    PX_CFG_INT_(tms_config, timestamp_ttl_ms, "timestamp_ttl_ms", 60000, 30LL * 86400000, "86400000"),
+    PX_CFG_INT_(tms_config, timestamp_ttl_ms, "timestamp_ttl_ms", 60000, 30LL * 86400000,
+                "86400000"),
     PX_CFG_STR(tms_config, schedule, "schedule", "1d@02:00~1h"),
     PX_CFG_INT_(tms_config, max_downloads, "max_downloads", 1, PX_TMS_DOWNLOADERS_MAX, "1000"),
     PX_CFG_INT_(tms_config, download_rate, "download_rate", 0, 10LL * 1000 * 1000 * 1000, "0"),
@@ -57,9 +58,11 @@ static int flag_switch(void *ud, store *st, const char *tid, int on, px_error *e
  * the worker threads use a session of it (hsm_session_open), under a lock. */
 static int hsm_settings(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct { const char *key; size_t off, size; } keys[] = {
-        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
-        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file}};
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } keys[] = {{"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
+                {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file}};
     int rc = PX_OK;
     hsm_config_default(h);
     if (px_config_has_section(c, "hsm"))
@@ -87,7 +90,8 @@ static int tms_configure(px_daemon *d, void **state, px_error *e)
     px_strlcpy(c->listen.listen, "127.0.0.1:7000", sizeof c->listen.listen);
     rc = net_listener_config_bind(d->cfg, "tms", NULL, &c->listen, e);
     if (rc == PX_OK)
-        rc = px_config_bind(d->cfg, "tms", tms_fields, sizeof tms_fields / sizeof tms_fields[0], c, e);
+        rc = px_config_bind(d->cfg, "tms", tms_fields, sizeof tms_fields / sizeof tms_fields[0], c,
+                            e);
     if (rc == PX_OK && tms_schedule_parse(c->schedule, &s->default_schedule, e) != PX_OK)
         rc = px_error_prefix(e, "%s:%d: [tms] schedule: ", px_config_path(d->cfg),
                              px_config_line(d->cfg, "tms", "schedule"));
@@ -109,19 +113,22 @@ static int tms_configure(px_daemon *d, void **state, px_error *e)
 static void register_metrics(tms_metrics *m)
 {
     static const char dl[] = "Download requests refused";
-    m->checkins = net_metric_counter("possum_tms_checkins_total", "Terminal check-ins answered", NULL);
+    m->checkins = net_metric_counter("possum_tms_checkins_total", "Terminal check-ins answered",
+                                     NULL);
     m->offers = net_metric_counter("possum_tms_offers_total", "Updates offered in check-ins", NULL);
     m->auth_ok = net_metric_counter("possum_tms_authentications_total",
                                     "Mutual authentications (seed 000 claim 4)", "result=\"ok\"");
     m->auth_fail = net_metric_counter("possum_tms_authentications_total",
-                                      "Mutual authentications (seed 000 claim 4)", "result=\"failed\"");
+                                      "Mutual authentications (seed 000 claim 4)",
+                                      "result=\"failed\"");
     m->downloads = net_metric_counter("possum_tms_download_requests_total",
                                       "Package download requests served", NULL);
-    m->download_bytes = net_metric_counter("possum_tms_download_bytes_total",
-                                           "Package bytes sent", NULL);
+    m->download_bytes = net_metric_counter("possum_tms_download_bytes_total", "Package bytes sent",
+                                           NULL);
     m->dl_refused_limit = net_metric_counter("possum_tms_download_refused_total", dl,
                                              "reason=\"concurrency\"");
-    m->dl_refused_rate = net_metric_counter("possum_tms_download_refused_total", dl, "reason=\"rate\"");
+    m->dl_refused_rate = net_metric_counter("possum_tms_download_refused_total", dl,
+                                            "reason=\"rate\"");
     m->dl_refused_perm = net_metric_counter("possum_tms_download_refused_total", dl,
                                             "reason=\"not_offered\"");
     m->reports = net_metric_counter("possum_tms_reports_total", "Reports recorded", NULL);
@@ -339,7 +346,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         px_warn(TMS_MOD, "campaign tick: %s", px_error_text(&e));
     if (s->has_ts_key) {
         memset(&e, 0, sizeof e);
-        if (tms_timestamp_refresh(s->st, s->ts_priv, s->cfg.timestamp_ttl_ms, now, NULL, &e) != PX_OK &&
+        if (tms_timestamp_refresh(s->st, s->ts_priv, s->cfg.timestamp_ttl_ms, now, NULL, &e) !=
+                PX_OK &&
             e.code != PX_ENOTFOUND)
             px_warn(TMS_MOD, "timestamp: %s", px_error_text(&e));
     }
@@ -374,9 +382,10 @@ static int load_timestamp_key(tms_svc *s, px_error *e)
     px_error ke = {0};
     int rc = tuf_private_key_read(s->cfg.timestamp_key, s->ts_priv, &ke);
     if (rc == PX_ENOTFOUND) {
-        px_warn(TMS_MOD, "no timestamp key %s: no timestamp record is signed, so terminals "
-                "cannot update (possum tms keygen --out %s)", s->cfg.timestamp_key,
-                s->cfg.timestamp_key);
+        px_warn(TMS_MOD,
+                "no timestamp key %s: no timestamp record is signed, so terminals "
+                "cannot update (possum tms keygen --out %s)",
+                s->cfg.timestamp_key, s->cfg.timestamp_key);
         return PX_OK;
     }
     if (rc != PX_OK)
@@ -388,7 +397,8 @@ static int load_timestamp_key(tms_svc *s, px_error *e)
 static int tms_start(void *state, px_daemon *d, px_error *e)
 {
     tms_svc *s = state;
-    struct timeval tv = {(time_t)(s->cfg.tick_ms / 1000), (suseconds_t)(s->cfg.tick_ms % 1000 * 1000)};
+    struct timeval tv = {(time_t)(s->cfg.tick_ms / 1000),
+                         (suseconds_t)(s->cfg.tick_ms % 1000 * 1000)};
     int rc, port = 0;
     pthread_mutex_init(&s->hsm_lock, NULL);
     tms_limiter_init(&s->lim, s->cfg.max_downloads, s->cfg.download_rate, s->cfg.download_idle_ms);
@@ -430,9 +440,11 @@ static int tms_start(void *state, px_daemon *d, px_error *e)
         event_add(s->tick_ev, &tv) != 0)
         return px_error_set(e, PX_ENOMEM, "tms: timer");
     on_tick(-1, 0, s);
-    px_info(TMS_MOD, "ready: %lld workers, master key %s, default schedule %s, at most %lld "
-            "downloads (%lld bytes/s each)", (long long)s->cfg.workers, s->cfg.auth.master_label,
-            s->cfg.schedule, (long long)s->cfg.max_downloads, (long long)s->cfg.download_rate);
+    px_info(TMS_MOD,
+            "ready: %lld workers, master key %s, default schedule %s, at most %lld "
+            "downloads (%lld bytes/s each)",
+            (long long)s->cfg.workers, s->cfg.auth.master_label, s->cfg.schedule,
+            (long long)s->cfg.max_downloads, (long long)s->cfg.download_rate);
     return PX_OK;
 }
 

@@ -35,13 +35,13 @@ typedef struct tms_installed {
 } tms_installed;
 
 typedef struct tms_terminal {
-    char serial[PX_TMS_SERIAL_MAX];   /* 1..32 of A-Z a-z 0-9 . _ - */
+    char serial[PX_TMS_SERIAL_MAX]; /* 1..32 of A-Z a-z 0-9 . _ - */
     char model[PX_TMS_NAME_MAX];
-    char merchant[PX_TMS_NAME_MAX];   /* "" = none */
-    char tid[PX_TMS_TID_MAX];         /* the switch's terminal id: "" = not flagged */
+    char merchant[PX_TMS_NAME_MAX]; /* "" = none */
+    char tid[PX_TMS_TID_MAX];       /* the switch's terminal id: "" = not flagged */
     char groups[PX_TMS_GROUPS_MAX][PX_TMS_NAME_MAX];
     size_t ngroups;
-    char schedule[64];                /* "" = the service's default (tms_schedule_parse) */
+    char schedule[64]; /* "" = the service's default (tms_schedule_parse) */
     tms_installed installed[PX_TMS_INSTALLED_MAX];
     size_t ninstalled;
     char dmk_kcv[PX_HSM_KCV_HEX_MAX]; /* "" until the DMK was derived */
@@ -94,13 +94,12 @@ typedef struct tms_package {
 /* Add a package: the file at path and the signed targets record of its release. Refused:
  * a record not signed by a threshold of the current root's targets keys, a file whose length
  * or SHA-256 differs from the record's, a release already stored (PX_EEXIST). */
-int tms_package_add(store *st, const char *path, const void *meta, size_t metalen,
-                    tms_package *out, px_error *e);
+int tms_package_add(store *st, const char *path, const void *meta, size_t metalen, tms_package *out,
+                    px_error *e);
 int tms_package_get(store *st, const char *name, const char *version, tms_package *out,
                     px_error *e);
 /* Every package, newest first per name; fn returning non-zero stops (returned). */
-int tms_package_list(store *st, int (*fn)(void *ud, const tms_package *p), void *ud,
-                     px_error *e);
+int tms_package_list(store *st, int (*fn)(void *ud, const tms_package *p), void *ud, px_error *e);
 
 /* ---- campaigns ------------------------------------------------------------------------ */
 
@@ -128,17 +127,17 @@ typedef struct tms_campaign_spec {
     size_t nmodels;
     char groups[PX_TMS_GROUPS_MAX][PX_TMS_NAME_MAX];
     size_t ngroups;
-    const char *const *serials;       /* a list of serials (may be NULL) */
+    const char *const *serials; /* a list of serials (may be NULL) */
     size_t nserials;
-    int all;                          /* 1: every terminal the package fits */
-    int64_t waves[PX_TMS_WAVES_MAX];  /* cumulative percentages, increasing, last 100 */
+    int all;                         /* 1: every terminal the package fits */
+    int64_t waves[PX_TMS_WAVES_MAX]; /* cumulative percentages, increasing, last 100 */
     size_t nwaves;
-    int64_t start_ms;                 /* not before */
-    int64_t window_start_min;         /* daily window [start, end) in minutes after 00:00 */
-    int64_t window_end_min;           /* UTC; -1 and -1 = any time */
-    int64_t max_failure_pct;          /* halt when failures in a wave pass it (0..100) */
-    int64_t advance_pct;              /* open the next wave when this share has finished */
-    int64_t wave_min_ms;              /* and this long after the wave opened */
+    int64_t start_ms;         /* not before */
+    int64_t window_start_min; /* daily window [start, end) in minutes after 00:00 */
+    int64_t window_end_min;   /* UTC; -1 and -1 = any time */
+    int64_t max_failure_pct;  /* halt when failures in a wave pass it (0..100) */
+    int64_t advance_pct;      /* open the next wave when this share has finished */
+    int64_t wave_min_ms;      /* and this long after the wave opened */
 } tms_campaign_spec;
 
 /* Defaults: one wave of 100 %, start now, any time, 5 % failures, advance at 100 %. */
@@ -148,10 +147,10 @@ void tms_campaign_spec_default(tms_campaign_spec *s);
 int tms_window_parse(const char *s, int64_t *start_min, int64_t *end_min, px_error *e);
 
 typedef struct tms_campaign_info {
-    tms_campaign_spec spec;           /* serials left NULL */
-    char state[12];                   /* draft, running, paused, halted, completed */
-    char reason[PX_TMS_REASON_MAX];   /* why it halted */
-    int64_t current_wave;             /* 0 before start */
+    tms_campaign_spec spec;         /* serials left NULL */
+    char state[12];                 /* draft, running, paused, halted, completed */
+    char reason[PX_TMS_REASON_MAX]; /* why it halted */
+    int64_t current_wave;           /* 0 before start */
     int64_t wave_opened_ms;
     int64_t total;
     int64_t counts[PX_TMS_WAVES_MAX][TMS_T_COUNT_]; /* per wave (0-based), per state */
@@ -182,15 +181,14 @@ typedef struct tms_flagger {
  * window), flag up to PX_TMS_FLAG_BATCH released terminals, halt a campaign whose current
  * wave's failures pass its threshold, complete one that has nothing left. *changed (may be
  * NULL) receives the number of campaigns or targets that moved. */
-int tms_campaign_tick(store *st, int64_t now, const tms_flagger *f, int64_t *changed,
-                      px_error *e);
+int tms_campaign_tick(store *st, int64_t now, const tms_flagger *f, int64_t *changed, px_error *e);
 
 /* ---- schedules: "PERIOD[@[DAY ]HH:MM][~JITTER]", e.g. "7d@Fri 17:00~30m", "1d@02:00~1h" ---- */
 
 typedef struct tms_schedule {
-    int64_t period_ms;   /* 1 minute .. 366 days */
-    int64_t anchor_ms;   /* a time (ms since the epoch, UTC) on the schedule */
-    int64_t jitter_ms;   /* 0 .. period */
+    int64_t period_ms; /* 1 minute .. 366 days */
+    int64_t anchor_ms; /* a time (ms since the epoch, UTC) on the schedule */
+    int64_t jitter_ms; /* 0 .. period */
 } tms_schedule;
 
 int tms_schedule_parse(const char *s, tms_schedule *out, px_error *e);

@@ -16,11 +16,11 @@
 
 #define TMS_MOD "tms"
 #define TMS_TXN_TRIES 5
-#define TMS_NONCE_MIN 8           /* bytes of a check-in nonce, at least */
+#define TMS_NONCE_MIN 8 /* bytes of a check-in nonce, at least */
 #define TMS_NONCE_MAX 32
-#define TMS_AUTH_DATA_LEN 16      /* T-DATA and S-DATA: two TDES blocks */
-#define TMS_TOKEN_LEN 32          /* bytes of a session token (64 hex) */
-#define TMS_SESSION_ID_LEN 16     /* bytes of a session id (32 hex) */
+#define TMS_AUTH_DATA_LEN 16  /* T-DATA and S-DATA: two TDES blocks */
+#define TMS_TOKEN_LEN 32      /* bytes of a session token (64 hex) */
+#define TMS_SESSION_ID_LEN 16 /* bytes of a session id (32 hex) */
 
 /* Run fn inside one store transaction, again (up to TMS_TXN_TRIES) when the store says
  * retry. fn's error ends it. */
@@ -33,24 +33,22 @@ void tms_dmk_data(const char *serial, uint8_t out[16]);
 
 /* The latest record of role ("root" or "timestamp") as stored: body into out (reset
  * first), its version and expiry. PX_ENOTFOUND when there is none. */
-int tms_meta_latest(store *st, const char *role, px_buf *out, int64_t *version,
-                    int64_t *expires_ms, px_error *e);
+int tms_meta_latest(store *st, const char *role, px_buf *out, int64_t *version, int64_t *expires_ms,
+                    px_error *e);
 /* Root record of one version. */
 int tms_meta_root(store *st, int64_t version, px_buf *out, px_error *e);
 /* The targets record of a release as stored. */
-int tms_package_meta(store *st, const char *name, const char *version, px_buf *out,
-                     px_error *e);
+int tms_package_meta(store *st, const char *name, const char *version, px_buf *out, px_error *e);
 
 /* Sign a new timestamp record with the online key priv when there is none, when the latest
  * expires within ttl_ms/2, or when the releases or the root it should bind have changed.
  * *signed_new (may be NULL) says whether one was written. */
-int tms_timestamp_refresh(store *st, const uint8_t priv[TUF_PRIV_LEN], int64_t ttl_ms,
-                          int64_t now, int *signed_new, px_error *e);
+int tms_timestamp_refresh(store *st, const uint8_t priv[TUF_PRIV_LEN], int64_t ttl_ms, int64_t now,
+                          int *signed_new, px_error *e);
 
 /* Copy a stored package file (its chunks) to path (created 0600, fsynced), checking its
  * length and SHA-256 on the way. */
-int tms_blob_export(store *st, const char *sha256, int64_t length, const char *path,
-                    px_error *e);
+int tms_blob_export(store *st, const char *sha256, int64_t length, const char *path, px_error *e);
 
 /* ---- the terminal protocol (store side; the HTTP glue is api.c) ------------------------ */
 
@@ -70,7 +68,7 @@ typedef struct tms_checkin_req {
     char nonce[2 * TMS_NONCE_MAX + 1];
     tms_installed installed[PX_TMS_INSTALLED_MAX];
     size_t ninstalled;
-    char installed_json[1024];   /* canonical {name: version} */
+    char installed_json[1024]; /* canonical {name: version} */
 } tms_checkin_req;
 
 /* Parse a check-in body: {"serial","model","nonce", "installed":{name: version}}. */
@@ -99,7 +97,7 @@ int tms_contacts_write(store *st, const tms_contact *c, size_t n, px_error *e);
  * after a final one, a version that is not the campaign's). */
 typedef struct tms_report_req {
     char campaign[PX_TMS_NAME_MAX];
-    char status[16];   /* downloaded, installed, failed, rolled_back, deferred */
+    char status[16]; /* downloaded, installed, failed, rolled_back, deferred */
     char version[PX_TMS_VERSION_MAX];
     char reason[PX_TMS_REASON_MAX];
 } tms_report_req;
@@ -116,8 +114,8 @@ int tms_download_allowed(store *st, const char *serial, const char *name, const 
 
 typedef struct tms_auth_challenge {
     char session[2 * TMS_SESSION_ID_LEN + 1];
-    char tac[2 * TMS_AUTH_DATA_LEN + 1];     /* TAC-1 = TDES-CBC(DWK, IV 0, T-DATA) */
-    char dwk[2 * 16 + 1];                    /* DWK-1 = TDES-ECB(DMK, DWK) */
+    char tac[2 * TMS_AUTH_DATA_LEN + 1]; /* TAC-1 = TDES-CBC(DWK, IV 0, T-DATA) */
+    char dwk[2 * 16 + 1];                /* DWK-1 = TDES-ECB(DMK, DWK) */
     char dwk_kcv[PX_HSM_KCV_HEX_MAX];
     char s_data[2 * TMS_AUTH_DATA_LEN + 1];
     int64_t expires_ms;
@@ -125,9 +123,9 @@ typedef struct tms_auth_challenge {
 
 typedef struct tms_auth_config {
     char master_label[PX_HSM_LABEL_MAX];
-    int64_t challenge_ttl_ms;   /* a challenge must be answered within it */
-    int64_t session_ttl_ms;     /* an open session may download and report until then */
-    int64_t min_interval_ms;    /* between two challenges for one terminal */
+    int64_t challenge_ttl_ms; /* a challenge must be answered within it */
+    int64_t session_ttl_ms;   /* an open session may download and report until then */
+    int64_t min_interval_ms;  /* between two challenges for one terminal */
 } tms_auth_config;
 
 /* Step 1: T-DATA (32 hex) from terminal serial -> a new session with TAC-1, DWK-1, S-DATA.
@@ -173,8 +171,7 @@ void tms_regcache_free(tms_regcache *c); /* NULL is fine */
 /* 1 and model, schedule when serial is known here; 0 when it is not (ask the store). */
 int tms_regcache_get(tms_regcache *c, const char *serial, char model[PX_TMS_NAME_MAX],
                      char schedule[64]);
-void tms_regcache_put(tms_regcache *c, const char *serial, const char *model,
-                      const char *schedule);
+void tms_regcache_put(tms_regcache *c, const char *serial, const char *model, const char *schedule);
 /* Read the rows changed since the last refresh (all of them the first time). */
 int tms_regcache_refresh(tms_regcache *c, store *st, px_error *e);
 size_t tms_regcache_count(tms_regcache *c);
@@ -190,15 +187,15 @@ typedef struct tms_config {
     tms_auth_config auth;            /* master_key, challenge_ttl_ms, session_ttl_ms, ... */
     char timestamp_key[PX_PATH_MAX]; /* the online Ed25519 key of the timestamp role */
     int64_t timestamp_ttl_ms;
-    char schedule[64];               /* the default schedule */
-    int64_t max_downloads;           /* terminals downloading at once */
-    int64_t download_rate;           /* bytes per second per terminal, 0 = no limit */
-    int64_t slice_bytes;             /* most bytes one download request may ask, 0 = any */
-    int64_t download_idle_ms;        /* a terminal stops counting as downloading after it */
-    char cache_dir[PX_PATH_MAX];     /* package files, materialised from the store */
-    int64_t tick_ms;                 /* campaigns, timestamp, sweeps */
-    int64_t contact_flush_ms;        /* longest delay of a check-in's registry write */
-    int64_t registry_cache;          /* terminals a node keeps in memory for check-ins; 0 = none */
+    char schedule[64];           /* the default schedule */
+    int64_t max_downloads;       /* terminals downloading at once */
+    int64_t download_rate;       /* bytes per second per terminal, 0 = no limit */
+    int64_t slice_bytes;         /* most bytes one download request may ask, 0 = any */
+    int64_t download_idle_ms;    /* a terminal stops counting as downloading after it */
+    char cache_dir[PX_PATH_MAX]; /* package files, materialised from the store */
+    int64_t tick_ms;             /* campaigns, timestamp, sweeps */
+    int64_t contact_flush_ms;    /* longest delay of a check-in's registry write */
+    int64_t registry_cache;      /* terminals a node keeps in memory for check-ins; 0 = none */
     hsm_config hsm;
 } tms_config;
 
@@ -207,9 +204,9 @@ typedef struct tms_svc tms_svc;
 /* Download admission: at most max terminals at once, rate bytes/s each (docs/tms.md). */
 typedef struct tms_dl_entry {
     char serial[PX_TMS_SERIAL_MAX];
-    int64_t last_ms;      /* last request */
-    int64_t debt_bytes;   /* bytes sent ahead of the rate, repaid at rate bytes/s */
-    int64_t debt_ms;      /* when debt_bytes was last brought up to date */
+    int64_t last_ms;    /* last request */
+    int64_t debt_bytes; /* bytes sent ahead of the rate, repaid at rate bytes/s */
+    int64_t debt_ms;    /* when debt_bytes was last brought up to date */
     struct tms_dl_entry *next;
 } tms_dl_entry;
 
@@ -258,7 +255,7 @@ typedef struct tms_writer {
     int started, stop;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    tms_contact *batch;    /* what the writer took */
+    tms_contact *batch; /* what the writer took */
     int64_t flush_ms;
     store *st;
     net_metric *written, *dropped;
@@ -267,12 +264,12 @@ typedef struct tms_writer {
 struct tms_svc {
     tms_config cfg;
     px_daemon *d;
-    store *st;                        /* the loop thread's: tick and operator routes */
-    hsm *core;                        /* the node's (px_daemon_hsm): loop thread */
-    hsm *h;                           /* a session of it, the workers' under hsm_lock */
-    store *hst;                       /* the HSM's own connection (named keys), under hsm_lock */
+    store *st;  /* the loop thread's: tick and operator routes */
+    hsm *core;  /* the node's (px_daemon_hsm): loop thread */
+    hsm *h;     /* a session of it, the workers' under hsm_lock */
+    store *hst; /* the HSM's own connection (named keys), under hsm_lock */
     pthread_mutex_t hsm_lock;
-    uint8_t ts_priv[TUF_PRIV_LEN];    /* the online timestamp key */
+    uint8_t ts_priv[TUF_PRIV_LEN]; /* the online timestamp key */
     int has_ts_key;
     tms_schedule default_schedule;
     tms_flagger flagger;
@@ -284,12 +281,12 @@ struct tms_svc {
     struct event *tick_ev;
     /* the tick publishes a new set with one atomic store and frees the one before only at the
      * swap after (a check-in holds it for one lookup; swaps are a tick apart at least) */
-    tms_active *_Atomic active;       /* NULL until the first tick built it: query always */
+    tms_active *_Atomic active; /* NULL until the first tick built it: query always */
     tms_active *active_old;
-    tms_regcache *reg;                /* NULL: every check-in reads the registry */
+    tms_regcache *reg; /* NULL: every check-in reads the registry */
     char active_stamp[128];
     volatile int draining;
-    int inited;                       /* the mutexes and the limiter exist */
+    int inited; /* the mutexes and the limiter exist */
 };
 
 /* Terminal-facing routes on a worker's server; operator routes on the daemon's. */

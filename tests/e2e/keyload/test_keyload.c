@@ -76,7 +76,8 @@ static void path(char *out, const char *fmt, ...)
 }
 
 /* Run, and fail the test (showing the output) unless it exits with want. */
-static void sh_expect(int want, px_buf *keep, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sh_expect(int want, px_buf *keep, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void sh_expect(int want, px_buf *keep, const char *fmt, ...)
 {
     char line[8192];
@@ -100,10 +101,10 @@ static int has(px_buf *b, const char *needle)
     return strstr(px_buf_str(b), needle) != NULL;
 }
 
-#define EXPECT_IN(buf, needle)                                                                 \
-    do {                                                                                       \
-        if (!has(buf, needle))                                                                 \
-            fail_msg("expected \"%s\" in:\n%s", needle, px_buf_str(buf));                       \
+#define EXPECT_IN(buf, needle)                                                                     \
+    do {                                                                                           \
+        if (!has(buf, needle))                                                                     \
+            fail_msg("expected \"%s\" in:\n%s", needle, px_buf_str(buf));                          \
     } while (0)
 
 /* ---- the nodes ---- */
@@ -116,26 +117,27 @@ static int kms_node(kl_node *n, const char *customer)
     mkdir(dir, 0700);
     sh_expect(0, NULL, "possum ca issue --dir %s --role kms --name %s --san 127.0.0.1 --out %s/tls",
               G.ca_dir, customer, dir);
-    snprintf(ini, sizeof ini,
-             "[possumd]\nnode = kms-%s\nlog_level = info\ndrain_timeout_ms = 2000\n\n"
-             "[store]\nbackend = sqlite\npath = %s/kms.db\n\n"
-             "[http]\nlisten = 127.0.0.1:0\n\n"
-             "[kms]\nenabled = true\ncustomer = %s\nlisten = 127.0.0.1:%d\ntls_cert = tls.crt\n"
-             "hsm_lmk_file = %s/lmk.bin\nhsm_audit_file = %s/hsm-audit.log\nhsm_lmk_scrypt_log2n = 10\n"
-             "tls_key = tls.key\ntls_ca = %s\ntls_crl = %s\ntls_require_client_cert = true\n"
-             "mtms_cn = mtms:factory\nrecv_key = kms.recv\nrecv_cert = recv.crt\n"
-             "zone_key = ZMK.platform\nchallenge_ttl_ms = 60000\n"
-             "download_listen = 127.0.0.1:%d\ndownload_tls_cert = tls.crt\ndownload_tls_key = tls.key\n",
-             customer, dir, customer, swfix_free_port(), dir, dir, G.ca_crt, G.crl, swfix_free_port());
+    snprintf(
+        ini, sizeof ini,
+        "[possumd]\nnode = kms-%s\nlog_level = info\ndrain_timeout_ms = 2000\n\n"
+        "[store]\nbackend = sqlite\npath = %s/kms.db\n\n"
+        "[http]\nlisten = 127.0.0.1:0\n\n"
+        "[kms]\nenabled = true\ncustomer = %s\nlisten = 127.0.0.1:%d\ntls_cert = tls.crt\n"
+        "hsm_lmk_file = %s/lmk.bin\nhsm_audit_file = %s/hsm-audit.log\nhsm_lmk_scrypt_log2n = 10\n"
+        "tls_key = tls.key\ntls_ca = %s\ntls_crl = %s\ntls_require_client_cert = true\n"
+        "mtms_cn = mtms:factory\nrecv_key = kms.recv\nrecv_cert = recv.crt\n"
+        "zone_key = ZMK.platform\nchallenge_ttl_ms = 60000\n"
+        "download_listen = 127.0.0.1:%d\ndownload_tls_cert = tls.crt\ndownload_tls_key = tls.key\n",
+        customer, dir, customer, swfix_free_port(), dir, dir, G.ca_crt, G.crl, swfix_free_port());
     if (kl_node_config(n, dir, "kms", ini) != 0)
         return -1;
     path(pub, "%s/recv.pub", dir);
     path(recv, "%s/recv", dir);
-    sh_expect(0, NULL, "possum hsm init -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log", n->ini,
-              dir, dir);
+    sh_expect(0, NULL, "possum hsm init -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log",
+              n->ini, dir, dir);
     sh_expect(0, NULL, "possum kms init -c %s --out %s", n->ini, pub);
-    sh_expect(0, NULL, "possum ca issue --dir %s --role kms --name %s --pubkey %s --out %s", G.ca_dir,
-              customer, pub, recv);
+    sh_expect(0, NULL, "possum ca issue --dir %s --role kms --name %s --pubkey %s --out %s",
+              G.ca_dir, customer, pub, recv);
     return kl_node_start(n, names);
 }
 
@@ -145,7 +147,8 @@ static int mtms_node(void)
     char dir[PX_PATH_MAX], ini[8192];
     path(dir, "%s/mtms", G.dir);
     mkdir(dir, 0700);
-    sh_expect(0, NULL, "possum ca issue --dir %s --role mtms --name factory --san 127.0.0.1 --out %s/tls",
+    sh_expect(0, NULL,
+              "possum ca issue --dir %s --role mtms --name factory --san 127.0.0.1 --out %s/tls",
               G.ca_dir, dir);
     snprintf(ini, sizeof ini,
              "[possumd]\nnode = mtms\nlog_level = info\ndrain_timeout_ms = 2000\n\n"
@@ -180,21 +183,27 @@ static int setup(void **state)
     path(pos, "%s/pos", G.dir);
     mkdir(pos, 0700);
     sh_expect(0, NULL, "possum ca init --dir %s --name 'possum e2e CA'", G.ca_dir);
-    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name alice --out %s/alice", G.ca_dir,
+    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name alice --out %s/alice",
+              G.ca_dir, G.dir);
+    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name bob --out %s/bob", G.ca_dir,
               G.dir);
-    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name bob --out %s/bob", G.ca_dir, G.dir);
     if (kms_node(&G.kms1, "C001") != 0 || kms_node(&G.kms2, "C002") != 0 || mtms_node() != 0)
         return -1;
     url_of(G.mtms_url, &G.mtms, "mtms");
     url_of(G.kms1_url, &G.kms1, "kms");
     url_of(G.kms2_url, &G.kms2, "kms");
     url_of(G.kms1_dl, &G.kms1, "kms.download");
-    snprintf(G.op_flags, sizeof G.op_flags, "--mtms %s --tls-ca %s --tls-cert %s/alice.crt --tls-key %s/alice.key",
-             G.mtms_url, G.ca_crt, G.dir, G.dir);
-    sh_expect(0, NULL, "possum mtms customer add -c %s --code C001 --name 'Bank of Possum' --kms-url %s "
-              "--kms-cert %s/kms-C001/recv.crt", G.mtms.ini, G.kms1_url, G.dir);
-    sh_expect(0, NULL, "possum mtms customer add -c %s --code C002 --name 'Acquirer Two' --kms-url %s "
-              "--kms-cert %s/kms-C002/recv.crt", G.mtms.ini, G.kms2_url, G.dir);
+    snprintf(G.op_flags, sizeof G.op_flags,
+             "--mtms %s --tls-ca %s --tls-cert %s/alice.crt --tls-key %s/alice.key", G.mtms_url,
+             G.ca_crt, G.dir, G.dir);
+    sh_expect(0, NULL,
+              "possum mtms customer add -c %s --code C001 --name 'Bank of Possum' --kms-url %s "
+              "--kms-cert %s/kms-C001/recv.crt",
+              G.mtms.ini, G.kms1_url, G.dir);
+    sh_expect(0, NULL,
+              "possum mtms customer add -c %s --code C002 --name 'Acquirer Two' --kms-url %s "
+              "--kms-cert %s/kms-C002/recv.crt",
+              G.mtms.ini, G.kms2_url, G.dir);
     /* production order: PP10000001 is booked for C002 by mistake (the operator corrects it) */
     path(G.csv, "%s/order-1.csv", G.dir);
     {
@@ -290,7 +299,8 @@ static int file_has(const char *file, const uint8_t key[16])
         return 0;
     px_hex_encode(key, 16, hex);
     for (size_t i = 0; !found && len >= 16 && i <= len - 16; i++)
-        found = memcmp(data + i, key, 16) == 0 || (i + 32 <= len && strncasecmp(data + i, hex, 32) == 0);
+        found = memcmp(data + i, key, 16) == 0 ||
+                (i + 32 <= len && strncasecmp(data + i, hex, 32) == 0);
     free(data);
     return found;
 }
@@ -342,8 +352,8 @@ static void kcv_hex(const char *hex, char out[8])
 
 static void test_factory_to_first_purchase(void **state)
 {
-    char dir[PX_PATH_MAX], crypt[64], kcv[32], block[PX_HSM_KEYBLOCK_MAX], k1[8], k2[8],
-        sw[4096], is[4096], all[8192], comps[160];
+    char dir[PX_PATH_MAX], crypt[64], kcv[32], block[PX_HSM_KEYBLOCK_MAX], k1[8], k2[8], sw[4096],
+        is[4096], all[8192], comps[160];
     px_buf out;
     swfix F;
     pinpad *p;
@@ -352,7 +362,8 @@ static void test_factory_to_first_purchase(void **state)
     px_buf_init(&out, 1 << 20);
     terminal("10000001", dir);
     /* the operator reads PP10000001, sees C002, says no, types C001, confirms */
-    sh_expect(0, &out, "possum operator run %s --pinpad %s --confirm no --customer C001 --confirm-again yes",
+    sh_expect(0, &out,
+              "possum operator run %s --pinpad %s --confirm no --customer C001 --confirm-again yes",
               G.op_flags, dir);
     EXPECT_IN(&out, "PIN pad serial number: PP10000001");
     EXPECT_IN(&out, "MTMS: customer C002  Acquirer Two");
@@ -375,22 +386,29 @@ static void test_factory_to_first_purchase(void **state)
     kcv_hex(ZMK_C1, k1);
     kcv_hex(ZMK_C2, k2);
     snprintf(comps, sizeof comps, "%s:%s,%s:%s", ZMK_C1, k1, ZMK_C2, k2);
-    sh_expect(0, NULL, "possum hsm form -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log "
-              "--label ZMK.platform --usage K0 --mode E --exportable N --components %s", G.kms1.ini,
-              G.kms1.dir, G.kms1.dir, comps);
-    sh_expect(0, NULL, "possum hsm form --config %s --lmk-file %s --audit-file %s --label ZMK.kms --usage K0 "
-              "--mode D --exportable N --components %s", F.cli_ini, F.lmk, F.audit, comps);
+    sh_expect(0, NULL,
+              "possum hsm form -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log "
+              "--label ZMK.platform --usage K0 --mode E --exportable N --components %s",
+              G.kms1.ini, G.kms1.dir, G.kms1.dir, comps);
+    sh_expect(
+        0, NULL,
+        "possum hsm form --config %s --lmk-file %s --audit-file %s --label ZMK.kms --usage K0 "
+        "--mode D --exportable N --components %s",
+        F.cli_ini, F.lmk, F.audit, comps);
     px_buf_reset(&out);
     sh_expect(0, &out, "possum kms tmk-export -c %s --serial PP10000001", G.kms1.ini);
     assert_int_equal(kl_field(px_buf_str(&out), "cryptogram", crypt, sizeof crypt), 0);
     assert_int_equal(kl_field(px_buf_str(&out), "kcv", kcv, sizeof kcv), 0);
     px_buf_reset(&out);
-    sh_expect(0, &out, "possum hsm import --config %s --lmk-file %s --audit-file %s --label TMK.10000001 "
+    sh_expect(0, &out,
+              "possum hsm import --config %s --lmk-file %s --audit-file %s --label TMK.10000001 "
               "--kek ZMK.kms --key %s --kcv %s --usage K0 --alg T --mode E --exportable N",
               F.cli_ini, F.lmk, F.audit, crypt, kcv);
     assert_int_equal(kl_field(px_buf_str(&out), "block", block, sizeof block), 0);
-    sh_expect(0, NULL, "possum terminal add --config %s --tid 10000001 --mid %s --name 'Possum Coffee' "
-              "--tmk-block %s", F.cli_ini, MID, block);
+    sh_expect(0, NULL,
+              "possum terminal add --config %s --tid 10000001 --mid %s --name 'Possum Coffee' "
+              "--tmk-block %s",
+              F.cli_ini, MID, block);
     port = swfix_free_port();
     swfix_switch_section(&F, sw, sizeof sw, port, "provider_timeout_ms = 3000\n");
     swfix_issuer_section(&F, is, sizeof is, port, NULL);
@@ -400,8 +418,8 @@ static void test_factory_to_first_purchase(void **state)
     sh_expect(0, &out, "possum pos signon --data %s --port %d", dir, SW.switch_port);
     EXPECT_IN(&out, "APPROVED");
     px_buf_reset(&out);
-    sh_expect(0, &out, "possum pos purchase --data %s --port %d --amount 1234 --card %s --pin %s", dir,
-              SW.switch_port, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN);
+    sh_expect(0, &out, "possum pos purchase --data %s --port %d --amount 1234 --card %s --pin %s",
+              dir, SW.switch_port, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN);
     EXPECT_IN(&out, "APPROVED");
     assert_int_equal(swfix_stop(&SW, SIGTERM, 15000), 0);
     /* neither key in the clear in anything the MTMS, the KMSes or the switch wrote */
@@ -429,14 +447,17 @@ static void test_operator_certificates(void **state)
     (void)state;
     px_buf_init(&out, 1 << 20);
     /* bob is revoked; the MTMS takes the new CRL at its restart */
-    sh_expect(0, NULL, "possum ca revoke --dir %s --cn operator:bob --reason keyCompromise", G.ca_dir);
+    sh_expect(0, NULL, "possum ca revoke --dir %s --cn operator:bob --reason keyCompromise",
+              G.ca_dir);
     assert_int_equal(kl_node_stop(&G.mtms, SIGTERM, 10000), 0);
     assert_int_equal(kl_node_start(&G.mtms, names), 0);
     url_of(G.mtms_url, &G.mtms, "mtms");
-    snprintf(G.op_flags, sizeof G.op_flags, "--mtms %s --tls-ca %s --tls-cert %s/alice.crt --tls-key %s/alice.key",
-             G.mtms_url, G.ca_crt, G.dir, G.dir);
-    snprintf(flags, sizeof flags, "--mtms %s --tls-ca %s --tls-cert %s/bob.crt --tls-key %s/bob.key",
-             G.mtms_url, G.ca_crt, G.dir, G.dir);
+    snprintf(G.op_flags, sizeof G.op_flags,
+             "--mtms %s --tls-ca %s --tls-cert %s/alice.crt --tls-key %s/alice.key", G.mtms_url,
+             G.ca_crt, G.dir, G.dir);
+    snprintf(flags, sizeof flags,
+             "--mtms %s --tls-ca %s --tls-cert %s/bob.crt --tls-key %s/bob.key", G.mtms_url,
+             G.ca_crt, G.dir, G.dir);
     sh_expect(1, &out, "possum operator lookup %s --serial PP10000002", flags);
     EXPECT_IN(&out, "certificate revoked");
     for (int i = 0; i < 50 && !kl_node_log_has(&G.mtms, "TLS handshake"); i++)
@@ -445,14 +466,17 @@ static void test_operator_certificates(void **state)
     /* an operator certificate from another CA */
     path(dir2, "%s/ca-rogue", G.dir);
     sh_expect(0, NULL, "possum ca init --dir %s --name rogue", dir2);
-    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name alice --out %s/rogue", dir2, G.dir);
-    snprintf(flags, sizeof flags, "--mtms %s --tls-ca %s --tls-cert %s/rogue.crt --tls-key %s/rogue.key",
-             G.mtms_url, G.ca_crt, G.dir, G.dir);
+    sh_expect(0, NULL, "possum ca issue --dir %s --role operator --name alice --out %s/rogue", dir2,
+              G.dir);
+    snprintf(flags, sizeof flags,
+             "--mtms %s --tls-ca %s --tls-cert %s/rogue.crt --tls-key %s/rogue.key", G.mtms_url,
+             G.ca_crt, G.dir, G.dir);
     px_buf_reset(&out);
     sh_expect(1, &out, "possum operator lookup %s --serial PP10000002", flags);
     EXPECT_IN(&out, "unknown ca");
     /* a certificate from the CA, but not an operator's: refused by the MTMS and audited */
-    snprintf(flags, sizeof flags, "--mtms %s --tls-ca %s --tls-cert %s/kms-C001/tls.crt --tls-key %s/kms-C001/tls.key",
+    snprintf(flags, sizeof flags,
+             "--mtms %s --tls-ca %s --tls-cert %s/kms-C001/tls.crt --tls-key %s/kms-C001/tls.key",
              G.mtms_url, G.ca_crt, G.dir, G.dir);
     px_buf_reset(&out);
     sh_expect(1, &out, "possum operator lookup %s --serial PP10000002", flags);
@@ -590,7 +614,8 @@ static void test_refused_handshakes_audited(void **state)
     sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
     assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 1);
     assert_int_equal(count_lines(&out, "refused", "tls.refused", "127.0.0.1:", revoked,
-                                 "issuer CN=possum e2e CA", NULL), revoked0 + 1);
+                                 "issuer CN=possum e2e CA", NULL),
+                     revoked0 + 1);
     /* another CA's certificate, claiming to be alice */
     path(prefix, "%s/rogue", G.dir);
     refused_call(G.mtms_url, prefix);
@@ -598,7 +623,8 @@ static void test_refused_handshakes_audited(void **state)
     px_buf_reset(&out);
     sh_expect(0, &out, "possum mtms audit -c %s", G.mtms.ini);
     assert_int_equal(count_lines(&out, "tls.refused", NULL), rows0 + 2);
-    assert_int_equal(count_lines(&out, "tls.refused", foreign, "issuer CN=rogue", NULL), foreign0 + 1);
+    assert_int_equal(count_lines(&out, "tls.refused", foreign, "issuer CN=rogue", NULL),
+                     foreign0 + 1);
     /* no certificate */
     refused_call(G.mtms_url, NULL);
     assert_int_equal(wait_metric(&G.mtms, MTMS_REFUSED("no_certificate"), none0 + 1), none0 + 1);
@@ -608,7 +634,8 @@ static void test_refused_handshakes_audited(void **state)
     assert_int_equal(count_lines(&out, "tls.refused", none, NULL), 1);
     /* a port scan: counted by the listener, not audited */
     assert_int_equal(net_client_connect("127.0.0.1", kl_node_port(&G.mtms, "mtms"), NULL, 3000, &c,
-                                        &e), PX_OK);
+                                        &e),
+                     PX_OK);
     net_client_close(c);
     assert_int_equal(wait_metric(&G.mtms, failures, fail0 + 4), fail0 + 4);
     px_buf_reset(&out);
@@ -676,7 +703,8 @@ static void test_kms_refusals(void **state)
     r = post(h, "/v1/kms/tks", json_pack("{s:[s]}", "envelopes", b64), 200);
     res = json_array_get(json_object_get(r, "results"), 0);
     assert_string_equal(json_string_value(json_object_get(res, "status")), "refused");
-    assert_non_null(strstr(json_string_value(json_object_get(res, "message")), "wrapped to another KMS"));
+    assert_non_null(strstr(json_string_value(json_object_get(res, "message")),
+                           "wrapped to another KMS"));
     json_decref(r);
     pki_https_close(h);
     sh_expect(0, &out, "possum kms audit -c %s --serial PP10000003", G.kms2.ini);
@@ -697,22 +725,33 @@ static void test_kms_refusals(void **state)
         assert_int_equal(pki_https_open(G.kms1_dl, &t, 5000, &h, &e), PX_OK);
     }
     r = post(h, "/v1/kms/download/challenge", json_pack("{s:s}", "serial", "PP10000003"), 200);
-    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "nonce")), nonce, 16, &k), PX_OK);
-    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "session")), session, 16, &k), PX_OK);
-    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "session_kcv")), skcv, 3, &k), PX_OK);
+    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "nonce")), nonce, 16, &k),
+                     PX_OK);
+    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "session")), session, 16,
+                                   &k),
+                     PX_OK);
+    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "session_kcv")), skcv, 3,
+                                   &k),
+                     PX_OK);
     json_decref(r);
     assert_int_equal(tk_download_proof(p, session, 16, skcv, nonce, 16, mac, &e), PX_OK);
     px_hex_encode(nonce, 16, nonce_hex);
     px_hex_encode(mac, 8, mac_hex);
-    r = post(h, "/v1/kms/download", json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex,
-                                             "mac", mac_hex), 200);
-    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "tmk")), tmk, 16, &k), PX_OK);
-    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "tmk_kcv")), kcv, 3, &k), PX_OK);
+    r = post(h, "/v1/kms/download",
+             json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex, "mac",
+                       mac_hex),
+             200);
+    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "tmk")), tmk, 16, &k),
+                     PX_OK);
+    assert_int_equal(px_hex_decode(json_string_value(json_object_get(r, "tmk_kcv")), kcv, 3, &k),
+                     PX_OK);
     json_decref(r);
-    r = post(h, "/v1/kms/download", json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex,
-                                             "mac", mac_hex), 409);
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
-                           "replayed"));
+    r = post(h, "/v1/kms/download",
+             json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex, "mac",
+                       mac_hex),
+             409);
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(r, "error"), "message")), "replayed"));
     json_decref(r);
     /* the TMK altered on the way: the PIN pad refuses it, the terminal reports it */
     kcv[0] ^= 0x55;
@@ -721,14 +760,18 @@ static void test_kms_refusals(void **state)
     px_hex_encode(mac, 8, mac_hex);
     json_decref(post(h, "/v1/kms/download/result",
                      json_pack("{s:s, s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex,
-                               "result", "kcv_mismatch", "mac", mac_hex), 200));
+                               "result", "kcv_mismatch", "mac", mac_hex),
+                     200));
     /* a terminal that does not hold the TK */
     r = post(h, "/v1/kms/download/challenge", json_pack("{s:s}", "serial", "PP10000003"), 200);
     snprintf(nonce_hex, sizeof nonce_hex, "%s", json_string_value(json_object_get(r, "nonce")));
     json_decref(r);
-    r = post(h, "/v1/kms/download", json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex,
-                                             "mac", "0000000000000000"), 401);
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+    r = post(h, "/v1/kms/download",
+             json_pack("{s:s, s:s, s:s}", "serial", "PP10000003", "nonce", nonce_hex, "mac",
+                       "0000000000000000"),
+             401);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"),
+                                                             "message")),
                            "does not hold the TK"));
     json_decref(r);
     pki_https_close(h);
@@ -764,7 +807,8 @@ static void test_bad_input(void **state)
     /* a typed code that does not exist: the operator is told, then gives up */
     terminal("10000004", dir);
     px_buf_reset(&out);
-    sh_expect(1, &out, "possum operator run %s --pinpad %s --confirm no --customer C404", G.op_flags, dir);
+    sh_expect(1, &out, "possum operator run %s --pinpad %s --confirm no --customer C404",
+              G.op_flags, dir);
     EXPECT_IN(&out, "unknown customer code C404");
     EXPECT_IN(&out, "did not confirm");
     /* a CSV with bad lines: each named, nothing imported */
@@ -830,7 +874,8 @@ static void swap_tmk_block(const swfix *f, const char *serial, char *block, char
     assert_int_equal(kl_field(px_buf_str(&out), "cryptogram", crypt, sizeof crypt), 0);
     assert_int_equal(kl_field(px_buf_str(&out), "kcv", kcv, 32), 0);
     px_buf_reset(&out);
-    sh_expect(0, &out, "possum hsm import --config %s --lmk-file %s --audit-file %s --label TMK.%s "
+    sh_expect(0, &out,
+              "possum hsm import --config %s --lmk-file %s --audit-file %s --label TMK.%s "
               "--kek ZMK.kms --key %s --kcv %s --usage K0 --alg T --mode E --exportable N",
               f->cli_ini, f->lmk, f->audit, serial, crypt, kcv);
     assert_int_equal(kl_field(px_buf_str(&out), "block", block, PX_HSM_KEYBLOCK_MAX), 0);
@@ -852,16 +897,22 @@ static void test_pinpad_swap_rekeys_terminal(void **state)
     kcv_hex(ZMK_C1, k1);
     kcv_hex(ZMK_C2, k2);
     snprintf(comps, sizeof comps, "%s:%s,%s:%s", ZMK_C1, k1, ZMK_C2, k2);
-    sh_expect(0, NULL, "possum hsm form -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log "
-              "--label ZMK.swap --usage K0 --mode E --exportable N --components %s", G.kms1.ini,
-              G.kms1.dir, G.kms1.dir, comps);
-    sh_expect(0, NULL, "possum hsm form --config %s --lmk-file %s --audit-file %s --label ZMK.kms "
-              "--usage K0 --mode D --exportable N --components %s", F.cli_ini, F.lmk, F.audit, comps);
+    sh_expect(0, NULL,
+              "possum hsm form -c %s --lmk-file %s/lmk.bin --audit-file %s/hsm-audit.log "
+              "--label ZMK.swap --usage K0 --mode E --exportable N --components %s",
+              G.kms1.ini, G.kms1.dir, G.kms1.dir, comps);
+    sh_expect(0, NULL,
+              "possum hsm form --config %s --lmk-file %s --audit-file %s --label ZMK.kms "
+              "--usage K0 --mode D --exportable N --components %s",
+              F.cli_ini, F.lmk, F.audit, comps);
     swap_tmk_block(&F, "PP10000006", block, kcv);
-    sh_expect(0, NULL, "possum terminal add --config %s --tid 10000006 --mid %s --name 'Possum Coffee' "
-              "--tmk-block %s", F.cli_ini, MID, block);
+    sh_expect(0, NULL,
+              "possum terminal add --config %s --tid 10000006 --mid %s --name 'Possum Coffee' "
+              "--tmk-block %s",
+              F.cli_ini, MID, block);
     port = swfix_free_port();
-    swfix_switch_section(&F, sw, sizeof sw, port, "provider_timeout_ms = 3000\ncache_ttl_ms = 200\n");
+    swfix_switch_section(&F, sw, sizeof sw, port,
+                         "provider_timeout_ms = 3000\ncache_ttl_ms = 200\n");
     swfix_issuer_section(&F, is, sizeof is, port, NULL);
     snprintf(all, sizeof all, "%s\n%s", sw, is);
     assert_int_equal(swfix_start(&F, &SW, "switch", NULL, all), 0);
@@ -875,8 +926,8 @@ static void test_pinpad_swap_rekeys_terminal(void **state)
     swap_pinpad("10000006", "PP10000007", new_dir);
     swap_tmk_block(&F, "PP10000007", block, kcv);
     px_buf_reset(&out);
-    sh_expect(0, &out, "possum terminal set-tmk --config %s --tid 10000006 --tmk-block %s", F.cli_ini,
-              block);
+    sh_expect(0, &out, "possum terminal set-tmk --config %s --tid 10000006 --tmk-block %s",
+              F.cli_ini, block);
     EXPECT_IN(&out, kcv);
     px_buf_reset(&out);
     sh_expect(0, &out, "possum terminal show 10000006 --config %s", F.cli_ini);
@@ -885,7 +936,8 @@ static void test_pinpad_swap_rekeys_terminal(void **state)
     /* the old PIN pad's TMK is no use: it cannot read the work keys of a sign-on */
     px_buf_reset(&out);
     assert_int_not_equal(kl_sh(&out, "possum pos signon --data %s --port %d", old_dir,
-                               SW.switch_port), 0);
+                               SW.switch_port),
+                         0);
     EXPECT_IN(&out, "does not match its check value"); /* its PIN pad refuses the keys */
     /* the new one signs on and buys */
     px_buf_reset(&out);

@@ -501,9 +501,9 @@ static void test_register_over_rest_with_sms_code(void **state)
     json_decref(j);
     assert_int_equal(api("GET", "/v1/payees/" PAYEE, NULL, NULL, NULL), 401);
     assert_int_equal(api("GET", "/v1/payees/" PAYER, NULL, token, NULL), 403);
-    st =
-        api("POST", "/v1/payees",
-            "{\"name\":\"李四\",\"mobile\":\"12345678901\",\"card\":\"" PAYEE_CARD "\"}", NULL, &j);
+    st = api("POST", "/v1/payees",
+             "{\"name\":\"李四\",\"mobile\":\"12345678901\",\"card\":\"" PAYEE_CARD "\"}", NULL,
+             &j);
     assert_int_equal(st, 400);
     assert_string_equal(jstr(json_object_get(j, "error"), "message"),
                         "mobile: is not a mainland-China mobile number");
@@ -531,8 +531,9 @@ static void test_card_change(void **state)
     assert_string_equal(jstr(j, "card"), "622202*********0128");
     json_decref(j);
     /* back to the demo card the provider can credit */
-    assert_int_equal(
-        api("PUT", "/v1/payees/" PAYEE "/card", "{\"card\":\"" PAYEE_CARD "\"}", NULL, NULL), 202);
+    assert_int_equal(api("PUT", "/v1/payees/" PAYEE "/card", "{\"card\":\"" PAYEE_CARD "\"}", NULL,
+                         NULL),
+                     202);
     sms_code(PAYEE, 2, code);
     snprintf(body, sizeof body, "{\"code\":\"%s\"}", code);
     assert_int_equal(api("POST", "/v1/payees/" PAYEE "/confirm", body, NULL, NULL), 200);
@@ -622,8 +623,7 @@ static int64_t ledger_balance(const char *id)
         fail_msg("GET /v1/switch/ledger/balances: %ld %s", status, px_buf_str(&body));
     j = json_loads(px_buf_str(&body), 0, NULL);
     assert_non_null(j);
-    json_array_foreach(json_object_get(j, "accounts"), i, a)
-    {
+    json_array_foreach (json_object_get(j, "accounts"), i, a) {
         if (strcmp(jstr(a, "id"), id) == 0)
             v = json_integer_value(json_object_get(a, "balance_minor"));
     }

@@ -302,8 +302,8 @@ int swfix_add_terminal(swfix *f, const char *tid, const char *mid, const char *n
     kcv_of(SWFIX_TMK_C1, k1);
     kcv_of(SWFIX_TMK_C2, k2);
     return swfix_cli(f, NULL,
-                     "terminal add --tid %s --mid %s --name '%s' --tmk-components %s:%s,%s:%s",
-                     tid, mid, name, SWFIX_TMK_C1, k1, SWFIX_TMK_C2, k2) == 0
+                     "terminal add --tid %s --mid %s --name '%s' --tmk-components %s:%s,%s:%s", tid,
+                     mid, name, SWFIX_TMK_C1, k1, SWFIX_TMK_C2, k2) == 0
                ? 0
                : -1;
 }

@@ -19,10 +19,10 @@
 #define SWFIX_TMK_C2 "1F1F1F1F1F1F1F1F0E0E0E0E0E0E0E0E"
 
 /* Demo cardholders of the issuer simulator (src/host/issuer/seed.c). */
-#define SWFIX_CARD_OK      "6222020000000007" /* PIN 123456, 10,000.00 */
-#define SWFIX_CARD_OK_PIN  "123456"
-#define SWFIX_CARD_POOR    "6222020000000015" /* PIN 111111, 50.00 */
-#define SWFIX_CARD_RURAL   "9558800000000000" /* bank not contracted */
+#define SWFIX_CARD_OK "6222020000000007" /* PIN 123456, 10,000.00 */
+#define SWFIX_CARD_OK_PIN "123456"
+#define SWFIX_CARD_POOR "6222020000000015"  /* PIN 111111, 50.00 */
+#define SWFIX_CARD_RURAL "9558800000000000" /* bank not contracted */
 
 typedef struct swfix_node {
     pid_t pid;
@@ -34,10 +34,10 @@ typedef struct swfix_node {
 } swfix_node;
 
 typedef struct swfix {
-    char dir[PX_PATH_MAX];        /* LMK, audit log, SQLite files, node files */
+    char dir[PX_PATH_MAX]; /* LMK, audit log, SQLite files, node files */
     char lmk[PX_PATH_MAX], audit[PX_PATH_MAX];
-    char store_ini[2048];         /* the [store] section the switch nodes and the CLI use */
-    char cli_ini[PX_PATH_MAX];    /* a config for `possum terminal|ledger` */
+    char store_ini[2048];      /* the [store] section the switch nodes and the CLI use */
+    char cli_ini[PX_PATH_MAX]; /* a config for `possum terminal|ledger` */
 } swfix;
 
 /* A private directory with a fresh LMK (POSSUM_LMK_PASSPHRASE is set for children), [store]

@@ -13,8 +13,8 @@
 static const uint8_t sim_tpdu[5] = {0x60, 0x00, 0x01, 0x00, 0x00};
 static const uint8_t sim_header[6] = {0x60, 0x31, 0x00, 0x31, 0x00, 0x00};
 
-int termsim_init(termsim *t, const char *tid, const char *mid, const char *comp1,
-                 const char *comp2, px_error *e)
+int termsim_init(termsim *t, const char *tid, const char *mid, const char *comp1, const char *comp2,
+                 px_error *e)
 {
     uint8_t c1[16], c2[16];
     size_t n1 = 0, n2 = 0;
@@ -85,8 +85,8 @@ int termsim_card(termsim *t, iso8583_msg *m, const char *proc, const char *pan, 
     return rc;
 }
 
-int termsim_pack(termsim *t, const iso8583_msg *m, int mac, uint8_t *out, size_t cap,
-                 size_t *n, px_error *e)
+int termsim_pack(termsim *t, const iso8583_msg *m, int mac, uint8_t *out, size_t cap, size_t *n,
+                 px_error *e)
 {
     iso8583_msg tmp;
     const iso8583_msg *src = m;
@@ -104,8 +104,7 @@ int termsim_pack(termsim *t, const iso8583_msg *m, int mac, uint8_t *out, size_t
         return rc;
     rc = iso8583_mac_span(&iso8583_unionpay_pos, out + 2, *n - 2, &off, &span, e);
     if (rc == PX_OK)
-        rc = crypto_mac(CRYPTO_MAC_CUP_ECB, t->mak, 16, out + 2 + off, span, mv, sizeof mv, &ml,
-                        e);
+        rc = crypto_mac(CRYPTO_MAC_CUP_ECB, t->mak, 16, out + 2 + off, span, mv, sizeof mv, &ml, e);
     if (rc == PX_OK)
         memcpy(out + 2 + off + span, mv, 8);
     return rc;
@@ -123,8 +122,8 @@ int termsim_unpack(termsim *t, const uint8_t *in, size_t n, iso8583_msg *rsp, px
         return PX_OK;
     rc = iso8583_mac_span(&iso8583_unionpay_pos, in, n, &off, &span, e);
     if (rc == PX_OK)
-        rc = crypto_mac_verify(CRYPTO_MAC_CUP_ECB, t->mak, 16, in + off, span, in + off + span,
-                               8, e);
+        rc = crypto_mac_verify(CRYPTO_MAC_CUP_ECB, t->mak, 16, in + off, span, in + off + span, 8,
+                               e);
     return rc;
 }
 

@@ -23,13 +23,13 @@ typedef struct termsim {
     int signed_on;
     int64_t batch;
     unsigned stan;
-    int header_flag;              /* processing requirement of the last response */
-    net_client *c;                /* blocking connection (tests); NULL for the bench */
+    int header_flag; /* processing requirement of the last response */
+    net_client *c;   /* blocking connection (tests); NULL for the bench */
 } termsim;
 
 /* A terminal with its TMK given as two components (hex). */
-int termsim_init(termsim *t, const char *tid, const char *mid, const char *comp1,
-                 const char *comp2, px_error *e);
+int termsim_init(termsim *t, const char *tid, const char *mid, const char *comp1, const char *comp2,
+                 px_error *e);
 
 /* The next STAN (6 digits) into out. */
 void termsim_next_stan(termsim *t, char out[7]);
@@ -44,8 +44,8 @@ int termsim_card(termsim *t, iso8583_msg *m, const char *proc, const char *pan, 
                  const char *pin, px_error *e);
 
 /* Pack m (framed: 2-byte length first); with mac, field 64 is computed under the MAK. */
-int termsim_pack(termsim *t, const iso8583_msg *m, int mac, uint8_t *out, size_t cap,
-                 size_t *n, px_error *e);
+int termsim_pack(termsim *t, const iso8583_msg *m, int mac, uint8_t *out, size_t cap, size_t *n,
+                 px_error *e);
 
 /* Unpack a response (without its frame length) and, when it carries one, check its MAC:
  * PX_EAUTH if wrong. Records the header's processing requirement. */

@@ -141,11 +141,11 @@ typedef struct rec {
 typedef struct loadterm {
     termsim t;
     pthread_t th;
-    int port[2];               /* nodes to use (alternately when both are set) */
+    int port[2]; /* nodes to use (alternately when both are set) */
     volatile int *stop;
     rec *recs;
     size_t n;
-    char pending_rev[7];       /* a purchase that went unanswered: reverse it */
+    char pending_rev[7]; /* a purchase that went unanswered: reverse it */
     int64_t pending_amount;
     unsigned seed;
     long sent, answered;
@@ -318,8 +318,9 @@ static void verify_ledger(loadterm *lts, int n)
         store_done(q);
     }
     store_close(st);
-    fprintf(stderr, "approved %lld purchases (%lld fen) at the terminals; %lld posted and not "
-                    "undone (%lld fen)\n",
+    fprintf(stderr,
+            "approved %lld purchases (%lld fen) at the terminals; %lld posted and not "
+            "undone (%lld fen)\n",
             (long long)approved_n, (long long)approved_sum, (long long)posted_n,
             (long long)balance);
     assert_int_equal(posted_n, approved_n);
@@ -364,7 +365,8 @@ static void test_provider_timeout_reversed(void **state)
     (void)state;
     swfix_stop(&ISS, SIGTERM, 10000);
     assert_int_equal(start_issuer("drop_every_n = 2\n"), 0);
-    assert_int_equal(start_switch(&n, "node1", "provider_timeout_ms = 800\nreversal_retry_ms = 300\n"),
+    assert_int_equal(start_switch(&n, "node1",
+                                  "provider_timeout_ms = 800\nreversal_retry_ms = 300\n"),
                      0);
     assert_int_equal(termsim_init(&t, "20000005", MID, SWFIX_TMK_C1, SWFIX_TMK_C2, &e), 0);
     assert_int_equal(termsim_connect(&t, n.switch_port, &e), 0);
@@ -372,7 +374,8 @@ static void test_provider_timeout_reversed(void **state)
     for (int i = 0; i < 4; i++) {
         termsim_next_stan(&t, stan);
         termsim_begin(&t, &m, "0200", stan, "22", "000");
-        assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 100, SWFIX_CARD_OK_PIN, &e), 0);
+        assert_int_equal(termsim_card(&t, &m, "000000", SWFIX_CARD_OK, 100, SWFIX_CARD_OK_PIN, &e),
+                         0);
         assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 5000, &e), 0);
         got91 += strcmp(termsim_rc(&rsp), "91") == 0;
         if (strcmp(termsim_rc(&rsp), "91") == 0)
@@ -391,7 +394,8 @@ static void test_provider_timeout_reversed(void **state)
             break;
         sleep_ms(100);
     }
-    assert_true(swfix_metric(&n, "possum_switch_provider_reversals_total{state=\"confirmed\"}") >= 1);
+    assert_true(swfix_metric(&n, "possum_switch_provider_reversals_total{state=\"confirmed\"}") >=
+                1);
     assert_true(swfix_metric(&n, "possum_switch_provider_timeouts_total") >= 1);
     termsim_close(&t);
     assert_int_equal(swfix_stop(&n, SIGTERM, 15000), 0);
@@ -428,8 +432,7 @@ static void test_crash_during_load(void **state)
     summary(lts, NTERM);
     for (int i = 0; i < NTERM; i++)
         assert_int_equal(lts[i].pending_rev[0], 0); /* every reversal answered */
-    assert_true(swfix_log_contains(&n, "marked unanswered") ||
-                swfix_log_contains(&n, "ready"));
+    assert_true(swfix_log_contains(&n, "marked unanswered") || swfix_log_contains(&n, "ready"));
     assert_int_equal(swfix_stop(&n, SIGTERM, 15000), 0);
     verify_ledger(lts, NTERM);
     cli_ledger_check();
@@ -511,8 +514,8 @@ static void test_two_nodes_share_the_ledger(void **state)
         r->batch = t->batch;
         termsim_next_stan(t, r->stan);
         termsim_begin(t, &m, "0200", r->stan, "22", "000");
-        assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, r->amount,
-                                      SWFIX_CARD_OK_PIN, &e),
+        assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, r->amount, SWFIX_CARD_OK_PIN,
+                                      &e),
                          0);
         assert_int_equal(termsim_exchange(t, &m, 1, &r1, 20000, &e), 0); /* t->c: node B */
         assert_string_equal(termsim_rc(&r1), "00");
@@ -534,8 +537,8 @@ static void test_two_nodes_share_the_ledger(void **state)
         r->batch = t->batch;
         termsim_next_stan(t, r->stan);
         termsim_begin(t, &m, "0200", r->stan, "22", "000");
-        assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, r->amount,
-                                      SWFIX_CARD_OK_PIN, &e),
+        assert_int_equal(termsim_card(t, &m, "000000", SWFIX_CARD_OK, r->amount, SWFIX_CARD_OK_PIN,
+                                      &e),
                          0);
         assert_int_equal(termsim_exchange(t, &m, 1, &r1, 20000, &e), 0);
         assert_string_equal(termsim_rc(&r1), "00");

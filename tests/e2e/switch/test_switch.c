@@ -50,7 +50,8 @@ static int setup(void **state)
     /* the mobile-number payment service in the same daemon: the switch calls it in-process;
      * its payee API on a port of its own, its notifications to a webhook nobody serves (so a
      * one-time code waits in the outbox, where the test reads it) */
-    snprintf(all, sizeof all, "%s\n%s\n[phonepay]\nenabled = true\nhsm_lmk_file = %s\n"
+    snprintf(all, sizeof all,
+             "%s\n%s\n[phonepay]\nenabled = true\nhsm_lmk_file = %s\n"
              "hsm_audit_file = %s\napi_listen = 127.0.0.1:0\n"
              "webhook_url = http://127.0.0.1:%d/hook\n",
              sw, is, F.lmk, F.audit, swfix_free_port());
@@ -189,8 +190,7 @@ static void test_mobile_payment_refusals(void **state)
     /* a payment with a reference that was never issued -> 12, nothing posted */
     termsim_next_stan(&t, stan);
     termsim_begin(&t, &m, "0200", stan, "82", "000");
-    assert_int_equal(termsim_card(&t, &m, "480000", SWFIX_CARD_OK, 1000, SWFIX_CARD_OK_PIN, &e),
-                     0);
+    assert_int_equal(termsim_card(&t, &m, "480000", SWFIX_CARD_OK, 1000, SWFIX_CARD_OK_PIN, &e), 0);
     (void)iso8583_set(&m, 48, "1390000000113800138000123456789012", NULL);
     assert_int_equal(termsim_exchange(&t, &m, 1, &rsp, 10000, &e), 0);
     assert_string_equal(termsim_rc(&rsp), "12");
@@ -217,7 +217,7 @@ static long long account_balance(const char *id)
     size_t i;
     long long v = 0;
     assert_non_null(j);
-    json_array_foreach(json_object_get(j, "accounts"), i, a)
+    json_array_foreach (json_object_get(j, "accounts"), i, a)
         if (strcmp(json_string_value(json_object_get(a, "id")), id) == 0)
             v = json_integer_value(json_object_get(a, "balance_minor"));
     json_decref(j);
@@ -301,15 +301,14 @@ static void register_payee(void)
     px_buf out;
     px_buf_init(&out, 1 << 16);
     assert_int_equal(e2e_http(port, "POST", "/v1/payees",
-                              "{\"name\":\"王五\",\"mobile\":\"" PP_PAYEE "\",\"card\":\"" PP_PAYEE_CARD
-                              "\"}",
+                              "{\"name\":\"王五\",\"mobile\":\"" PP_PAYEE
+                              "\",\"card\":\"" PP_PAYEE_CARD "\"}",
                               &status, &out),
                      0);
     assert_int_equal(status, 202);
     otp_code(PP_PAYEE, code);
     snprintf(body, sizeof body, "{\"code\":\"%s\"}", code);
-    assert_int_equal(e2e_http(port, "POST", "/v1/payees/" PP_PAYEE "/confirm", body, &status,
-                              &out),
+    assert_int_equal(e2e_http(port, "POST", "/v1/payees/" PP_PAYEE "/confirm", body, &status, &out),
                      0);
     assert_int_equal(status, 200);
     px_buf_free(&out);
@@ -389,13 +388,16 @@ static int recon_today(px_buf *out)
     snprintf(ini, sizeof ini, "%s/recon.ini", F.dir);
     fp = fopen(ini, "w");
     assert_non_null(fp);
-    fprintf(fp, "%s\n[phonepay]\nenabled = true\nprovider_connect = 127.0.0.1:%d\n"
-                "hsm_lmk_file = %s\nhsm_audit_file = %s\nclearing_dir = %s/clearing\n",
+    fprintf(fp,
+            "%s\n[phonepay]\nenabled = true\nprovider_connect = 127.0.0.1:%d\n"
+            "hsm_lmk_file = %s\nhsm_audit_file = %s\nclearing_dir = %s/clearing\n",
             F.store_ini, N.issuer_port, F.lmk, F.audit, F.dir);
     assert_int_equal(fclose(fp), 0);
     e2e_binary("src/app/possum", exe, sizeof exe);
-    snprintf(cmd, sizeof cmd, "%s recon run --date %s --file %s/clearing/clearing-%s.csv "
-             "--config %s 2>&1", exe, date, F.dir, ymd, ini);
+    snprintf(cmd, sizeof cmd,
+             "%s recon run --date %s --file %s/clearing/clearing-%s.csv "
+             "--config %s 2>&1",
+             exe, date, F.dir, ymd, ini);
     px_buf_reset(out);
     return e2e_run(cmd, out);
 }
@@ -817,9 +819,8 @@ static long set_flag(const char *tid, int on)
     long status = 0;
     snprintf(path, sizeof path, "/v1/switch/terminals/%s/update-waiting", tid);
     px_buf_init(&out, 1 << 16);
-    assert_int_equal(e2e_http(N.http_port, "PUT", path, on ? "{\"waiting\": true}"
-                                                             : "{\"waiting\": false}",
-                              &status, &out),
+    assert_int_equal(e2e_http(N.http_port, "PUT", path,
+                              on ? "{\"waiting\": true}" : "{\"waiting\": false}", &status, &out),
                      0);
     px_buf_free(&out);
     return status;
@@ -855,8 +856,8 @@ static int pos(px_buf *out, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     e2e_binary("src/app/possum", exe, sizeof exe);
-    snprintf(cmd, sizeof cmd, "%s pos %s --data %s/pos --port %d --tid 10000004 --mid %s 2>&1",
-             exe, args, F.dir, N.switch_port, "898100000000003");
+    snprintf(cmd, sizeof cmd, "%s pos %s --data %s/pos --port %d --tid 10000004 --mid %s 2>&1", exe,
+             args, F.dir, N.switch_port, "898100000000003");
     px_buf_reset(out);
     return e2e_run(cmd, out);
 }
@@ -887,17 +888,19 @@ static void test_pos_terminal_interop(void **state)
     /* the PIN pad checks the 4-byte check value of each work key in field 62 */
     if (pos(&out, "signon") != 0)
         fail_msg("pos signon: %s", px_buf_str(&out));
-    if (pos(&out, "purchase --amount 1500 --card %s --pin %s", SWFIX_CARD_OK,
-            SWFIX_CARD_OK_PIN) != 0 || strstr(px_buf_str(&out), "APPROVED") == NULL)
+    if (pos(&out, "purchase --amount 1500 --card %s --pin %s", SWFIX_CARD_OK, SWFIX_CARD_OK_PIN) !=
+            0 ||
+        strstr(px_buf_str(&out), "APPROVED") == NULL)
         fail_msg("pos purchase: %s", px_buf_str(&out));
     grab(&out, "RRN ", rrn, sizeof rrn);
     grab(&out, "STAN ", stan, sizeof stan);
     assert_int_equal(strlen(rrn), 12);
-    if (pos(&out, "purchase --amount 2500 --card %s --pin %s", SWFIX_CARD_OK,
-            SWFIX_CARD_OK_PIN) != 0)
+    if (pos(&out, "purchase --amount 2500 --card %s --pin %s", SWFIX_CARD_OK, SWFIX_CARD_OK_PIN) !=
+        0)
         fail_msg("pos purchase: %s", px_buf_str(&out));
     if (pos(&out, "void --rrn %s --stan %s --card %s --pin %s", rrn, stan, SWFIX_CARD_OK,
-            SWFIX_CARD_OK_PIN) != 0 || strstr(px_buf_str(&out), "APPROVED") == NULL)
+            SWFIX_CARD_OK_PIN) != 0 ||
+        strstr(px_buf_str(&out), "APPROVED") == NULL)
         fail_msg("pos void: %s", px_buf_str(&out));
     if (pos(&out, "balance --card %s --pin %s", SWFIX_CARD_OK, SWFIX_CARD_OK_PIN) != 0)
         fail_msg("pos balance: %s", px_buf_str(&out));
@@ -995,20 +998,23 @@ static void test_set_tmk_rekeys_a_running_terminal(void **state)
     rekey_kcv(REKEY_C2, "00000000000000000000000000000000", kcv2);
     snprintf(comps, sizeof comps, "%s:%s,%s:%s", REKEY_C1, kcv1, REKEY_C2, kcv2);
     px_buf_reset(&out);
-    assert_int_equal(
-        swfix_cli(&F, &out, "terminal set-tmk --tid 10000099 --tmk-components %s", comps), 1);
+    assert_int_equal(swfix_cli(&F, &out, "terminal set-tmk --tid 10000099 --tmk-components %s",
+                               comps),
+                     1);
     assert_non_null(strstr(px_buf_str(&out), "terminal 10000099 is not registered"));
     rekey_block(&p0, &pik);
     px_buf_reset(&out);
-    assert_int_equal(
-        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, pik.block), 1);
+    assert_int_equal(swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID,
+                               pik.block),
+                     1);
     assert_non_null(strstr(px_buf_str(&out), "expected a TDES key-encryption key (K0)"));
     rekey_block(&k0, &tmk2);
     last = &tmk2.block[strlen(tmk2.block) - 1]; /* the block's MAC no longer verifies */
     *last = *last == '0' ? '1' : '0';
     px_buf_reset(&out);
-    assert_int_equal(
-        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, tmk2.block), 1);
+    assert_int_equal(swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID,
+                               tmk2.block),
+                     1);
     assert_non_null(strstr(px_buf_str(&out), "terminal set-tmk: TMK: "));
     json_decref(rekey_row(&kv));
     assert_int_equal(kv, kv0);
@@ -1019,8 +1025,9 @@ static void test_set_tmk_rekeys_a_running_terminal(void **state)
     json_decref(j);
     rekey_kcv(REKEY_C1, REKEY_C2, want);
     px_buf_reset(&out);
-    assert_int_equal(
-        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-components %s", REKEY_TID, comps), 0);
+    assert_int_equal(swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-components %s", REKEY_TID,
+                               comps),
+                     0);
     assert_non_null(strstr(px_buf_str(&out), want));
     j = rekey_row(&kv);
     assert_string_equal(json_string_value(json_object_get(j, "tmk_kcv")), want);
@@ -1048,8 +1055,9 @@ static void test_set_tmk_rekeys_a_running_terminal(void **state)
     /* again from a key block (the KMS's TMK imported under this LMK) */
     rekey_block(&k0, &tmk2);
     px_buf_reset(&out);
-    assert_int_equal(
-        swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID, tmk2.block), 0);
+    assert_int_equal(swfix_cli(&F, &out, "terminal set-tmk --tid %s --tmk-block %s", REKEY_TID,
+                               tmk2.block),
+                     0);
     assert_non_null(strstr(px_buf_str(&out), tmk2.kcv));
     usleep(400 * 1000);
     assert_string_equal(purchase(&fresh, SWFIX_CARD_OK, SWFIX_CARD_OK_PIN, 300, stan, &rsp), "77");

@@ -53,7 +53,8 @@ int main(int argc, char **argv)
     size_t n = 0;
     px_error e = {0};
     if (argc != 7) {
-        fprintf(stderr, "usage: tms_probe HOST PORT SERIAL DMK_BLOCK KBPK1,KBPK2 replay|bad-sac|token\n");
+        fprintf(stderr,
+                "usage: tms_probe HOST PORT SERIAL DMK_BLOCK KBPK1,KBPK2 replay|bad-sac|token\n");
         return 2;
     }
     tmsc_config_defaults(&c, "/nonexistent");
@@ -67,15 +68,21 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < 16; i++)
         kbpk[i] ^= k2[i];
-    if (crypto_tr31_unwrap(kbpk, 16, argv[4], strlen(argv[4]), &hdr, dmk, sizeof dmk, &n, &e) != PX_OK ||
+    if (crypto_tr31_unwrap(kbpk, 16, argv[4], strlen(argv[4]), &hdr, dmk, sizeof dmk, &n, &e) !=
+            PX_OK ||
         tmsc_http_open(&c, &h, &e) != PX_OK) {
         fprintf(stderr, "tms_probe: %s\n", px_error_text(&e));
         return 1;
     }
-    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"t_data\":\"00112233445566778899AABBCCDDEEFF\"}", argv[3]);
+    snprintf(body, sizeof body,
+             "{\"serial\":\"%s\",\"t_data\":\"00112233445566778899AABBCCDDEEFF\"}", argv[3]);
     if (post(h, "/v1/sessions", body, &r, &j) != 0 || r.status != 201 || !hex16(j, "dwk", dwk1) ||
         !hex16(j, "s_data", s_data) ||
-        px_strlcpy(session, json_string_value(json_object_get(j, "session")) ? json_string_value(json_object_get(j, "session")) : "", sizeof session) != PX_OK)
+        px_strlcpy(session,
+                   json_string_value(json_object_get(j, "session"))
+                       ? json_string_value(json_object_get(j, "session"))
+                       : "",
+                   sizeof session) != PX_OK)
         return 1;
     json_decref(j);
     tmsc_resp_free(&r);
@@ -85,7 +92,8 @@ int main(int argc, char **argv)
         sac[0] ^= 1;
     px_hex_encode(sac, 16, sachex);
     snprintf(path, sizeof path, "/v1/sessions/%s", session);
-    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"sac\":\"%s\",\"tac_ok\":true}", argv[3], sachex);
+    snprintf(body, sizeof body, "{\"serial\":\"%s\",\"sac\":\"%s\",\"tac_ok\":true}", argv[3],
+             sachex);
     for (int i = 0; i < (strcmp(argv[6], "replay") == 0 ? 2 : 1); i++) {
         post(h, path, body, &r, &j);
         if (strcmp(argv[6], "token") == 0 && json_string_value(json_object_get(j, "token")) != NULL)

@@ -74,7 +74,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     unsetenv(HSM_ENV_PASSPHRASE);
     hsm_config_default(&fz_cfg);
     fz_cfg.backend = HSM_BACKEND_SOFT;
-    snprintf(fz_cfg.lmk_file, sizeof fz_cfg.lmk_file, "/tmp/possum-fuzz-hsm-audit.%ld.lmk", (long)getpid());
+    snprintf(fz_cfg.lmk_file, sizeof fz_cfg.lmk_file, "/tmp/possum-fuzz-hsm-audit.%ld.lmk",
+             (long)getpid());
     snprintf(fz_log, sizeof fz_log, "/tmp/possum-fuzz-hsm-audit.%ld.log", (long)getpid());
     snprintf(fz_head, sizeof fz_head, "%s.head", fz_log);
     fz_cfg.secret_fn = fz_secret;

@@ -57,7 +57,8 @@ static int fz_secret(void *ud, const char *prompt, char *out, size_t outsz)
 {
     const fz_input *in = ud;
     (void)prompt;
-    if (in->size < sizeof FZ_CHEAP_HEAD - 1 || memcmp(in->data, FZ_CHEAP_HEAD, sizeof FZ_CHEAP_HEAD - 1) != 0)
+    if (in->size < sizeof FZ_CHEAP_HEAD - 1 ||
+        memcmp(in->data, FZ_CHEAP_HEAD, sizeof FZ_CHEAP_HEAD - 1) != 0)
         return PX_EPERM;
     return px_strlcpy(out, FZ_PASSPHRASE, outsz);
 }
@@ -68,7 +69,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     unsetenv(HSM_ENV_PASSPHRASE); /* the callback decides */
     hsm_config_default(&fz_cfg);
     fz_cfg.backend = HSM_BACKEND_SOFT;
-    snprintf(fz_cfg.lmk_file, sizeof fz_cfg.lmk_file, "/tmp/possum-fuzz-hsm-lmk.%ld.bin", (long)getpid());
+    snprintf(fz_cfg.lmk_file, sizeof fz_cfg.lmk_file, "/tmp/possum-fuzz-hsm-lmk.%ld.bin",
+             (long)getpid());
     fz_cfg.secret_fn = fz_secret;
     fz_cfg.secret_ud = &fz_cur;
     if ((fz_fd = open(fz_cfg.lmk_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)

@@ -20,9 +20,8 @@ static void same_values(const iso8583_msg *a, const iso8583_msg *b)
     for (int f = 2; f <= PX_ISO_FIELDS; f++) {
         if (iso8583_has(a, f) != iso8583_has(b, f))
             abort();
-        if (iso8583_has(a, f) &&
-            (a->len[f] != b->len[f] ||
-             memcmp(a->data + a->off[f], b->data + b->off[f], a->len[f]) != 0))
+        if (iso8583_has(a, f) && (a->len[f] != b->len[f] ||
+                                  memcmp(a->data + a->off[f], b->data + b->off[f], a->len[f]) != 0))
             abort();
     }
 }

@@ -24,7 +24,7 @@ static const uint8_t kbpk_d[32] = {0x88, 0xE1, 0xAB, 0x2A, 0x2E, 0x3D, 0xD3, 0x8
 /* Wrap a fixed key under header h and check that it comes back intact. */
 static void round_trip(const crypto_tr31_header *h)
 {
-    static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+    static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
     static char blk[CRYPTO_TR31_BLOCK_MAX + 1];
     static crypto_tr31_header got;
@@ -34,7 +34,8 @@ static void round_trip(const crypto_tr31_header *h)
     size_t kbpklen = h->version == 'B' ? sizeof kbpk_b : sizeof kbpk_d;
     if (crypto_tr31_wrap(kbpk, kbpklen, h, key, keylen, blk, sizeof blk, NULL) != 0)
         return;
-    if (crypto_tr31_unwrap(kbpk, kbpklen, blk, strlen(blk), &got, back, sizeof back, &n, NULL) != 0 ||
+    if (crypto_tr31_unwrap(kbpk, kbpklen, blk, strlen(blk), &got, back, sizeof back, &n, NULL) !=
+            0 ||
         n != keylen || memcmp(back, key, n) != 0 || strcmp(got.usage, h->usage) != 0)
         abort();
 }

@@ -260,10 +260,8 @@ static void test_open_in_steps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_db_mode),
-        cmocka_unit_test(test_default_config),
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_hsm_binder_and_caller),
+        cmocka_unit_test(test_db_mode),       cmocka_unit_test(test_default_config),
+        cmocka_unit_test(test_config_errors), cmocka_unit_test(test_hsm_binder_and_caller),
         cmocka_unit_test(test_open_in_steps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -49,9 +49,11 @@ static void test_known_answers(void **state)
 /* A key schedule gives the one-shot results, many times over, in place too. */
 static void test_key_schedule_matches_one_shot(void **state)
 {
-    static const struct { crypto_alg alg; size_t keylen; } cases[] = {
-        {CRYPTO_TDES, 16}, {CRYPTO_TDES, 24}, {CRYPTO_AES, 16}, {CRYPTO_AES, 24}, {CRYPTO_AES, 32},
-        {CRYPTO_DES, 8}};
+    static const struct {
+        crypto_alg alg;
+        size_t keylen;
+    } cases[] = {{CRYPTO_TDES, 16}, {CRYPTO_TDES, 24}, {CRYPTO_AES, 16},
+                 {CRYPTO_AES, 24},  {CRYPTO_AES, 32},  {CRYPTO_DES, 8}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t key[32], iv[16], data[64], a[64], b[64];
         crypto_key *k = NULL, *d = NULL;
@@ -63,13 +65,15 @@ static void test_key_schedule_matches_one_shot(void **state)
         assert_int_equal(crypto_key_dup(k, &d, &e), PX_OK);
         for (int round = 0; round < 3; round++) {
             assert_int_equal(crypto_encrypt(cases[i].alg, CRYPTO_ECB, key, cases[i].keylen, NULL,
-                                            data, 64, a, &e), PX_OK);
+                                            data, 64, a, &e),
+                             PX_OK);
             assert_int_equal(crypto_key_ecb_encrypt(round == 2 ? d : k, data, 64, b), PX_OK);
             assert_memory_equal(a, b, 64);
             assert_int_equal(crypto_key_ecb_decrypt(k, b, 64, b), PX_OK); /* in place */
             assert_memory_equal(b, data, 64);
             assert_int_equal(crypto_encrypt(cases[i].alg, CRYPTO_CBC, key, cases[i].keylen, iv,
-                                            data, 64, a, &e), PX_OK);
+                                            data, 64, a, &e),
+                             PX_OK);
             assert_int_equal(crypto_key_cbc_encrypt(k, iv, data, 64, b), PX_OK);
             assert_memory_equal(a, b, 64); /* the IV is reset on every call */
             assert_int_equal(crypto_key_cbc_decrypt(d, iv, a, 64, b), PX_OK);
@@ -130,7 +134,8 @@ static void test_rejects_bad_input(void **state)
     assert_int_equal(crypto_key_cbc_encrypt(k, NULL, data, 8, out), PX_EINVAL);
     crypto_key_free(k);
     /* zero-length data is fine and writes nothing */
-    assert_int_equal(crypto_encrypt(CRYPTO_AES, CRYPTO_ECB, key, 16, NULL, data, 0, out, &e), PX_OK);
+    assert_int_equal(crypto_encrypt(CRYPTO_AES, CRYPTO_ECB, key, 16, NULL, data, 0, out, &e),
+                     PX_OK);
 }
 
 /* Single DES runs as DES-EDE3 with K K K: same as TDES with three equal parts. */

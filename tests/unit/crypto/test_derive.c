@@ -21,7 +21,8 @@ static void test_known_answers(void **state)
             raw++;
         } else {
             assert_int_equal(crypto_derive_emv_option_a(mk, ml, vec_str(c, sec, "pan"),
-                                                        vec_str(c, sec, "psn"), out, &e), PX_OK);
+                                                        vec_str(c, sec, "psn"), out, &e),
+                             PX_OK);
             assert_true(crypto_des_has_odd_parity(out, 16));
             assert_int_equal(crypto_kcv(CRYPTO_TDES, out, 16, kcv, sizeof kcv, &n, &e), PX_OK);
             assert_hex(kcv, 2, vec_str(c, sec, "kcv"), sec);
@@ -61,9 +62,11 @@ static void test_rejects(void **state)
     assert_int_equal(crypto_derive_key(mk, 24, d, 8, out, &e), PX_EINVAL);
     assert_int_equal(crypto_derive_key(mk, 16, d, 7, out, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "data"));
-    assert_int_equal(crypto_derive_emv_option_a(mk, 16, "54133300896000A0", "00", out, &e), PX_EINVAL);
+    assert_int_equal(crypto_derive_emv_option_a(mk, 16, "54133300896000A0", "00", out, &e),
+                     PX_EINVAL);
     assert_non_null(strstr(e.msg, "pan"));
-    assert_int_equal(crypto_derive_emv_option_a(mk, 16, "5413330089600010", "001", out, &e), PX_EINVAL);
+    assert_int_equal(crypto_derive_emv_option_a(mk, 16, "5413330089600010", "001", out, &e),
+                     PX_EINVAL);
     assert_non_null(strstr(e.msg, "psn"));
     assert_int_equal(crypto_derive_emv_option_a(mk, 16, "5413330089600010", NULL, out, &e), PX_OK);
 }

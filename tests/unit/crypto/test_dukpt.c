@@ -28,12 +28,14 @@ static void test_tdes_host(void **state)
     {
         vec_hex(c, sec, "ksn", ksn, sizeof ksn);
         uint8_t ipek2[16];
-        assert_int_equal(crypto_dukpt_derive_ipek(bdk, ksn, ipek2, &e), PX_OK); /* counter ignored */
+        assert_int_equal(crypto_dukpt_derive_ipek(bdk, ksn, ipek2, &e),
+                         PX_OK); /* counter ignored */
         assert_memory_equal(ipek, ipek2, 16);
         assert_int_equal(crypto_dukpt_derive_key(ipek, ksn, key, &e), PX_OK);
         assert_hex(key, 16, vec_str(c, sec, "key"), sec);
         assert_int_equal(crypto_dukpt_host_key(bdk, ksn, CRYPTO_DUKPT_PIN, pinkey, &e), PX_OK);
-        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, pinkey, 16, NULL, clear, 8, enc, &e),
+        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, pinkey, 16, NULL, clear, 8, enc,
+                                        &e),
                          PX_OK);
         assert_hex(enc, 8, vec_str(c, sec, "pinblock"), sec);
         n++;
@@ -49,7 +51,10 @@ static void test_tdes_variants(void **state)
     uint8_t key[16], out[16];
     px_error e = {0};
     hexin("042666B49184CFA368DE9628D0397BC9", key, sizeof key);
-    static const struct { crypto_dukpt_variant v; const char *want; } cases[] = {
+    static const struct {
+        crypto_dukpt_variant v;
+        const char *want;
+    } cases[] = {
         {CRYPTO_DUKPT_NONE, "042666B49184CFA368DE9628D0397BC9"},
         {CRYPTO_DUKPT_PIN, "042666B49184CF5C68DE9628D0397B36"},
         {CRYPTO_DUKPT_MAC_REQ, "042666B4918430A368DE9628D03984C9"},
@@ -162,7 +167,7 @@ static void test_tdes_rejects(void **state)
     px_error e = {0};
     hexin("FFFF9876543210E00000", ksn, sizeof ksn);
     assert_int_equal(crypto_dukpt_derive_key(ipek, ksn, key, &e), PX_EINVAL); /* counter 0 */
-    hexin("FFFF9876543210E007FF", ksn, sizeof ksn); /* 11 one-bits */
+    hexin("FFFF9876543210E007FF", ksn, sizeof ksn);                           /* 11 one-bits */
     assert_int_equal(crypto_dukpt_derive_key(ipek, ksn, key, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "ksn"));
     assert_int_equal(crypto_dukpt_device_load_at(&d, ipek, ksn, &e), PX_EINVAL);
@@ -174,11 +179,17 @@ static void test_tdes_rejects(void **state)
 
 static crypto_dukpt_aes_usage usage_of(const char *s)
 {
-    static const struct { const char *name; crypto_dukpt_aes_usage u; } t[] = {
-        {"pin", CRYPTO_DUKPT_AES_PIN},           {"mac-gen", CRYPTO_DUKPT_AES_MAC_GEN},
-        {"mac-verify", CRYPTO_DUKPT_AES_MAC_VERIFY}, {"mac-both", CRYPTO_DUKPT_AES_MAC_BOTH},
-        {"data-enc", CRYPTO_DUKPT_AES_DATA_ENC}, {"data-dec", CRYPTO_DUKPT_AES_DATA_DEC},
-        {"data-both", CRYPTO_DUKPT_AES_DATA_BOTH}, {"kek", CRYPTO_DUKPT_AES_KEK}};
+    static const struct {
+        const char *name;
+        crypto_dukpt_aes_usage u;
+    } t[] = {{"pin", CRYPTO_DUKPT_AES_PIN},
+             {"mac-gen", CRYPTO_DUKPT_AES_MAC_GEN},
+             {"mac-verify", CRYPTO_DUKPT_AES_MAC_VERIFY},
+             {"mac-both", CRYPTO_DUKPT_AES_MAC_BOTH},
+             {"data-enc", CRYPTO_DUKPT_AES_DATA_ENC},
+             {"data-dec", CRYPTO_DUKPT_AES_DATA_DEC},
+             {"data-both", CRYPTO_DUKPT_AES_DATA_BOTH},
+             {"kek", CRYPTO_DUKPT_AES_KEK}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(s, t[i].name) == 0)
             return t[i].u;
@@ -228,7 +239,8 @@ static void test_aes_host(void **state)
         vec_hex(c, sec, "ksn", ksn, sizeof ksn);
         assert_int_equal(crypto_dukpt_aes_host_key(bdk, bl, ksn, usage_of(vec_str(c, sec, "usage")),
                                                    type_of(vec_str(c, sec, "type")), wk, sizeof wk,
-                                                   &wl, &e), PX_OK);
+                                                   &wl, &e),
+                         PX_OK);
         assert_hex(wk, wl, vec_str(c, sec, "key"), sec);
         nwk++;
     }
@@ -297,7 +309,8 @@ static void test_aes_device_matches_host(void **state)
         assert_memory_equal(dk, host, 32);
     }
     assert_int_equal(crypto_dukpt_aes_working_key(dk, 32, ksn, CRYPTO_DUKPT_AES_PIN,
-                                                  CRYPTO_DUKPT_AES_AES128, wk, sizeof wk, &wl, &e), PX_OK);
+                                                  CRYPTO_DUKPT_AES_AES128, wk, sizeof wk, &wl, &e),
+                     PX_OK);
     assert_int_equal(wl, 16);
     crypto_dukpt_aes_device_wipe(&d);
 }
@@ -311,12 +324,13 @@ static void test_aes_rejects(void **state)
     assert_int_equal(crypto_dukpt_aes_derive_initial_key(k, 20, ksn, out, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "bdk"));
     assert_int_equal(crypto_dukpt_aes_derive_key(k, 16, ksn, out, &e), PX_EINVAL); /* counter 0 */
-    hexin("12345678901234560001FFFF", ksn, sizeof ksn);                           /* 17 ones */
+    hexin("12345678901234560001FFFF", ksn, sizeof ksn);                            /* 17 ones */
     assert_int_equal(crypto_dukpt_aes_derive_key(k, 16, ksn, out, &e), PX_EINVAL);
     assert_int_equal(crypto_dukpt_aes_device_load_at(&d, k, 16, ksn, &e), PX_EINVAL);
     hexin("123456789012345600000001", ksn, sizeof ksn);
     assert_int_equal(crypto_dukpt_aes_working_key(k, 16, ksn, CRYPTO_DUKPT_AES_PIN,
-                                                  CRYPTO_DUKPT_AES_AES256, out, sizeof out, &ol, &e),
+                                                  CRYPTO_DUKPT_AES_AES256, out, sizeof out, &ol,
+                                                  &e),
                      PX_EINVAL); /* never stronger than the derivation key */
     assert_int_equal(crypto_dukpt_aes_working_key(k, 16, ksn, CRYPTO_DUKPT_AES_PIN,
                                                   CRYPTO_DUKPT_AES_AES128, out, 8, &ol, &e),

@@ -51,18 +51,23 @@ static void test_verify_refuses_tampering(void **state)
     px_error e = {0};
     for (int a = CRYPTO_MAC_X919; a <= CRYPTO_MAC_TDES_CMAC; a++) {
         size_t kl = a == CRYPTO_MAC_PBOC ? 8 : 16;
-        assert_int_equal(crypto_mac((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 16, &ml, &e),
+        assert_int_equal(crypto_mac((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 16, &ml,
+                                    &e),
                          PX_OK);
-        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 4, &e),
+        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 4,
+                                           &e),
                          PX_OK); /* a truncated MAC verifies on its prefix */
         data[3] ^= 1;
-        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, ml, &e),
+        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, ml,
+                                           &e),
                          PX_EAUTH);
         data[3] ^= 1;
         mac[ml - 1] ^= 0x80;
-        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, ml, &e),
+        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, ml,
+                                           &e),
                          PX_EAUTH);
-        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 3, &e),
+        assert_int_equal(crypto_mac_verify((crypto_mac_alg)a, key, kl, data, sizeof data, mac, 3,
+                                           &e),
                          PX_EINVAL);
     }
 }
@@ -77,7 +82,8 @@ static void test_long_data_streams(void **state)
     crypto_random(key, sizeof key, &e);
     crypto_random(data, sizeof data, &e);
     assert_int_equal(crypto_mac(CRYPTO_MAC_ISO9797_1, key, 16, data, 1000, mac, 8, &ml, &e), PX_OK);
-    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, key, 16, iv, data, 1000, enc, &e), PX_OK);
+    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, key, 16, iv, data, 1000, enc, &e),
+                     PX_OK);
     assert_memory_equal(mac, enc + 992, 8);
 }
 

@@ -34,20 +34,24 @@ static void test_known_answers(void **state)
             assert_int_equal(crypto_pinblock4_decipher(k, block, panf, out), PX_OK);
             assert_memory_equal(out, pinf, 16);
             crypto_key_free(k);
-            assert_int_equal(crypto_pinblock4_decrypt(key, kl, block, pan, pin, sizeof pin, &e), PX_OK);
+            assert_int_equal(crypto_pinblock4_decrypt(key, kl, block, pan, pin, sizeof pin, &e),
+                             PX_OK);
         } else {
             if (fmt == 0) { /* format 0 has no random part: encoding is exact */
-                assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO0, vec_str(c, sec, "pin"), pan,
-                                                        out, sizeof out, &n, &e), PX_OK);
+                assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO0, vec_str(c, sec, "pin"),
+                                                        pan, out, sizeof out, &n, &e),
+                                 PX_OK);
                 assert_hex(out, n, vec_str(c, sec, "block"), sec);
             }
             assert_int_equal(crypto_pinblock_decode((crypto_pin_format)fmt, block, bl, pan, pin,
-                                                    sizeof pin, &e), PX_OK);
+                                                    sizeof pin, &e),
+                             PX_OK);
         }
         assert_string_equal(pin, vec_str(c, sec, "pin"));
         per_format[fmt]++;
     }
-    assert_true(per_format[0] >= 2 && per_format[1] >= 2 && per_format[3] >= 2 && per_format[4] >= 2);
+    assert_true(per_format[0] >= 2 && per_format[1] >= 2 && per_format[3] >= 2 &&
+                per_format[4] >= 2);
     px_config_free(c);
 }
 
@@ -91,14 +95,17 @@ static void test_format4_round_trip(void **state)
     px_error e = {0};
     crypto_random(key, sizeof key, &e);
     for (size_t kl = 16; kl <= 32; kl += 8) {
-        assert_int_equal(crypto_pinblock4_encrypt(key, kl, "123456789012", "5413330089600010", block,
-                                                  &e), PX_OK);
-        assert_int_equal(crypto_pinblock4_decrypt(key, kl, block, "5413330089600010", pin, sizeof pin,
-                                                  &e), PX_OK);
+        assert_int_equal(crypto_pinblock4_encrypt(key, kl, "123456789012", "5413330089600010",
+                                                  block, &e),
+                         PX_OK);
+        assert_int_equal(crypto_pinblock4_decrypt(key, kl, block, "5413330089600010", pin,
+                                                  sizeof pin, &e),
+                         PX_OK);
         assert_string_equal(pin, "123456789012");
         /* the PAN is bound in: another PAN gives garbage that fails the format checks */
         assert_int_not_equal(crypto_pinblock4_decrypt(key, kl, block, "5413330089600028", pin,
-                                                      sizeof pin, &e), PX_OK);
+                                                      sizeof pin, &e),
+                             PX_OK);
     }
     assert_int_equal(crypto_pinblock4_encrypt(key, 8, "1234", "5413330089600010", block, &e),
                      PX_EINVAL);
@@ -116,15 +123,17 @@ static void test_rejects_bad_pin_and_pan(void **state)
     px_error e = {0};
     const char *bad_pins[] = {"123", "1234567890123", "12a4", "", "12 34"};
     for (size_t i = 0; i < sizeof bad_pins / sizeof bad_pins[0]; i++) {
-        assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO0, bad_pins[i], "5555555551234567", out,
-                                                sizeof out, &n, &e), PX_EINVAL);
+        assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO0, bad_pins[i], "5555555551234567",
+                                                out, sizeof out, &n, &e),
+                         PX_EINVAL);
         assert_non_null(strstr(e.msg, "pin"));
         assert_null(strstr(e.msg, bad_pins[i][0] ? bad_pins[i] : "@")); /* never echoed */
     }
     const char *bad_pans[] = {"55555555512345A7", "12345678901", "12345678901234567890", ""};
     for (size_t i = 0; i < sizeof bad_pans / sizeof bad_pans[0]; i++) {
         assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO3, "1234", bad_pans[i], out,
-                                                sizeof out, &n, &e), PX_EINVAL);
+                                                sizeof out, &n, &e),
+                         PX_EINVAL);
         assert_non_null(strstr(e.msg, "pan"));
     }
     assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO1, "1234", NULL, out, sizeof out, &n, &e),
@@ -132,7 +141,8 @@ static void test_rejects_bad_pin_and_pan(void **state)
     assert_int_equal(crypto_pinblock_encode((crypto_pin_format)2, "1234", NULL, out, 16, &n, &e),
                      PX_EINVAL);
     assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO4, "1234", "5555555551234567", out, 8, &n,
-                                            &e), PX_ETOOBIG);
+                                            &e),
+                     PX_ETOOBIG);
 }
 
 static void test_decode_rejects_malformed(void **state)
@@ -150,17 +160,21 @@ static void test_decode_rejects_malformed(void **state)
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
         px_hex_decode(blocks[i], blk, sizeof blk, NULL);
         assert_int_equal(crypto_pinblock_decode(CRYPTO_PIN_ISO0, blk, 8, "5555555551234567", pin,
-                                                sizeof pin, &e), PX_EFORMAT);
+                                                sizeof pin, &e),
+                         PX_EFORMAT);
     }
     px_hex_decode("041261AAAAEDCBA9", blk, sizeof blk, NULL);
     assert_int_equal(crypto_pinblock_decode(CRYPTO_PIN_ISO0, blk, 7, "5555555551234567", pin,
-                                            sizeof pin, &e), PX_EINVAL);
-    assert_int_equal(crypto_pinblock_decode(CRYPTO_PIN_ISO0, blk, 8, "5555555551234567", pin, 4, &e),
+                                            sizeof pin, &e),
+                     PX_EINVAL);
+    assert_int_equal(crypto_pinblock_decode(CRYPTO_PIN_ISO0, blk, 8, "5555555551234567", pin, 4,
+                                            &e),
                      PX_ETOOBIG);
     /* format 3 with fill below A is refused */
     px_hex_decode("341234ABCDEF0BCD", blk, sizeof blk, NULL);
     assert_int_equal(crypto_pinblock_decode(CRYPTO_PIN_ISO3, blk, 8, "0000000000000", pin,
-                                            sizeof pin, &e), PX_EFORMAT);
+                                            sizeof pin, &e),
+                     PX_EFORMAT);
 }
 
 int main(void)

@@ -25,7 +25,8 @@ static void test_known_answers(void **state)
         size_t pl = vec_hex(c, sec, "kbpk", kbpk, sizeof kbpk);
         size_t wl = vec_hex(c, sec, "key", want, sizeof want);
         const char *blk = vec_str(c, sec, "block");
-        assert_int_equal(crypto_tr31_unwrap(kbpk, pl, blk, strlen(blk), &h, key, sizeof key, &kl, &e),
+        assert_int_equal(crypto_tr31_unwrap(kbpk, pl, blk, strlen(blk), &h, key, sizeof key, &kl,
+                                            &e),
                          PX_OK);
         assert_int_equal(kl, wl);
         assert_hex(key, kl, vec_str(c, sec, "key"), sec);
@@ -34,7 +35,8 @@ static void test_known_answers(void **state)
             char out[CRYPTO_TR31_BLOCK_MAX + 1];
             size_t padlen = vec_hex(c, sec, "pad", pad, sizeof pad);
             assert_int_equal(crypto_tr31_wrap_padded(kbpk, pl, &h, want, wl, pad, padlen, out,
-                                                     sizeof out, &e), PX_OK);
+                                                     sizeof out, &e),
+                             PX_OK);
             assert_string_equal(out, blk);
             wraps++;
         }
@@ -86,12 +88,14 @@ static void test_header_fields(void **state)
 
 static void test_header_rejects(void **state)
 {
-    static const struct { const char *s; int code; } bad[] = {
-        {"B0000P0TE00N000", PX_EFORMAT},          /* short */
-        {"BX040P0TE00N0000", PX_EFORMAT},         /* length not digits */
-        {"A0072P0TE00E0000", PX_EUNSUPPORTED},    /* variant binding (A) */
-        {"C0072P0TE00E0000", PX_EUNSUPPORTED},
-        {"X0072P0TE00E0000", PX_EUNSUPPORTED},
+    static const struct {
+        const char *s;
+        int code;
+    } bad[] = {
+        {"B0000P0TE00N000", PX_EFORMAT},       /* short */
+        {"BX040P0TE00N0000", PX_EFORMAT},      /* length not digits */
+        {"A0072P0TE00E0000", PX_EUNSUPPORTED}, /* variant binding (A) */
+        {"C0072P0TE00E0000", PX_EUNSUPPORTED},    {"X0072P0TE00E0000", PX_EUNSUPPORTED},
         {"B0016Q9TE00N0000", PX_EFORMAT},         /* unknown usage */
         {"B0016P0QE00N0000", PX_EFORMAT},         /* unknown algorithm */
         {"B0016P0TQ00N0000", PX_EFORMAT},         /* unknown mode */
@@ -122,7 +126,13 @@ static void test_header_rejects(void **state)
 /* Wrap then unwrap, over versions, KBPK lengths, key algorithms and optional blocks. */
 static void test_round_trips(void **state)
 {
-    static const struct { char ver; size_t kbpklen; char alg; size_t keylen; const char *usage; } cases[] = {
+    static const struct {
+        char ver;
+        size_t kbpklen;
+        char alg;
+        size_t keylen;
+        const char *usage;
+    } cases[] = {
         {'B', 16, 'T', 16, "P0"}, {'B', 24, 'T', 24, "K0"}, {'B', 16, 'T', 8, "M3"},
         {'D', 16, 'A', 16, "P0"}, {'D', 24, 'A', 24, "D0"}, {'D', 32, 'A', 32, "K1"},
         {'D', 32, 'T', 16, "B0"}, {'D', 16, 'H', 32, "M7"},
@@ -135,17 +145,21 @@ static void test_round_trips(void **state)
         px_error e = {0};
         crypto_random(kbpk, sizeof kbpk, &e);
         crypto_random(key, sizeof key, &e);
-        assert_int_equal(crypto_tr31_header_init(&h, cases[i].ver, cases[i].usage, cases[i].alg, 'N',
-                                                 "00", 'E', &e), PX_OK);
+        assert_int_equal(crypto_tr31_header_init(&h, cases[i].ver, cases[i].usage, cases[i].alg,
+                                                 'N', "00", 'E', &e),
+                         PX_OK);
         if (i % 2 == 1) {
-            assert_int_equal(crypto_tr31_header_add_opt(&h, "KS", "FFFF9876543210E00000", 20, &e), PX_OK);
+            assert_int_equal(crypto_tr31_header_add_opt(&h, "KS", "FFFF9876543210E00000", 20, &e),
+                             PX_OK);
             memset(big, 'Z', sizeof big);
             assert_int_equal(crypto_tr31_header_add_opt(&h, "TS", big, sizeof big, &e), PX_OK);
         }
         assert_int_equal(crypto_tr31_wrap(kbpk, cases[i].kbpklen, &h, key, cases[i].keylen, blk,
-                                          sizeof blk, &e), PX_OK);
+                                          sizeof blk, &e),
+                         PX_OK);
         assert_int_equal(crypto_tr31_unwrap(kbpk, cases[i].kbpklen, blk, strlen(blk), &got, back,
-                                            sizeof back, &kl, &e), PX_OK);
+                                            sizeof back, &kl, &e),
+                         PX_OK);
         assert_int_equal(kl, cases[i].keylen);
         assert_memory_equal(back, key, kl);
         assert_string_equal(got.usage, cases[i].usage);
@@ -170,8 +184,11 @@ static void test_tampered_blocks_refused(void **state)
     static const size_t where[] = {11, 7, 8, 20, 60, 70, 79};
     for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
         char saved = blk[where[i]];
-        blk[where[i]] = where[i] == 11 ? 'N' : where[i] == 7 ? 'D' : where[i] == 8 ? 'D'
-                        : saved == '0' ? '1' : '0';
+        blk[where[i]] = where[i] == 11  ? 'N'
+                        : where[i] == 7 ? 'D'
+                        : where[i] == 8 ? 'D'
+                        : saved == '0'  ? '1'
+                                        : '0';
         int rc = crypto_tr31_unwrap(kbpk, pl, blk, strlen(blk), &h, key, sizeof key, &kl, &e);
         if (rc != PX_EAUTH)
             fail_msg("tamper at %zu: got %d (%s)", where[i], rc, e.msg);
@@ -192,15 +209,19 @@ static void test_unwrap_rejects_malformed(void **state)
     size_t kl = 0;
     crypto_tr31_header h;
     px_error e = {0};
-    static const struct { const char *blk; size_t kbpklen; int code; } bad[] = {
+    static const struct {
+        const char *blk;
+        size_t kbpklen;
+        int code;
+    } bad[] = {
         {"B0040P0TE00N0000", 16, PX_EFORMAT}, /* length field does not match */
         {"B0064M3TC00E0000BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBFFFFFFFF9AA5BBA6", 16, PX_EAUTH},
         {"B0032M3TC00E0000FFFFFFFF9AA5BBA6", 16, PX_EFORMAT}, /* no key data */
         {"B0088M3TC00E000062C2C14D8785A01A9E8283525CA96F490D0CC6346FC7C2AC1E6FF35X468910379AA5BBA6",
-         16, PX_EFORMAT},                                  /* key data not hex */
+         16, PX_EFORMAT}, /* key data not hex */
         {"B0064M3TC00E0000BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBFFFFFFFF9AA5BBA6", 8, PX_EINVAL},
         {"D0064M3TC00E0000BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBFFFFFFFF9AA5BBA6", 16, PX_EFORMAT},
-        {"B0024M3TC00E00009AA5BBA6", 16, PX_EFORMAT},       /* MAC too short */
+        {"B0024M3TC00E00009AA5BBA6", 16, PX_EFORMAT}, /* MAC too short */
         {"B0000P0TE00N0100KS1800604B120F9292800000xxxxxxxx", 16, PX_EFORMAT},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -232,11 +253,13 @@ static void test_wrap_policy(void **state)
     assert_int_equal(crypto_tr31_header_init(&h, 'D', "P0", 'A', 'E', "00", 'E', &e), PX_OK);
     assert_int_equal(crypto_tr31_wrap(kbpk, 16, &h, key, 32, blk, sizeof blk, &e), PX_EPERM);
     /* header from text: its length field is filled in */
-    assert_int_equal(crypto_tr31_wrap_str(kbpk, 16, "D0000P0AE00E0000", key, 16, blk, sizeof blk, &e),
+    assert_int_equal(crypto_tr31_wrap_str(kbpk, 16, "D0000P0AE00E0000", key, 16, blk, sizeof blk,
+                                          &e),
                      PX_OK);
     assert_memory_equal(blk, "D0112P0AE00E0000", 16);
     assert_int_equal(crypto_tr31_wrap_str(kbpk, 16, "D0000P0AE00E0000XX", key, 16, blk, sizeof blk,
-                                          &e), PX_EFORMAT);
+                                          &e),
+                     PX_EFORMAT);
     assert_int_equal(crypto_tr31_wrap_padded(kbpk, 16, &h, key, 16, key, 3, blk, sizeof blk, &e),
                      PX_EINVAL);
     assert_int_equal(crypto_tr31_header_init(&h, 'D', "Z9", 'A', 'E', "00", 'E', &e), PX_EFORMAT);

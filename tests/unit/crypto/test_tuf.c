@@ -124,14 +124,16 @@ static char *targets_text(tuffix *f, const char *path, const char *name, const c
 
 static void test_canonical(void **state)
 {
-    json_t *j = json_loads("{\"b\": [1, true, \"x\"], \"a\": {\"d\": 2, \"c\": \"\\u00e9\"}}", 0, NULL);
+    json_t *j = json_loads("{\"b\": [1, true, \"x\"], \"a\": {\"d\": 2, \"c\": \"\\u00e9\"}}", 0,
+                           NULL);
     json_t *r = json_loads("{\"a\": 1.5}", 0, NULL), *n = json_loads("{\"a\": null}", 0, NULL);
     px_buf b;
     px_error e = {0};
     (void)state;
     px_buf_init(&b, 4096);
     assert_int_equal(tuf_canonical(j, &b, &e), PX_OK);
-    assert_string_equal(px_buf_str(&b), "{\"a\":{\"c\":\"\xc3\xa9\",\"d\":2},\"b\":[1,true,\"x\"]}");
+    assert_string_equal(px_buf_str(&b),
+                        "{\"a\":{\"c\":\"\xc3\xa9\",\"d\":2},\"b\":[1,true,\"x\"]}");
     assert_int_equal(tuf_canonical(r, &b, &e), PX_EFORMAT);
     assert_non_null(strstr(e.msg, "reals and null"));
     assert_int_equal(tuf_canonical(n, &b, &e), PX_EFORMAT);
@@ -234,7 +236,9 @@ static void test_root_shape(void **state)
     tuf_root r;
     px_error e = {0};
     const char *bad[] = {
-        "[]", "{\"signed\":{}}", "{\"signed\":{\"_type\":\"targets\",\"spec_version\":\"1\"},\"signatures\":[]}",
+        "[]",
+        "{\"signed\":{}}",
+        "{\"signed\":{\"_type\":\"targets\",\"spec_version\":\"1\"},\"signatures\":[]}",
         "{\"signed\":{\"_type\":\"root\",\"spec_version\":\"2\"},\"signatures\":[]}",
         "{\"signed\":{\"_type\":\"root\",\"spec_version\":\"1\"},\"signatures\":[{\"keyid\":\"x\",\"sig\":\"y\"}]}",
         "{\"signed\":{\"_type\":\"root\",\"spec_version\":\"1\",\"version\":1,\"expires_ms\":1,\"keys\":{},\"roles\":{}},\"signatures\":[]}",
@@ -315,7 +319,9 @@ static void test_targets_and_timestamp(void **state)
     env = json_pack("{s:{s:s, s:s, s:I, s:I, s:I, s:{s:{s:I, s:s}}}, s:[]}", "signed", "_type",
                     "timestamp", "spec_version", "1", "version", (json_int_t)7, "expires_ms",
                     (json_int_t)(px_now_ms() + 60000), "root_version", (json_int_t)1, "targets",
-                    "pos-app/1.2.0", "length", (json_int_t)strlen(two), "sha256", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", "signatures");
+                    "pos-app/1.2.0", "length", (json_int_t)strlen(two), "sha256",
+                    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                    "signatures");
     tuf_envelope_sign(env, f->targets_priv[0], NULL); /* the wrong role */
     tsx = json_dumps(env, 0);
     assert_int_equal(tuf_timestamp_verify(&f->root, tsx, strlen(tsx), &ts, &e), PX_EAUTH);

@@ -40,7 +40,8 @@ static inline const char *vec_str(px_config *c, const char *sec, const char *key
 }
 
 /* A required hex value, decoded into out; returns its length. */
-static inline size_t vec_hex(px_config *c, const char *sec, const char *key, uint8_t *out, size_t cap)
+static inline size_t vec_hex(px_config *c, const char *sec, const char *key, uint8_t *out,
+                             size_t cap)
 {
     size_t n = 0;
     if (px_hex_decode(vec_str(c, sec, key), out, cap, &n) != PX_OK)
@@ -69,8 +70,8 @@ static inline void assert_hex(const uint8_t *got, size_t n, const char *want, co
 }
 
 /* Iterate over the sections of c whose name starts with prefix. */
-#define VEC_EACH(c, sec, prefix)                                                  \
-    for (size_t vec_i_ = 0; ((sec) = px_config_section_at((c), vec_i_)) != NULL; vec_i_++) \
+#define VEC_EACH(c, sec, prefix)                                                                   \
+    for (size_t vec_i_ = 0; ((sec) = px_config_section_at((c), vec_i_)) != NULL; vec_i_++)         \
         if (strncmp((sec), (prefix), strlen(prefix)) == 0)
 
 #endif

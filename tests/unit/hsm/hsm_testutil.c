@@ -59,8 +59,8 @@ hsm_key_attrs fx_attrs(const char *usage, char alg, char mode, char exp, size_t 
     return a;
 }
 
-hsm_key *fx_key(hsm *h, const char *usage, char alg, char mode, char exp, const char *hex, const char *label,
-                hsm_keyblock *kb)
+hsm_key *fx_key(hsm *h, const char *usage, char alg, char mode, char exp, const char *hex,
+                const char *label, hsm_keyblock *kb)
 {
     uint8_t key[32], c1[32], c2[32], kcv[8];
     char h1[65], h2[65], k1[17], k2[17];
@@ -90,7 +90,8 @@ hsm_key *fx_key(hsm *h, const char *usage, char alg, char mode, char exp, const 
     return k;
 }
 
-void fx_pinblock(const char *keyhex, crypto_pin_format fmt, const char *pin, const char *pan, hsm_pin_block *out)
+void fx_pinblock(const char *keyhex, crypto_pin_format fmt, const char *pin, const char *pan,
+                 hsm_pin_block *out)
 {
     uint8_t key[32], clear[16];
     size_t kl = 0, n = 0;
@@ -104,7 +105,9 @@ void fx_pinblock(const char *keyhex, crypto_pin_format fmt, const char *pin, con
         return;
     }
     assert_int_equal(crypto_pinblock_encode(fmt, pin, pan, clear, sizeof clear, &n, &e), PX_OK);
-    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, key, kl, NULL, clear, n, out->data, &e), PX_OK);
+    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, key, kl, NULL, clear, n, out->data,
+                                    &e),
+                     PX_OK);
     out->len = n;
 }
 
@@ -118,7 +121,9 @@ void fx_pin_of(const char *keyhex, const hsm_pin_block *in, const char *pan, cha
         assert_int_equal(crypto_pinblock4_decrypt(key, kl, in->data, pan, pin, 13, &e), PX_OK);
         return;
     }
-    assert_int_equal(crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, key, kl, NULL, in->data, in->len, clear, &e), PX_OK);
+    assert_int_equal(crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, key, kl, NULL, in->data, in->len,
+                                    clear, &e),
+                     PX_OK);
     if (crypto_pinblock_decode(in->format, clear, in->len, pan, pin, 13, &e) != PX_OK)
         fail_msg("decode: %s", px_error_text(&e));
 }

@@ -33,8 +33,8 @@ hsm_key_attrs fx_attrs(const char *usage, char alg, char mode, char exp, size_t 
 
 /* Bring the clear key hex in as two components (random split), optionally named; load it.
  * kb (may be NULL) receives its block. */
-hsm_key *fx_key(hsm *h, const char *usage, char alg, char mode, char exp, const char *hex, const char *label,
-                hsm_keyblock *kb);
+hsm_key *fx_key(hsm *h, const char *usage, char alg, char mode, char exp, const char *hex,
+                const char *label, hsm_keyblock *kb);
 
 /* The clear PIN block of fmt for pin/pan, encrypted under the clear key hex (test side). */
 void fx_pinblock(const char *keyhex, crypto_pin_format fmt, const char *pin, const char *pan,

@@ -64,7 +64,8 @@ static void free_lines(char **l, size_t n)
 }
 
 /* Verify a scratch copy of the log (and its head) after mutate() ran on its lines. */
-static int verify_copy(hsm_fixture *f, const hsm_config *cfg, void (*mutate)(char **l, size_t *n, int *cut), px_error *e)
+static int verify_copy(hsm_fixture *f, const hsm_config *cfg,
+                       void (*mutate)(char **l, size_t *n, int *cut), px_error *e)
 {
     char copy[PX_PATH_MAX], head[PX_PATH_MAX + 8], src_head[PX_PATH_MAX + 8];
     size_t n = 0, entries = 0, hl = 0;
@@ -82,7 +83,10 @@ static int verify_copy(hsm_fixture *f, const hsm_config *cfg, void (*mutate)(cha
     return hsm_audit_verify(copy, cfg, &entries, e);
 }
 
-static void nothing(char **l, size_t *n, int *cut) { (void)l, (void)n, (void)cut; }
+static void nothing(char **l, size_t *n, int *cut)
+{
+    (void)l, (void)n, (void)cut;
+}
 
 static void edit(char **l, size_t *n, int *cut)
 {
@@ -183,7 +187,8 @@ static void test_entries_are_recorded(void **state)
     uint8_t mac[16], data[100] = {0};
     size_t n = 0, len = 0;
     px_error e = {0};
-    assert_int_equal(hsm_mac_generate(f->h, k, CRYPTO_MAC_X919, data, 100, mac, sizeof mac, &n, &e), PX_OK);
+    assert_int_equal(hsm_mac_generate(f->h, k, CRYPTO_MAC_X919, data, 100, mac, sizeof mac, &n, &e),
+                     PX_OK);
     for (int i = 0; i < 1000; i++)
         assert_int_equal(hsm_mac_verify(f->h, k, CRYPTO_MAC_X919, data, 100, mac, 8, &e), PX_OK);
     mac[0] ^= 1;
@@ -192,16 +197,20 @@ static void test_entries_are_recorded(void **state)
     assert_int_equal(hsm_mac_verify(f->h, pin, CRYPTO_MAC_X919, data, 100, mac, 8, &e), PX_EPERM);
     /* the refusal is on disk at once, the counts after a flush */
     char *text = fx_read(f->cfg.audit_file, &len);
-    assert_non_null(strstr(text, "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"\",\"kcv\":\"08D7B4\","
-                                 "\"result\":\"refused\""));
+    assert_non_null(strstr(
+        text,
+        "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"\",\"kcv\":\"08D7B4\","
+        "\"result\":\"refused\""));
     assert_null(strstr(text, "\"count\":1000"));
     free(text);
     assert_int_equal(hsm_audit_flush(f->h, &e), PX_OK);
     text = fx_read(f->cfg.audit_file, &len);
-    assert_non_null(strstr(text, "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"MAK.audit\","
-                                 "\"kcv\":\"08D7B4\",\"result\":\"ok\",\"count\":1000"));
-    assert_non_null(strstr(text, "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"MAK.audit\","
-                                 "\"kcv\":\"08D7B4\",\"result\":\"fail\",\"count\":3"));
+    assert_non_null(
+        strstr(text, "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"MAK.audit\","
+                     "\"kcv\":\"08D7B4\",\"result\":\"ok\",\"count\":1000"));
+    assert_non_null(
+        strstr(text, "\"op\":\"mac.verify\",\"caller\":\"test:hsmaudit\",\"label\":\"MAK.audit\","
+                     "\"kcv\":\"08D7B4\",\"result\":\"fail\",\"count\":3"));
     assert_non_null(strstr(text, "\"op\":\"key.form\""));
     assert_non_null(strstr(text, "\"op\":\"key.load\""));
     assert_non_null(strstr(text, "\"op\":\"lmk.init\""));
@@ -311,7 +320,8 @@ static void test_unwritable_log_fails_closed(void **state)
     fclose(fp);
     assert_int_equal(hsm_key_generate(f->h, &a, NULL, &kb, &e), PX_EIO);
     assert_string_equal(kb.block, "");
-    assert_int_equal(hsm_mac_generate(f->h, k, CRYPTO_MAC_X919, data, 8, mac, sizeof mac, &n, &e), PX_EIO);
+    assert_int_equal(hsm_mac_generate(f->h, k, CRYPTO_MAC_X919, data, 8, mac, sizeof mac, &n, &e),
+                     PX_EIO);
     assert_non_null(strstr(e.msg, "audit log"));
     hsm_key_free(f->h, k);
 }

@@ -45,15 +45,17 @@ static EVP_PKEY *public_key(const uint8_t q[HSM_EC_PUB_LEN])
 }
 
 /* The sender (PIN pad): wrap key (hex) to the receiver's point q. */
-static void wrap_to(const uint8_t q[HSM_EC_PUB_LEN], const char *hex, uint8_t eph[HSM_EC_PUB_LEN], uint8_t *c,
-                    size_t *cl)
+static void wrap_to(const uint8_t q[HSM_EC_PUB_LEN], const char *hex, uint8_t eph[HSM_EC_PUB_LEN],
+                    uint8_t *c, size_t *cl)
 {
     uint8_t key[32], z[32], kek[32], info[18 + 2 * HSM_EC_PUB_LEN];
     size_t kl = 0, el = 0, zl = sizeof z;
     int l1 = 0, l2 = 0;
     px_hex_decode(hex, key, sizeof key, &kl);
     EVP_PKEY *ep = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), *peer = public_key(q);
-    assert_int_equal(EVP_PKEY_get_octet_string_param(ep, OSSL_PKEY_PARAM_PUB_KEY, eph, HSM_EC_PUB_LEN, &el), 1);
+    assert_int_equal(EVP_PKEY_get_octet_string_param(ep, OSSL_PKEY_PARAM_PUB_KEY, eph,
+                                                     HSM_EC_PUB_LEN, &el),
+                     1);
     assert_int_equal(el, HSM_EC_PUB_LEN);
     EVP_PKEY_CTX *dc = EVP_PKEY_CTX_new_from_pkey(NULL, ep, NULL);
     assert_int_equal(EVP_PKEY_derive_init(dc), 1);
@@ -103,25 +105,32 @@ static void test_tk_to_kms(void **state)
     /* the PIN pad wraps its TK to our public key; only we can take it in */
     wrap_to(q, TK, eph, c, &cl);
     assert_int_equal(cl, 24);
-    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, "08D7B4", "TK.pinpad1", &tk, &e), PX_OK);
+    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, "08D7B4", "TK.pinpad1", &tk,
+                                         &e),
+                     PX_OK);
     assert_string_equal(tk.kcv, "08D7B4");
     assert_memory_equal(tk.block + 5, "K0TE00S", 7);
-    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, "000000", NULL, &tk, &e), PX_EAUTH);
+    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, "000000", NULL, &tk, &e),
+                     PX_EAUTH);
     /* altered in transit, or sent to someone else: refused */
     c[5] ^= 1;
-    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, NULL, NULL, &tk, &e), PX_EAUTH);
+    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, NULL, NULL, &tk, &e),
+                     PX_EAUTH);
     c[5] ^= 1;
     eph[10] ^= 1;
-    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, NULL, NULL, &tk, &e), PX_EINVAL);
+    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &a, NULL, NULL, &tk, &e),
+                     PX_EINVAL);
     eph[10] ^= 1;
     hsm_key *other = NULL;
     assert_int_equal(hsm_ec_generate(f->h, NULL, &kb, q2, &e), PX_OK);
     assert_int_equal(hsm_key_load(f->h, kb.block, &other, &e), PX_OK);
-    assert_int_equal(hsm_key_import_ecdh(f->h, other, eph, c, cl, &a, NULL, NULL, &tk, &e), PX_EAUTH);
+    assert_int_equal(hsm_key_import_ecdh(f->h, other, eph, c, cl, &a, NULL, NULL, &tk, &e),
+                     PX_EAUTH);
     /* an AES-256 key is stronger than P-256 can carry */
     wrap_to(q, TK TK, eph, c, &cl);
     hsm_key_attrs big = fx_attrs("K0", 'A', 'E', 'S', 0);
-    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &big, NULL, NULL, &tk, &e), PX_EPERM);
+    assert_int_equal(hsm_key_import_ecdh(f->h, recv, eph, c, cl, &big, NULL, NULL, &tk, &e),
+                     PX_EPERM);
     hsm_key_free(f->h, other);
     hsm_key_free(f->h, recv);
 }
@@ -140,17 +149,23 @@ static void test_ec_key_does_nothing_else(void **state)
     hsm_key_attrs a = fx_attrs("K0", 'T', 'E', 'S', 0);
     assert_int_equal(hsm_ec_generate(f->h, NULL, &kb, q, &e), PX_OK);
     assert_int_equal(hsm_key_load(f->h, kb.block, &ec, &e), PX_OK);
-    assert_int_equal(hsm_key_export(f->h, kek, ec, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, kek, ec, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
     assert_int_equal(hsm_data_decrypt(f->h, ec, CRYPTO_ECB, NULL, buf, 16, buf, &e), PX_EPERM);
-    assert_int_equal(hsm_mac_generate(f->h, ec, CRYPTO_MAC_X919, buf, 8, mac, sizeof mac, &n, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, ec, pin, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, ec, CRYPTO_MAC_X919, buf, 8, mac, sizeof mac, &n, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, ec, pin, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
     /* and a symmetric key is no ECDH receiving key */
     wrap_to(q, TK, eph, c, &cl);
     assert_int_equal(hsm_key_import_ecdh(f->h, pin, eph, c, cl, &a, NULL, NULL, &tk, &e), PX_EPERM);
     /* an EC private key is never brought in under a KEK */
     hsm_key_attrs ea = fx_attrs("K3", 'E', 'D', 'N', 0);
-    assert_int_equal(hsm_key_import(f->h, kek, "0123456789ABCDEFFEDCBA98765432100123456789ABCDEFFEDCBA9876543210", &ea,
-                                    NULL, NULL, &tk, &e), PX_EINVAL);
+    assert_int_equal(
+        hsm_key_import(f->h, kek,
+                       "0123456789ABCDEFFEDCBA98765432100123456789ABCDEFFEDCBA9876543210", &ea,
+                       NULL, NULL, &tk, &e),
+        PX_EINVAL);
     hsm_key_free(f->h, ec);
     hsm_key_free(f->h, kek);
     hsm_key_free(f->h, pin);

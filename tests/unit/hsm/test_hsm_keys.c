@@ -140,7 +140,8 @@ static void test_bad_attributes(void **state)
 /* Split KEY_A into components c1 ^ c2 (^ c3) with their KCVs. */
 static void components(int three, char hex[3][33], char kcv[3][7])
 {
-    const char *parts[3] = {"11111111111111112222222222222222", "4444444444444444AAAAAAAAAAAAAAAA", NULL};
+    const char *parts[3] = {"11111111111111112222222222222222", "4444444444444444AAAAAAAAAAAAAAAA",
+                            NULL};
     uint8_t k[16], c[3][16], v[8];
     size_t n = 0;
     px_hex_decode(KEY_A, k, 16, NULL);
@@ -244,10 +245,12 @@ static void test_tampered_and_foreign_blocks(void **state)
     fx_teardown(&other);
     /* ... and one without our KP block, under some other key block protection key */
     uint8_t kbpk[32] = {1, 2, 3}, key[16] = {9, 8, 7};
-    assert_int_equal(crypto_tr31_wrap_str(kbpk, 32, "D0000P0TB00S0000", key, 16, t, sizeof t, &e), PX_OK);
+    assert_int_equal(crypto_tr31_wrap_str(kbpk, 32, "D0000P0TB00S0000", key, 16, t, sizeof t, &e),
+                     PX_OK);
     assert_int_equal(hsm_key_load(f->h, t, &k, &e), PX_EAUTH);
     /* a version B block is never a block under the LMK */
-    assert_int_equal(crypto_tr31_wrap_str(kbpk, 16, "B0000P0TB00S0000", key, 16, t, sizeof t, &e), PX_OK);
+    assert_int_equal(crypto_tr31_wrap_str(kbpk, 16, "B0000P0TB00S0000", key, 16, t, sizeof t, &e),
+                     PX_OK);
     assert_int_equal(hsm_key_load(f->h, t, &k, &e), PX_EAUTH);
 }
 
@@ -262,7 +265,8 @@ static void test_label_bound_in_block(void **state)
     assert_int_equal(hsm_key_generate(f->h, &a, "swap.b", &kb, &e), PX_OK);
     /* someone with write access to the database swaps the rows' blocks */
     char sql[2 * PX_HSM_KEYBLOCK_MAX + 128];
-    snprintf(sql, sizeof sql, "UPDATE hsm_key SET key_block = '%s' WHERE label = 'swap.a'", kb.block);
+    snprintf(sql, sizeof sql, "UPDATE hsm_key SET key_block = '%s' WHERE label = 'swap.a'",
+             kb.block);
     assert_int_equal(store_exec(f->st, sql, &e), PX_OK);
     assert_int_equal(hsm_key_load_named(f->h, "swap.a", &k, &e), PX_EAUTH);
     assert_non_null(strstr(e.msg, "another label"));
@@ -284,11 +288,14 @@ static void test_unionpay_work_key_import_export(void **state)
     px_hex_decode("C24A8FB57AA20123", clear, 8, NULL);
     crypto_kcv(CRYPTO_DES, clear, 8, v, sizeof v, &n, NULL);
     px_hex_encode(v, 3, want);
-    assert_int_equal(hsm_key_import(f->h, tmk, "96D605EA176B7E9E", &a, want, "MAK.cup", &kb, &e), PX_OK);
+    assert_int_equal(hsm_key_import(f->h, tmk, "96D605EA176B7E9E", &a, want, "MAK.cup", &kb, &e),
+                     PX_OK);
     assert_string_equal(kb.kcv, want);
-    assert_int_equal(hsm_key_import(f->h, tmk, "96D605EA176B7E9E", &a, "000000", NULL, &kb, &e), PX_EAUTH);
+    assert_int_equal(hsm_key_import(f->h, tmk, "96D605EA176B7E9E", &a, "000000", NULL, &kb, &e),
+                     PX_EAUTH);
     assert_int_equal(hsm_key_load_named(f->h, "MAK.cup", &mak, &e), PX_OK);
-    assert_int_equal(hsm_key_export(f->h, tmk, mak, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_OK);
+    assert_int_equal(hsm_key_export(f->h, tmk, mak, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_OK);
     assert_string_equal(out, "96D605EA176B7E9E");
     assert_string_equal(kcv, want);
     /* sign-on: a fresh PIN key under the TMK, back in through import: the same key */
@@ -296,7 +303,8 @@ static void test_unionpay_work_key_import_export(void **state)
     hsm_key *pik = NULL;
     assert_int_equal(hsm_key_generate(f->h, &pa, NULL, &kb, &e), PX_OK);
     assert_int_equal(hsm_key_load(f->h, kb.block, &pik, &e), PX_OK);
-    assert_int_equal(hsm_key_export(f->h, tmk, pik, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_OK);
+    assert_int_equal(hsm_key_export(f->h, tmk, pik, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_OK);
     assert_int_equal(strlen(out), 32);
     assert_string_equal(kcv, kb.kcv);
     hsm_keyblock back;
@@ -319,24 +327,36 @@ static void test_export_refusals(void **state)
     hsm_key *kek_enc_only = fx_key(f->h, "K0", 'T', 'D', 'S', TMK_CUP, NULL, NULL);
     char out[PX_HSM_KEYBLOCK_MAX], kcv[PX_HSM_KCV_HEX_MAX];
     px_error e = {0};
-    assert_int_equal(hsm_key_export(f->h, tmk, nonexp, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, tmk, nonexp, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "non-exportable"));
     assert_string_equal(out, "");
-    assert_int_equal(hsm_key_export(f->h, kbpk, nonexp, HSM_EXPORT_TR31, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, tmk, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, tmk, aes, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, kbpk, nonexp, HSM_EXPORT_TR31, out, sizeof out, kcv, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, tmk, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, tmk, aes, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "weaker"));
-    assert_int_equal(hsm_key_export(f->h, mac, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, tmk, tmk, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, kek_enc_only, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, kbpk, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e), PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, mac, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, tmk, tmk, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, kek_enc_only, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv,
+                                    &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, kbpk, exp_e, HSM_EXPORT_ECB, out, sizeof out, kcv, &e),
+                     PX_EPERM);
     /* E goes out as a TR-31 block (under a K1 only), and comes back the same key */
-    assert_int_equal(hsm_key_export(f->h, tmk, exp_e, HSM_EXPORT_TR31, out, sizeof out, kcv, &e), PX_EPERM);
-    assert_int_equal(hsm_key_export(f->h, kbpk, exp_e, HSM_EXPORT_TR31, out, sizeof out, kcv, &e), PX_OK);
+    assert_int_equal(hsm_key_export(f->h, tmk, exp_e, HSM_EXPORT_TR31, out, sizeof out, kcv, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_key_export(f->h, kbpk, exp_e, HSM_EXPORT_TR31, out, sizeof out, kcv, &e),
+                     PX_OK);
     assert_int_equal(out[0], 'D');
     assert_string_equal(kcv, "08D7B4");
     hsm_keyblock kb;
-    assert_int_equal(hsm_key_import(f->h, kbpk, out, NULL, "08D7B4", "imported.tr31", &kb, &e), PX_OK);
+    assert_int_equal(hsm_key_import(f->h, kbpk, out, NULL, "08D7B4", "imported.tr31", &kb, &e),
+                     PX_OK);
     assert_string_equal(kb.kcv, "08D7B4");
     assert_memory_equal(kb.block + 5, "P0TB00E", 7);
     hsm_key_attrs a = fx_attrs("P0", 'T', 'B', 'E', 16);
@@ -345,16 +365,21 @@ static void test_export_refusals(void **state)
     hsm_key *send_only = fx_key(f->h, "K0", 'T', 'E', 'S', TMK_CUP, NULL, NULL);
     hsm_key_attrs d0 = fx_attrs("D0", 'T', 'B', 'S', 16);
     char ct[64];
-    assert_int_equal(hsm_key_export(f->h, send_only, mac, HSM_EXPORT_ECB, ct, sizeof ct, kcv, &e), PX_OK);
+    assert_int_equal(hsm_key_export(f->h, send_only, mac, HSM_EXPORT_ECB, ct, sizeof ct, kcv, &e),
+                     PX_OK);
     assert_int_equal(hsm_key_import(f->h, send_only, ct, &d0, NULL, NULL, &kb, &e), PX_EPERM);
     hsm_key_free(f->h, send_only);
     /* a MAC key cannot act as an import KEK either */
-    assert_int_equal(hsm_key_import(f->h, mac, "96D605EA176B7E9E96D605EA176B7E9E", &a, NULL, NULL, &kb, &e),
+    assert_int_equal(hsm_key_import(f->h, mac, "96D605EA176B7E9E96D605EA176B7E9E", &a, NULL, NULL,
+                                    &kb, &e),
                      PX_EPERM);
     /* a 256-bit key does not arrive under an 80-bit KEK */
     hsm_key_attrs big = fx_attrs("P0", 'A', 'B', 'E', 32);
-    assert_int_equal(hsm_key_import(f->h, tmk, "96D605EA176B7E9E96D605EA176B7E9E96D605EA176B7E9E96D605EA176B7E9E",
-                                    &big, NULL, NULL, &kb, &e), PX_EPERM);
+    assert_int_equal(
+        hsm_key_import(f->h, tmk,
+                       "96D605EA176B7E9E96D605EA176B7E9E96D605EA176B7E9E96D605EA176B7E9E", &big,
+                       NULL, NULL, &kb, &e),
+        PX_EPERM);
     hsm_key *all[] = {tmk, kbpk, nonexp, exp_e, aes, mac, kek_enc_only};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         hsm_key_free(f->h, all[i]);
@@ -389,7 +414,9 @@ static void test_derive(void **state)
     assert_int_equal(hsm_key_derive(f->h, master, &p, &a, NULL, &kb, &e), PX_EINVAL);
 
     /* PBOC purse: load key -> session key -> MAC1 (shared vector) */
-    hsm_key *load = fx_key(f->h, "E6", 'T', 'X', 'N', "11223344556677888877665544332211", NULL, NULL), *sk = NULL;
+    hsm_key *load = fx_key(f->h, "E6", 'T', 'X', 'N', "11223344556677888877665544332211", NULL,
+                           NULL),
+            *sk = NULL;
     const uint8_t sdata[8] = {0x11, 0x22, 0x33, 0x44, 0x00, 0x00, 0x80, 0x00};
     hsm_derive_params sp = {HSM_DERIVE_SESSION, sdata, 8, NULL, NULL};
     hsm_key_attrs sa = fx_attrs("E6", 0, 'C', 'N', 0);
@@ -399,10 +426,11 @@ static void test_derive(void **state)
     px_hex_encode(v, 3, wkcv);
     assert_string_equal(kb.kcv, wkcv);
     assert_int_equal(hsm_key_load(f->h, kb.block, &sk, &e), PX_OK);
-    const uint8_t mac1_data[] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x01,
-                                 0x00, 0x11, 0x22, 0x33, 0x44, 0x55};
+    const uint8_t mac1_data[] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00,
+                                 0x01, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55};
     uint8_t mac[16];
-    assert_int_equal(hsm_mac_generate(f->h, sk, CRYPTO_MAC_PBOC, mac1_data, sizeof mac1_data, mac, sizeof mac, &n, &e),
+    assert_int_equal(hsm_mac_generate(f->h, sk, CRYPTO_MAC_PBOC, mac1_data, sizeof mac1_data, mac,
+                                      sizeof mac, &n, &e),
                      PX_OK);
     assert_int_equal(n, 4);
     px_hex_decode("2988AE5A", want, 4, NULL);
@@ -478,7 +506,8 @@ static void test_config_bind(void **state)
     px_config *c = NULL;
     hsm_config cfg;
     px_error e = {0};
-    const char *ok = "[store]\npath = x.db\n[hsm]\nbackend = pkcs11\npkcs11_token_label = tok\naudit_flush_ms = 50\n";
+    const char *ok =
+        "[store]\npath = x.db\n[hsm]\nbackend = pkcs11\npkcs11_token_label = tok\naudit_flush_ms = 50\n";
     assert_int_equal(px_config_load_string(ok, "t.ini", &c, &e), PX_OK);
     hsm_config_default(&cfg);
     assert_int_equal(hsm_config_bind(c, "hsm", &cfg, &e), PX_OK);
@@ -508,7 +537,8 @@ static void test_no_clear_key_at_rest(void **state)
     hsm_key_attrs a = fx_attrs("M1", 'D', 'C', 'S', 0);
     hsm_keyblock kb;
     px_error e = {0};
-    assert_int_equal(hsm_key_import(f->h, t, "96D605EA176B7E9E", &a, NULL, "scan.mak", &kb, &e), PX_OK);
+    assert_int_equal(hsm_key_import(f->h, t, "96D605EA176B7E9E", &a, NULL, "scan.mak", &kb, &e),
+                     PX_OK);
     hsm_key_free(f->h, k);
     hsm_key_free(f->h, t);
     assert_int_equal(hsm_audit_flush(f->h, &e), PX_OK);
@@ -536,7 +566,8 @@ static void test_no_clear_key_at_rest(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lmk_init_refuses_overwrite_and_reopens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lmk_init_refuses_overwrite_and_reopens, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wrong_passphrase_and_altered_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_passphrase_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generate_load_named, setup, teardown),

@@ -53,29 +53,37 @@ static void test_translate_formats(void **state)
     assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO3, PAN, &out, &e), PX_OK);
     fx_pin_of(ZPK, &out, PAN, pin);
     assert_string_equal(pin, "1234");
-    assert_int_equal(hsm_pin_translate(f->h, zpk, &out, zpk_aes, CRYPTO_PIN_ISO4, PAN, &out2, &e), PX_OK);
+    assert_int_equal(hsm_pin_translate(f->h, zpk, &out, zpk_aes, CRYPTO_PIN_ISO4, PAN, &out2, &e),
+                     PX_OK);
     assert_int_equal(out2.len, 16);
     fx_pin_of(ZPK_AES, &out2, PAN, pin);
     assert_string_equal(pin, "1234");
-    assert_int_equal(hsm_pin_translate(f->h, zpk_aes, &out2, tpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_OK);
+    assert_int_equal(hsm_pin_translate(f->h, zpk_aes, &out2, tpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_OK);
     fx_pin_of(TPK, &out, PAN, pin);
     assert_string_equal(pin, "1234");
     /* format 1 to format 1 is fine; dropping the PAN binding (0 -> 1) is not */
     fx_pinblock(TPK, CRYPTO_PIN_ISO1, "987654", NULL, &in);
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO1, NULL, &out, &e), PX_OK);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO1, NULL, &out, &e),
+                     PX_OK);
     fx_pin_of(ZPK, &out, NULL, pin);
     assert_string_equal(pin, "987654");
     fx_pinblock(TPK, CRYPTO_PIN_ISO0, "1234", PAN, &in);
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO1, PAN, &out, &e), PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO1, PAN, &out, &e),
+                     PX_EPERM);
     /* wrong PAN, wrong key, wrong format: the block does not decode */
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO0, "4111111111111111", &out, &e),
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO0, "4111111111111111",
+                                       &out, &e),
                      PX_EFORMAT);
-    assert_int_equal(hsm_pin_translate(f->h, zpk, &in, tpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EFORMAT);
+    assert_int_equal(hsm_pin_translate(f->h, zpk, &in, tpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EFORMAT);
     assert_null(strstr(e.msg, "1234"));
     /* a TDES format into an AES key and the reverse are refused */
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk_aes, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EINVAL);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk_aes, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EINVAL);
     in.len = 7;
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EINVAL);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EINVAL);
     hsm_key_free(f->h, tpk);
     hsm_key_free(f->h, zpk);
     hsm_key_free(f->h, zpk_aes);
@@ -95,17 +103,23 @@ static void test_translate_key_rules(void **state)
     px_error e = {0};
     fx_pinblock(TPK, CRYPTO_PIN_ISO0, "1234", PAN, &in);
     /* a MAC key (same clear value as the PIN key!) can never decrypt a PIN block */
-    assert_int_equal(hsm_pin_translate(f->h, mak, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, mak, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "usage M3"));
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, mak, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, mak, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EPERM);
     /* a data key cannot either, and a PIN key cannot be used to decrypt "data" */
-    assert_int_equal(hsm_pin_translate(f->h, dek, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, dek, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EPERM);
     assert_int_equal(hsm_data_decrypt(f->h, tpk, CRYPTO_ECB, NULL, in.data, 8, buf, &e), PX_EPERM);
     /* modes of use: E cannot decrypt, D cannot encrypt */
-    assert_int_equal(hsm_pin_translate(f->h, enc_only, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, enc_only, &in, zpk, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "mode of use E"));
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, dec_only, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_EPERM);
-    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, enc_only, CRYPTO_PIN_ISO0, PAN, &out, &e), PX_OK);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, dec_only, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, tpk, &in, enc_only, CRYPTO_PIN_ISO0, PAN, &out, &e),
+                     PX_OK);
     hsm_key *all[] = {tpk, zpk, mak, dek, enc_only, dec_only};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         hsm_key_free(f->h, all[i]);
@@ -127,21 +141,28 @@ static void test_translate_dukpt(void **state)
     px_hex_decode("1B9C1845EB993A7A", in.data, 8, NULL);
     in.len = 8;
     in.format = CRYPTO_PIN_ISO0;
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out, &e),
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0,
+                                             "4012345678909", &out, &e),
                      PX_OK);
     fx_pin_of(ZPK, &out, "4012345678909", pin);
     assert_string_equal(pin, "1234");
     /* another counter: another key, so the block no longer decodes */
     ksn[9] = 0x02;
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out, &e),
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0,
+                                             "4012345678909", &out, &e),
                      PX_EFORMAT);
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 12, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out, &e),
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk, ksn, 12, &in, zpk, CRYPTO_PIN_ISO0,
+                                             "4012345678909", &out, &e),
                      PX_EINVAL);
     /* a BDK only derives (mode X); it is never a PIN key itself */
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk_n, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out,
-                                             &e), PX_EPERM);
-    assert_int_equal(hsm_pin_translate(f->h, bdk, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out, &e), PX_EPERM);
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, zpk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out, &e),
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, bdk_n, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0,
+                                             "4012345678909", &out, &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_pin_translate(f->h, bdk, &in, zpk, CRYPTO_PIN_ISO0, "4012345678909", &out,
+                                       &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, zpk, ksn, 10, &in, zpk, CRYPTO_PIN_ISO0,
+                                             "4012345678909", &out, &e),
                      PX_EPERM);
 
     /* AES DUKPT (X9.24-3), format 4, round trip with the device-side derivation */
@@ -152,11 +173,14 @@ static void test_translate_dukpt(void **state)
     size_t n = 0;
     px_hex_decode("123456789012345600000005", aksn, 12, NULL);
     px_hex_decode(ZPK_AES, bdkb, 16, NULL);
-    assert_int_equal(crypto_dukpt_aes_host_key(bdkb, 16, aksn, CRYPTO_DUKPT_AES_PIN, CRYPTO_DUKPT_AES_AES128, pk,
-                                               sizeof pk, &n, &e), PX_OK);
+    assert_int_equal(crypto_dukpt_aes_host_key(bdkb, 16, aksn, CRYPTO_DUKPT_AES_PIN,
+                                               CRYPTO_DUKPT_AES_AES128, pk, sizeof pk, &n, &e),
+                     PX_OK);
     px_hex_encode(pk, n, pkhex);
     fx_pinblock(pkhex, CRYPTO_PIN_ISO4, "246810", PAN, &in);
-    assert_int_equal(hsm_pin_translate_dukpt(f->h, abdk, aksn, 12, &in, zaes, CRYPTO_PIN_ISO4, PAN, &out, &e), PX_OK);
+    assert_int_equal(hsm_pin_translate_dukpt(f->h, abdk, aksn, 12, &in, zaes, CRYPTO_PIN_ISO4, PAN,
+                                             &out, &e),
+                     PX_OK);
     fx_pin_of(ZPK, &out, PAN, pin);
     assert_string_equal(pin, "246810");
     hsm_key *all[] = {bdk, bdk_n, zpk, abdk, zaes};
@@ -167,12 +191,16 @@ static void test_translate_dukpt(void **state)
 static void test_visa_pvv(void **state)
 {
     hsm_fixture *f = *state;
-    hsm_key *pvk = fx_key(f->h, "V2", 'T', 'C', 'N', "5CA64B3C22BEC347CA7E6609904BAAED", NULL, NULL);
+    hsm_key *pvk = fx_key(f->h, "V2", 'T', 'C', 'N', "5CA64B3C22BEC347CA7E6609904BAAED", NULL,
+                          NULL);
     hsm_key *pvk2 = fx_key(f->h, "V2", 'T', 'C', 'N', TPK, NULL, NULL);
     hsm_key *ibm = fx_key(f->h, "V1", 'T', 'C', 'N', TPK, NULL, NULL);
     hsm_key *gen_only = fx_key(f->h, "V2", 'T', 'G', 'N', TPK, NULL, NULL);
     hsm_key *tpk = fx_key(f->h, "P0", 'T', 'B', 'S', TPK, NULL, NULL);
-    static const struct { const char *pan, *pin, *pvv; int pvki; } v[] = {
+    static const struct {
+        const char *pan, *pin, *pvv;
+        int pvki;
+    } v[] = {
         {"4564320000980369", "2205", "3856", 1},
         {"4564320000980369", "0654", "0885", 1}, /* needs the second (A-F) scan */
         {"1122334455667788", "4524", "8523", 1},
@@ -186,16 +214,23 @@ static void test_visa_pvv(void **state)
         fx_pinblock(TPK, CRYPTO_PIN_ISO0, v[i].pin, v[i].pan, &in);
         assert_int_equal(hsm_pin_pvv(f->h, tpk, &in, v[i].pan, k, v[i].pvki, pvv, &e), PX_OK);
         assert_string_equal(pvv, v[i].pvv);
-        assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, v[i].pan, k, v[i].pvki, v[i].pvv, &e), PX_OK);
+        assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, v[i].pan, k, v[i].pvki, v[i].pvv, &e),
+                         PX_OK);
     }
     fx_pinblock(TPK, CRYPTO_PIN_ISO0, "2206", "4564320000980369", &in);
-    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", pvk, 1, "3856", &e), PX_EAUTH);
-    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", pvk, 1, "38x6", &e), PX_EINVAL);
+    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", pvk, 1, "3856", &e),
+                     PX_EAUTH);
+    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", pvk, 1, "38x6", &e),
+                     PX_EINVAL);
     /* the PVK must be a V2 key that may verify; the PIN key a P0 */
-    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", ibm, 1, "3856", &e), PX_EPERM);
-    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", gen_only, 1, "3856", &e), PX_EPERM);
+    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", ibm, 1, "3856", &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_pin_verify_pvv(f->h, tpk, &in, "4564320000980369", gen_only, 1, "3856",
+                                        &e),
+                     PX_EPERM);
     assert_int_equal(hsm_pin_pvv(f->h, tpk, &in, "4564320000980369", gen_only, 1, pvv, &e), PX_OK);
-    assert_int_equal(hsm_pin_verify_pvv(f->h, pvk, &in, "4564320000980369", pvk, 1, "3856", &e), PX_EPERM);
+    assert_int_equal(hsm_pin_verify_pvv(f->h, pvk, &in, "4564320000980369", pvk, 1, "3856", &e),
+                     PX_EPERM);
     hsm_key *all[] = {pvk, pvk2, ibm, gen_only, tpk};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         hsm_key_free(f->h, all[i]);
@@ -207,7 +242,9 @@ static void test_ibm3624_offset(void **state)
     hsm_key *pvk = fx_key(f->h, "V1", 'T', 'C', 'N', TPK, NULL, NULL);
     hsm_key *visa = fx_key(f->h, "V2", 'T', 'C', 'N', TPK, NULL, NULL);
     hsm_key *tpk = fx_key(f->h, "P0", 'T', 'B', 'S', ZPK, NULL, NULL);
-    static const struct { const char *vd, *pin, *offset; } v[] = {
+    static const struct {
+        const char *vd, *pin, *offset;
+    } v[] = {
         {"1122334455667788", "4524", "0000"},
         {"1122334455667788", "5635", "1111"},
         {"1122334455667788", "1234", "7710"},
@@ -251,7 +288,8 @@ static void test_macs(void **state)
     uint8_t mac[16], want[8];
     size_t n = 0;
     px_error e = {0};
-    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n, &e), PX_OK);
+    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n, &e),
+                     PX_OK);
     px_hex_decode("A1C72E74EA3FA9B6", want, 8, NULL);
     assert_int_equal(n, 8);
     assert_memory_equal(mac, want, 8);
@@ -259,20 +297,36 @@ static void test_macs(void **state)
     assert_int_equal(hsm_mac_verify(f->h, m3, CRYPTO_MAC_X919, data, 24, want, 4, &e), PX_OK);
     assert_int_equal(hsm_mac_verify(f->h, m3, CRYPTO_MAC_X919, data, 23, want, 8, &e), PX_EAUTH);
     /* modes: G generates only, V verifies only */
-    assert_int_equal(hsm_mac_generate(f->h, m3_gen, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n, &e), PX_OK);
-    assert_int_equal(hsm_mac_verify(f->h, m3_gen, CRYPTO_MAC_X919, data, 24, want, 8, &e), PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, m3_gen, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_OK);
+    assert_int_equal(hsm_mac_verify(f->h, m3_gen, CRYPTO_MAC_X919, data, 24, want, 8, &e),
+                     PX_EPERM);
     assert_int_equal(hsm_mac_verify(f->h, m3_ver, CRYPTO_MAC_X919, data, 24, want, 8, &e), PX_OK);
-    assert_int_equal(hsm_mac_generate(f->h, m3_ver, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n, &e), PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, m3_ver, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_EPERM);
     /* usage per algorithm: an X9.19 key is not a UnionPay ECB key; a PIN key is no MAC key */
-    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_CUP_ECB, data, 24, mac, sizeof mac, &n, &e), PX_EPERM);
-    assert_int_equal(hsm_mac_generate(f->h, m1, CRYPTO_MAC_CUP_ECB, data, 24, mac, sizeof mac, &n, &e), PX_OK);
+    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_CUP_ECB, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, m1, CRYPTO_MAC_CUP_ECB, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_OK);
     assert_int_equal(n, 8);
-    assert_int_equal(hsm_mac_generate(f->h, pin, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n, &e), PX_EPERM);
-    assert_int_equal(hsm_mac_generate(f->h, m6, CRYPTO_MAC_AES_CMAC, data, 24, mac, sizeof mac, &n, &e), PX_OK);
+    assert_int_equal(hsm_mac_generate(f->h, pin, CRYPTO_MAC_X919, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, m6, CRYPTO_MAC_AES_CMAC, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_OK);
     assert_int_equal(n, 16);
     assert_int_equal(hsm_mac_verify(f->h, m6, CRYPTO_MAC_AES_CMAC, data, 24, mac, 16, &e), PX_OK);
-    assert_int_equal(hsm_mac_generate(f->h, m6, CRYPTO_MAC_TDES_CMAC, data, 24, mac, sizeof mac, &n, &e), PX_EPERM);
-    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_X919, data, PX_HSM_DATA_MAX + 1, mac, sizeof mac, &n, &e),
+    assert_int_equal(hsm_mac_generate(f->h, m6, CRYPTO_MAC_TDES_CMAC, data, 24, mac, sizeof mac, &n,
+                                      &e),
+                     PX_EPERM);
+    assert_int_equal(hsm_mac_generate(f->h, m3, CRYPTO_MAC_X919, data, PX_HSM_DATA_MAX + 1, mac,
+                                      sizeof mac, &n, &e),
                      PX_ETOOBIG);
     hsm_key *all[] = {m3, m3_gen, m3_ver, m1, m6, pin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

@@ -37,12 +37,14 @@ static int group_setup(void **state)
     assert_int_equal(testlib_mkdtemp("hsmp11", fx.dir, sizeof fx.dir), 0);
     snprintf(tokens, sizeof tokens, "%s/tokens", fx.dir);
     snprintf(conf, sizeof conf, "%s/softhsm2.conf", fx.dir);
-    snprintf(cmd, sizeof cmd, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
+    snprintf(cmd, sizeof cmd,
+             "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
     fx_write(conf, cmd, strlen(cmd));
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tokens);
     assert_int_equal(system(cmd), 0);
     setenv("SOFTHSM2_CONF", conf, 1);
-    snprintf(cmd, sizeof cmd, "softhsm2-util --init-token --free --label %s --so-pin 1234 --pin %s >/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "softhsm2-util --init-token --free --label %s --so-pin 1234 --pin %s >/dev/null",
              TOKEN, USER_PIN);
     assert_int_equal(system(cmd), 0);
     setenv(HSM_ENV_PKCS11_PIN, USER_PIN, 1);
@@ -85,8 +87,11 @@ static void test_lmk_in_token_works(void **state)
     assert_int_equal(hsm_key_generate(h, &a, NULL, &kb, &e), PX_OK);
     assert_int_equal(hsm_key_load(h, kb.block, &zpk, &e), PX_OK);
     tpk = fx_key(h, "P0", 'T', 'B', 'S', "0123456789ABCDEFFEDCBA9876543210", NULL, NULL);
-    fx_pinblock("0123456789ABCDEFFEDCBA9876543210", CRYPTO_PIN_ISO0, "4321", "4000001234567899", &in);
-    assert_int_equal(hsm_pin_translate(h, tpk, &in, zpk, CRYPTO_PIN_ISO0, "4000001234567899", &out, &e), PX_OK);
+    fx_pinblock("0123456789ABCDEFFEDCBA9876543210", CRYPTO_PIN_ISO0, "4321", "4000001234567899",
+                &in);
+    assert_int_equal(hsm_pin_translate(h, tpk, &in, zpk, CRYPTO_PIN_ISO0, "4000001234567899", &out,
+                                       &e),
+                     PX_OK);
     assert_int_equal(hsm_key_generate(h, &ka, NULL, &kk, &e), PX_OK);
     assert_int_equal(hsm_key_load(h, kk.block, &kek, &e), PX_OK);
     assert_int_equal(hsm_key_export(h, kek, zpk, HSM_EXPORT_ECB, ct, sizeof ct, kcv, &e), PX_OK);
@@ -141,8 +146,10 @@ static void raw_open(raw *r)
     assert_int_equal(r->f->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
-        if (r->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, TOKEN, strlen(TOKEN)) == 0) {
-            assert_int_equal(r->f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &r->s),
+        if (r->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+            memcmp(ti.label, TOKEN, strlen(TOKEN)) == 0) {
+            assert_int_equal(r->f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                 NULL, NULL, &r->s),
                              CKR_OK);
             assert_int_equal(r->f->C_Login(r->s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4), CKR_OK);
             return;
@@ -186,13 +193,18 @@ static void test_lmk_cannot_leave_the_token(void **state)
     /* the value is sensitive: the token will not say it */
     CK_ATTRIBUTE v = {CKA_VALUE, value, sizeof value};
     assert_int_equal(r.f->C_GetAttributeValue(r.s, lmk, &v, 1), CKR_ATTRIBUTE_SENSITIVE);
-    CK_ATTRIBUTE flags[] = {{CKA_SENSITIVE, &sens, 1}, {CKA_EXTRACTABLE, &extr, 1}, {CKA_NEVER_EXTRACTABLE, &never, 1}};
+    CK_ATTRIBUTE flags[] = {
+        {CKA_SENSITIVE, &sens, 1}, {CKA_EXTRACTABLE, &extr, 1}, {CKA_NEVER_EXTRACTABLE, &never, 1}};
     assert_int_equal(r.f->C_GetAttributeValue(r.s, lmk, flags, 3), CKR_OK);
     assert_true(sens && !extr && never);
     /* wrapping it under a key of our own is refused */
     CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, wrap = {CKM_AES_KEY_WRAP, NULL, 0};
-    CK_ATTRIBUTE wt[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_VALUE_LEN, &len, sizeof len},
-                         {CKA_TOKEN, &f, 1}, {CKA_WRAP, &t, 1}, {CKA_EXTRACTABLE, &t, 1}};
+    CK_ATTRIBUTE wt[] = {{CKA_CLASS, &cls, sizeof cls},
+                         {CKA_KEY_TYPE, &kt, sizeof kt},
+                         {CKA_VALUE_LEN, &len, sizeof len},
+                         {CKA_TOKEN, &f, 1},
+                         {CKA_WRAP, &t, 1},
+                         {CKA_EXTRACTABLE, &t, 1}};
     assert_int_equal(r.f->C_GenerateKey(r.s, &gen, wt, 6, &wk), CKR_OK);
     assert_int_equal(r.f->C_WrapKey(r.s, &wrap, wk, lmk, wrapped, &wl), CKR_KEY_UNEXTRACTABLE);
     /* its protections cannot be switched off, and it cannot encrypt for anyone */
@@ -219,9 +231,13 @@ static void test_extractable_token_key_refused_as_lmk(void **state)
     CK_OBJECT_HANDLE k;
     CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
     const char *label = "weak-lmk";
-    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt},
-                          {CKA_VALUE_LEN, &len, sizeof len}, {CKA_TOKEN, &t, 1}, {CKA_SIGN, &t, 1},
-                          {CKA_EXTRACTABLE, &t, 1}, {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
+    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                          {CKA_KEY_TYPE, &kt, sizeof kt},
+                          {CKA_VALUE_LEN, &len, sizeof len},
+                          {CKA_TOKEN, &t, 1},
+                          {CKA_SIGN, &t, 1},
+                          {CKA_EXTRACTABLE, &t, 1},
+                          {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
     hsm *h = NULL;
     px_error e = {0};
     (void)state;

@@ -38,7 +38,8 @@ static void test_signon_layout(void **state)
     assert_packs_to(&iso8583_unionpay_pos, &g_m, SIGNON_HEX);
     /* framed: the 2-byte big-endian length 0x003C (60) comes first */
     assert_int_equal(iso8583_pack_framed(&iso8583_unionpay_pos, &g_m, g_buf, sizeof g_buf, &n,
-                                         NULL), PX_OK);
+                                         NULL),
+                     PX_OK);
     assert_int_equal(n, 62);
     assert_int_equal(g_buf[0], 0x00);
     assert_int_equal(g_buf[1], 0x3C);
@@ -107,8 +108,12 @@ static void test_unionpay_roundtrip(void **state)
 static void test_pad_nibble_f_accepted(void **state)
 {
     /* field 2 padded with F instead of 0, field 23 right-aligned with a leading F */
-    static const char hex[] = "6000010000603100310000" "0200" "4000020000000000"
-                              "19" "6222020200112233445F" "F001";
+    static const char hex[] = "6000010000603100310000"
+                              "0200"
+                              "4000020000000000"
+                              "19"
+                              "6222020200112233445F"
+                              "F001";
     (void)state;
     unpack_hex_ok(&iso8583_unionpay_pos, hex, &g_m);
     assert_field(&g_m, 2, TEST_PAN);
@@ -118,8 +123,12 @@ static void test_pad_nibble_f_accepted(void **state)
 /* ISO 8583:1987 ASCII network management request, built by hand: fields 7, 11 and 70. */
 static void test_1987_layout(void **state)
 {
-    static const char want[] = "0800" "8220000000000000" "0400000000000000" "0611120000"
-                               "000001" "301";
+    static const char want[] = "0800"
+                               "8220000000000000"
+                               "0400000000000000"
+                               "0611120000"
+                               "000001"
+                               "301";
     size_t n = 0;
     (void)state;
     iso8583_msg_init(&g_m, &iso8583_1987_ascii);
@@ -127,15 +136,21 @@ static void test_1987_layout(void **state)
     set_ok(&g_m, 7, "0611120000");
     set_ok(&g_m, 11, "1");
     set_ok(&g_m, 70, "301");
-    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, NULL),
-                     PX_OK);
+    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, NULL), PX_OK);
     assert_int_equal(n, strlen(want));
     assert_memory_equal(g_buf, want, n);
     /* lower-case hex bitmaps are accepted too */
-    static const char rsp[] = "0810" "a220000002000000" "0400000000000000" "000000"
-                              "0611120000" "000001" "00" "301";
-    assert_int_equal(iso8583_unpack(&iso8583_1987_ascii, (const uint8_t *)rsp, strlen(rsp),
-                                    &g_m2, NULL), PX_OK);
+    static const char rsp[] = "0810"
+                              "a220000002000000"
+                              "0400000000000000"
+                              "000000"
+                              "0611120000"
+                              "000001"
+                              "00"
+                              "301";
+    assert_int_equal(iso8583_unpack(&iso8583_1987_ascii, (const uint8_t *)rsp, strlen(rsp), &g_m2,
+                                    NULL),
+                     PX_OK);
     assert_field(&g_m2, 39, "00");
     assert_field(&g_m2, 70, "301");
 }
@@ -171,9 +186,8 @@ static void test_1987_roundtrip(void **state)
     build_1987_purchase(&g_m);
     assert_field(&g_m, 41, "1234    ");
     assert_field(&g_m, 11, "000123");
-    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, NULL),
-                     PX_OK);
-    assert_memory_equal(g_buf, "0200F", 5); /* 1, 2, 3, 4 present */
+    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, NULL), PX_OK);
+    assert_memory_equal(g_buf, "0200F", 5);                      /* 1, 2, 3, 4 present */
     assert_memory_equal(g_buf + 4 + 16, "0000004004000001", 16); /* secondary: 90 102 128 */
     assert_memory_equal(g_buf + 36, "19" TEST_PAN, 21);
     assert_int_equal(iso8583_unpack(&iso8583_1987_ascii, g_buf, n, &g_m2, NULL), PX_OK);
@@ -202,8 +216,7 @@ static void test_cross_dialect(void **state)
     assert_string_equal(e.msg, "TPDU: message has 5 bytes, dialect iso1987 needs 0");
     g_m.tpdu_len = 0;
     g_m.header_len = 0;
-    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, &e),
-                     PX_OK);
+    assert_int_equal(iso8583_pack(&iso8583_1987_ascii, &g_m, g_buf, sizeof g_buf, &n, &e), PX_OK);
     assert_memory_equal(g_buf, "0200", 4);
     assert_int_equal(iso8583_unpack(&iso8583_1987_ascii, g_buf, n, &g_m2, &e), PX_OK);
     assert_field(&g_m2, 35, TEST_TRACK2);
@@ -396,8 +409,7 @@ static void test_pack_errors(void **state)
     assert_string_equal(e.msg, "TPDU: message has 0 bytes, dialect unionpay needs 5");
     build_purchase(&g_m);
     for (size_t cap = 0; cap < want; cap++)
-        assert_int_equal(iso8583_pack(&iso8583_unionpay_pos, &g_m, g_buf, cap, &n, &e),
-                         PX_ETOOBIG);
+        assert_int_equal(iso8583_pack(&iso8583_unionpay_pos, &g_m, g_buf, cap, &n, &e), PX_ETOOBIG);
     snprintf(msg, sizeof msg, "message: does not fit in %zu bytes (at field 64)", want - 1);
     assert_string_equal(e.msg, msg);
     assert_int_equal(iso8583_pack(&iso8583_unionpay_pos, &g_m, g_buf, want, &n, &e), PX_OK);
@@ -417,8 +429,8 @@ static void test_mac_span(void **state)
     px_error e = {0};
     (void)state;
     assert_int_equal(iso8583_mac_span(&iso8583_unionpay_pos, b, n, &off, &len, &e), PX_OK);
-    assert_int_equal(off, 11);            /* after TPDU and header: the MTI */
-    assert_int_equal(off + len, n - 8);   /* up to field 64 */
+    assert_int_equal(off, 11);          /* after TPDU and header: the MTI */
+    assert_int_equal(off + len, n - 8); /* up to field 64 */
     assert_memory_equal(b + off + len, "\xA1\xB2\xC3\xD4\xE5\xF6\x07\x18", 8);
     n = hex_to_bytes(SIGNON_HEX, b, sizeof b);
     assert_int_equal(iso8583_mac_span(&iso8583_unionpay_pos, b, n, &off, &len, &e), PX_EFORMAT);

@@ -62,7 +62,7 @@ static void test_signon_response_hides_keys(void **state)
     t = dump_of(&g_m, &out);
     assert_line(t, "b...512   [hidden, 24 bytes]\n");
     assert_line(t, "b...255   9F2608A1B2C3D4E5F60718\n"); /* IC data: shown */
-    assert_line(t, "ans...163 CUP\\xD6\\xD0\n");         /* GBK escaped */
+    assert_line(t, "ans...163 CUP\\xD6\\xD0\n");          /* GBK escaped */
     assert_null(strstr(t, "0123456789ABCDEF"));
     px_buf_free(&out);
 }
@@ -72,7 +72,7 @@ static void test_field_display(void **state)
     char out[64], tiny[8];
     (void)state;
     iso8583_msg_init(&g_m, &iso8583_1987_ascii);
-    set_ok(&g_m, 2, "4000001234");            /* short: all but the last 4 masked */
+    set_ok(&g_m, 2, "4000001234"); /* short: all but the last 4 masked */
     set_ok(&g_m, 45, "B4000001234567899^DOE/JOHN^2512101");
     set_ok(&g_m, 48, "back\\slash");
     set_ok(&g_m, 43, "A VERY LONG MERCHANT NAME THAT IS CUT");

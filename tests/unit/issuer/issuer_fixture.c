@@ -50,7 +50,8 @@ void fx_pin_block(const char *pin, const char *pan, uint8_t out[8])
     size_t n = 0;
     fx_demo_zpk(zpk);
     assert_int_equal(crypto_pinblock_encode(CRYPTO_PIN_ISO0, pin, pan, clear, sizeof clear, &n,
-                                            NULL), PX_OK);
+                                            NULL),
+                     PX_OK);
     assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, zpk, 16, NULL, clear, 8, out, NULL),
                      PX_OK);
     crypto_cleanse(zpk, sizeof zpk);

@@ -12,12 +12,12 @@
 #include "host/issuer/issuer.h"
 
 /* Demo cards (docs/issuer.md). */
-#define CARD_ZHANG "6222020000000007" /* ICBC demo, PVV, PIN 123456, 1,000,000 fen */
-#define CARD_LI    "6222020000000015" /* ICBC demo, PVV, PIN 111111, 5,000 fen */
-#define CARD_WANG  "6217000000000006" /* CCB demo, IBM 3624, PIN 888888 */
-#define CARD_ZHAO  "6217000000000014" /* CCB demo, IBM 3624, PIN 246810, expired 2001 */
-#define CARD_QIAN  "9558800000000000" /* not contracted, PIN 123456 */
-#define CARD_SUN   "6222021234567890128" /* ICBC demo, 19 digits, PIN 654321 */
+#define CARD_ZHANG "6222020000000007"  /* ICBC demo, PVV, PIN 123456, 1,000,000 fen */
+#define CARD_LI "6222020000000015"     /* ICBC demo, PVV, PIN 111111, 5,000 fen */
+#define CARD_WANG "6217000000000006"   /* CCB demo, IBM 3624, PIN 888888 */
+#define CARD_ZHAO "6217000000000014"   /* CCB demo, IBM 3624, PIN 246810, expired 2001 */
+#define CARD_QIAN "9558800000000000"   /* not contracted, PIN 123456 */
+#define CARD_SUN "6222021234567890128" /* ICBC demo, 19 digits, PIN 654321 */
 
 #define FX_PASSPHRASE "issuer-test-passphrase"
 
@@ -38,7 +38,7 @@ typedef struct fx_req {
     int64_t amount;
     const char *stan, *tx_time, *rrn, *pin;
     const char *f48, *f90, *f103, *f70;
-    const char *f39;          /* a reversal's reason */
+    const char *f39; /* a reversal's reason */
 } fx_req;
 
 void fx_build(iso8583_msg *m, const fx_req *r);

@@ -156,8 +156,8 @@ static const char *ask(const fx_req *r, iso8583_msg *rsp)
 
 static fx_req purchase(const char *pan, int64_t amount, const char *stan, const char *pin)
 {
-    fx_req r = {.mti = "0200", .proc = "000000", .pan = pan, .amount = amount, .stan = stan,
-                .pin = pin};
+    fx_req r = {
+        .mti = "0200", .proc = "000000", .pan = pan, .amount = amount, .stan = stan, .pin = pin};
     return r;
 }
 
@@ -166,8 +166,8 @@ static int64_t balance(const char *pan, const char *pin, const char *stan)
 {
     iso8583_msg rsp;
     int64_t v = -1;
-    fx_req r = {.mti = "0200", .proc = "310000", .pan = pan, .amount = -1, .stan = stan,
-                .pin = pin};
+    fx_req r = {
+        .mti = "0200", .proc = "310000", .pan = pan, .amount = -1, .stan = stan, .pin = pin};
     assert_string_equal(ask(&r, &rsp), "00");
     assert_int_equal(px_parse_i64(fx_field(&rsp, 54) + 8, 0, 999999999999LL, &v), PX_OK);
     return v;
@@ -212,8 +212,13 @@ static void t_duplicate_and_reversal(void **state)
     char f90[43];
     iso8583_msg rsp;
     fx_req p = purchase(CARD_SUN, 40000, "000020", "654321");
-    fx_req rev = {.mti = "0420", .proc = "000000", .pan = CARD_SUN, .amount = 40000,
-                  .stan = "000021", .tx_time = "1122102000", .f90 = f90};
+    fx_req rev = {.mti = "0420",
+                  .proc = "000000",
+                  .pan = CARD_SUN,
+                  .amount = 40000,
+                  .stan = "000021",
+                  .tx_time = "1122102000",
+                  .f90 = f90};
     (void)state;
     assert_int_equal(roundtrip(&p, a, sizeof a, &na, 5000), PX_OK);
     assert_int_equal(roundtrip(&p, b, sizeof b, &nb, 5000), PX_OK);
@@ -283,9 +288,10 @@ static void t_cli_sees_later_approvals(void **state)
     px_buf_init(&out, 1 << 20);
     e2e_binary("src/app/possum", exe, sizeof exe);
     px_time_format_utc(px_now_ms(), "%Y-%m-%d", today, sizeof today);
-    snprintf(cmd, sizeof cmd, "%s issuer clearing --date %s --db %s/possum.db --out %s/out2 2>&1"
-             " && cat %s/out2/clearing-%.4s%.2s%.2s.csv", exe, today, S.d.dir, keydir, keydir,
-             today, today + 5, today + 8);
+    snprintf(cmd, sizeof cmd,
+             "%s issuer clearing --date %s --db %s/possum.db --out %s/out2 2>&1"
+             " && cat %s/out2/clearing-%.4s%.2s%.2s.csv",
+             exe, today, S.d.dir, keydir, keydir, today, today + 5, today + 8);
     (void)path;
     assert_int_equal(e2e_run(cmd, &out), 0);
     assert_non_null(strstr(px_buf_str(&out), ",000050,purchase,621700******0006,777,"));
@@ -303,8 +309,13 @@ static void t_latency_and_dropped_answer(void **state)
     int64_t t0 = px_mono_ms();
     fx_req p1 = purchase(CARD_WANG, 1000, "000030", "888888");
     fx_req p2 = purchase(CARD_WANG, 2000, "000031", "888888");
-    fx_req rev = {.mti = "0420", .proc = "000000", .pan = CARD_WANG, .amount = 2000,
-                  .stan = "000032", .tx_time = "1122102100", .f90 = f90};
+    fx_req rev = {.mti = "0420",
+                  .proc = "000000",
+                  .pan = CARD_WANG,
+                  .amount = 2000,
+                  .stan = "000032",
+                  .tx_time = "1122102100",
+                  .f90 = f90};
     (void)state;
     assert_string_equal(ask(&p1, &rsp), "00");
     assert_true(px_mono_ms() - t0 >= 300);
@@ -319,10 +330,8 @@ static void t_latency_and_dropped_answer(void **state)
 int main(void)
 {
     const struct CMUnitTest plain[] = {
-        cmocka_unit_test(t_echo_and_purchase),
-        cmocka_unit_test(t_refusals),
-        cmocka_unit_test(t_duplicate_and_reversal),
-        cmocka_unit_test(t_cli_clearing_and_list),
+        cmocka_unit_test(t_echo_and_purchase),        cmocka_unit_test(t_refusals),
+        cmocka_unit_test(t_duplicate_and_reversal),   cmocka_unit_test(t_cli_clearing_and_list),
         cmocka_unit_test(t_cli_sees_later_approvals),
     };
     const struct CMUnitTest faults[] = {cmocka_unit_test(t_latency_and_dropped_answer)};

@@ -233,7 +233,7 @@ static void t_luhn_mobile_expiry(void **state)
     assert_true(issuer_pan_is_valid("6222021234567890128"));
     assert_true(issuer_pan_is_valid("4111111111111111"));
     assert_false(issuer_pan_is_valid("4111111111111112"));
-    assert_false(issuer_pan_is_valid("41111111111"));        /* 11 digits */
+    assert_false(issuer_pan_is_valid("41111111111"));          /* 11 digits */
     assert_false(issuer_pan_is_valid("41111111111111111113")); /* 20 digits */
     assert_false(issuer_pan_is_valid("411111111111111a"));
     assert_true(issuer_mobile_is_valid("13800138000"));
@@ -254,7 +254,7 @@ static void t_bin_ranges(void **state)
     assert_false(issuer_bin_matches("6222030000000007", "622202", "622202"));
     assert_true(issuer_bin_matches("6222025555000007", "62220250000", "62220259999"));
     assert_false(issuer_bin_matches("6222024999000007", "62220250000", "62220259999"));
-    assert_false(issuer_bin_matches("6222020000000007", "62220", "62220")); /* 5 digits */
+    assert_false(issuer_bin_matches("6222020000000007", "62220", "62220"));    /* 5 digits */
     assert_false(issuer_bin_matches("6222020000000007", "622202", "6222029")); /* lengths */
     assert_false(issuer_bin_range_is_valid("622209", "622201"));
     assert_true(issuer_bin_range_is_valid("622200", "622209"));
@@ -326,12 +326,18 @@ static void t_csv_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_parse_purchase),       cmocka_unit_test(t_parse_track2_card),
-        cmocka_unit_test(t_parse_missing_fields), cmocka_unit_test(t_parse_bad_values),
-        cmocka_unit_test(t_parse_kinds),          cmocka_unit_test(t_parse_reversal_repeat),
-        cmocka_unit_test(t_parse_mobile),         cmocka_unit_test(t_parse_credit_and_netmgmt),
-        cmocka_unit_test(t_luhn_mobile_expiry),   cmocka_unit_test(t_bin_ranges),
-        cmocka_unit_test(t_field54_and_90),       cmocka_unit_test(t_ibm_validation_data),
+        cmocka_unit_test(t_parse_purchase),
+        cmocka_unit_test(t_parse_track2_card),
+        cmocka_unit_test(t_parse_missing_fields),
+        cmocka_unit_test(t_parse_bad_values),
+        cmocka_unit_test(t_parse_kinds),
+        cmocka_unit_test(t_parse_reversal_repeat),
+        cmocka_unit_test(t_parse_mobile),
+        cmocka_unit_test(t_parse_credit_and_netmgmt),
+        cmocka_unit_test(t_luhn_mobile_expiry),
+        cmocka_unit_test(t_bin_ranges),
+        cmocka_unit_test(t_field54_and_90),
+        cmocka_unit_test(t_ibm_validation_data),
         cmocka_unit_test(t_csv_lines),
     };
     return cmocka_run_group_tests_name("issuer_msg", tests, NULL, NULL);

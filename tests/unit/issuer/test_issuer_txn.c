@@ -114,8 +114,8 @@ static int64_t balance_of(const char *pan)
 
 static fx_req purchase(const char *pan, int64_t amount, const char *stan, const char *pin)
 {
-    fx_req r = {.mti = "0200", .proc = "000000", .pan = pan, .amount = amount, .stan = stan,
-                .pin = pin};
+    fx_req r = {
+        .mti = "0200", .proc = "000000", .pan = pan, .amount = amount, .stan = stan, .pin = pin};
     return r;
 }
 
@@ -251,8 +251,13 @@ static void t_reversal_exactly_once(void **state)
     iso8583_msg rsp;
     char f90[43];
     fx_req p = purchase(CARD_ZHANG, 5000, "000050", "123456");
-    fx_req rev = {.mti = "0420", .proc = "000000", .pan = CARD_ZHANG, .amount = 5000,
-                  .stan = "000051", .tx_time = "1122101600", .f90 = f90};
+    fx_req rev = {.mti = "0420",
+                  .proc = "000000",
+                  .pan = CARD_ZHANG,
+                  .amount = 5000,
+                  .stan = "000051",
+                  .tx_time = "1122101600",
+                  .f90 = f90};
     (void)state;
     assert_string_equal(send_req(&p, &rsp), "00");
     assert_int_equal(balance_of(CARD_ZHANG), 995000);
@@ -282,8 +287,8 @@ static void t_reversal_without_field_90(void **state)
 {
     iso8583_msg rsp;
     fx_req p = purchase(CARD_WANG, 2500, "000060", "888888");
-    fx_req rev = {.mti = "0420", .proc = "000000", .pan = CARD_WANG, .amount = 2500,
-                  .stan = "000060"};
+    fx_req rev = {
+        .mti = "0420", .proc = "000000", .pan = CARD_WANG, .amount = 2500, .stan = "000060"};
     (void)state;
     assert_string_equal(send_req(&p, &rsp), "00");
     assert_string_equal(send_req(&rev, &rsp), "00"); /* the original's own STAN and time */
@@ -295,10 +300,21 @@ static void t_void(void **state)
     iso8583_msg rsp;
     char f90[43];
     fx_req p = purchase(CARD_ZHANG, 3000, "000070", "123456");
-    fx_req v = {.mti = "0200", .proc = "200000", .pan = CARD_ZHANG, .amount = 3000,
-                .stan = "000071", .tx_time = "1122101700", .pin = "123456", .f90 = f90};
-    fx_req rev = {.mti = "0420", .proc = "200000", .pan = CARD_ZHANG, .amount = 3000,
-                  .stan = "000073", .tx_time = "1122101800", .f90 = f90};
+    fx_req v = {.mti = "0200",
+                .proc = "200000",
+                .pan = CARD_ZHANG,
+                .amount = 3000,
+                .stan = "000071",
+                .tx_time = "1122101700",
+                .pin = "123456",
+                .f90 = f90};
+    fx_req rev = {.mti = "0420",
+                  .proc = "200000",
+                  .pan = CARD_ZHANG,
+                  .amount = 3000,
+                  .stan = "000073",
+                  .tx_time = "1122101800",
+                  .f90 = f90};
     (void)state;
     assert_string_equal(send_req(&p, &rsp), "00");
     fx_f90("0200", "000070", FX_TX_TIME, f90);
@@ -318,8 +334,12 @@ static void t_void(void **state)
 static void t_balance_inquiry(void **state)
 {
     iso8583_msg rsp;
-    fx_req r = {.mti = "0200", .proc = "310000", .pan = CARD_LI, .amount = -1,
-                .stan = "000080", .pin = "111111"};
+    fx_req r = {.mti = "0200",
+                .proc = "310000",
+                .pan = CARD_LI,
+                .amount = -1,
+                .stan = "000080",
+                .pin = "111111"};
     (void)state;
     assert_string_equal(send_req(&r, &rsp), "00");
     assert_string_equal(fx_field(&rsp, 54), "1002156C000000005000");
@@ -333,11 +353,22 @@ static void t_balance_inquiry(void **state)
 static void t_mobile_debit_then_credit(void **state)
 {
     iso8583_msg rsp;
-    fx_req d = {.mti = "0200", .proc = "400000", .pan = CARD_ZHANG, .amount = 8800,
-                .stan = "000090", .rrn = "632600000090", .pin = "123456",
-                .f48 = "1380013800013900139000", .f103 = CARD_WANG};
-    fx_req c = {.mti = "0220", .proc = "210000", .pan = CARD_WANG, .amount = 8800,
-                .stan = "000091", .rrn = "632600000090", .f48 = "13900139000"};
+    fx_req d = {.mti = "0200",
+                .proc = "400000",
+                .pan = CARD_ZHANG,
+                .amount = 8800,
+                .stan = "000090",
+                .rrn = "632600000090",
+                .pin = "123456",
+                .f48 = "1380013800013900139000",
+                .f103 = CARD_WANG};
+    fx_req c = {.mti = "0220",
+                .proc = "210000",
+                .pan = CARD_WANG,
+                .amount = 8800,
+                .stan = "000091",
+                .rrn = "632600000090",
+                .f48 = "13900139000"};
     (void)state;
     assert_string_equal(send_req(&d, &rsp), "00");
     assert_int_equal(balance_of(CARD_ZHANG), 1000000 - 8800);
@@ -407,8 +438,13 @@ static void t_clearing_file(void **state)
     FILE *f;
     fx_req p = purchase(CARD_ZHANG, 1000, "000120", "123456");
     fx_req bad = purchase(CARD_LI, 999999, "000121", "111111");
-    fx_req rev = {.mti = "0420", .proc = "000000", .pan = CARD_ZHANG, .amount = 1000,
-                  .stan = "000122", .tx_time = "1122101900", .f90 = f90};
+    fx_req rev = {.mti = "0420",
+                  .proc = "000000",
+                  .pan = CARD_ZHANG,
+                  .amount = 1000,
+                  .stan = "000122",
+                  .tx_time = "1122101900",
+                  .f90 = f90};
     (void)state;
     assert_string_equal(send_req(&p, &rsp), "00");
     assert_string_equal(send_req(&bad, &rsp), "51"); /* declines are not cleared */
@@ -424,7 +460,8 @@ static void t_clearing_file(void **state)
     buf[n] = 0;
     fclose(f);
     snprintf(want, sizeof want,
-             ISSUER_CLEARING_HEADER "\n"
+             ISSUER_CLEARING_HEADER
+             "\n"
              "%s,632600000001,000120,purchase,622202******0007,1000,156,00,12345678,10000001,"
              "898100000000001,,\n"
              "%s,632600000001,000122,reversal,622202******0007,1000,156,00,12345678,10000001,"
@@ -451,8 +488,8 @@ static int count_row(void *ud, const issuer_cardholder_row *r)
 
 static void t_cardholders_and_seed(void **state)
 {
-    issuer_cardholder_new n = {"6217000000000022", "周九", "CCB-DEMO", "2912", ISSUER_PIN_PVV,
-                               ISSUER_DEMO_PVK_PVV, 1, NULL, 20000, "156"};
+    issuer_cardholder_new n = {"6217000000000022",  "周九", "CCB-DEMO", "2912", ISSUER_PIN_PVV,
+                               ISSUER_DEMO_PVK_PVV, 1,      NULL,       20000,  "156"};
     uint8_t pb[8];
     char pvv[13];
     iso8583_msg rsp;
@@ -465,8 +502,9 @@ static void t_cardholders_and_seed(void **state)
     assert_int_equal(rows, 6);
     /* a new card whose PVV the HSM computes from a PIN block under the ZPK */
     fx_pin_block("202020", n.pan, pb);
-    assert_int_equal(issuer_pin_check_compute(F.core, ISSUER_PIN_PVV, n.pan, ISSUER_DEMO_ZPK, pb,
-                                              8, ISSUER_DEMO_PVK_PVV, 1, pvv, &e), PX_OK);
+    assert_int_equal(issuer_pin_check_compute(F.core, ISSUER_PIN_PVV, n.pan, ISSUER_DEMO_ZPK, pb, 8,
+                                              ISSUER_DEMO_PVK_PVV, 1, pvv, &e),
+                     PX_OK);
     n.pin_check = pvv;
     assert_int_equal(issuer_cardholder_add(F.core, &n, &e), PX_OK);
     assert_string_equal(send_req(&r, &rsp), "00");
@@ -477,7 +515,7 @@ static void t_cardholders_and_seed(void **state)
     assert_non_null(strstr(e.msg, "621700******0022"));
     n.bank_id = "CCB-DEMO", n.pan = "6217000000000023";
     assert_int_equal(issuer_cardholder_add(F.core, &n, &e), PX_EINVAL); /* Luhn */
-    n.pan = "6217000000000030", n.pvk_label = ISSUER_DEMO_PVK_IBM; /* a V1 key for a PVV */
+    n.pan = "6217000000000030", n.pvk_label = ISSUER_DEMO_PVK_IBM;      /* a V1 key for a PVV */
     assert_int_equal(issuer_cardholder_add(F.core, &n, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "usage V1"));
 }
@@ -495,8 +533,8 @@ static int contains(const uint8_t *p, size_t n, const char *needle)
 /* No clear PAN in any row: the SQLite files hold none of the demo PANs. */
 static void t_no_clear_pan_stored(void **state)
 {
-    static const char *const pans[] = {CARD_ZHANG, CARD_LI, CARD_WANG, CARD_ZHAO, CARD_QIAN,
-                                       CARD_SUN};
+    static const char *const pans[] = {CARD_ZHANG, CARD_LI,   CARD_WANG,
+                                       CARD_ZHAO,  CARD_QIAN, CARD_SUN};
     static const char *const files[] = {"var/possum.db", "var/possum.db-wal"};
     iso8583_msg rsp;
     fx_req r = purchase(CARD_ZHANG, 100, "000140", "123456");

@@ -123,8 +123,8 @@ void kf_teardown(kf *f)
 
 pinpad *kf_pinpad(kf *f, const char *serial)
 {
-    char dir[PX_PATH_MAX], keys[PX_PATH_MAX + 16], secret[PX_PATH_MAX + 16], *csr = NULL,
-        *cert = NULL, *ca = NULL, *crl = kf_crl(f);
+    char dir[PX_PATH_MAX], keys[PX_PATH_MAX + 16], secret[PX_PATH_MAX + 16],
+        *csr = NULL, *cert = NULL, *ca = NULL, *crl = kf_crl(f);
     pinpad *p = NULL;
     pki_issue_req r;
     px_error e = {0};
@@ -132,7 +132,8 @@ pinpad *kf_pinpad(kf *f, const char *serial)
     mkdir(dir, 0700);
     snprintf(keys, sizeof keys, "%s/pinpad.keys", dir);
     snprintf(secret, sizeof secret, "%s/device.secret", dir);
-    if (pinpad_secret_create(secret, &e) != PX_OK || pinpad_create(keys, secret, serial, &p, &e) != PX_OK)
+    if (pinpad_secret_create(secret, &e) != PX_OK ||
+        pinpad_create(keys, secret, serial, &p, &e) != PX_OK)
         die("pinpad", &e);
     if (tk_device_key_create(p, &csr, &e) != PX_OK)
         die("device key", &e);
@@ -201,7 +202,8 @@ static int file_has(const char *path, const uint8_t key[16])
         return 0;
     px_hex_encode(key, 16, hex);
     for (size_t i = 0; !found && len >= 16 && i <= len - 16; i++)
-        found = memcmp(data + i, key, 16) == 0 || (i + 32 <= len && strncasecmp(data + i, hex, 32) == 0);
+        found = memcmp(data + i, key, 16) == 0 ||
+                (i + 32 <= len && strncasecmp(data + i, hex, 32) == 0);
     free(data);
     return found;
 }

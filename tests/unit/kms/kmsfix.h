@@ -34,7 +34,7 @@ typedef struct kf {
     char dir[PX_PATH_MAX];
     char ca_dir[PX_PATH_MAX], ca_crt[PX_PATH_MAX], crl[PX_PATH_MAX];
     pki_ca *ca;
-    kf_kms kms;                  /* customer C001 */
+    kf_kms kms; /* customer C001 */
 } kf;
 
 /* CA + a KMS for customer C001. */

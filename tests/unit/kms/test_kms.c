@@ -122,13 +122,15 @@ static void test_another_customers_kms(void **state)
     assert_int_equal(pki_tkenv_parse(env, n, &pe, &e), PX_OK);
     assert_int_equal(hsm_key_load_named(other.h, "kms.recv", &recv, &e), PX_OK);
     assert_int_equal(hsm_key_import_ecdh(other.h, recv, pe.eph, pe.wrapped, pe.wrapped_len,
-                                         &kms_tk_attrs, NULL, NULL, &kb, &e), PX_EAUTH);
+                                         &kms_tk_attrs, NULL, NULL, &kb, &e),
+                     PX_EAUTH);
     hsm_key_free(other.h, recv);
     /* pretending it is for C002 breaks the PIN pad's signature */
     {
         pki_cert_info ci;
-        assert_int_equal(pki_cert_parse((const uint8_t *)other.recv_pem, strlen(other.recv_pem), &ci,
-                                        &e), PX_OK);
+        assert_int_equal(pki_cert_parse((const uint8_t *)other.recv_pem, strlen(other.recv_pem),
+                                        &ci, &e),
+                         PX_OK);
         memcpy(env + 6 + strlen("PP10000002"), ci.fingerprint, PKI_FP_LEN);
     }
     assert_int_equal(kms_tk_intake(other.k, "mtms:factory", env, n, &r, &e), PX_EAUTH);
@@ -149,13 +151,15 @@ static void test_pinpad_refusals(void **state)
     kms_intake_result r;
     px_error e = {0};
     /* the PIN pad's certificate is revoked (stolen device): the KMS, with the new CRL, refuses */
-    assert_int_equal(pki_ca_revoke(f->ca, NULL, "pinpad:PP10000003", "keyCompromise", 30, &k, &e), PX_OK);
+    assert_int_equal(pki_ca_revoke(f->ca, NULL, "pinpad:PP10000003", "keyCompromise", 30, &k, &e),
+                     PX_OK);
     kf_kms_reopen(f, &f->kms);
     assert_int_equal(kms_tk_intake(f->kms.k, "mtms:factory", env, n, &r, &e), PX_EPERM);
     assert_non_null(strstr(r.reason, "PIN pad certificate revoked (keyCompromise)"));
     assert_true(audited(&f->kms, "PP10000003", "tk.intake", "refused", "revoked") == 1);
     /* garbage */
-    assert_int_equal(kms_tk_intake(f->kms.k, "mtms:factory", (const uint8_t *)"PXTKjunk", 8, &r, &e),
+    assert_int_equal(kms_tk_intake(f->kms.k, "mtms:factory", (const uint8_t *)"PXTKjunk", 8, &r,
+                                   &e),
                      PX_EFORMAT);
     assert_true(audited(&f->kms, "?", "tk.intake", "refused", "TK envelope") == 1);
     pinpad_close(p);
@@ -175,7 +179,8 @@ static void test_replay_and_no_tk(void **state)
     assert_int_equal(kms_tk_intake(f->kms.k, "mtms:factory", env, n, &r, &e), PX_OK);
     /* a good request, then the same bytes again */
     assert_int_equal(kms_download_challenge(f->kms.k, "PP10000004", "t", &c, &e), PX_OK);
-    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_OK);
+    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                     PX_OK);
     assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, mac, 8, "t", &t, &e), PX_OK);
     assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, mac, 8, "t", &t, &e),
                      PX_ECONFLICT);
@@ -184,21 +189,25 @@ static void test_replay_and_no_tk(void **state)
     /* a terminal that does not hold TK: its MAC is wrong, and the nonce is spent anyway */
     assert_int_equal(kms_download_challenge(f->kms.k, "PP10000004", "t", &c, &e), PX_OK);
     memset(bad, 0x5A, sizeof bad);
-    assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, bad, 8, "t", &t, &e), PX_EAUTH);
+    assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, bad, 8, "t", &t, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "does not hold the TK"));
     assert_true(audited(&f->kms, "PP10000004", "download", "refused", "does not hold the TK") == 1);
-    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_OK);
+    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                     PX_OK);
     assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, mac, 8, "t", &t, &e),
                      PX_ECONFLICT);
     /* the PIN pad with another TK sees it at once from the session key's check value */
     assert_int_equal(pinpad_tk_generate(p, kcv, &e), PX_OK);
     assert_int_equal(kms_download_challenge(f->kms.k, "PP10000004", "t", &c, &e), PX_OK);
-    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_EAUTH);
+    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "not the one the KMS holds"));
     /* a nonce of another serial, an unknown one, an unknown serial */
     assert_int_equal(kms_download(f->kms.k, "PP99", c.nonce, 16, mac, 8, "t", &t, &e), PX_EPERM);
     c.nonce[0] ^= 1;
-    assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, mac, 8, "t", &t, &e), PX_ENOTFOUND);
+    assert_int_equal(kms_download(f->kms.k, "PP10000004", c.nonce, 16, mac, 8, "t", &t, &e),
+                     PX_ENOTFOUND);
     assert_int_equal(kms_download_challenge(f->kms.k, "PP404", "t", &c, &e), PX_ENOTFOUND);
     assert_non_null(strstr(e.msg, "unknown serial PP404"));
     assert_true(audited(&f->kms, "PP404", "download.challenge", "refused", "unknown serial") == 1);
@@ -219,7 +228,8 @@ static void test_kcv_mismatch_and_expiry(void **state)
     px_error e = {0};
     assert_int_equal(kms_tk_intake(f->kms.k, "mtms:factory", env, n, &r, &e), PX_OK);
     assert_int_equal(kms_download_challenge(f->kms.k, "PP10000005", "t", &c, &e), PX_OK);
-    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_OK);
+    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                     PX_OK);
     assert_int_equal(kms_download(f->kms.k, "PP10000005", c.nonce, 16, mac, 8, "t", &t, &e), PX_OK);
     /* altered on the way: the PIN pad refuses it and the terminal says so */
     assert_int_equal(px_hex_decode(t.kcv, kcv, sizeof kcv, &k), PX_OK);
@@ -227,20 +237,24 @@ static void test_kcv_mismatch_and_expiry(void **state)
     assert_int_equal(pinpad_load_tmk_under_tk(p, t.cryptogram, 16, kcv, 3, &e), PX_EAUTH);
     assert_false(pinpad_has_key(p, PINPAD_TMK));
     assert_int_equal(tk_result_mac(p, c.session, 16, c.nonce, 16, "kcv_mismatch", mac, &e), PX_OK);
-    assert_int_equal(kms_download_result(f->kms.k, "PP10000005", c.nonce, 16, "kcv_mismatch", mac, 8,
-                                         "t", &e), PX_OK);
+    assert_int_equal(kms_download_result(f->kms.k, "PP10000005", c.nonce, 16, "kcv_mismatch", mac,
+                                         8, "t", &e),
+                     PX_OK);
     assert_true(audited(&f->kms, "PP10000005", "download.result", "refused", "check value") == 1);
     assert_int_equal(kms_terminal_get(f->kms.st, "PP10000005", &ti, &e), PX_OK);
     assert_string_equal(ti.status, "ready");
     /* reported twice: refused */
-    assert_int_equal(kms_download_result(f->kms.k, "PP10000005", c.nonce, 16, "kcv_mismatch", mac, 8,
-                                         "t", &e), PX_ECONFLICT);
+    assert_int_equal(kms_download_result(f->kms.k, "PP10000005", c.nonce, 16, "kcv_mismatch", mac,
+                                         8, "t", &e),
+                     PX_ECONFLICT);
     /* a report whose MAC is wrong */
     assert_int_equal(kms_download_challenge(f->kms.k, "PP10000005", "t", &c, &e), PX_OK);
-    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_OK);
+    assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                     PX_OK);
     assert_int_equal(kms_download(f->kms.k, "PP10000005", c.nonce, 16, mac, 8, "t", &t, &e), PX_OK);
     assert_int_equal(kms_download_result(f->kms.k, "PP10000005", c.nonce, 16, "loaded", mac, 8, "t",
-                                         &e), PX_EAUTH);
+                                         &e),
+                     PX_EAUTH);
     /* an expired challenge */
     {
         kms_config kc;
@@ -256,8 +270,10 @@ static void test_kcv_mismatch_and_expiry(void **state)
         assert_int_equal(kms_open(&kc, f->kms.st, f->kms.h, &k2, &e), PX_OK);
         assert_int_equal(kms_download_challenge(k2, "PP10000005", "t", &c, &e), PX_OK);
         nanosleep(&ts, NULL);
-        assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e), PX_OK);
-        assert_int_equal(kms_download(k2, "PP10000005", c.nonce, 16, mac, 8, "t", &t, &e), PX_ETIMEOUT);
+        assert_int_equal(tk_download_proof(p, c.session, 16, c.session_kcv, c.nonce, 16, mac, &e),
+                         PX_OK);
+        assert_int_equal(kms_download(k2, "PP10000005", c.nonce, 16, mac, 8, "t", &t, &e),
+                         PX_ETIMEOUT);
         assert_non_null(strstr(e.msg, "expired"));
         kms_close(k2);
     }
@@ -288,8 +304,9 @@ static void test_new_tk_and_platform(void **state)
     assert_int_equal(kf_download(&f->kms, p, &e), PX_OK);
     /* the TMK for the switch under a zone key: ECB under K0, TR-31 under K1 */
     assert_int_equal(hsm_key_generate(f->kms.h, &zmk, "ZMK.switch", &zb, &e), PX_OK);
-    assert_int_equal(kms_tmk_export(f->kms.k, "PP10000006", "ZMK.switch", "cli:test", out, sizeof out,
-                                    kcv, &e), PX_OK);
+    assert_int_equal(kms_tmk_export(f->kms.k, "PP10000006", "ZMK.switch", "cli:test", out,
+                                    sizeof out, kcv, &e),
+                     PX_OK);
     assert_string_equal(kcv, r2.tmk_kcv);
     assert_int_equal(strlen(out), 32);
     assert_int_equal(hsm_key_load_named(f->kms.h, "ZMK.switch", &zk, &e), PX_OK);
@@ -297,12 +314,15 @@ static void test_new_tk_and_platform(void **state)
     hsm_key_free(f->kms.h, zk);
     assert_int_equal(hsm_key_generate(f->kms.h, &k1, "KBPK.switch", &zb, &e), PX_OK);
     assert_int_equal(kms_tmk_export(f->kms.k, "PP10000006", "KBPK.switch", "cli:test", out,
-                                    sizeof out, kcv, &e), PX_OK);
+                                    sizeof out, kcv, &e),
+                     PX_OK);
     assert_true(out[0] == 'B' || out[0] == 'D');
     assert_int_equal(kms_tmk_export(f->kms.k, "PP10000006", "nothing", "cli:test", out, sizeof out,
-                                    kcv, &e), PX_ENOTFOUND);
-    assert_int_equal(kms_tmk_export(f->kms.k, "PP404", "ZMK.switch", "cli:test", out, sizeof out, kcv,
-                                    &e), PX_ENOTFOUND);
+                                    kcv, &e),
+                     PX_ENOTFOUND);
+    assert_int_equal(kms_tmk_export(f->kms.k, "PP404", "ZMK.switch", "cli:test", out, sizeof out,
+                                    kcv, &e),
+                     PX_ENOTFOUND);
     assert_true(audited(&f->kms, "PP10000006", "tmk.export", "ok", "ZMK.switch") == 1);
     pinpad_close(p);
 }

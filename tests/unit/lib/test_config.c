@@ -66,14 +66,20 @@ static void test_errors_name_file_line_key(void **state)
 {
     expect_error("[switch]\nname = a\n\nmax_frame = 10\n",
                  "t.ini:4: [switch] max_frame: number out of range (16..65535)");
-    expect_error("[switch]\nname = a\nmax_frame = 4k\n", "t.ini:3: [switch] max_frame: expected a whole number");
-    expect_error("[switch]\nname = a\nlisten = nowhere\n", "t.ini:3: [switch] listen: expected host:port");
-    expect_error("[switch]\nname = a\nmode = xml\n", "t.ini:3: [switch] mode: 'xml' not one of the allowed values (text, json)");
-    expect_error("[switch]\nenabled = maybe\nname = a\n", "t.ini:2: [switch] enabled: expected true or false");
+    expect_error("[switch]\nname = a\nmax_frame = 4k\n",
+                 "t.ini:3: [switch] max_frame: expected a whole number");
+    expect_error("[switch]\nname = a\nlisten = nowhere\n",
+                 "t.ini:3: [switch] listen: expected host:port");
+    expect_error("[switch]\nname = a\nmode = xml\n",
+                 "t.ini:3: [switch] mode: 'xml' not one of the allowed values (text, json)");
+    expect_error("[switch]\nenabled = maybe\nname = a\n",
+                 "t.ini:2: [switch] enabled: expected true or false");
     expect_error("[switch]\nenabled = true\n", "t.ini: [switch] name: required but missing");
     expect_error("[switch]\nname = a\nlistne = 1:2\n", "t.ini:3: [switch] listne: unknown key");
-    expect_error("[switch]\nname = a\nname = b\n", "t.ini:3: [switch] name: set twice (first on line 2)");
-    expect_error("[switch]\nname = 0123456789abcdefXYZ\n", "t.ini:2: [switch] name: value too long");
+    expect_error("[switch]\nname = a\nname = b\n",
+                 "t.ini:3: [switch] name: set twice (first on line 2)");
+    expect_error("[switch]\nname = 0123456789abcdefXYZ\n",
+                 "t.ini:2: [switch] name: value too long");
     expect_error("[switch\nname = a\n", "t.ini:1: syntax error");
 }
 

@@ -31,8 +31,8 @@ static void test_decode_rejects(void **state)
 {
     uint8_t out[4];
     size_t n = 99;
-    assert_int_equal(px_hex_decode("ABC", out, sizeof out, &n), PX_EINVAL);     /* odd */
-    assert_int_equal(px_hex_decode("AG", out, sizeof out, &n), PX_EINVAL);      /* not hex */
+    assert_int_equal(px_hex_decode("ABC", out, sizeof out, &n), PX_EINVAL); /* odd */
+    assert_int_equal(px_hex_decode("AG", out, sizeof out, &n), PX_EINVAL);  /* not hex */
     assert_int_equal(px_hex_decode("0011223344", out, sizeof out, &n), PX_ETOOBIG);
     assert_int_equal(n, 99); /* nothing reported on failure */
     assert_true(px_hex_is_valid("0aF9", 4));

@@ -12,11 +12,10 @@
 static void test_valid_ranges(void **state)
 {
     static const char *const ok[] = {
-        "13800138000", "13012345678", "14512345678", "14712345678", "15012345678",
-        "15912345678", "16212345678", "16512345678", "16712345678", "17012345678",
-        "17312345678", "17512345678", "17812345678", "17400012345", "17405999999",
-        "18012345678", "18912345678", "19012345678", "19312345678", "19512345678",
-        "19912345678"};
+        "13800138000", "13012345678", "14512345678", "14712345678", "15012345678", "15912345678",
+        "16212345678", "16512345678", "16712345678", "17012345678", "17312345678", "17512345678",
+        "17812345678", "17400012345", "17405999999", "18012345678", "18912345678", "19012345678",
+        "19312345678", "19512345678", "19912345678"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         const char *why = "x";
         assert_true(px_mobile_cn_is_valid(ok[i], ok[i] ? strlen(ok[i]) : 0, &why));
@@ -34,7 +33,7 @@ static void test_invalid(void **state)
         {"", "must be 11 digits"},
         {"1380013800a", "must be digits only"},
         {"+8613800138", "must be digits only"},
-        {"138 0013 800", "must be 11 digits"},   /* the length is checked first */
+        {"138 0013 800", "must be 11 digits"}, /* the length is checked first */
         {"23800138000", "is not a mainland-China mobile number"},
         {"12012345678", "is not a mainland-China mobile number"},
         {"14612345678", "is not a mainland-China mobile number"},

@@ -76,10 +76,8 @@ static void test_dates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_i64),
-        cmocka_unit_test(test_hostport),
-        cmocka_unit_test(test_mask_pan),
-        cmocka_unit_test(test_ct_equal_and_strlcpy),
+        cmocka_unit_test(test_parse_i64), cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_mask_pan),  cmocka_unit_test(test_ct_equal_and_strlcpy),
         cmocka_unit_test(test_dates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,12 +110,14 @@ static int audited(mf *f, const char *serial, const char *action, const char *re
 static void customers(mf *f, kf_kms *second)
 {
     px_error e = {0};
-    assert_int_equal(mtms_customer_put(f->m, "C001", "Bank of Possum 第一支行", "https://127.0.0.1:1",
-                                       f->k.kms.recv_pem, "cli:test", &e), PX_OK);
+    assert_int_equal(mtms_customer_put(f->m, "C001", "Bank of Possum 第一支行",
+                                       "https://127.0.0.1:1", f->k.kms.recv_pem, "cli:test", &e),
+                     PX_OK);
     if (second != NULL) {
         kf_kms_make(&f->k, second, "C002");
         assert_int_equal(mtms_customer_put(f->m, "C002", "Acquirer Two", "https://127.0.0.1:2",
-                                           second->recv_pem, "cli:test", &e), PX_OK);
+                                           second->recv_pem, "cli:test", &e),
+                         PX_OK);
     }
 }
 
@@ -140,12 +142,15 @@ static void test_customers(void **state)
     assert_string_equal(c.name, "Bank of Possum 第一支行");
     /* C002's certificate is not C001's; a bad name; a bad address */
     assert_int_equal(mtms_customer_put(f->m, "C001", "x", "https://127.0.0.1:1", second.recv_pem,
-                                       "cli:test", &e), PX_EPERM);
+                                       "cli:test", &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "not customer C001's"));
     assert_int_equal(mtms_customer_put(f->m, "C003", "bad\nname", "https://127.0.0.1:1",
-                                       f->k.kms.recv_pem, "cli:test", &e), PX_EINVAL);
+                                       f->k.kms.recv_pem, "cli:test", &e),
+                     PX_EINVAL);
     assert_int_equal(mtms_customer_put(f->m, "C001", "x", "http://127.0.0.1:1", f->k.kms.recv_pem,
-                                       "cli:test", &e), PX_EINVAL);
+                                       "cli:test", &e),
+                     PX_EINVAL);
     assert_int_equal(mtms_customer_get(f->st, "C404", &c, &e), PX_ENOTFOUND);
     assert_string_equal(e.msg, "unknown customer code C404");
     assert_true(mtms_name_is_valid("张三"));
@@ -176,7 +181,8 @@ static void test_import(void **state)
     assert_string_equal(r.errors[0], "line 3: serial: 1 to 32 of A-Z a-z 0-9 . _ - @");
     assert_string_equal(r.errors[1], "line 4: expected 2 fields (serial,customer)");
     assert_string_equal(r.errors[2], "line 5: serial PP4: unknown customer C404");
-    assert_string_equal(r.errors[3], "line 8: serial PP6: customer code: 1 to 32 of A-Z a-z 0-9 . _ - @");
+    assert_string_equal(r.errors[3],
+                        "line 8: serial PP6: customer code: 1 to 32 of A-Z a-z 0-9 . _ - @");
     assert_string_equal(r.errors[4], "line 7: serial PP1 is also on line 2");
     assert_non_null(strstr(e.msg, "5 bad lines, nothing imported"));
     assert_int_equal(mtms_serial_get(f->st, "PP1", &si, &e), PX_ENOTFOUND);
@@ -196,7 +202,8 @@ static void test_import(void **state)
     assert_string_equal(r.errors[0], "line 3: serial PP2 is already in order PO-1");
     assert_int_equal(mtms_serial_get(f->st, "PP3", &si, &e), PX_ENOTFOUND);
     assert_int_equal(mtms_import_csv(f->m, "bad order", f->csv, "cli:test", &r, &e), PX_EINVAL);
-    assert_int_equal(mtms_import_csv(f->m, "PO-3", "/nonexistent.csv", "cli:test", &r, &e), PX_ENOTFOUND);
+    assert_int_equal(mtms_import_csv(f->m, "PO-3", "/nonexistent.csv", "cli:test", &r, &e),
+                     PX_ENOTFOUND);
 }
 
 static void submit_env(mf *f, pinpad *p, kf_kms *to, char *b64)
@@ -225,16 +232,19 @@ static void test_operator_flow(void **state)
     assert_string_equal(c->code, "C001");
     assert_true(audited(f, "PP10000001", "lookup", "ok", "operator:alice") == 1);
     submit_env(f, p1, &f->k.kms, b64);
-    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 0, b64, &r, &e), PX_EPERM);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 0, b64, &r, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "not confirmed"));
-    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e), PX_OK);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e),
+                     PX_OK);
     assert_string_equal(r.previous_customer, "");
     assert_int_equal(mtms_serial_get(f->st, "PP10000001", &si, &e), PX_OK);
     assert_string_equal(si.status, "received");
     assert_string_equal(si.confirmed_by, "operator:alice");
     assert_true(audited(f, "PP10000001", "confirm", "ok", "confirmed customer C001") == 1);
     /* again (the operator terminal retried): nothing new */
-    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e), PX_OK);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e),
+                     PX_OK);
     assert_true(r.duplicate);
     /* claim 2: the table says C002 for PP10000002; the operator does not confirm, types C001 */
     assert_int_equal(mtms_lookup_serial(f->m, "PP10000002", "operator:bob", &si, c, &e), PX_OK);
@@ -247,18 +257,22 @@ static void test_operator_flow(void **state)
     assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000002", "C002", 1, b64b, &r, &e),
                      PX_ECONFLICT);
     assert_non_null(strstr(e.msg, "wrapped to another KMS"));
-    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000002", "C001", 1, b64b, &r, &e), PX_OK);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000002", "C001", 1, b64b, &r, &e),
+                     PX_OK);
     assert_string_equal(r.previous_customer, "C002");
     assert_int_equal(mtms_serial_get(f->st, "PP10000002", &si, &e), PX_OK);
     assert_string_equal(si.customer_code, "C001");
     assert_true(audited(f, "PP10000002", "reassociate", "ok", "from customer C002 to C001") == 1);
     /* another serial's envelope; an unknown serial; garbage */
-    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000001", "C001", 1, b64b, &r, &e), PX_EPERM);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000001", "C001", 1, b64b, &r, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "not serial PP10000001's"));
-    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP404", "C001", 1, b64b, &r, &e), PX_ENOTFOUND);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP404", "C001", 1, b64b, &r, &e),
+                     PX_ENOTFOUND);
     assert_int_equal(mtms_lookup_serial(f->m, "PP404", "operator:bob", &si, c, &e), PX_ENOTFOUND);
     assert_string_equal(e.msg, "unknown serial PP404: not in any production order");
-    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000001", "C001", 1, "!!", &r, &e), PX_EFORMAT);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:bob", "PP10000001", "C001", 1, "!!", &r, &e),
+                     PX_EFORMAT);
     assert_true(audited(f, "PP10000001", "tk.submit", "refused", NULL) >= 2);
     /* nothing anywhere (MTMS database and WAL, the KMS, the PIN pads' files) is a clear TK */
     assert_false(kf_dir_has_key(f->k.dir, p1->slot[PINPAD_TK].key));
@@ -299,9 +313,9 @@ static void on_tks(net_http_req *req, void *user)
         kms_intake_result r;
         pki_b64_decode(json_string_value(json_array_get(list, i)), buf, sizeof buf, &n);
         kms_tk_intake(s->kms->k, cn, buf, n, &r, &e);
-        json_array_append_new(res, json_pack("{s:s, s:s, s:s, s:s, s:s}", "serial", r.serial, "status",
-                                             r.status, "tk_kcv", r.tk_kcv, "tmk_kcv", r.tmk_kcv,
-                                             "message", r.reason));
+        json_array_append_new(res, json_pack("{s:s, s:s, s:s, s:s, s:s}", "serial", r.serial,
+                                             "status", r.status, "tk_kcv", r.tk_kcv, "tmk_kcv",
+                                             r.tmk_kcv, "message", r.reason));
     }
     json_decref(in);
     net_http_reply_json(req, 200, json_pack("{s:o}", "results", res));
@@ -383,9 +397,11 @@ static void test_outbox(void **state)
     srv_stop(&srv);
     snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
     assert_int_equal(mtms_customer_put(f->m, "C001", "Bank of Possum", url, f->k.kms.recv_pem,
-                                       "cli:test", &e), PX_OK);
+                                       "cli:test", &e),
+                     PX_OK);
     submit_env(f, p, &f->k.kms, b64);
-    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e), PX_OK);
+    assert_int_equal(mtms_tk_submit(f->m, "operator:alice", "PP10000001", "C001", 1, b64, &r, &e),
+                     PX_OK);
     mtms_forward_config_default(&fc);
     fc.backoff_min_ms = 10;
     fc.backoff_max_ms = 20;

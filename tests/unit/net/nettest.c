@@ -113,8 +113,8 @@ static int write_crl(const char *path, X509 *ca, EVP_PKEY *ca_key, long revoked_
     return ok;
 }
 
-static int leaf(const char *cert_path, const char *key_path, const char *cn, long serial,
-                X509 *ca, EVP_PKEY *ca_key)
+static int leaf(const char *cert_path, const char *key_path, const char *cn, long serial, X509 *ca,
+                EVP_PKEY *ca_key)
 {
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = k ? make_cert(k, cn, serial, ca, ca_key, 0) : NULL;
@@ -134,19 +134,24 @@ int nt_certs_make(nt_certs *c)
     snprintf(c->dir, sizeof c->dir, "/tmp/possum-net-test-XXXXXX");
     if (mkdtemp(c->dir) == NULL || k1 == NULL || k2 == NULL)
         return -1;
-    PATH(ca, "ca.pem"); PATH(ca2, "ca2.pem"); PATH(crl, "crl.pem");
-    PATH(server_cert, "server.pem"); PATH(server_key, "server.key");
-    PATH(client_cert, "client.pem"); PATH(client_key, "client.key");
-    PATH(rogue_cert, "rogue.pem"); PATH(rogue_key, "rogue.key");
-    PATH(revoked_cert, "revoked.pem"); PATH(revoked_key, "revoked.key");
+    PATH(ca, "ca.pem");
+    PATH(ca2, "ca2.pem");
+    PATH(crl, "crl.pem");
+    PATH(server_cert, "server.pem");
+    PATH(server_key, "server.key");
+    PATH(client_cert, "client.pem");
+    PATH(client_key, "client.key");
+    PATH(rogue_cert, "rogue.pem");
+    PATH(rogue_key, "rogue.key");
+    PATH(revoked_cert, "revoked.pem");
+    PATH(revoked_key, "revoked.key");
     ca1 = make_cert(k1, "possum test CA", 1, NULL, NULL, 1);
     ca2 = make_cert(k2, "other CA", 1, NULL, NULL, 1);
     ok = ca1 && ca2 && write_cert(c->ca, ca1) && write_cert(c->ca2, ca2) &&
          leaf(c->server_cert, c->server_key, "localhost", 10, ca1, k1) &&
          leaf(c->client_cert, c->client_key, "terminal-1", 11, ca1, k1) &&
          leaf(c->revoked_cert, c->revoked_key, "revoked", 12, ca1, k1) &&
-         leaf(c->rogue_cert, c->rogue_key, "rogue", 13, ca2, k2) &&
-         write_crl(c->crl, ca1, k1, 12);
+         leaf(c->rogue_cert, c->rogue_key, "rogue", 13, ca2, k2) && write_crl(c->crl, ca1, k1, 12);
     X509_free(ca1);
     X509_free(ca2);
     EVP_PKEY_free(k1);
@@ -156,9 +161,9 @@ int nt_certs_make(nt_certs *c)
 
 void nt_certs_remove(const nt_certs *c)
 {
-    const char *const files[] = {c->ca, c->ca2, c->crl, c->server_cert, c->server_key,
-                                 c->client_cert, c->client_key, c->rogue_cert, c->rogue_key,
-                                 c->revoked_cert, c->revoked_key};
+    const char *const files[] = {c->ca,         c->ca2,          c->crl,        c->server_cert,
+                                 c->server_key, c->client_cert,  c->client_key, c->rogue_cert,
+                                 c->rogue_key,  c->revoked_cert, c->revoked_key};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(files[i]);
     rmdir(c->dir);

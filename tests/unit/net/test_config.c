@@ -35,7 +35,8 @@ static void test_listener_defaults_and_keys(void **state)
                                    "admin_tls_cert = certs/s.pem\nadmin_tls_key = /abs/s.key\n"
                                    "admin_tls_ca = ca.pem\nadmin_tls_crl = crl.pem\n"
                                    "admin_tls_require_client_cert = true\n",
-                                   "admin_", &l, &e), PX_OK);
+                                   "admin_", &l, &e),
+                     PX_OK);
     assert_string_equal(l.name, "switch.admin");
     assert_string_equal(l.listen, "0.0.0.0:8443");
     assert_int_equal(l.max_frame, 2048);
@@ -57,7 +58,9 @@ static void test_listener_errors(void **state)
     assert_int_equal(bind_listener("[switch]\ntls_cert = a.pem\n", NULL, &l, &e), PX_ECONFIG);
     assert_non_null(strstr(e.msg, "tls_key"));
     assert_int_equal(bind_listener("[switch]\ntls_cert = a\ntls_key = b\n"
-                                   "tls_require_client_cert = yes\n", NULL, &l, &e), PX_ECONFIG);
+                                   "tls_require_client_cert = yes\n",
+                                   NULL, &l, &e),
+                     PX_ECONFIG);
     assert_non_null(strstr(e.msg, "tls_ca"));
 }
 
@@ -67,15 +70,18 @@ static void test_link_bind(void **state)
     px_config *c = NULL;
     px_error e = {0};
     (void)state;
-    assert_int_equal(px_config_load_string("[switch]\nissuer_connect = 10.0.0.5:7000\n"
-                                           "issuer_tls_ca = ca.pem\nissuer_reconnect_max_ms = 500\n",
-                                           "etc/possum.ini", &c, &e), PX_OK);
+    assert_int_equal(
+        px_config_load_string("[switch]\nissuer_connect = 10.0.0.5:7000\n"
+                              "issuer_tls_ca = ca.pem\nissuer_reconnect_max_ms = 500\n",
+                              "etc/possum.ini", &c, &e),
+        PX_OK);
     assert_int_equal(net_link_config_bind(c, "switch", "issuer_", &k, &e), PX_OK);
     assert_string_equal(k.name, "switch.issuer");
     assert_string_equal(k.connect, "10.0.0.5:7000");
     assert_string_equal(k.tls.ca, "etc/ca.pem");
     assert_int_equal(k.reconnect_max_ms, 500);
-    assert_int_equal(net_link_config_bind(c, "switch", "acquirer_", &k, &e), PX_ECONFIG); /* connect is required */
+    assert_int_equal(net_link_config_bind(c, "switch", "acquirer_", &k, &e),
+                     PX_ECONFIG); /* connect is required */
     px_config_free(c);
 }
 

@@ -187,7 +187,8 @@ static void test_oversize_refused_others_served(void **state)
     assert_true(is_closed(bad, 3000)); /* closed on the prefix alone */
     net_client_close(bad);
     assert_int_equal(nt_metric("possum_net_frames_rejected_total",
-                               "listener=\"t_over\",reason=\"oversize\""), 1);
+                               "listener=\"t_over\",reason=\"oversize\""),
+                     1);
     roundtrip(good, "still served");
     net_client_close(good);
     good = dial();
@@ -195,7 +196,8 @@ static void test_oversize_refused_others_served(void **state)
     net_client_close(good);
     assert_true(nt_wait_for(&F.loop, no_conns, NULL, 3000));
     assert_int_equal(nt_metric("possum_net_connections_closed_total",
-                               "listener=\"t_over\",reason=\"oversize\""), 1);
+                               "listener=\"t_over\",reason=\"oversize\""),
+                     1);
     stop();
 }
 
@@ -259,7 +261,8 @@ static void test_connection_limit(void **state)
     assert_true(is_closed(c, 3000));
     net_client_close(c);
     assert_int_equal(nt_metric("possum_net_connections_refused_total",
-                               "listener=\"t_limit\",reason=\"limit\""), 1);
+                               "listener=\"t_limit\",reason=\"limit\""),
+                     1);
     roundtrip(a, "a still served");
     net_client_close(b);
     assert_true(nt_wait_for(&F.loop, two_conns, NULL, 3000));

@@ -36,8 +36,9 @@ static void h_echo(net_http_req *req, void *user)
     for (size_t i = 0; i < net_http_segment_count(req); i++)
         json_array_append_new(segs, json_string(net_http_segment(req, i)));
     net_http_query(req, "x", x, sizeof x);
-    net_http_reply_json(req, 200, json_pack("{s:o,s:s,s:s}", "segments", segs, "path",
-                                            net_http_path(req), "x", x));
+    net_http_reply_json(req, 200,
+                        json_pack("{s:o,s:s,s:s}", "segments", segs, "path", net_http_path(req),
+                                  "x", x));
 }
 
 static void h_items_post(net_http_req *req, void *user)
@@ -228,10 +229,16 @@ static void test_limits(void **state)
     assert_int_equal(nt_http(PORT, "GET / HTTP/1.1\r\n\r\n", &r), 400); /* no Host */
     assert_int_equal(nt_http(PORT, "GET / HTTP/1.1\r\nHost : t\r\n\r\n", &r), 400);
     assert_int_equal(nt_http(PORT, "GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", &r), 400);
-    assert_int_equal(nt_http(PORT, "POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
-                                   "Content-Length: 3\r\n\r\n{}", &r), 400);
-    assert_int_equal(nt_http(PORT, "POST /v1/items HTTP/1.1\r\nHost: t\r\n"
-                                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &r), 501);
+    assert_int_equal(nt_http(PORT,
+                             "POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                             "Content-Length: 3\r\n\r\n{}",
+                             &r),
+                     400);
+    assert_int_equal(nt_http(PORT,
+                             "POST /v1/items HTTP/1.1\r\nHost: t\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                             &r),
+                     501);
     assert_error_shape(&r, 501, "not_implemented");
     assert_true(nt_metric("possum_http_errors_total",
                           "listener=\"t_http\",code=\"body_too_large\"") >= 1);
@@ -246,7 +253,8 @@ static void test_paths_and_queries(void **state)
     assert_int_equal(get("/v1/echo/a%20b/c?x=1%2B2+3&y=z", &r), 200);
     j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "segments")), 4);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "segments"), 2)), "a b");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "segments"), 2)),
+                        "a b");
     assert_string_equal(json_string_value(json_object_get(j, "path")), "/v1/echo/a b/c");
     assert_string_equal(json_string_value(json_object_get(j, "x")), "1+2 3");
     json_decref(j);
@@ -295,7 +303,8 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(r.body,
                            "possum_http_errors_total{listener=\"t_http\",code=\"bad_json\"} 6\n"));
     assert_non_null(strstr(r.body, "# TYPE possum_net_connections_open gauge\n"));
-    assert_non_null(strstr(r.body, "possum_http_requests_total{listener=\"t_http\",class=\"2xx\"}"));
+    assert_non_null(strstr(r.body,
+                           "possum_http_requests_total{listener=\"t_http\",class=\"2xx\"}"));
 }
 
 static void test_file_and_ranges(void **state)
@@ -307,21 +316,26 @@ static void test_file_and_ranges(void **state)
     assert_int_equal(r.body_len, 100);
     assert_string_equal(nt_resp_header(&r, "Accept-Ranges", v, sizeof v), "bytes");
     assert_int_equal(nt_http(PORT, "GET /v1/file HTTP/1.1\r\nHost: t\r\nRange: bytes=2-5\r\n\r\n",
-                             &r), 206);
+                             &r),
+                     206);
     assert_string_equal(r.body, "2345");
     assert_string_equal(nt_resp_header(&r, "Content-Range", v, sizeof v), "bytes 2-5/100");
     assert_int_equal(nt_http(PORT, "GET /v1/file HTTP/1.1\r\nHost: t\r\nRange: bytes=-3\r\n\r\n",
-                             &r), 206);
+                             &r),
+                     206);
     assert_string_equal(r.body, "789");
     assert_int_equal(nt_http(PORT, "GET /v1/file HTTP/1.1\r\nHost: t\r\nRange: bytes=95-\r\n\r\n",
-                             &r), 206);
+                             &r),
+                     206);
     assert_string_equal(r.body, "56789");
     assert_int_equal(nt_http(PORT, "GET /v1/file HTTP/1.1\r\nHost: t\r\nRange: bytes=100-\r\n\r\n",
-                             &r), 416);
+                             &r),
+                     416);
     assert_error_shape(&r, 416, "range_not_satisfiable");
     assert_string_equal(nt_resp_header(&r, "Content-Range", v, sizeof v), "bytes */100");
     assert_int_equal(nt_http(PORT, "GET /v1/file HTTP/1.1\r\nHost: t\r\nRange: items=1-2\r\n\r\n",
-                             &r), 200); /* ignored */
+                             &r),
+                     200); /* ignored */
     assert_int_equal(r.body_len, 100);
 }
 
@@ -354,8 +368,9 @@ static void test_curl_big_body(void **state)
     if (system("curl --version >/dev/null 2>&1") != 0)
         skip();
     /* 2 MB: curl sends Expect: 100-continue and gets the 413 instead */
-    snprintf(args, sizeof args, "-X POST -H 'Content-Type: application/json' "
-                                "--data-binary @%s/big.json http://127.0.0.1:%d/v1/items",
+    snprintf(args, sizeof args,
+             "-X POST -H 'Content-Type: application/json' "
+             "--data-binary @%s/big.json http://127.0.0.1:%d/v1/items",
              CERTS.dir, PORT);
     assert_int_equal(curl(args, out, sizeof out), 413);
     assert_non_null(strstr(out, ERR_SHAPE(413, "body_too_large")));

@@ -36,7 +36,9 @@ static void test_good_heads(void **state)
     assert_int_equal(h.content_length, 12);
     assert_int_equal(h.keep_alive, 1);
     assert_int_equal(parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                           "Connection: close\r\n\r\n", &h), PX_OK);
+                           "Connection: close\r\n\r\n",
+                           &h),
+                     PX_OK);
     assert_int_equal(h.expect_continue, 1);
     assert_int_equal(h.keep_alive, 0);
 }
@@ -47,14 +49,14 @@ static void test_bad_heads(void **state)
         const char *text;
         int status;
     } bad[] = {
-        {"GET / HTTP/1.1\r\n\r\n", 400},                            /* no Host */
-        {"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400},                /* double space */
+        {"GET / HTTP/1.1\r\n\r\n", 400},             /* no Host */
+        {"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400}, /* double space */
         {"get / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400},         /* absolute form */
+        {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400}, /* absolute form */
         {"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
-        {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},                /* blank before colon */
-        {"GET / HTTP/1.1\r\nHost: x\r\n y\r\n\r\n", 400},           /* folding */
-        {"GET / HTTP/1.1\r\nHost: x\r\nA\rB: 1\r\n\r\n", 400},      /* bare CR */
+        {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},           /* blank before colon */
+        {"GET / HTTP/1.1\r\nHost: x\r\n y\r\n\r\n", 400},      /* folding */
+        {"GET / HTTP/1.1\r\nHost: x\r\nA\rB: 1\r\n\r\n", 400}, /* bare CR */
         {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999\r\n\r\n", 400},
@@ -72,7 +74,8 @@ static void test_bad_heads(void **state)
     }
     /* a NUL inside the head */
     assert_int_not_equal(http_parse_head("GET / HTTP/1.1\r\nHost: \0\r\n\r\n", 27, WORK,
-                                         sizeof WORK, &h, NULL), PX_OK);
+                                         sizeof WORK, &h, NULL),
+                         PX_OK);
     /* too many fields */
     {
         static char many[8192];
@@ -103,7 +106,8 @@ static void test_split_target(void **state)
     size_t outlen;
     (void)state;
     assert_int_equal(http_split_target("/v1//a%41/b/?q=1", path, segbuf, sizeof path, segs, &n,
-                                       &query, NULL), PX_OK);
+                                       &query, NULL),
+                     PX_OK);
     assert_int_equal(n, 3);
     assert_string_equal(segs[1], "aA");
     assert_string_equal(path, "/v1//aA/b/");
@@ -112,11 +116,14 @@ static void test_split_target(void **state)
                      PX_OK);
     assert_int_equal(n, 0);
     assert_int_not_equal(http_split_target("/a/%2e%2e/b", path, segbuf, sizeof path, segs, &n,
-                                           &query, NULL), PX_OK);
+                                           &query, NULL),
+                         PX_OK);
     assert_int_not_equal(http_split_target("/a/%", path, segbuf, sizeof path, segs, &n, &query,
-                                           NULL), PX_OK);
+                                           NULL),
+                         PX_OK);
     assert_int_not_equal(http_split_target("/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", path,
-                                           segbuf, sizeof path, segs, &n, &query, NULL), PX_OK);
+                                           segbuf, sizeof path, segs, &n, &query, NULL),
+                         PX_OK);
     assert_int_equal(http_pct_decode("a+b%21", 6, 1, out, sizeof out, &outlen), PX_OK);
     assert_string_equal(out, "a b!");
     assert_int_equal(http_pct_decode("abc", 3, 0, out, 3, &outlen), PX_ETOOBIG);

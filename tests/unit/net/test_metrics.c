@@ -48,7 +48,7 @@ static void test_bad_registrations(void **state)
     assert_null(net_metric_counter("ok_name", "new\nline", NULL));
     assert_non_null(net_metric_counter("t_kind", "x", NULL));
     assert_null(net_metric_gauge("t_kind", "x", "a=\"b\"")); /* same name, other type */
-    net_metric_add(NULL, 1);                                /* NULL-safe */
+    net_metric_add(NULL, 1);                                 /* NULL-safe */
     net_metric_set(NULL, 1);
     assert_int_equal(net_metric_value(NULL), 0);
 }

@@ -114,7 +114,8 @@ static void test_server_verified_by_client(void **state)
     assert_true(echo_works(good, "127.0.0.1", &e));
     assert_int_equal(F.cn_rc, PX_ENOTFOUND); /* no client certificate asked for */
     assert_int_equal(net_client_connect("127.0.0.1", net_frame_server_port(F.srv), good, 3000, &c,
-                                        &e), PX_OK);
+                                        &e),
+                     PX_OK);
     assert_int_equal(net_client_peer_cn(c, cn, sizeof cn), PX_OK);
     assert_string_equal(cn, "localhost");
     net_client_close(c);

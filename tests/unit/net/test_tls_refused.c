@@ -382,14 +382,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_revoked),
-        cmocka_unit_test(test_foreign_ca),
-        cmocka_unit_test(test_no_certificate),
-        cmocka_unit_test(test_not_reported),
-        cmocka_unit_test(test_plain_listener),
-        cmocka_unit_test(test_stalled_after_hello),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_http_listener),
+        cmocka_unit_test(test_revoked),        cmocka_unit_test(test_foreign_ca),
+        cmocka_unit_test(test_no_certificate), cmocka_unit_test(test_not_reported),
+        cmocka_unit_test(test_plain_listener), cmocka_unit_test(test_stalled_after_hello),
+        cmocka_unit_test(test_rate_limit),     cmocka_unit_test(test_http_listener),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     libevent_global_shutdown();

@@ -79,9 +79,12 @@ void pp_last_code(pp_fixture *f, const char *mobile, char code[7])
     px_error e = {0};
     const char *t, *p;
     code[0] = 0;
-    assert_int_equal(store_prepare(f->st, "SELECT body FROM phonepay_outbox WHERE recipient = $1 "
-                                          "AND event = 'otp' ORDER BY created_ms DESC, id DESC "
-                                          "LIMIT 1", &s, &e), PX_OK);
+    assert_int_equal(store_prepare(f->st,
+                                   "SELECT body FROM phonepay_outbox WHERE recipient = $1 "
+                                   "AND event = 'otp' ORDER BY created_ms DESC, id DESC "
+                                   "LIMIT 1",
+                                   &s, &e),
+                     PX_OK);
     store_bind_text(s, 1, mobile);
     assert_int_equal(store_step(s, &e), STORE_ROW);
     t = store_col_text(s, 0);

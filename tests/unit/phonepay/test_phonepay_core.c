@@ -9,7 +9,7 @@
 
 #define PAYEE "13812345678"
 #define PAYER "13987654321"
-#define CARD  "6217000000000000004"
+#define CARD "6217000000000000004"
 #define CARD2 "6228480000000000018"
 #define PAYER_PAN "6222021234567890128"
 
@@ -45,16 +45,19 @@ static void test_card_seal_open(void **state)
     assert_int_equal(phonepay_card_seal(f->pp, PAYEE, CARD, &c, &e), PX_OK);
     assert_string_equal(c.masked, "621700*********0004");
     assert_false(contains(c.enc, sizeof c.enc, CARD));
-    assert_int_equal(phonepay_card_open(f->pp, PAYEE, c.enc, sizeof c.enc, c.mac, sizeof c.mac,
-                                        pan, &e), PX_OK);
+    assert_int_equal(phonepay_card_open(f->pp, PAYEE, c.enc, sizeof c.enc, c.mac, sizeof c.mac, pan,
+                                        &e),
+                     PX_OK);
     assert_string_equal(pan, CARD);
     /* moved to another number, or altered: refused */
-    assert_int_equal(phonepay_card_open(f->pp, PAYER, c.enc, sizeof c.enc, c.mac, sizeof c.mac,
-                                        pan, &e), PX_EAUTH);
+    assert_int_equal(phonepay_card_open(f->pp, PAYER, c.enc, sizeof c.enc, c.mac, sizeof c.mac, pan,
+                                        &e),
+                     PX_EAUTH);
     assert_string_equal(pan, "");
     c.enc[20] ^= 1;
-    assert_int_equal(phonepay_card_open(f->pp, PAYEE, c.enc, sizeof c.enc, c.mac, sizeof c.mac,
-                                        pan, &e), PX_EAUTH);
+    assert_int_equal(phonepay_card_open(f->pp, PAYEE, c.enc, sizeof c.enc, c.mac, sizeof c.mac, pan,
+                                        &e),
+                     PX_EAUTH);
     assert_null(strstr(e.msg, CARD));
     assert_int_equal(phonepay_card_seal(f->pp, PAYEE, "4111111111111112", &c, &e), PX_EINVAL);
 }
@@ -68,15 +71,19 @@ static void test_otp(void **state)
     assert_int_equal(phonepay_otp_new(f->pp, PAYEE, code, salt, digest, &e), PX_OK);
     assert_int_equal(strlen(code), 6);
     assert_int_equal(phonepay_otp_check(f->pp, PAYEE, code, salt, sizeof salt, digest,
-                                        sizeof digest, &e), PX_OK);
+                                        sizeof digest, &e),
+                     PX_OK);
     px_strlcpy(wrong, code, sizeof wrong);
     wrong[5] = wrong[5] == '9' ? '0' : (char)(wrong[5] + 1);
     assert_int_equal(phonepay_otp_check(f->pp, PAYEE, wrong, salt, sizeof salt, digest,
-                                        sizeof digest, &e), PX_EAUTH);
+                                        sizeof digest, &e),
+                     PX_EAUTH);
     assert_int_equal(phonepay_otp_check(f->pp, PAYER, code, salt, sizeof salt, digest,
-                                        sizeof digest, &e), PX_EAUTH);
+                                        sizeof digest, &e),
+                     PX_EAUTH);
     assert_int_equal(phonepay_otp_check(f->pp, PAYEE, "12345", salt, sizeof salt, digest,
-                                        sizeof digest, &e), PX_EFORMAT);
+                                        sizeof digest, &e),
+                     PX_EFORMAT);
 }
 
 static void test_rate_windows(void **state)
@@ -123,13 +130,15 @@ static void test_register_confirm(void **state)
     /* registered already */
     assert_int_equal(phonepay_payee_register(f->pp, "张三丰", PAYEE, CARD, &v, &e), PX_EEXIST);
     /* bad input names the field */
-    assert_int_equal(phonepay_payee_register(f->pp, "张三", "12345678901", CARD, &v, &e), PX_EINVAL);
+    assert_int_equal(phonepay_payee_register(f->pp, "张三", "12345678901", CARD, &v, &e),
+                     PX_EINVAL);
     assert_non_null(strstr(e.msg, "mobile"));
     assert_int_equal(phonepay_payee_register(f->pp, "张三", PAYER, "123", &v, &e), PX_EINVAL);
     assert_non_null(strstr(e.msg, "card"));
     /* no clear card anywhere in the database rows */
     assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_payee WHERE card_masked LIKE "
-                               "'%0000000000%'"), 0);
+                               "'%0000000000%'"),
+                     0);
 }
 
 static void test_wrong_codes_void_challenge(void **state)
@@ -200,7 +209,8 @@ static void test_lookup(void **state)
     {
         int64_t q2 = 0;
         assert_int_equal(net_metrics_lookup("possum_phonepay_answers_total",
-                                            "step=\"lookup\",code=\"Q2\"", &q2), PX_OK);
+                                            "step=\"lookup\",code=\"Q2\"", &q2),
+                         PX_OK);
         assert_true(q2 >= 1);
     }
 }
@@ -259,7 +269,8 @@ static void test_payment(void **state)
     /* no contracted bank yet: 15 with the reason; the reference stays usable */
     assert_int_equal(phonepay_payment_begin(f->pp, &q, &p, &e), PX_OK);
     assert_string_equal(p.response_code, "15");
-    assert_string_equal(p.text, "付款卡所属银行不是签约银行 / card's bank is not a contracted bank");
+    assert_string_equal(p.text,
+                        "付款卡所属银行不是签约银行 / card's bank is not a contracted bank");
     assert_string_equal(p.payee_card, "");
     pp_exec(f, "INSERT INTO phonepay_bin (bin, bank, created_ms) VALUES ('622202', 'ICBC', 0)");
     q.amount_minor = 9999;
@@ -277,17 +288,23 @@ static void test_payment(void **state)
     assert_int_equal(phonepay_payment_begin(f->pp, &q, &p, &e), PX_OK);
     assert_string_equal(p.response_code, "12");
     assert_int_equal(phonepay_payment_result(f->pp, r.reference, "000000000042", "000042", "00",
-                                             &e), PX_OK);
+                                             &e),
+                     PX_OK);
     assert_int_equal(phonepay_payment_result(f->pp, r.reference, "000000000042", "000042", "00",
-                                             &e), PX_OK); /* the same answer again */
+                                             &e),
+                     PX_OK); /* the same answer again */
     assert_int_equal(phonepay_payment_result(f->pp, r.reference, "000000000042", "000042", "51",
-                                             &e), PX_ECONFLICT);
+                                             &e),
+                     PX_ECONFLICT);
     assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'debit' AND "
-                               "recipient = '" PAYER "'"), 1);
+                               "recipient = '" PAYER "'"),
+                     1);
     assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'approved' "
-                               "AND business_date IS NOT NULL"), 1);
+                               "AND business_date IS NOT NULL"),
+                     1);
     assert_int_equal(phonepay_payment_reverse(f->pp, r.reference, &e), PX_OK);
-    assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'reversed'"), 1);
+    assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'reversed'"),
+                     1);
     assert_int_equal(phonepay_payment_reverse(f->pp, r.reference, &e), PX_OK);
     assert_int_equal(phonepay_payment_reverse(f->pp, "999999999999", &e), PX_OK);
 }
@@ -311,10 +328,12 @@ static void test_payment_expired_and_declined(void **state)
     assert_int_equal(phonepay_payment_begin(f->pp, &q, &p, &e), PX_OK);
     assert_string_equal(p.response_code, "00");
     assert_int_equal(phonepay_payment_result(f->pp, r.reference, "000000000043", "000043", "51",
-                                             &e), PX_OK);
+                                             &e),
+                     PX_OK);
     assert_int_equal(pp_int(f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'debit'"), 0);
-    assert_int_equal(phonepay_payment_result(f->pp, "000000000000", "000000000044", "000044",
-                                             "00", &e), PX_ENOTFOUND);
+    assert_int_equal(phonepay_payment_result(f->pp, "000000000000", "000000000044", "000044", "00",
+                                             &e),
+                     PX_ENOTFOUND);
 }
 
 int main(void)

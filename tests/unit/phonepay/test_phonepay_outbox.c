@@ -19,7 +19,7 @@
 
 typedef struct gateway {
     net_http_server *srv;
-    int sms_fail_first;     /* answer 503 to this many SMS requests */
+    int sms_fail_first; /* answer 503 to this many SMS requests */
     int sms_always_fail;
     int sms_requests, hooks;
     char to[16], text[512], user[32], pass[32], coding[4], charset[16];
@@ -149,8 +149,8 @@ static void test_sms_and_webhook_delivered(void **state)
     assert_int_equal(gw.hooks, 1);
     assert_non_null(strstr(gw.hook_body, "\"event\":\"otp\""));
     assert_non_null(strstr(gw.hook_body, "\"to\":\"" PAYEE "\""));
-    HMAC(EVP_sha256(), "hook-secret", 11, (const unsigned char *)gw.hook_body,
-         strlen(gw.hook_body), mac, &n);
+    HMAC(EVP_sha256(), "hook-secret", 11, (const unsigned char *)gw.hook_body, strlen(gw.hook_body),
+         mac, &n);
     memcpy(sig, "sha256=", 7);
     px_hex_encode(mac, n, sig + 7);
     assert_string_equal(gw.hook_sig, sig);
@@ -164,9 +164,11 @@ static void test_retry_then_delivered(void **state)
     ctx *c = *state;
     gw.sms_fail_first = 2;
     register_payee(c);
-    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE channel = 'sms' AND state = 'sent'", 1);
+    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE channel = 'sms' AND state = 'sent'",
+              1);
     assert_int_equal(gw.sms_requests, 3);
-    assert_int_equal(pp_int(&c->f, "SELECT attempts FROM phonepay_outbox WHERE channel = 'sms'"), 3);
+    assert_int_equal(pp_int(&c->f, "SELECT attempts FROM phonepay_outbox WHERE channel = 'sms'"),
+                     3);
 }
 
 static void test_gives_up(void **state)
@@ -174,10 +176,12 @@ static void test_gives_up(void **state)
     ctx *c = *state;
     gw.sms_always_fail = 1;
     register_payee(c);
-    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE channel = 'sms' AND state = 'failed'", 1);
+    run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE channel = 'sms' AND state = 'failed'",
+              1);
     assert_int_equal(gw.sms_requests, 3);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE channel = 'sms' AND "
-                                   "last_error = 'HTTP 503' AND body = ''"), 1);
+                                   "last_error = 'HTTP 503' AND body = ''"),
+                     1);
 }
 
 /* Nothing is lost: an item queued while no deliverer runs goes out when one starts, and one
@@ -196,7 +200,8 @@ static void test_survives_restart(void **state)
     c->f.pp->outbox = c->ob;
     run_until(c, "SELECT COUNT(*) FROM phonepay_outbox WHERE state = 'sent'", 2);
     assert_int_equal(gw.sms_requests, 1);
-    assert_int_equal(pp_int(&c->f, "SELECT attempts FROM phonepay_outbox WHERE channel = 'sms'"), 2);
+    assert_int_equal(pp_int(&c->f, "SELECT attempts FROM phonepay_outbox WHERE channel = 'sms'"),
+                     2);
 }
 
 /* A row another process queued (no kick here): the timer finds it. */
@@ -204,9 +209,10 @@ static void test_timer_finds_foreign_rows(void **state)
 {
     ctx *c = *state;
     char sql[512];
-    snprintf(sql, sizeof sql, "INSERT INTO phonepay_outbox (id, channel, event, recipient, body, "
-                              "state, next_ms, created_ms) VALUES ('debit:1:sms', 'sms', 'debit', "
-                              "'" PAYEE "', 'paid', 'pending', %lld, %lld)",
+    snprintf(sql, sizeof sql,
+             "INSERT INTO phonepay_outbox (id, channel, event, recipient, body, "
+             "state, next_ms, created_ms) VALUES ('debit:1:sms', 'sms', 'debit', "
+             "'" PAYEE "', 'paid', 'pending', %lld, %lld)",
              (long long)px_now_ms() + 150, (long long)px_now_ms());
     run_until(c, "SELECT COUNT(*) FROM phonepay_outbox", 0);
     {

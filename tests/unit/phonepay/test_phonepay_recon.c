@@ -30,9 +30,9 @@
 typedef struct provider {
     int lfd, port;
     pthread_t th;
-    int credits;               /* 0220s received */
+    int credits; /* 0220s received */
     char last_card[20], last_rrn[13], last_f48[12], last_proc[7];
-    char refuse_rrn[13];       /* answer 14 to this RRN */
+    char refuse_rrn[13]; /* answer 14 to this RRN */
 } provider;
 
 static int read_full(int fd, uint8_t *p, size_t n)
@@ -160,8 +160,10 @@ static void write_file(ctx *c, const char *body)
 {
     FILE *fp = fopen(c->path, "w");
     assert_non_null(fp);
-    fprintf(fp, "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,"
-                "terminal,merchant,payee_card_masked,payer_mobile\n%s", body);
+    fprintf(fp,
+            "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,"
+            "terminal,merchant,payee_card_masked,payer_mobile\n%s",
+            body);
     fclose(fp);
 }
 
@@ -226,7 +228,8 @@ static void switch_debit(ctx *c, int i, const char *rrn, int64_t amount)
     pp_exec(&c->f, sql);
     snprintf(sql, sizeof sql,
              "UPDATE ledger_account SET balance = balance + CASE id WHEN 'provider:settlement' "
-             "THEN %lld ELSE %lld END", (long long)amount, (long long)-amount);
+             "THEN %lld ELSE %lld END",
+             (long long)amount, (long long)-amount);
     pp_exec(&c->f, sql);
 }
 
@@ -255,8 +258,9 @@ static void add_line(ctx *c, char *buf, size_t bufsz, const char *rrn, const cha
                      int64_t amount, const char *mobile)
 {
     size_t n = strlen(buf);
-    snprintf(buf + n, bufsz - n, "%s,%s,000001,%s,622202******0128,%lld,156,00,1,T0000001,M1,%s,%s\n",
-             c->today, rrn, type, (long long)amount, mobile[0] ? "621700******0004" : "", mobile);
+    snprintf(buf + n, bufsz - n,
+             "%s,%s,000001,%s,622202******0128,%lld,156,00,1,T0000001,M1,%s,%s\n", c->today, rrn,
+             type, (long long)amount, mobile[0] ? "621700******0004" : "", mobile);
 }
 
 static void run(ctx *c, phonepay_recon_report *r)
@@ -304,9 +308,11 @@ static void test_recon_matches_and_credits(void **state)
     assert_string_equal(pv.last_f48, PAYER);
     assert_string_equal(pv.last_proc, "210000");
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'credited' "
-                                   "AND rrn = '000000000101'"), 1);
+                                   "AND rrn = '000000000101'"),
+                     1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'credit' "
-                                   "AND recipient = '" PAYEE "' AND body LIKE '%" PAYER "%'"), 1);
+                                   "AND recipient = '" PAYEE "' AND body LIKE '%" PAYER "%'"),
+                     1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_recon_item"), 4);
     /* [0055] in the ledger: what we owed the payee is paid out of what the provider owed us */
     assert_int_equal(credit_entries(c), 2);
@@ -319,7 +325,8 @@ static void test_recon_matches_and_credits(void **state)
     assert_int_equal(r.credited_now, 0);
     assert_int_equal(r.credited_before, 1);
     assert_int_equal(pv.credits, 1);
-    assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'credit'"), 1);
+    assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_outbox WHERE event = 'credit'"),
+                     1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_recon_item"), 4);
     assert_int_equal(credit_entries(c), 2);
     assert_int_equal(balance(c, "phonepay:payees"), 0);
@@ -342,7 +349,8 @@ static void test_credit_refused_then_retried(void **state)
     assert_int_equal(r.matched, 1);
     assert_int_equal(r.credit_failed, 1);
     assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'approved' "
-                                   "AND credit_rc = '14'"), 1);
+                                   "AND credit_rc = '14'"),
+                     1);
     assert_int_equal(credit_entries(c), 0); /* refused: nothing posted */
     assert_int_equal(balance(c, "phonepay:payees"), -10000);
     pv.refuse_rrn[0] = 0;
@@ -368,7 +376,9 @@ static void test_provider_down_then_up(void **state)
     c->f.pp->cfg.provider_enabled = 0;
     run(c, &r);
     assert_int_equal(r.credit_failed, 1);
-    assert_int_equal(pp_int(&c->f, "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'crediting'"), 1);
+    assert_int_equal(pp_int(&c->f,
+                            "SELECT COUNT(*) FROM phonepay_payment WHERE state = 'crediting'"),
+                     1);
     assert_int_equal(credit_entries(c), 0); /* unanswered: nothing posted */
     c->f.pp->cfg.provider_enabled = 1;
     run(c, &r);

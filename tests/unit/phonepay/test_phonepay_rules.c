@@ -15,21 +15,16 @@ static int valid(const char *s)
  * 1740[0-5]\d{6} | 1(?:[38]\d|4[57]|[59][0-35-9]|6[25-7]|7[0-35-8])\d{8} */
 static void test_mobile_prefixes(void **state)
 {
-    static const char *const good[] = {"13012345678", "13912345678", "14512345678",
-                                       "14712345678", "15012345678", "15312345678",
-                                       "15512345678", "15912345678", "16212345678",
-                                       "16512345678", "16712345678", "17012345678",
-                                       "17312345678", "17512345678", "17812345678",
-                                       "17400012345", "17405999999", "18012345678",
-                                       "18912345678", "19012345678", "19512345678",
-                                       "19912345678"};
-    static const char *const bad[] = {"10012345678", "11012345678", "12012345678",
-                                      "14012345678", "14412345678", "14612345678",
-                                      "14912345678", "15412345678", "16012345678",
-                                      "16112345678", "16312345678", "16412345678",
-                                      "16812345678", "16912345678", "17412345678",
-                                      "17406123456", "17410123456", "17912345678",
-                                      "19412345678", "23812345678", "03812345678"};
+    static const char *const good[] = {
+        "13012345678", "13912345678", "14512345678", "14712345678", "15012345678", "15312345678",
+        "15512345678", "15912345678", "16212345678", "16512345678", "16712345678", "17012345678",
+        "17312345678", "17512345678", "17812345678", "17400012345", "17405999999", "18012345678",
+        "18912345678", "19012345678", "19512345678", "19912345678"};
+    static const char *const bad[] = {
+        "10012345678", "11012345678", "12012345678", "14012345678", "14412345678", "14612345678",
+        "14912345678", "15412345678", "16012345678", "16112345678", "16312345678", "16412345678",
+        "16812345678", "16912345678", "17412345678", "17406123456", "17410123456", "17912345678",
+        "19412345678", "23812345678", "03812345678"};
     (void)state;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (!valid(good[i]))
@@ -88,8 +83,9 @@ static void test_name_mask(void **state)
     assert_string_equal(out, "王");
     assert_int_equal(phonepay_name_mask("Bob Li", out, sizeof out), PX_OK);
     assert_string_equal(out, "B*b Li");
-    assert_int_equal(phonepay_name_mask("\xF0\x9F\x98\x80\xF0\x9F\x98\x81x", out, sizeof out), PX_OK);
-    assert_string_equal(out, "\xF0\x9F\x98\x80*x");  /* 4-byte code points */
+    assert_int_equal(phonepay_name_mask("\xF0\x9F\x98\x80\xF0\x9F\x98\x81x", out, sizeof out),
+                     PX_OK);
+    assert_string_equal(out, "\xF0\x9F\x98\x80*x"); /* 4-byte code points */
     assert_int_equal(phonepay_name_mask("张\xE4\xB8", out, sizeof out), PX_EFORMAT);
     assert_int_equal(phonepay_name_mask("", out, sizeof out), PX_EFORMAT);
     assert_int_equal(phonepay_name_mask("张三丰", out, 4), PX_ETOOBIG);
@@ -107,7 +103,7 @@ static void test_name_valid(void **state)
     assert_false(phonepay_name_is_valid("张三 ", &why));
     assert_false(phonepay_name_is_valid("张\n三", &why));
     assert_string_equal(why, "must not contain control characters");
-    assert_false(phonepay_name_is_valid("\xC0\xAF", &why));   /* overlong '/' */
+    assert_false(phonepay_name_is_valid("\xC0\xAF", &why)); /* overlong '/' */
     assert_string_equal(why, "is not valid UTF-8");
     assert_false(phonepay_name_is_valid("\xED\xA0\x80", &why)); /* a surrogate */
     memset(long_name, 'a', 33);
@@ -150,16 +146,18 @@ static void test_sms_url_and_webhook(void **state)
                         "&to=13812345678&text=%E9%AA%8C%E8%AF%81%E7%A0%81%201"
                         "&charset=UTF-8&coding=2");
     px_buf_reset(&b);
-    assert_int_equal(phonepay_webhook_body("otp:1:sms", "otp", "13812345678", "hi \"you\"", 7,
-                                           &b, &e), PX_OK);
+    assert_int_equal(phonepay_webhook_body("otp:1:sms", "otp", "13812345678", "hi \"you\"", 7, &b,
+                                           &e),
+                     PX_OK);
     assert_string_equal(px_buf_str(&b), "{\"id\":\"otp:1:sms\",\"event\":\"otp\",\"to\":"
                                         "\"13812345678\",\"text\":\"hi \\\"you\\\"\","
                                         "\"created_ms\":7}");
     px_buf_free(&b);
 }
 
-#define HDR "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal," \
-            "merchant,payee_card_masked,payer_mobile\n"
+#define HDR                                                                                        \
+    "date,rrn,stan,type,pan_masked,amount_minor,currency,response,acquirer,terminal,"              \
+    "merchant,payee_card_masked,payer_mobile\n"
 
 static void test_clearing_good(void **state)
 {
@@ -203,7 +201,8 @@ static void expect_bad(const char *body, const char *needle)
 
 static void test_clearing_bad_lines(void **state)
 {
-    const char *ok = "2026-03-01,000000000001,000001,purchase,622202******0128,100,156,00,1,T1,M1,,\n";
+    const char *ok =
+        "2026-03-01,000000000001,000001,purchase,622202******0128,100,156,00,1,T1,M1,,\n";
     char two[512];
     (void)state;
     expect_bad("2026-03-02,000000000001,000001,purchase,622202******0128,100,156,00,1,T1,M1,,\n",
@@ -253,11 +252,16 @@ static void test_clearing_bad_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mobile_prefixes),   cmocka_unit_test(test_mobile_shape),
-        cmocka_unit_test(test_field48),           cmocka_unit_test(test_name_mask),
-        cmocka_unit_test(test_name_valid),        cmocka_unit_test(test_card_and_masks),
-        cmocka_unit_test(test_sms_url_and_webhook), cmocka_unit_test(test_clearing_good),
-        cmocka_unit_test(test_clearing_bad_lines), cmocka_unit_test(test_clearing_bad_header),
+        cmocka_unit_test(test_mobile_prefixes),
+        cmocka_unit_test(test_mobile_shape),
+        cmocka_unit_test(test_field48),
+        cmocka_unit_test(test_name_mask),
+        cmocka_unit_test(test_name_valid),
+        cmocka_unit_test(test_card_and_masks),
+        cmocka_unit_test(test_sms_url_and_webhook),
+        cmocka_unit_test(test_clearing_good),
+        cmocka_unit_test(test_clearing_bad_lines),
+        cmocka_unit_test(test_clearing_bad_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

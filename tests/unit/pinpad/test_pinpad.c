@@ -98,10 +98,11 @@ static void make_f62(uint8_t f62[60], int spoil_cv_of)
     hex(TMK_HEX, tmk, 16);
     for (int i = 0; i < 3; i++) {
         hex(clear[i], k, 16);
-        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, tmk, 16, NULL, k, 16,
-                                        f62 + i * 20, NULL), PX_OK);
-        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, k, 16, NULL, zero, 8, cv,
-                                        NULL), PX_OK);
+        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, tmk, 16, NULL, k, 16, f62 + i * 20,
+                                        NULL),
+                         PX_OK);
+        assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, k, 16, NULL, zero, 8, cv, NULL),
+                         PX_OK);
         memcpy(f62 + i * 20 + 16, cv, 4);
         if (i == spoil_cv_of)
             f62[i * 20 + 19] ^= 0x01;
@@ -126,8 +127,9 @@ static void test_work_key_known_answer(void **state)
     /* the MAC made inside equals a MAC under the vector's clear key */
     hex(MAK_HEX, mak, 16);
     assert_int_equal(pinpad_mac(f->p, (const uint8_t *)"0200 message", 12, mac, NULL), PX_OK);
-    assert_int_equal(crypto_mac(CRYPTO_MAC_CUP_ECB, mak, 16, (const uint8_t *)"0200 message",
-                                12, want, sizeof want, &n, NULL), PX_OK);
+    assert_int_equal(crypto_mac(CRYPTO_MAC_CUP_ECB, mak, 16, (const uint8_t *)"0200 message", 12,
+                                want, sizeof want, &n, NULL),
+                     PX_OK);
     assert_memory_equal(mac, want, 8);
     assert_int_equal(pinpad_mac_verify(f->p, (const uint8_t *)"0200 message", 12, mac, NULL),
                      PX_OK);
@@ -190,7 +192,8 @@ static void test_pin_entry_from_a_pipe(void **state)
     close(fds[1]);
     int devnull = open("/dev/null", O_WRONLY);
     assert_int_equal(pinpad_pin_entry(f->p, fds[0], devnull, "PIN: ", "5555555551234567", blk,
-                                      NULL), PX_OK);
+                                      NULL),
+                     PX_OK);
     assert_int_equal(pinpad_pin_block(f->p, "1234", "5555555551234567", ref, NULL), PX_OK);
     uint8_t pik[16], c1[8], c2[8];
     hex(PIK_HEX, pik, 16);
@@ -349,7 +352,8 @@ static void test_tmk_under_tk(void **state)
     hex(TMK_HEX, tmk, 16);
     /* the KMS's side: TMK under TK, with the TMK's check value */
     assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_ECB, f->p->slot[PINPAD_TK].key, 16, NULL,
-                                    tmk, 16, ct, NULL), PX_OK);
+                                    tmk, 16, ct, NULL),
+                     PX_OK);
     assert_int_equal(crypto_kcv(CRYPTO_TDES, tmk, 16, kcv, sizeof kcv, &n, NULL), PX_OK);
     kcv[0] ^= 1;
     assert_int_equal(pinpad_load_tmk_under_tk(f->p, ct, 16, kcv, 3, NULL), PX_EAUTH);
@@ -370,7 +374,8 @@ static void test_seal(void **state)
     pinpad *q = NULL;
     char other[700];
     assert_int_equal(pinpad_seal(f->p, (const uint8_t *)"6222021234567890123", 19, sealed,
-                                 sizeof sealed, &n, NULL), PX_OK);
+                                 sizeof sealed, &n, NULL),
+                     PX_OK);
     assert_int_equal(n, 19 + PINPAD_SEAL_OVERHEAD);
     assert_null(find(sealed, n, "6222021234567890123", 19));
     assert_int_equal(pinpad_unseal(f->p, sealed, n, back, sizeof back, &m, NULL), PX_OK);

@@ -98,7 +98,8 @@ void pt_point(EVP_PKEY *k, uint8_t point[PKI_EC_POINT_LEN])
 {
     size_t len = 0;
     assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                                     PKI_EC_POINT_LEN, &len), 1);
+                                                     PKI_EC_POINT_LEN, &len),
+                     1);
     assert_int_equal(len, PKI_EC_POINT_LEN);
 }
 

@@ -15,7 +15,7 @@
 #include "pki/pki.h"
 
 typedef struct pki_fixture {
-    char dir[PX_PATH_MAX];   /* temp dir */
+    char dir[PX_PATH_MAX];    /* temp dir */
     char ca_dir[PX_PATH_MAX]; /* dir/ca */
     pki_ca *ca;
 } pki_fixture;

@@ -64,8 +64,8 @@ static void test_issue_every_role(void **state)
     char *certs[4], *key = NULL;
     pki_cert_info ci;
     for (size_t i = 0; i < 4; i++)
-        pt_issue(f, cases[i].role, cases[i].purpose, cases[i].name, &certs[i],
-                 i == 0 ? &key : NULL, NULL);
+        pt_issue(f, cases[i].role, cases[i].purpose, cases[i].name, &certs[i], i == 0 ? &key : NULL,
+                 NULL);
     assert_non_null(strstr(key, "PRIVATE KEY"));
     t = pt_trust(f);
     for (size_t i = 0; i < 4; i++) {
@@ -80,15 +80,18 @@ static void test_issue_every_role(void **state)
         assert_int_equal(strlen(ci.fingerprint_hex), 64);
     }
     /* the operator's certificate is not an MTMS's, nor a KMS's receiving key */
-    assert_int_equal(verify(t, certs[0], PKI_ROLE_MTMS, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(t, certs[0], PKI_ROLE_MTMS, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "role is operator, expected mtms"));
-    assert_int_equal(verify(t, certs[2], PKI_ROLE_KMS, PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ci, &e),
+    assert_int_equal(verify(t, certs[2], PKI_ROLE_KMS, PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ci,
+                            &e),
                      PX_EPERM);
     assert_non_null(strstr(e.msg, "a tls certificate, expected key-agreement"));
     /* the key the CA made matches its certificate */
     EVP_PKEY *k = pt_key_from_pem(key);
     uint8_t pt[PKI_EC_POINT_LEN];
-    assert_int_equal(verify(t, certs[0], PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_OK);
+    assert_int_equal(verify(t, certs[0], PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_OK);
     pt_point(k, pt);
     assert_memory_equal(pt, ci.point, sizeof pt);
     EVP_PKEY_free(k);
@@ -119,8 +122,10 @@ static void test_kms_receiving_key_and_device_csr(void **state)
     assert_null(key);
     assert_memory_equal(ci.point, point, sizeof point);
     t = pt_trust(f);
-    assert_int_equal(verify(t, cert, PKI_ROLE_KMS, PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ci, &e), PX_OK);
-    assert_int_equal(verify(t, cert, PKI_ROLE_KMS, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(t, cert, PKI_ROLE_KMS, PKI_PURPOSE_KEY_AGREEMENT, px_now_ms(), &ci, &e),
+                     PX_OK);
+    assert_int_equal(verify(t, cert, PKI_ROLE_KMS, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     free(cert);
     /* a bare point is only for key agreement; a point off the curve is refused */
     r.purpose = PKI_PURPOSE_TLS;
@@ -141,7 +146,8 @@ static void test_kms_receiving_key_and_device_csr(void **state)
     assert_string_equal(ci.cn, "pinpad:PP10000001");
     pki_trust_free(t);
     t = pt_trust(f);
-    assert_int_equal(verify(t, cert, PKI_ROLE_PINPAD, PKI_PURPOSE_DEVICE, px_now_ms(), &ci, &e), PX_OK);
+    assert_int_equal(verify(t, cert, PKI_ROLE_PINPAD, PKI_PURPOSE_DEVICE, px_now_ms(), &ci, &e),
+                     PX_OK);
     free(cert);
     /* a request whose signature does not verify */
     char *bad = strdup(csr), *mid = strstr(bad, "\n") + 40;
@@ -179,23 +185,29 @@ static void test_revoke_and_crl(void **state)
     before = pt_trust(f);
     assert_int_equal(pki_ca_revoke(f->ca, c1.serial, NULL, "keyCompromise", 30, &n, &e), PX_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(pki_ca_revoke(f->ca, NULL, "operator:bob", "affiliationChanged", 30, &n, &e), PX_OK);
+    assert_int_equal(pki_ca_revoke(f->ca, NULL, "operator:bob", "affiliationChanged", 30, &n, &e),
+                     PX_OK);
     assert_int_equal(n, 2);
     assert_int_equal(pki_ca_revoke(f->ca, c1.serial, NULL, NULL, 30, &n, &e), PX_ENOTFOUND);
     assert_int_equal(pki_ca_revoke(f->ca, NULL, "operator:carol", NULL, 30, &n, &e), PX_ENOTFOUND);
     assert_int_equal(pki_ca_revoke(f->ca, "00", NULL, "because", 30, &n, &e), PX_EINVAL);
     after = pt_trust(f);
     /* the old CRL does not know yet: that is why services must take the fresh one */
-    assert_int_equal(verify(before, op1, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_OK);
-    assert_int_equal(verify(after, op1, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(before, op1, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_OK);
+    assert_int_equal(verify(after, op1, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     assert_string_equal(e.msg, "certificate revoked (keyCompromise)");
-    assert_int_equal(verify(after, op2, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(after, op2, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     assert_string_equal(e.msg, "certificate revoked (affiliationChanged)");
-    assert_int_equal(verify(after, op3, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(after, op3, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     /* a CRL past its next update fails closed; so does a certificate past its end */
     assert_true(pki_trust_crl_next_update_ms(after) > px_now_ms() + 29LL * 86400000);
     assert_int_equal(verify(after, op1, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS,
-                            px_now_ms() + 31LL * 86400000, &ci, &e), PX_EPERM);
+                            px_now_ms() + 31LL * 86400000, &ci, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "CRL is out of date"));
     free(op1);
     free(op2);
@@ -247,8 +259,10 @@ static void test_other_ca(void **state)
     pt_issue(f, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, "alice", &mine, NULL, NULL);
     pt_issue(&g, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, "alice", &theirs, NULL, NULL);
     t = pt_trust(f);
-    assert_int_equal(verify(t, mine, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_OK);
-    assert_int_equal(verify(t, theirs, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(t, mine, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_OK);
+    assert_int_equal(verify(t, theirs, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     assert_string_equal(e.msg, "certificate not issued by this CA");
     /* a CRL signed by another CA is refused at load */
     snprintf(ca, sizeof ca, "%s/ca.crt", f->ca_dir);
@@ -257,14 +271,17 @@ static void test_other_ca(void **state)
     assert_non_null(strstr(e.msg, "CRL: not signed by this CA"));
     /* without a CRL nothing verifies (fail closed) */
     assert_int_equal(pki_trust_load(ca, NULL, &mixed, &e), PX_OK);
-    assert_int_equal(verify(mixed, mine, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EPERM);
+    assert_int_equal(verify(mixed, mine, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EPERM);
     assert_non_null(strstr(e.msg, "no CRL"));
     /* garbage */
     assert_int_equal(pki_trust_verify(t, (const uint8_t *)"xyz", 3, PKI_ROLE_OPERATOR,
-                                      PKI_PURPOSE_TLS, px_now_ms(), &ci, &e), PX_EFORMAT);
+                                      PKI_PURPOSE_TLS, px_now_ms(), &ci, &e),
+                     PX_EFORMAT);
     /* a certificate past its end */
     assert_int_equal(verify(t, mine, PKI_ROLE_OPERATOR, PKI_PURPOSE_TLS,
-                            px_now_ms() + 400LL * 86400000, &ci, &e), PX_EPERM);
+                            px_now_ms() + 400LL * 86400000, &ci, &e),
+                     PX_EPERM);
     pki_trust_free(mixed);
     pki_trust_free(t);
     free(mine);

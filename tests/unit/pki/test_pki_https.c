@@ -69,8 +69,7 @@ static void stop_cb(void *arg)
     event_base_loopbreak(s->base);
 }
 
-static void srv_start(srv *s, const pki_fixture *f, const char *cert, const char *key,
-                      int with_crl)
+static void srv_start(srv *s, const pki_fixture *f, const char *cert, const char *key, int with_crl)
 {
     net_listener_config cfg;
     struct timeval tv = {3600, 0};
@@ -175,7 +174,8 @@ static void test_round_trip_keepalive(void **state)
         assert_int_equal(pki_https_call(c, "POST", "/v1/echo", body, &status, &reply, &e), PX_OK);
         assert_int_equal(status, 200);
         assert_string_equal(json_string_value(json_object_get(reply, "client")), "operator:alice");
-        assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "echo"), "serial")),
+        assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "echo"),
+                                                              "serial")),
                             "PP10000001");
         json_decref(reply);
     }
@@ -239,7 +239,8 @@ static void test_refusals(void **state)
     pki_https_close(c);
     srv_stop(&s);
     /* revoked, then the server restarted with the new CRL */
-    assert_int_equal(pki_ca_revoke(f->pf.ca, f->op.serial, NULL, "keyCompromise", 30, &n, &e), PX_OK);
+    assert_int_equal(pki_ca_revoke(f->pf.ca, f->op.serial, NULL, "keyCompromise", 30, &n, &e),
+                     PX_OK);
     srv_start(&s, &f->pf, f->srv_cert, f->srv_key, 1);
     snprintf(url, sizeof url, "https://127.0.0.1:%d", s.port);
     assert_int_equal(pki_https_open(url, &t, 5000, &c, &e), PX_OK);

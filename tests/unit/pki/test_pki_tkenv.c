@@ -96,7 +96,8 @@ static void test_round_trip(void **state)
     assert_int_equal(pki_tkenv_parse_b64(b64, back, sizeof back, &m, &env, &e), PX_OK);
     assert_int_equal(m, n);
     assert_memory_equal(back, buf, n);
-    assert_int_equal(pki_tkenv_parse_b64("not base64!", back, sizeof back, &m, &env, &e), PX_EFORMAT);
+    assert_int_equal(pki_tkenv_parse_b64("not base64!", back, sizeof back, &m, &env, &e),
+                     PX_EFORMAT);
     pki_trust_free(t);
 }
 

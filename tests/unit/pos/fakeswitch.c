@@ -47,8 +47,8 @@ static int mac_ok(const uint8_t *buf, size_t len)
     fs_hex(FS_MAK_HEX, mak, 16);
     if (iso8583_mac_span(&iso8583_unionpay_pos, buf, len, &off, &n, NULL) != PX_OK)
         return 0;
-    return crypto_mac_verify(CRYPTO_MAC_CUP_ECB, mak, 16, buf + off, n, buf + off + n, 8,
-                             NULL) == PX_OK;
+    return crypto_mac_verify(CRYPTO_MAC_CUP_ECB, mak, 16, buf + off, n, buf + off + n, 8, NULL) ==
+           PX_OK;
 }
 
 static void signon_keys(fake_switch *fs, iso8583_msg *rsp)
@@ -86,9 +86,7 @@ static int answer(fake_switch *fs, int kind, const iso8583_msg *req, iso8583_msg
         iso8583_set(rsp, 39, "00", NULL);
         signon_keys(fs, rsp);
         return 0;
-    case FS_0820:
-        iso8583_set(rsp, 39, "00", NULL);
-        return 0;
+    case FS_0820: iso8583_set(rsp, 39, "00", NULL); return 0;
     case FS_0100:
         if (strncmp(get(req, 48), FS_PAYEE, 11) != 0) {
             iso8583_set(rsp, 39, "Q2", NULL);
@@ -100,21 +98,17 @@ static int answer(fake_switch *fs, int kind, const iso8583_msg *req, iso8583_msg
         iso8583_set(rsp, 63, FS_PAYEE_NAME, NULL);
         return 1;
     case FS_0500:
-        snprintf(v, sizeof v, "%.30s%c%.31s", get(req, 48), fs->settle_result ? fs->settle_result
-                 : '1', get(req, 48) + 31);
+        snprintf(v, sizeof v, "%.30s%c%.31s", get(req, 48),
+                 fs->settle_result ? fs->settle_result : '1', get(req, 48) + 31);
         iso8583_set(rsp, 48, v, NULL);
         iso8583_set(rsp, 39, "00", NULL);
         return 1;
     case FS_0320:
-        fs->upload_entries += (int)strtol((char[3]){get(req, 48)[0], get(req, 48)[1], 0}, NULL,
-                                          10);
+        fs->upload_entries += (int)strtol((char[3]){get(req, 48)[0], get(req, 48)[1], 0}, NULL, 10);
         iso8583_set(rsp, 39, "00", NULL);
         return 1;
-    case FS_0400:
-        iso8583_set(rsp, 39, "00", NULL);
-        return 1;
-    default:
-        break;
+    case FS_0400: iso8583_set(rsp, 39, "00", NULL); return 1;
+    default: break;
     }
     snprintf(v, sizeof v, "%012d", ++fs->rrn);
     iso8583_set(rsp, 37, v, NULL);

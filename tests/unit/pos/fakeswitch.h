@@ -17,7 +17,7 @@
 #define FS_PIK_HEX "0123456789ABCDEFFEDCBA9876543210"
 #define FS_MAK_HEX "C24A8FB57AA20123C24A8FB57AA20123"
 #define FS_TDK_HEX "F1E2D3C4B5A697880011223344556677"
-#define FS_PAYEE "13800138000"          /* the one registered payee */
+#define FS_PAYEE "13800138000"                    /* the one registered payee */
 #define FS_PAYEE_NAME "\xE5\xBC\xA0*\xE4\xB8\x89" /* 张*三 */
 #define FS_LOOKUP_REF "000000000123"
 
@@ -28,18 +28,18 @@ typedef struct fake_switch {
     pthread_mutex_t mu;
     int port;
     /* behaviour (set under mu, or before the terminal talks) */
-    int drop;              /* leave this many matching requests unanswered */
-    char drop_mti[5];      /* ... with this MTI ("" = any) */
-    int spoil_mac;         /* spoil the MAC of this many answers */
-    char decline[3];       /* answer financial requests with this code ("" = 00) */
-    int proc_req;          /* processing requirement nibble on every answer */
-    char settle_result;    /* '1' balanced, '2' not */
-    int spoil_cv;          /* spoil the TDK's check value at sign-on */
+    int drop;           /* leave this many matching requests unanswered */
+    char drop_mti[5];   /* ... with this MTI ("" = any) */
+    int spoil_mac;      /* spoil the MAC of this many answers */
+    char decline[3];    /* answer financial requests with this code ("" = 00) */
+    int proc_req;       /* processing requirement nibble on every answer */
+    char settle_result; /* '1' balanced, '2' not */
+    int spoil_cv;       /* spoil the TDK's check value at sign-on */
     /* what it saw */
-    char seen[512];        /* MTIs in order: "0800 0200 0400 " */
-    int bad_mac_requests;  /* requests whose MAC did not verify */
+    char seen[512];       /* MTIs in order: "0800 0200 0400 " */
+    int bad_mac_requests; /* requests whose MAC did not verify */
     int upload_entries;
-    iso8583_msg last[8];   /* last request per kind: see fs_last() */
+    iso8583_msg last[8]; /* last request per kind: see fs_last() */
     uint32_t batch;
     int rrn;
 } fake_switch;

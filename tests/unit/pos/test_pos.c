@@ -471,7 +471,8 @@ static void test_mobile_number_payment(void **state)
     assert_true(iso8583_has(&req, 64));
     assert_int_equal(pinpad_pin_block(pos_pinpad(f->t), "1234", PAN, pb, NULL), PX_OK);
     assert_int_equal(pos_phonepay_pay(f->t, FS_PAYEE, PAYER, look.lookup_ref, 5000, &f->card, pb,
-                                      &r, NULL), PX_OK);
+                                      &r, NULL),
+                     PX_OK);
     assert_int_equal(r.outcome, POS_APPROVED);
     assert_non_null(strstr(r.text, "reconciliation"));
     fs_last(&f->fs, FS_0200, &req);

@@ -30,13 +30,27 @@ static void test_round_trip(void **state)
     a->signed_on = 1;
     a->update_waiting = 1;
     a->last_proc_req = 6;
-    a->rev = (pos_reversal){.pending = 1, .kind = 'S', .reason = "A0", .proc = "000000",
-                            .amount = "000000001234", .stan = "000041", .entry = "021",
-                            .f60 = "22000007000", .is_track = 1, .sealed = "01AB", .sends = 2};
+    a->rev = (pos_reversal){.pending = 1,
+                            .kind = 'S',
+                            .reason = "A0",
+                            .proc = "000000",
+                            .amount = "000000001234",
+                            .stan = "000041",
+                            .entry = "021",
+                            .f60 = "22000007000",
+                            .is_track = 1,
+                            .sealed = "01AB",
+                            .sends = 2};
     a->ntxn = 2;
-    a->txn[0] = (pos_txn){.kind = 'S', .stan = "000040", .rrn = "000000000001", .auth = "A1B2C3",
-                          .proc = "000000", .amount_minor = 99, .pan_masked = "622202*********0128",
-                          .sealed_pan = "01CD", .voided = 1};
+    a->txn[0] = (pos_txn){.kind = 'S',
+                          .stan = "000040",
+                          .rrn = "000000000001",
+                          .auth = "A1B2C3",
+                          .proc = "000000",
+                          .amount_minor = 99,
+                          .pan_masked = "622202*********0128",
+                          .sealed_pan = "01CD",
+                          .voided = 1};
     a->txn[1] = (pos_txn){.kind = 'V', .stan = "000041", .proc = "200000", .amount_minor = 99};
     px_buf_init(&out, 1 << 20);
     assert_int_equal(pos_state_encode(a, &out), PX_OK);
@@ -72,7 +86,7 @@ static void test_rejects(void **state)
 {
     static const char *const bad[] = {
         "possum-pos-state 2\nend\n",
-        "possum-pos-state 1\nstan 000001\n",                       /* no end */
+        "possum-pos-state 1\nstan 000001\n", /* no end */
         "possum-pos-state 1\nstan 1000000\nend\n",
         "possum-pos-state 1\nstan abc\nend\n",
         "possum-pos-state 1\nwhat 1\nend\n",

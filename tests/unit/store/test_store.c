@@ -138,7 +138,8 @@ static void t_migrations_applied_once(void **state)
     assert_int_equal(store_schema_version(s, &version, &err), PX_OK);
     assert_int_equal(version, 1);
     assert_int_equal(store_prepare(s, "SELECT version, name, applied_at_ms FROM schema_version",
-                                   &st, &err), PX_OK);
+                                   &st, &err),
+                     PX_OK);
     assert_int_equal(store_step(st, &err), STORE_ROW);
     assert_int_equal(store_col_int64(st, 0), 1);
     assert_string_equal(store_col_text(st, 1), "0001_core");
@@ -289,8 +290,9 @@ static void insert_p(store *s, int64_t id, int64_t i, const char *t, const void 
 {
     px_error err = {0};
     store_stmt *st;
-    assert_int_equal(store_prepare(s, "INSERT INTO p (id, i, t, b) VALUES ($1, $2, $3, $4)",
-                                   &st, &err), PX_OK);
+    assert_int_equal(store_prepare(s, "INSERT INTO p (id, i, t, b) VALUES ($1, $2, $3, $4)", &st,
+                                   &err),
+                     PX_OK);
     assert_int_equal(store_bind_int64(st, 1, id), PX_OK);
     assert_int_equal(store_bind_int64(st, 2, i), PX_OK);
     assert_int_equal(store_bind_text(st, 3, t), PX_OK);
@@ -324,8 +326,9 @@ static void t_params_every_type(void **state)
     insert_p(s, 3, 0, NULL, NULL, 0, 1);
     insert_p(s, 4, -1, "big", big, sizeof big, 0);
 
-    assert_int_equal(store_prepare(s, "SELECT id, i, t, b FROM p WHERE id >= $1 ORDER BY id",
-                                   &st, &err), PX_OK);
+    assert_int_equal(store_prepare(s, "SELECT id, i, t, b FROM p WHERE id >= $1 ORDER BY id", &st,
+                                   &err),
+                     PX_OK);
     store_bind_int64(st, 1, 1);
     assert_int_equal(store_step(st, &err), STORE_ROW);
     assert_int_equal(store_column_count(st), 4);
@@ -382,15 +385,21 @@ static void t_returning_and_changes(void **state)
     assert_int_equal(store_changes(st), 2);
     store_done(st);
 
-    assert_int_equal(store_prepare(s, "INSERT INTO kv (k, v) VALUES ($1, $2) "
-                                      "ON CONFLICT DO NOTHING RETURNING v", &st, &err), PX_OK);
+    assert_int_equal(store_prepare(s,
+                                   "INSERT INTO kv (k, v) VALUES ($1, $2) "
+                                   "ON CONFLICT DO NOTHING RETURNING v",
+                                   &st, &err),
+                     PX_OK);
     store_bind_text(st, 1, "k0");
     store_bind_int64(st, 2, 100);
     assert_int_equal(store_step(st, &err), STORE_DONE); /* duplicate: skipped, no row */
     assert_int_equal(store_changes(st), 0);
     store_done(st);
-    assert_int_equal(store_prepare(s, "INSERT INTO kv (k, v) VALUES ($1, $2) "
-                                      "ON CONFLICT DO NOTHING RETURNING v", &st, &err), PX_OK);
+    assert_int_equal(store_prepare(s,
+                                   "INSERT INTO kv (k, v) VALUES ($1, $2) "
+                                   "ON CONFLICT DO NOTHING RETURNING v",
+                                   &st, &err),
+                     PX_OK);
     store_bind_text(st, 1, "k9");
     store_bind_int64(st, 2, 100);
     assert_int_equal(store_step(st, &err), STORE_ROW);
@@ -425,7 +434,8 @@ static void t_unique_violation_is_conflict(void **state)
     /* A unique index other than the key; the value never appears in the message. */
     exec_ok(s, "INSERT INTO card (pan, n) VALUES ('4111111111111111', 1)");
     assert_int_equal(store_exec(s, "INSERT INTO card (pan, n) VALUES ('4111111111111111', 1)",
-                                &err), PX_ECONFLICT);
+                                &err),
+                     PX_ECONFLICT);
     assert_false(contains(err.msg, "4111111111111111"));
 
     /* Inside a transaction the conflict fails the transaction, on both backends. */
@@ -638,7 +648,8 @@ static void t_sigkill_loses_nothing(void **state)
     s = open_ok(&cfg);
     assert_true(query_int(s, "SELECT COUNT(*) FROM kv") >= last + 1);
     assert_int_equal(query_int(s, "SELECT MIN(v) FROM kv"), 0);
-    assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv") - 1, query_int(s, "SELECT MAX(v) FROM kv"));
+    assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv") - 1,
+                     query_int(s, "SELECT MAX(v) FROM kv"));
     if (backend == STORE_SQLITE) {
         store_stmt *st;
         assert_int_equal(store_prepare(s, "PRAGMA integrity_check", &st, NULL), PX_OK);
@@ -783,8 +794,8 @@ static void t_config_bind(void **state)
     assert_string_equal(cfg.conninfo, "host=db2");
     unsetenv("POSSUM_PG_CONNINFO");
 
-    assert_int_equal(bind_ini("[store]\nsynchronous = normal\nbusy_timeout_ms = 250\n", &cfg,
-                              &err), PX_OK);
+    assert_int_equal(bind_ini("[store]\nsynchronous = normal\nbusy_timeout_ms = 250\n", &cfg, &err),
+                     PX_OK);
     assert_int_equal(cfg.synchronous_full, 0);
     assert_int_equal(cfg.busy_timeout_ms, 250);
     assert_int_not_equal(bind_ini("[store]\nbackend = mysql\n", &cfg, &err), PX_OK);
@@ -811,9 +822,10 @@ static void t_sql_for_backend(void **state)
                         "CREATE TABLE b (blob_id BIGINT, x BLOB, y blob, z TEXT DEFAULT 'BLOB');\n"
                         "-- a BLOB comment\n\nSELECT 'lite';\n\n\n\nSELECT \"BLOB\";\n");
     assert_int_equal(store_sql_for_backend(in, STORE_POSTGRES, &out, &err), PX_OK);
-    assert_string_equal(px_buf_str(&out),
-                        "CREATE TABLE b (blob_id BIGINT, x BYTEA, y BYTEA, z TEXT DEFAULT 'BLOB');\n"
-                        "-- a BLOB comment\n\n\n\nSELECT 'pg' /* BLOB */;\n\nSELECT \"BLOB\";\n");
+    assert_string_equal(
+        px_buf_str(&out),
+        "CREATE TABLE b (blob_id BIGINT, x BYTEA, y BYTEA, z TEXT DEFAULT 'BLOB');\n"
+        "-- a BLOB comment\n\n\n\nSELECT 'pg' /* BLOB */;\n\nSELECT \"BLOB\";\n");
     assert_int_equal(store_sql_for_backend("SELECT 1;\n-- @mysql\n", STORE_SQLITE, &out, &err),
                      PX_EFORMAT);
     assert_true(contains(err.msg, "line 2"));
@@ -859,7 +871,8 @@ static void t_sqlite_file_and_wal(void **state)
 
     /* Without a list of its own, a store applies every built-in migration, once each. */
     assert_int_equal(store_open(&(store_config){.backend = STORE_SQLITE, .path = ":memory:"}, &s,
-                                &err), PX_OK);
+                                &err),
+                     PX_OK);
     {
         size_t nbuiltin;
         (void)store_migrations_builtin(&nbuiltin);
@@ -877,8 +890,9 @@ static void kill_backend(store *admin, int64_t pid)
 {
     px_error err = {0};
     store_stmt *st;
-    assert_int_equal(store_prepare(admin, "SELECT pg_terminate_backend(CAST($1 AS INTEGER))",
-                                   &st, &err), PX_OK);
+    assert_int_equal(store_prepare(admin, "SELECT pg_terminate_backend(CAST($1 AS INTEGER))", &st,
+                                   &err),
+                     PX_OK);
     store_bind_int64(st, 1, pid);
     assert_int_equal(store_step(st, &err), STORE_ROW);
     store_done(st);

@@ -142,7 +142,8 @@ static void test_settlement_upload_void_reversal(void **state)
     px_error e = {0};
     (void)state;
     begin(&m, "0500", "00000007201");
-    assert_int_equal(iso8583_set(&m, 48, "00200000000300000100000000050000000000000000000000000000000000",
+    assert_int_equal(iso8583_set(&m, 48,
+                                 "00200000000300000100000000050000000000000000000000000000000000",
                                  NULL),
                      0);
     assert_int_equal(parse(&m, r, buf, sizeof buf, &e), 0);
@@ -152,7 +153,8 @@ static void test_settlement_upload_void_reversal(void **state)
     assert_int_equal(r->settle_dom.credit_count, 1);
     assert_int_equal(r->settle_dom.credit_amount, 500);
     begin(&m, "0320", "00000007202");
-    assert_int_equal(iso8583_set(&m, 48, "02000001000000001000000000000002000000002000200000", NULL),
+    assert_int_equal(iso8583_set(&m, 48, "02000001000000001000000000000002000000002000200000",
+                                 NULL),
                      0);
     assert_int_equal(parse(&m, r, buf, sizeof buf, &e), 0);
     assert_int_equal(r->type, SW_T_UPLOAD);

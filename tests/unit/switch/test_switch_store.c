@@ -607,8 +607,9 @@ static void test_check_holds_payee_credits(void **state)
     assert_int_equal(r.bad_txns, 1);
     assert_int_equal(r.bad_balances, 1);
     assert_int_equal(r.orphans, 0);
-    assert_int_equal(store_exec(g_st, "DELETE FROM ledger_entry WHERE leg = 2 AND txn = "
-                                      "'credit:100000000201'",
+    assert_int_equal(store_exec(g_st,
+                                "DELETE FROM ledger_entry WHERE leg = 2 AND txn = "
+                                "'credit:100000000201'",
                                 &e),
                      0);
     assert_true(check_is_ok());
@@ -618,19 +619,22 @@ static void test_check_finds_tampering(void **state)
 {
     px_error e = {0};
     (void)state;
-    assert_int_equal(store_exec(g_st, "UPDATE ledger_account SET balance = balance + 1 WHERE id "
-                                      "= 'merchant:" MID "'",
+    assert_int_equal(store_exec(g_st,
+                                "UPDATE ledger_account SET balance = balance + 1 WHERE id "
+                                "= 'merchant:" MID "'",
                                 &e),
                      0);
     check_ledger(-699, 0);
-    assert_int_equal(store_exec(g_st, "UPDATE ledger_account SET balance = balance - 1 WHERE id "
-                                      "= 'merchant:" MID "'",
+    assert_int_equal(store_exec(g_st,
+                                "UPDATE ledger_account SET balance = balance - 1 WHERE id "
+                                "= 'merchant:" MID "'",
                                 &e),
                      0);
     check_ledger(-700, 1);
-    assert_int_equal(store_exec(g_st, "INSERT INTO ledger_entry (txn, leg, account, amount, "
-                                      "ttype, created_ms) VALUES ('x', 0, 'merchant:" MID
-                                      "', 5, 'test', 0)",
+    assert_int_equal(store_exec(g_st,
+                                "INSERT INTO ledger_entry (txn, leg, account, amount, "
+                                "ttype, created_ms) VALUES ('x', 0, 'merchant:" MID
+                                "', 5, 'test', 0)",
                                 &e),
                      0);
     check_ledger(-700, 0);

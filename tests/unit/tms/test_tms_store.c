@@ -77,14 +77,17 @@ static void test_dmk_and_provision(void **state)
     assert_string_equal(kb.kcv, kcvhex); /* the HSM derived what the terminal will hold */
     /* provisioning: a TR-31 block under the KEK, which the factory station opens */
     assert_int_equal(tms_terminal_provision(f->st, f->h, "tms.master", "SN0001", "tms.kek", block,
-                                            sizeof block, pkcv, &e), PX_OK);
+                                            sizeof block, pkcv, &e),
+                     PX_OK);
     assert_int_equal(px_hex_decode(TMSFIX_KEK_HEX, kek, sizeof kek, &n), PX_OK);
-    assert_int_equal(crypto_tr31_unwrap(kek, 16, block, strlen(block), &h, key, sizeof key, &n, &e), PX_OK);
+    assert_int_equal(crypto_tr31_unwrap(kek, 16, block, strlen(block), &h, key, sizeof key, &n, &e),
+                     PX_OK);
     assert_int_equal(n, 16);
     assert_memory_equal(key, dmk, 16);
     assert_string_equal(h.usage, "K0");
     assert_int_equal(tms_terminal_provision(f->st, f->h, "tms.master", "NOPE", "tms.kek", block,
-                                            sizeof block, pkcv, &e), PX_ENOTFOUND);
+                                            sizeof block, pkcv, &e),
+                     PX_ENOTFOUND);
 }
 
 static void test_packages(void **state)
@@ -145,12 +148,15 @@ static void test_timestamp(void **state)
     tmsfix_publish_root(f);
     assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now, &signed_new, &e), PX_OK);
     assert_true(signed_new);
-    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 1000, &signed_new, &e), PX_OK);
+    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 1000, &signed_new, &e),
+                     PX_OK);
     assert_false(signed_new); /* nothing changed, still fresh */
     tmsfix_package(f, "pos-app", "1.0.0", "A920", 100);
-    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 2000, &signed_new, &e), PX_OK);
+    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 2000, &signed_new, &e),
+                     PX_OK);
     assert_true(signed_new); /* a new release */
-    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 33000, &signed_new, &e), PX_OK);
+    assert_int_equal(tms_timestamp_refresh(f->st, f->ts_priv, 60000, now + 33000, &signed_new, &e),
+                     PX_OK);
     assert_true(signed_new); /* half its life gone */
     assert_int_equal(tms_meta_latest(f->st, "timestamp", &b, &v, NULL, &e), PX_OK);
     assert_int_equal(v, 3);
@@ -184,7 +190,8 @@ static void checkin_of(const char *serial, const char *installed, tms_checkin_re
     json_decref(j);
 }
 
-static void report(tmsfix *f, const char *serial, const char *campaign, const char *status, int want)
+static void report(tmsfix *f, const char *serial, const char *campaign, const char *status,
+                   int want)
 {
     tms_report_req r;
     px_error e = {0};
@@ -192,7 +199,8 @@ static void report(tmsfix *f, const char *serial, const char *campaign, const ch
     px_strlcpy(r.campaign, campaign, sizeof r.campaign);
     px_strlcpy(r.status, status, sizeof r.status);
     px_strlcpy(r.version, "2.0.0", sizeof r.version);
-    px_strlcpy(r.reason, strcmp(status, "installed") && strcmp(status, "downloaded") ? "test" : "", sizeof r.reason);
+    px_strlcpy(r.reason, strcmp(status, "installed") && strcmp(status, "downloaded") ? "test" : "",
+               sizeof r.reason);
     assert_int_equal(tms_report_record(f->st, serial, &r, px_now_ms(), NULL, &e), want);
 }
 
@@ -236,13 +244,17 @@ static void test_campaign_waves(void **state)
                                                            "tms_terminal m ON m.serial = t.serial "
                                                            "WHERE t.wave = 1 AND m.tid <> ''"));
     assert_int_equal(count_rows(f->st, "SELECT COUNT(*) FROM tms_target WHERE flagged = 0 AND "
-                                       "state = 'pending'"), 0);
+                                       "state = 'pending'"),
+                     0);
     /* every wave-1 terminal checks in, is offered the update, installs; one fails */
     {
         store_stmt *q;
         char serials[10][PX_TMS_SERIAL_MAX];
         size_t k = 0;
-        assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 1 ORDER BY serial", &q, NULL), PX_OK);
+        assert_int_equal(
+            store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 1 ORDER BY serial", &q,
+                          NULL),
+            PX_OK);
         while (store_step(q, NULL) == STORE_ROW)
             px_strlcpy(serials[k++], store_col_text(q, 0), sizeof serials[0]);
         store_done(q);
@@ -252,7 +264,9 @@ static void test_campaign_waves(void **state)
         for (size_t i = 0; i < k; i++) {
             f->nflags = 0;
             checkin_of(serials[i], "1.0.0", &r);
-            assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+            assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n,
+                                                &e),
+                             PX_OK);
             assert_int_equal(n, 1);
             assert_string_equal(offers[0].version, "2.0.0");
             assert_string_equal(offers[0].state, "offered");
@@ -272,12 +286,16 @@ static void test_campaign_waves(void **state)
     {
         store_stmt *q;
         char serial[PX_TMS_SERIAL_MAX];
-        assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 2 LIMIT 1", &q, NULL), PX_OK);
+        assert_int_equal(store_prepare(f->st,
+                                       "SELECT serial FROM tms_target WHERE wave = 2 LIMIT 1", &q,
+                                       NULL),
+                         PX_OK);
         assert_int_equal(store_step(q, NULL), STORE_ROW);
         px_strlcpy(serial, store_col_text(q, 0), sizeof serial);
         store_done(q);
         checkin_of(serial, "2.0.0", &r);
-        assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+        assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e),
+                         PX_OK);
         assert_int_equal(n, 0);
     }
     assert_int_equal(tms_campaign_get(f->st, "c1", c, &e), PX_OK);
@@ -287,13 +305,20 @@ static void test_campaign_waves(void **state)
         store_stmt *q;
         char serials[40][PX_TMS_SERIAL_MAX];
         size_t k = 0;
-        assert_int_equal(store_prepare(f->st, "SELECT serial FROM tms_target WHERE wave = 2 AND state = 'pending' ORDER BY serial", &q, NULL), PX_OK);
+        assert_int_equal(
+            store_prepare(
+                f->st,
+                "SELECT serial FROM tms_target WHERE wave = 2 AND state = 'pending' ORDER BY serial",
+                &q, NULL),
+            PX_OK);
         while (store_step(q, NULL) == STORE_ROW)
             px_strlcpy(serials[k++], store_col_text(q, 0), sizeof serials[0]);
         store_done(q);
         for (size_t i = 0; i < 10; i++) {
             checkin_of(serials[i], "1.0.0", &r);
-            assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+            assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n,
+                                                &e),
+                             PX_OK);
             report(f, serials[i], "c1", "rolled_back", PX_OK);
         }
     }
@@ -305,14 +330,17 @@ static void test_campaign_waves(void **state)
     assert_true(f->nflags > 0);
     assert_non_null(strstr(f->flags[0], ":0"));
     assert_int_equal(count_rows(f->st, "SELECT COUNT(*) FROM tms_target WHERE flagged = 1 AND "
-                                       "state = 'pending'"), 0);
+                                       "state = 'pending'"),
+                     0);
     /* a halted campaign offers nothing and allows no download */
     checkin_of("SN0099", "1.0.0", &r);
-    assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+    assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e),
+                     PX_OK);
     assert_int_equal(n, 0);
     {
         tms_package p;
-        assert_int_equal(tms_download_allowed(f->st, "SN0099", "pos-app", "2.0.0", &p, &e), PX_EPERM);
+        assert_int_equal(tms_download_allowed(f->st, "SN0099", "pos-app", "2.0.0", &p, &e),
+                         PX_EPERM);
     }
     /* resumed, the failures of wave 2 still pass the threshold: halted again */
     assert_int_equal(tms_campaign_resume(f->st, "c1", &e), PX_OK);
@@ -381,7 +409,8 @@ static void test_campaign_select_and_complete(void **state)
         char serial[16];
         snprintf(serial, sizeof serial, "SN%04d", i);
         checkin_of(serial, "1.0.0", &r);
-        assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+        assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e),
+                         PX_OK);
         assert_int_equal(n, 1);
         report(f, serial, "pilot", i == 7 ? "deferred" : "installed", PX_OK);
     }
@@ -389,7 +418,8 @@ static void test_campaign_select_and_complete(void **state)
     assert_int_equal(tms_campaign_get(f->st, "pilot", c, &e), PX_OK);
     assert_string_equal(c->state, "running"); /* one deferred */
     checkin_of("SN0007", "1.0.0", &r);
-    assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e), PX_OK);
+    assert_int_equal(tms_checkin_offers(f->st, &r, px_now_ms(), &f->flagger, offers, &n, &e),
+                     PX_OK);
     assert_int_equal(n, 1); /* offered again */
     report(f, "SN0007", "pilot", "installed", PX_OK);
     assert_int_equal(tms_campaign_tick(f->st, px_now_ms(), &f->flagger, NULL, &e), PX_OK);
@@ -407,11 +437,13 @@ static void test_campaign_select_and_complete(void **state)
 static void test_reports_bad(void **state)
 {
     tmsfix *f = *state;
-    const char *bad[] = {"{}", "{\"campaign\":\"c1\",\"status\":\"bogus\",\"version\":\"1\"}",
-                         "{\"campaign\":\"c1\",\"status\":\"failed\",\"version\":\"1\"}",
-                         "{\"campaign\":\"c1\",\"status\":\"installed\",\"version\":\"x\"}",
-                         "{\"campaign\":\"c1\",\"status\":\"installed\",\"version\":\"1\",\"extra\":1}",
-                         "{\"campaign\":\"../x\",\"status\":\"installed\",\"version\":\"1\"}"};
+    const char *bad[] = {
+        "{}",
+        "{\"campaign\":\"c1\",\"status\":\"bogus\",\"version\":\"1\"}",
+        "{\"campaign\":\"c1\",\"status\":\"failed\",\"version\":\"1\"}",
+        "{\"campaign\":\"c1\",\"status\":\"installed\",\"version\":\"x\"}",
+        "{\"campaign\":\"c1\",\"status\":\"installed\",\"version\":\"1\",\"extra\":1}",
+        "{\"campaign\":\"../x\",\"status\":\"installed\",\"version\":\"1\"}"};
     tms_report_req r;
     px_error e = {0};
     (void)f;
@@ -423,8 +455,8 @@ static void test_reports_bad(void **state)
 }
 
 /* The terminal's side of claim 4, computed here with its DMK. */
-static void terminal_answer(const uint8_t dmk[16], const uint8_t t_data[16], const tms_auth_challenge *c,
-                            int *tac_ok, char sac_hex[33])
+static void terminal_answer(const uint8_t dmk[16], const uint8_t t_data[16],
+                            const tms_auth_challenge *c, int *tac_ok, char sac_hex[33])
 {
     uint8_t dwk1[16], dwk[16], tac1[16], tac0[16], s_data[16], sac[16];
     static const uint8_t iv[8];
@@ -432,10 +464,13 @@ static void terminal_answer(const uint8_t dmk[16], const uint8_t t_data[16], con
     assert_int_equal(px_hex_decode(c->dwk, dwk1, 16, &n), PX_OK);
     assert_int_equal(px_hex_decode(c->tac, tac1, 16, &n), PX_OK);
     assert_int_equal(px_hex_decode(c->s_data, s_data, 16, &n), PX_OK);
-    assert_int_equal(crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, dmk, 16, NULL, dwk1, 16, dwk, NULL), PX_OK);
-    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, dwk, 16, iv, t_data, 16, tac0, NULL), PX_OK);
+    assert_int_equal(crypto_decrypt(CRYPTO_TDES, CRYPTO_ECB, dmk, 16, NULL, dwk1, 16, dwk, NULL),
+                     PX_OK);
+    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, dwk, 16, iv, t_data, 16, tac0, NULL),
+                     PX_OK);
     *tac_ok = memcmp(tac0, tac1, 16) == 0;
-    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, dwk, 16, iv, s_data, 16, sac, NULL), PX_OK);
+    assert_int_equal(crypto_encrypt(CRYPTO_TDES, CRYPTO_CBC, dwk, 16, iv, s_data, 16, sac, NULL),
+                     PX_OK);
     px_hex_encode(sac, 16, sac_hex);
 }
 
@@ -457,13 +492,17 @@ static void test_auth(void **state)
     assert_int_equal(tms_auth_begin(f->st, f->h, &c, "SN0001", thex, now, &ch, &e), PX_OK);
     terminal_answer(dmk, t_data, &ch, &ok, sac);
     assert_true(ok); /* the TMS proved it holds the DMK */
-    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token, &exp, &e), PX_OK);
+    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token,
+                                     &exp, &e),
+                     PX_OK);
     assert_int_equal(tms_session_check(f->st, token, now, serial, &e), PX_OK);
     assert_string_equal(serial, "SN0001");
     assert_int_equal(tms_session_check(f->st, token, exp + 1, serial, &e), PX_EAUTH);
     assert_non_null(strstr(e.msg, "expired"));
     /* a replayed SAC */
-    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token, &exp, &e), PX_EAUTH);
+    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token,
+                                     &exp, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "replayed"));
     /* the wrong DMK on the terminal's side: its TAC check fails, and so would its SAC */
     assert_int_equal(tms_auth_begin(f->st, f->h, &c, "SN0001", thex, now, &ch, &e), PX_OK);
@@ -471,17 +510,23 @@ static void test_auth(void **state)
     wrong[3] ^= 0x10;
     terminal_answer(wrong, t_data, &ch, &ok, sac);
     assert_false(ok);
-    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token, &exp, &e), PX_EAUTH);
+    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now, token,
+                                     &exp, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "SAC does not match"));
     /* the terminal refusing the TMS's TAC */
     assert_int_equal(tms_auth_begin(f->st, f->h, &c, "SN0001", thex, now, &ch, &e), PX_OK);
     terminal_answer(dmk, t_data, &ch, &ok, sac);
-    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 0, now, token, &exp, &e), PX_EAUTH);
+    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 0, now, token,
+                                     &exp, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "did not accept"));
     /* an expired challenge */
     assert_int_equal(tms_auth_begin(f->st, f->h, &c, "SN0001", thex, now, &ch, &e), PX_OK);
     terminal_answer(dmk, t_data, &ch, &ok, sac);
-    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now + 60001, token, &exp, &e), PX_EAUTH);
+    assert_int_equal(tms_auth_finish(f->st, f->h, &c, "SN0001", ch.session, sac, 1, now + 60001,
+                                     token, &exp, &e),
+                     PX_EAUTH);
     assert_non_null(strstr(e.msg, "expired"));
     /* unknown serial, bad T-DATA, too soon */
     assert_int_equal(tms_auth_begin(f->st, f->h, &c, "NOPE", thex, now, &ch, &e), PX_ENOTFOUND);
@@ -539,7 +584,7 @@ static void test_limiter(void **state)
     assert_int_equal(tms_limiter_admit(&l, "A", 500, 500, &retry), PX_OK);
     assert_int_equal(tms_limiter_admit(&l, "B", 10, 500, &retry), PX_OK);
     assert_int_equal(tms_limiter_admit(&l, "C", 10, 500, &retry), PX_ESTATE); /* two already */
-    assert_int_equal(tms_limiter_admit(&l, "C", 10, 2000, &retry), PX_OK);   /* they went idle */
+    assert_int_equal(tms_limiter_admit(&l, "C", 10, 2000, &retry), PX_OK);    /* they went idle */
     tms_limiter_free(&l);
 }
 

@@ -40,8 +40,8 @@ typedef struct world {
     pthread_t thread;
     tmsc_config c;
     tmsc_hooks h;
-    int busy;        /* the POS has an open batch */
-    int progress;    /* progress calls */
+    int busy;     /* the POS has an open batch */
+    int progress; /* progress calls */
 } world;
 
 static void *loop(void *arg)
@@ -57,7 +57,8 @@ static void stop(void *arg)
 }
 
 /* A "secure store" for the test: XOR with a fixed pad (the POS uses its PIN pad). */
-static int seal(void *ud, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen, px_error *e)
+static int seal(void *ud, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outlen,
+                px_error *e)
 {
     (void)ud;
     if (n > cap)
@@ -92,8 +93,9 @@ static void app(world *x, const char *version, int selfcheck, char *path, size_t
     tmsfix_path(&x->f, name, path, pathsz);
     fp = fopen(path, "w");
     assert_non_null(fp);
-    fprintf(fp, "#!/bin/sh\ncase \"$1\" in\n  start) echo %s > \"$POSSUM_TERMINAL_DIR/running\" ;;\n"
-                "  stop) rm -f \"$POSSUM_TERMINAL_DIR/running\" ;;\n  self-check) exit %d ;;\nesac\n",
+    fprintf(fp,
+            "#!/bin/sh\ncase \"$1\" in\n  start) echo %s > \"$POSSUM_TERMINAL_DIR/running\" ;;\n"
+            "  stop) rm -f \"$POSSUM_TERMINAL_DIR/running\" ;;\n  self-check) exit %d ;;\nesac\n",
             version, selfcheck);
     fclose(fp);
 }
@@ -118,7 +120,8 @@ static void release(world *x, const char *version, int selfcheck, const char *ca
     assert_int_equal(tms_campaign_create(x->f.st, &s, &e), PX_OK);
     assert_int_equal(tms_campaign_start(x->f.st, campaign, NULL, &e), PX_OK);
     assert_int_equal(tms_campaign_tick(x->f.st, px_now_ms(), &x->f.flagger, NULL, &e), PX_OK);
-    assert_int_equal(tms_timestamp_refresh(x->f.st, x->f.ts_priv, 3600000, px_now_ms(), NULL, &e), PX_OK);
+    assert_int_equal(tms_timestamp_refresh(x->f.st, x->f.ts_priv, 3600000, px_now_ms(), NULL, &e),
+                     PX_OK);
 }
 
 static const char *running(world *x)
@@ -200,7 +203,8 @@ static int setup(void **state)
     x->h.progress = progress;
     x->h.ud = x;
     assert_int_equal(tms_terminal_provision(x->f.st, x->f.h, "tms.master", "SN0001", "tms.kek",
-                                            block, sizeof block, kcv, &e), PX_OK);
+                                            block, sizeof block, kcv, &e),
+                     PX_OK);
     assert_int_equal(px_hex_decode(TMSFIX_KEK_HEX, kek, 16, &n), PX_OK);
     crypto_random(r1, 16, NULL);
     for (int i = 0; i < 16; i++)

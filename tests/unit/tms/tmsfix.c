@@ -40,7 +40,8 @@ static int record_flag(void *ud, store *st, const char *tid, int on, px_error *e
 }
 
 /* Form a key from two random components of the clear hex key (with their KCVs). */
-static void form_key(tmsfix *f, const char *usage, char mode, char exp, const char *hex, const char *label)
+static void form_key(tmsfix *f, const char *usage, char mode, char exp, const char *hex,
+                     const char *label)
 {
     uint8_t key[16], c1[16], c2[16], kcv[8];
     char h1[33], h2[33], k1[7], k2[7];
@@ -108,20 +109,23 @@ void tmsfix_setup(tmsfix *f, const char *name)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tuf_keypair_generate(f->root_priv[i], pub, NULL), PX_OK);
         tuf_key_from_public(pub, &f->root.keys[f->root.nkeys], NULL);
-        px_strlcpy(f->root.roles[TUF_ROLE_ROOT].keyids[i], f->root.keys[f->root.nkeys++].keyid, TUF_KEYID_HEX);
+        px_strlcpy(f->root.roles[TUF_ROLE_ROOT].keyids[i], f->root.keys[f->root.nkeys++].keyid,
+                   TUF_KEYID_HEX);
     }
     f->root.roles[TUF_ROLE_ROOT].nkeys = 3;
     f->root.roles[TUF_ROLE_ROOT].threshold = 2;
     for (int i = 0; i < 2; i++) {
         assert_int_equal(tuf_keypair_generate(f->targets_priv[i], pub, NULL), PX_OK);
         tuf_key_from_public(pub, &f->root.keys[f->root.nkeys], NULL);
-        px_strlcpy(f->root.roles[TUF_ROLE_TARGETS].keyids[i], f->root.keys[f->root.nkeys++].keyid, TUF_KEYID_HEX);
+        px_strlcpy(f->root.roles[TUF_ROLE_TARGETS].keyids[i], f->root.keys[f->root.nkeys++].keyid,
+                   TUF_KEYID_HEX);
     }
     f->root.roles[TUF_ROLE_TARGETS].nkeys = 2;
     f->root.roles[TUF_ROLE_TARGETS].threshold = 2;
     assert_int_equal(tuf_keypair_generate(f->ts_priv, pub, NULL), PX_OK);
     tuf_key_from_public(pub, &f->root.keys[f->root.nkeys], NULL);
-    px_strlcpy(f->root.roles[TUF_ROLE_TIMESTAMP].keyids[0], f->root.keys[f->root.nkeys++].keyid, TUF_KEYID_HEX);
+    px_strlcpy(f->root.roles[TUF_ROLE_TIMESTAMP].keyids[0], f->root.keys[f->root.nkeys++].keyid,
+               TUF_KEYID_HEX);
     f->root.roles[TUF_ROLE_TIMESTAMP].nkeys = 1;
     f->root.roles[TUF_ROLE_TIMESTAMP].threshold = 1;
     f->flagger.set = record_flag;

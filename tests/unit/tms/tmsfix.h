@@ -27,8 +27,8 @@ typedef struct tmsfix {
     store *st;
     hsm *h;
     uint8_t root_priv[3][TUF_PRIV_LEN], targets_priv[2][TUF_PRIV_LEN], ts_priv[TUF_PRIV_LEN];
-    tuf_root root;               /* version 1: root 2 of 3, targets 2 of 2, timestamp 1 of 1 */
-    tms_flagger flagger;         /* records into flags[] */
+    tuf_root root;                    /* version 1: root 2 of 3, targets 2 of 2, timestamp 1 of 1 */
+    tms_flagger flagger;              /* records into flags[] */
     char flags[TMSFIX_FLAGS_MAX][12]; /* "TID:1" / "TID:0" */
     size_t nflags;
 } tmsfix;
