@@ -26,21 +26,30 @@ cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/nu
 trap cleanup EXIT
 
 # A port nobody answers on (a connect that is refused), for listeners that must know each
-# other's address before they start.
+# other's address before they start; below Linux's ephemeral range (32768-60999), where
+# port-0 listeners and outgoing connections take theirs.
 free_port() {
   local p
-  for p in $(shuf -i 20000-60000 -n 50); do
+  for p in $(shuf -i 20000-32000 -n 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
   done
   echo "no free port" >&2; return 1
 }
-start() { # name ini want...
-  local name=$1 ini=$2; shift 2
+# start NAME INI WANT...: possumd with INI, until its ports file names every WANT.
+# Returns 2 when a fixed port it was given was taken meanwhile (the caller picks another).
+start() {
+  local name=$1 ini=$2 pid; shift 2
+  rm -f "$work/$name.ports"
   "$possumd" -c "$ini" --ports-file "$work/$name.ports" 2> "$work/$name.log" &
-  pids+=($!); eval "${name}_pid=$!"
+  pid=$!; pids+=("$pid"); eval "${name}_pid=$pid"
   for _ in $(seq 1 600); do
     local ok=1; for w in "$@"; do grep -q "^$w=" "$work/$name.ports" 2>/dev/null || ok=0; done
-    [ $ok = 1 ] && return 0; sleep 0.1
+    [ $ok = 1 ] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      grep -q 'Address already in use' "$work/$name.log" && return 2
+      break
+    fi
+    sleep 0.1
   done
   cat "$work/$name.log"; echo "$name did not start"; exit 1
 }
@@ -55,7 +64,6 @@ say "1. The certificate authority (seed 001 [0031]: it identifies operator termi
 step "certificates: mtms:factory, kms:C001 (TLS), operator:alice"
 
 say "2. The customer's KMS: its own HSM, its receiving key certified by the CA"
-kms_port=$(free_port); dl_port=$(free_port)
 cat > "$work/kms/kms.ini" <<EOF
 [possumd]
 node = kms-C001
@@ -71,7 +79,7 @@ customer = C001
 hsm_lmk_file = $work/kms/lmk.bin
 hsm_audit_file = $work/kms/hsm-audit.log
 hsm_lmk_scrypt_log2n = 12
-listen = 127.0.0.1:$kms_port
+listen = 127.0.0.1:0
 tls_cert = tls.crt
 tls_key = tls.key
 tls_ca = $work/ca/ca.crt
@@ -80,7 +88,7 @@ tls_require_client_cert = true
 mtms_cn = mtms:factory
 recv_cert = recv.crt
 zone_key = ZMK.platform
-download_listen = 127.0.0.1:$dl_port
+download_listen = 127.0.0.1:0
 download_tls_cert = tls.crt
 download_tls_key = tls.key
 EOF
@@ -90,6 +98,7 @@ EOF
 # A second customer whose KMS is elsewhere: only its receiving certificate is needed here.
 "$possum" ca issue --dir "$work/ca" --role kms --name C002 --purpose key-agreement --out "$work/ca/c002-recv" >/dev/null
 start kms "$work/kms/kms.ini" kms kms.download
+kms_port=$(port_of kms kms); dl_port=$(port_of kms kms.download)
 step "KMS of customer C001 running: intake https://127.0.0.1:$kms_port (MTMS only), downloads https://127.0.0.1:$dl_port"
 
 say "3. The MTMS: customers, and the production order's serial numbers"
@@ -191,7 +200,14 @@ block=$("$possum" hsm import "${hsm_sw[@]}" 2>/dev/null --label TMK.10000001 --k
   --name "Possum Coffee" --tmk-block "$block" | show
 
 say "9. The terminal signs on with the switch and makes its first purchase"
-start platform "$work/switch/switch.ini" switch
+# the switch must know the issuer's port before both start: another one if it was taken
+for try in 1 2 3 4 5; do
+  rc=0; start platform "$work/switch/switch.ini" switch || rc=$?
+  [ $rc = 0 ] && break
+  [ $try = 5 ] && { cat "$work/platform.log"; echo "platform did not start"; exit 1; }
+  issuer_port=$(free_port)
+  sed -i "s/^provider_connect = 127.0.0.1:.*/provider_connect = 127.0.0.1:$issuer_port/; s/^listen = 127.0.0.1:[1-9][0-9]*$/listen = 127.0.0.1:$issuer_port/" "$work/switch/switch.ini"
+done
 sw_port=$(port_of platform switch)
 "$possum" pos signon --data "$term" --port "$sw_port" | show
 "$possum" pos purchase --data "$term" --port "$sw_port" --amount 1234 --card 6222020000000007 --pin 123456 | tee "$work/purchase.out" | show

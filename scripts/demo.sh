@@ -22,11 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free TCP port on the loopback (nothing answers a connect to it).
+# A free TCP port on the loopback (nothing answers a connect to it), below Linux's
+# ephemeral range (32768-60999) where port-0 listeners and outgoing connections take theirs.
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12000))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
   fail "no free port"
