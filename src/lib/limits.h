@@ -55,6 +55,7 @@
 #define PX_TLS_SERIAL_HEX_MAX    65       /* an offered certificate's serial in hex (32 bytes) + NUL */
 #define PX_TLS_DN_MAX            256      /* an offered certificate's issuer (RFC 2253), NUL included */
 #define PX_TLS_REFUSALS_PER_S    10       /* refused handshakes a listener reports per second */
+#define PX_TLS_ALERT_WAIT_MS     500      /* after a failed TLS write: wait for the server's alert */
 #define PX_LINK_BACKOFF_MAX_MS   60000    /* longest pause between reconnect attempts */
 
 /* iso8583 */

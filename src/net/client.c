@@ -90,16 +90,48 @@ static int tcp_connect(const char *host, int port, int64_t deadline, int *fd, px
     return rc;
 }
 
+/* Is err a fatal alert a TLS server sends only while it refuses the handshake (RFC 8446
+ * 6.2)? TLS 1.3 servers check the client's certificate after the client's side of the
+ * handshake is done, so the client reads that alert at its first write or read instead of
+ * in SSL_connect; either way nothing it sent reached the server's application. */
+static int is_handshake_refusal(unsigned long err)
+{
+    if (ERR_GET_LIB(err) != ERR_LIB_SSL)
+        return 0;
+    switch (ERR_GET_REASON(err)) {
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: return 1;
+    default: return 0;
+    }
+}
+
 /* After an SSL_* call returned r <= 0: wait as OpenSSL asks, or fail. */
 static int ssl_wait(net_client *c, int r, int64_t deadline, const char *what, px_error *e)
 {
     char why[160];
+    const char *reason;
+    unsigned long err;
     long verify;
     switch (SSL_get_error(c->ssl, r)) {
     case SSL_ERROR_WANT_READ: return wait_fd(c->fd, POLLIN, deadline, e);
     case SSL_ERROR_WANT_WRITE: return wait_fd(c->fd, POLLOUT, deadline, e);
     case SSL_ERROR_ZERO_RETURN: return px_error_set(e, PX_ENET, "net: peer closed the connection");
     default:
+        err = ERR_peek_error();
+        if (is_handshake_refusal(err)) {
+            reason = ERR_reason_error_string(err);
+            ERR_clear_error();
+            return px_error_set(e, PX_EPERM, "net: TLS: the server refused the handshake: %s",
+                                reason != NULL ? reason : "alert");
+        }
         verify = SSL_get_verify_result(c->ssl);
         net_tls_last_error(why, sizeof why);
         if (verify != X509_V_OK)
@@ -153,6 +185,26 @@ int net_client_connect(const char *host, int port, SSL_CTX *tls, int64_t timeout
     return PX_OK;
 }
 
+static int read_some(net_client *c, uint8_t *p, size_t cap, size_t *got, int64_t deadline,
+                     px_error *e);
+
+/* A write on a TLS connection failed (rc): the server may have refused the handshake and
+ * closed, its alert still unread (TLS 1.3, is_handshake_refusal). That refusal is the
+ * error to report; anything else leaves rc and e as they were. */
+static int write_failed(net_client *c, int rc, px_error *e)
+{
+    uint8_t b[64];
+    size_t got = 0;
+    px_error alert = {0};
+    if (c->ssl == NULL || rc != PX_ENET)
+        return rc;
+    if (read_some(c, b, sizeof b, &got, px_mono_ms() + PX_TLS_ALERT_WAIT_MS, &alert) != PX_EPERM)
+        return rc;
+    if (e != NULL)
+        *e = alert;
+    return PX_EPERM;
+}
+
 static int write_all(net_client *c, const uint8_t *p, size_t len, px_error *e)
 {
     int64_t deadline = px_mono_ms() + c->io_timeout_ms;
@@ -166,7 +218,7 @@ static int write_all(net_client *c, const uint8_t *p, size_t len, px_error *e)
                 len -= (size_t)r;
                 continue;
             }
-            rc = ssl_wait(c, r, deadline, "write", e);
+            rc = write_failed(c, ssl_wait(c, r, deadline, "write", e), e);
         } else {
             n = send(c->fd, p, len, MSG_NOSIGNAL);
             if (n > 0) {

@@ -150,7 +150,10 @@ typedef struct net_client net_client;
 int net_client_connect(const char *host, int port, SSL_CTX *tls, int64_t timeout_ms,
                        net_client **out, px_error *e);
 
-/* Send one frame (len <= 65535). */
+/* Send one frame (len <= 65535). PX_EPERM here or from a receive: the TLS server refused
+ * this client at the handshake (TLS 1.3 tells the client after its side is done: a
+ * certificate missing, revoked, of another CA, ...); nothing sent reached the server's
+ * application, and the message names the server's alert. */
 int net_client_send_frame(net_client *c, const void *data, size_t len, px_error *e);
 
 /* Send raw bytes as they are (tests of bad framing). */

@@ -216,6 +216,11 @@ int pos_msg_exchange(pos_terminal *t, int mac, int *sent, pos_result *res, px_er
     rc = net_client_send_frame(t->conn, t->wire, len, e);
     if (rc == PX_OK)
         rc = recv_answer(t, t0 + t->cfg.timeout_ms, &len, e);
+    if (rc == PX_EPERM) { /* the TLS handshake was refused: the request never got in */
+        *sent = 0;
+        px_error_prefix(e, "cannot reach the platform at %s:%lld: ", t->cfg.host,
+                        (long long)t->cfg.port);
+    }
     res->elapsed_ms = px_mono_ms() - t0;
     if (rc == PX_ETIMEOUT)
         px_error_set(e, PX_ETIMEOUT, "no answer from the platform in %lld ms",
