@@ -1,11 +1,15 @@
 #include "harness.h"
 #include "lib/str.h"
+#include "lib/time.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,4 +215,26 @@ int e2e_run(const char *cmd, px_buf *out)
         (void)px_buf_append(out, chunk, n);
     status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int e2e_free_port(void)
+{
+    static unsigned seed;
+    struct sockaddr_in a;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)px_now_ms();
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+        if (fd < 0)
+            return -1;
+        a.sin_port = htons((uint16_t)(20000 + rand_r(&seed) % 12000));
+        ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return ntohs(a.sin_port);
+    }
+    return -1;
 }

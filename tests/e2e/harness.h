@@ -51,4 +51,10 @@ int e2e_http(int port, const char *method, const char *path, const char *body, l
 /* Run a shell command, capture stdout+stderr into out; returns the exit status. */
 int e2e_run(const char *cmd, px_buf *out);
 
+/* A loopback TCP port nothing listens on, for a listener that others must know before it
+ * starts (-1 if none found). Picked below Linux's ephemeral range (32768-60999), so that
+ * port-0 listeners and outgoing connections of tests running beside it cannot take it in
+ * the meantime. */
+int e2e_free_port(void);
+
 #endif

@@ -76,22 +76,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* scripts/kannel-test.sh start, then read kannel.env. */
 static int kannel_start(void)
 {
@@ -101,7 +85,8 @@ static int kannel_start(void)
     int rc;
     snprintf(F.kdir, sizeof F.kdir, "%s/kannel", F.dir);
     snprintf(cmd, sizeof cmd, "'%s/scripts/kannel-test.sh' start '%s' %d %d %d %d 2>&1",
-             src ? src : ".", F.kdir, free_port(), free_port(), free_port(), free_port());
+             src ? src : ".", F.kdir, e2e_free_port(), e2e_free_port(), e2e_free_port(),
+             e2e_free_port());
     px_buf_init(&out, 65536);
     rc = e2e_run(cmd, &out);
     if (rc != 0)
@@ -291,7 +276,7 @@ static int group_setup(void **state)
         return -1;
     }
     setenv("POSSUM_SMS_PASSWORD", F.sms_password, 1);
-    F.issuer_port = free_port();
+    F.issuer_port = e2e_free_port();
     if (write_ini() != 0 || daemon_start() != 0) {
         kannel_stop();
         return -1;

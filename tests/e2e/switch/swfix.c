@@ -29,19 +29,7 @@ static void sleep_ms(int ms)
 
 int swfix_free_port(void)
 {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int port = -1, fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    return e2e_free_port();
 }
 
 /* The demo zone PIN key (src/host/issuer/seed.c; public components, tests only). */
