@@ -608,12 +608,9 @@ static const char sql_complete_plain[] =
     "updated_ms = $5, posted = CAST($6 AS BIGINT), fee = $7 WHERE rkey = $1 AND state = "
     "'pending' AND undone_by IS NULL";
 
-static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64_t fee, px_error *e)
+/* The parameters $1-$7 that sql_complete_plain and sql_complete share. */
+static void bind_completion(store_stmt *q, sw_group *g, const sw_job *j, int postable, int64_t fee)
 {
-    store_stmt *q;
-    int rc = store_prepare(st, sql_complete_plain, &q, e);
-    if (rc != PX_OK)
-        return rc;
     store_bind_text(q, 1, j->rkey);
     store_bind_text(q, 2, j->rc);
     if (j->rsp)
@@ -624,6 +621,15 @@ static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64
     store_bind_int64(q, 5, sw_group_now_ms(g));
     store_bind_int64(q, 6, postable);
     store_bind_int64(q, 7, fee);
+}
+
+static int complete_plain(store *st, sw_group *g, sw_job *j, int postable, int64_t fee, px_error *e)
+{
+    store_stmt *q;
+    int rc = store_prepare(st, sql_complete_plain, &q, e);
+    if (rc != PX_OK)
+        return rc;
+    bind_completion(q, g, j, postable, fee);
     rc = store_step(q, e);
     if (rc >= 0)
         rc = store_changes(q) == 1 ? 1 : 0;
@@ -650,16 +656,7 @@ static int job_complete(store *st, sw_group *g, sw_job *j, px_error *e)
     rc = store_prepare(st, sql_complete, &q, e);
     if (rc != PX_OK)
         return rc;
-    store_bind_text(q, 1, j->rkey);
-    store_bind_text(q, 2, j->rc);
-    if (j->rsp)
-        store_bind_blob(q, 3, j->rsp, j->rsplen);
-    else
-        store_bind_null(q, 3);
-    bind_text_or_null(q, 4, j->auth);
-    store_bind_int64(q, 5, sw_group_now_ms(g));
-    store_bind_int64(q, 6, postable);
-    store_bind_int64(q, 7, fee);
+    bind_completion(q, g, j, postable, fee);
     rc = store_step(q, e);
     if (rc == STORE_ROW) {
         px_strlcpy(undone, store_col_text(q, 0) ? store_col_text(q, 0) : "", sizeof undone);
