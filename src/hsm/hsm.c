@@ -4,6 +4,7 @@
 #include "lib/time.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,33 @@ void hsm_config_default(hsm_config *cfg)
     px_strlcpy(cfg->audit_file, "var/hsm-audit.log", sizeof cfg->audit_file);
     cfg->audit_flush_ms = 1000;
     px_strlcpy(cfg->caller, "possum", sizeof cfg->caller);
+}
+
+int hsm_config_bind_overrides(px_config *c, const char *section, hsm_config *h, px_error *e)
+{
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } keys[] = {
+        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
+        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
+        {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
+        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
+         sizeof h->pkcs11_token_label},
+        {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
+    const char *v = px_config_get(c, section, "hsm_backend");
+    if (v != NULL && strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0)
+        return px_error_set(e, PX_ECONFIG, "%s:%d: [%s] hsm_backend: expected soft or pkcs11",
+                            px_config_path(c), px_config_line(c, section, "hsm_backend"), section);
+    if (v != NULL)
+        h->backend = strcmp(v, "soft") == 0 ? HSM_BACKEND_SOFT : HSM_BACKEND_PKCS11;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        v = px_config_get(c, section, keys[i].key);
+        if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
+            return px_error_set(e, PX_ECONFIG, "%s:%d: [%s] %s: too long", px_config_path(c),
+                                px_config_line(c, section, keys[i].key), section, keys[i].key);
+    }
+    return PX_OK;
 }
 
 int hsm_config_bind(px_config *c, const char *section, hsm_config *cfg, px_error *e)

@@ -81,6 +81,11 @@ void hsm_config_default(hsm_config *cfg);
 /* Fill cfg from [section] (defaults first); unknown keys in that section are errors. */
 int hsm_config_bind(px_config *c, const char *section, hsm_config *cfg, px_error *e);
 
+/* A service's own HSM keys over cfg: [section] hsm_backend, hsm_lmk_file, hsm_audit_file,
+ * hsm_pkcs11_module, hsm_pkcs11_token, hsm_pkcs11_key, where present. PX_ECONFIG naming
+ * file:line and key on a bad backend or a value too long; cfg is then partly set. */
+int hsm_config_bind_overrides(px_config *c, const char *section, hsm_config *cfg, px_error *e);
+
 /* A hsm_secret_fn that reads from the terminal with echo off (PX_EPERM without a tty). */
 int hsm_secret_prompt(void *ud, const char *prompt, char *out, size_t outsz);
 

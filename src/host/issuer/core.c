@@ -49,29 +49,7 @@ void issuer_config_default(issuer_config *c)
 /* [issuer] hsm_* keys override the HSM settings ([hsm] or the defaults). */
 static int bind_hsm_overrides(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct {
-        const char *key;
-        size_t off, size;
-    } keys[] = {
-        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
-        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
-        {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
-        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
-         sizeof h->pkcs11_token_label},
-        {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
-    const char *v = px_config_get(c, "issuer", "hsm_backend");
-    if (v != NULL && strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0)
-        return px_error_set(e, PX_ECONFIG, "%s:%d: [issuer] hsm_backend: expected soft or pkcs11",
-                            px_config_path(c), px_config_line(c, "issuer", "hsm_backend"));
-    if (v != NULL)
-        h->backend = strcmp(v, "soft") == 0 ? HSM_BACKEND_SOFT : HSM_BACKEND_PKCS11;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        v = px_config_get(c, "issuer", keys[i].key);
-        if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
-            return px_error_set(e, PX_ECONFIG, "%s:%d: [issuer] %s: too long", px_config_path(c),
-                                px_config_line(c, "issuer", keys[i].key), keys[i].key);
-    }
-    return PX_OK;
+    return hsm_config_bind_overrides(c, "issuer", h, e);
 }
 
 /* Checks the field table cannot express. */

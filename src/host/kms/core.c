@@ -35,39 +35,19 @@ void kms_config_default(kms_config *c)
 
 int kms_hsm_config_bind(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct {
-        const char *key;
-        size_t off, size;
-    } keys[] = {
-        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
-        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
-        {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
-        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
-         sizeof h->pkcs11_token_label},
-        {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
     const char *v;
     int rc = PX_OK;
     hsm_config_default(h);
     if (px_config_has_section(c, "hsm"))
         rc = hsm_config_bind(c, "hsm", h, e);
+    if (rc == PX_OK)
+        rc = hsm_config_bind_overrides(c, "kms", h, e);
     if (rc != PX_OK)
         return rc;
-    if ((v = px_config_get(c, "kms", "hsm_backend")) != NULL) {
-        if (strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0)
-            return px_error_set(e, PX_ECONFIG, "%s:%d: [kms] hsm_backend: expected soft or pkcs11",
-                                px_config_path(c), px_config_line(c, "kms", "hsm_backend"));
-        h->backend = strcmp(v, "soft") == 0 ? HSM_BACKEND_SOFT : HSM_BACKEND_PKCS11;
-    }
     if ((v = px_config_get(c, "kms", "hsm_lmk_scrypt_log2n")) != NULL &&
         px_parse_i64(v, 10, 22, &h->lmk_scrypt_log2n) != PX_OK)
         return px_error_set(e, PX_ECONFIG, "%s:%d: [kms] hsm_lmk_scrypt_log2n: 10 to 22",
                             px_config_path(c), px_config_line(c, "kms", "hsm_lmk_scrypt_log2n"));
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        v = px_config_get(c, "kms", keys[i].key);
-        if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
-            return px_error_set(e, PX_ECONFIG, "%s:%d: [kms] %s: too long", px_config_path(c),
-                                px_config_line(c, "kms", keys[i].key), keys[i].key);
-    }
     px_strlcpy(h->caller, "kms", sizeof h->caller);
     return PX_OK;
 }

@@ -17,37 +17,15 @@ void sw_note_update_flag(const char *tid, int on); /* switch.c */
 /* [switch] hsm_* keys override [hsm] (or the HSM defaults), as for the other services. */
 int switch_hsm_config_bind(px_config *c, hsm_config *h, px_error *e)
 {
-    static const struct {
-        const char *key;
-        size_t off, size;
-    } keys[] = {
-        {"hsm_lmk_file", offsetof(hsm_config, lmk_file), sizeof h->lmk_file},
-        {"hsm_audit_file", offsetof(hsm_config, audit_file), sizeof h->audit_file},
-        {"hsm_pkcs11_module", offsetof(hsm_config, pkcs11_module), sizeof h->pkcs11_module},
-        {"hsm_pkcs11_token", offsetof(hsm_config, pkcs11_token_label),
-         sizeof h->pkcs11_token_label},
-        {"hsm_pkcs11_key", offsetof(hsm_config, pkcs11_key_label), sizeof h->pkcs11_key_label}};
-    const char *v;
     int rc = PX_OK;
     hsm_config_default(h);
     if (px_config_has_section(c, "hsm"))
         rc = hsm_config_bind(c, "hsm", h, e);
-    if (rc != PX_OK)
-        return rc;
-    v = px_config_get(c, "switch", "hsm_backend");
-    if (v != NULL && strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0)
-        return px_error_set(e, PX_ECONFIG, "%s:%d: [switch] hsm_backend: expected soft or pkcs11",
-                            px_config_path(c), px_config_line(c, "switch", "hsm_backend"));
-    if (v != NULL)
-        h->backend = strcmp(v, "soft") == 0 ? HSM_BACKEND_SOFT : HSM_BACKEND_PKCS11;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        v = px_config_get(c, "switch", keys[i].key);
-        if (v != NULL && px_strlcpy((char *)h + keys[i].off, v, keys[i].size) != PX_OK)
-            return px_error_set(e, PX_ECONFIG, "%s:%d: [switch] %s: too long", px_config_path(c),
-                                px_config_line(c, "switch", keys[i].key), keys[i].key);
-    }
-    px_strlcpy(h->caller, "switch", sizeof h->caller);
-    return PX_OK;
+    if (rc == PX_OK)
+        rc = hsm_config_bind_overrides(c, "switch", h, e);
+    if (rc == PX_OK)
+        px_strlcpy(h->caller, "switch", sizeof h->caller);
+    return rc;
 }
 
 static int id_is_valid(const char *s, size_t len)
